@@ -1,0 +1,86 @@
+"""Argument checks shared by every public constructor and function.
+
+Messages follow one shape: "The 'num_reads' parameter of SimulatedAnnealingSolver must be an
+int in [1, inf). Got 0 instead."
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+import dimod
+import numpy as np
+
+from qopt.exceptions import InvalidProblemError, SolverConfigurationError
+
+
+def _interval(low: float | None, high: float | None) -> str:
+    lo = "-inf" if low is None else f"{low:g}"
+    hi = "inf" if high is None else f"{high:g}"
+    return f"[{lo}, {hi}{']' if high is not None else ')'}"
+
+
+def check_int(
+    value: Any, name: str, owner: str, *, low: int | None = None, high: int | None = None
+) -> int:
+    """Return ``value`` as an int if it is an integer within [low, high]; raise otherwise."""
+    ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if ok and (low is None or value >= low) and (high is None or value <= high):
+        return int(value)
+    raise SolverConfigurationError(
+        f"The '{name}' parameter of {owner} must be an int in {_interval(low, high)}. "
+        f"Got {value!r} instead."
+    )
+
+
+def check_float(
+    value: Any,
+    name: str,
+    owner: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_inclusive: bool = True,
+) -> float:
+    """Return ``value`` as a finite float within the bounds; raise otherwise."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    if ok:
+        above = low is None or (value >= low if low_inclusive else value > low)
+        if above and (high is None or value <= high):
+            return float(value)
+    bracket = "[" if low_inclusive else "("
+    raise SolverConfigurationError(
+        f"The '{name}' parameter of {owner} must be a finite float in "
+        f"{bracket}{_interval(low, high)[1:]}. Got {value!r} instead."
+    )
+
+
+def check_bqm(bqm: Any, owner: str, *, allow_empty: bool = False) -> dimod.BinaryQuadraticModel:
+    """Check that ``bqm`` is a BQM with finite biases; return it unchanged.
+
+    Solvers pass ``allow_empty=True``: dimod's sampler contract answers an empty BQM with an
+    empty sample set. Entry points that take a user's problem (files, formulations) refuse it.
+    """
+    if not isinstance(bqm, dimod.BinaryQuadraticModel):
+        raise InvalidProblemError(
+            f"{owner} expects a dimod.BinaryQuadraticModel. Got {type(bqm).__name__} instead; "
+            "build one with dimod.BinaryQuadraticModel.from_qubo(Q) or from_ising(h, J)."
+        )
+    if bqm.num_variables == 0 and not allow_empty:
+        raise InvalidProblemError(
+            f"{owner} was given an empty BQM (no variables): there is nothing to solve."
+        )
+    linear = np.fromiter(bqm.linear.values(), float, bqm.num_variables)
+    quadratic = np.fromiter(bqm.quadratic.values(), float, bqm.num_interactions)
+    offset = float(bqm.offset)
+    if not (np.isfinite(linear).all() and np.isfinite(quadratic).all() and math.isfinite(offset)):
+        bad = [v for v, b in bqm.linear.items() if not math.isfinite(b)][:3]
+        bad_q = [uv for uv, b in bqm.quadratic.items() if not math.isfinite(b)][:3]
+        where = ", ".join([f"linear {v!r}" for v in bad] + [f"quadratic {uv!r}" for uv in bad_q])
+        raise InvalidProblemError(
+            f"{owner} was given a BQM with non-finite (NaN or inf) biases ({where or 'offset'}). "
+            "Check the inputs that built it; scale or clip them to finite values."
+        )
+    return bqm

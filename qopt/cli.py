@@ -1,0 +1,259 @@
+"""The ``qopt`` command line: ``qopt solvers``, ``qopt solve``, ``qopt demo``."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from qopt.exceptions import QoptError
+
+__all__ = ["main"]
+
+
+def _solvers(args: argparse.Namespace, out: TextIO) -> int:
+    from qopt.solvers import available_solvers, solver_status
+
+    statuses = [solver_status(name) for name in available_solvers()]
+    if args.json:
+        rows = [
+            {
+                "name": s.spec.name,
+                "summary": s.spec.summary,
+                "installed": s.installed,
+                "ready": s.ready,
+                "status": s.message,
+                "remote": s.spec.remote,
+                "needs": s.spec.needs,
+                "limits": s.spec.limits,
+            }
+            for s in statuses
+        ]
+        json.dump(rows, out, indent=2)
+        out.write("\n")
+        return 0
+    width = max(len(s.spec.name) for s in statuses)
+    for s in statuses:
+        mark = "ready" if s.ready else "-"
+        out.write(f"{s.spec.name:<{width}}  {mark:<5}  {s.spec.summary}\n")
+        details = [] if s.ready and s.message == "ready" else [s.message]
+        if s.spec.needs != "nothing":
+            details.append(f"needs {s.spec.needs}")
+        if s.spec.limits:
+            details.append(f"limits: {s.spec.limits}")
+        for detail in details:
+            out.write(f"{'':<{width}}         {detail}\n")
+    return 0
+
+
+def _solver_options(args: argparse.Namespace) -> dict[str, Any]:
+    import inspect
+
+    from qopt.solvers import available_solvers
+
+    spec = available_solvers().get(args.solver)
+    accepted: set[str] = set()
+    if spec is not None:
+        try:
+            accepted = set(inspect.signature(spec.load()).parameters)
+        except (TypeError, ValueError, QoptError):
+            accepted = set()
+    options: dict[str, Any] = {}
+    for flag, option in (("reads", "num_reads"), ("seed", "seed")):
+        value = getattr(args, flag)
+        if value is None:
+            continue
+        if flag == "reads" and value < 1:
+            raise _UsageError(f"--reads must be a positive integer. Got {value} instead.")
+        if option not in accepted:
+            raise _UsageError(f"Solver '{args.solver}' has no '{option}' option (from --{flag}).")
+        options[option] = value
+    return options
+
+
+class _UsageError(QoptError, ValueError):
+    pass
+
+
+def _solve(args: argparse.Namespace, out: TextIO) -> int:
+    from qopt.io import load_problem
+    from qopt.metering import record_of
+    from qopt.quality import approximation_ratio, gap_to_best_known
+    from qopt.solvers import get_solver
+
+    if args.time_limit is not None and not args.time_limit > 0:
+        raise _UsageError(
+            f"--time-limit must be a positive number of seconds. Got {args.time_limit}."
+        )
+    problem = load_problem(args.file, format=args.format, best_known=args.best_known)
+    solver = get_solver(args.solver, **_solver_options(args))
+
+    # With a time limit, solve in rounds until it is spent and keep the best: an anytime
+    # behaviour that works the same for every backend.
+    best_energy, best_sample = math.inf, None
+    rounds, wall, cpu, joules = 0, 0.0, 0.0, 0.0
+    records = []
+    start = time.perf_counter()
+    while True:
+        sampleset = solver.sample(problem.bqm)
+        record = record_of(sampleset)
+        records.append(record)
+        rounds += 1
+        wall += record.wall_s
+        cpu += record.cpu_s
+        joules += record.energy_j or 0.0
+        if sampleset.first.energy < best_energy:
+            best_energy, best_sample = sampleset.first.energy, dict(sampleset.first.sample)
+        if args.time_limit is None or time.perf_counter() - start >= args.time_limit:
+            break
+    last = records[-1]
+    objective = problem.objective(best_energy)
+    result: dict[str, Any] = {
+        "problem": problem.name,
+        "format": problem.format,
+        "variables": problem.bqm.num_variables,
+        "solver": args.solver,
+        "solved_by": last.solved_by,
+        "objective": objective,
+        "sense": problem.sense,
+        "energy": float(best_energy),
+        "feasible": True,
+        "rounds": rounds,
+        "best_known": problem.best_known,
+        "approximation_ratio": None,
+        "gap_to_best_known": None,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "energy_j": joules if last.energy_provenance != "not measured" else None,
+        "energy_provenance": last.energy_provenance,
+        "energy_method": last.energy_method,
+        "fallback": last.fallback,
+        "mock": last.mock,
+    }
+    if problem.best_known is not None:
+        result["gap_to_best_known"] = gap_to_best_known(
+            objective, problem.best_known, sense=problem.sense
+        )
+        with contextlib.suppress(ValueError):  # no ratio for a zero or positive minimum
+            result["approximation_ratio"] = approximation_ratio(
+                objective, problem.best_known, sense=problem.sense
+            )
+    if last.mock:  # mock timings are fake: never report them
+        for key in ("wall_s", "cpu_s", "energy_j"):
+            result[key] = None
+    if args.sample:
+        result["sample"] = {str(k): int(v) for k, v in (best_sample or {}).items()}
+    if args.json:
+        json.dump(result, out, indent=2)
+        out.write("\n")
+        return 0
+    name = "cut" if problem.sense == "max" else "energy"
+    out.write(
+        f"problem     {problem.name} ({problem.format}, {problem.bqm.num_variables} variables)\n"
+    )
+    out.write(
+        f"solver      {args.solver}"
+        + (f" -> fell back to {last.solved_by}" if last.fallback else "")
+        + "\n"
+    )
+    if last.fallback:
+        out.write(f"fallback    {last.fallback}\n")
+    out.write(f"best {name:<6} {objective:g}   feasible: yes (unconstrained)\n")
+    if problem.best_known is not None:
+        ratio = result["approximation_ratio"]
+        quality = f"ratio {ratio:.4f}, " if ratio is not None else ""
+        out.write(
+            f"quality     {quality}gap {100 * result['gap_to_best_known']:.3f}% "
+            f"to best known {problem.best_known:g}\n"
+        )
+    if last.mock:
+        out.write("time        not reported (mock backend: its timings are fake)\n")
+    else:
+        out.write(f"time        {wall:.3f} s wall, {cpu:.3f} s CPU, {rounds} round(s)\n")
+        if last.energy_provenance == "not measured":
+            out.write(f"energy      not measured ({last.energy_method})\n")
+        else:
+            out.write(
+                f"energy      {joules:.3g} J {last.energy_provenance}: {last.energy_method}\n"
+            )
+    if args.sample:
+        out.write(f"sample      {result['sample']}\n")
+    return 0
+
+
+def _demo(args: argparse.Namespace, out: TextIO) -> int:
+    from qopt.demo import run_demo
+
+    return run_demo(out, quick=args.quick, seed=args.seed)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="qopt",
+        description="Quantum and quantum-inspired optimizers for the hard discrete decisions of training loops.",
+    )
+    from qopt import __version__
+
+    parser.add_argument("--version", action="version", version=f"qopt {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    solvers = commands.add_parser(
+        "solvers", help="list backends, whether they are ready here, their limits"
+    )
+    solvers.add_argument("--json", action="store_true", help="machine-readable output")
+    solvers.set_defaults(run=_solvers)
+
+    solve = commands.add_parser(
+        "solve", help="solve a problem file (dimod JSON, COO, G-set MaxCut, Beasley QUBO)"
+    )
+    solve.add_argument("file", help="the problem file")
+    solve.add_argument(
+        "--solver", default="sa", help="backend name (see 'qopt solvers'); default: sa"
+    )
+    solve.add_argument(
+        "--format",
+        choices=["json", "coo", "maxcut", "beasley"],
+        help="file format (default: from the name)",
+    )
+    solve.add_argument("--reads", type=int, help="samples per solve (the solver's num_reads)")
+    solve.add_argument(
+        "--time-limit",
+        type=float,
+        metavar="S",
+        help="keep solving in rounds for S seconds; report the best",
+    )
+    solve.add_argument("--seed", type=int, help="random seed")
+    solve.add_argument(
+        "--best-known",
+        type=float,
+        help="reference objective (default: best_known.csv beside the file)",
+    )
+    solve.add_argument("--sample", action="store_true", help="also print the best sample")
+    solve.add_argument("--json", action="store_true", help="machine-readable output")
+    solve.set_defaults(run=_solve)
+
+    demo = commands.add_parser("demo", help="qopt end to end on the embedded default solver")
+    demo.add_argument("--quick", action="store_true", help="smaller problems, for a fast check")
+    demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    """Run the command line; return the exit status (0 ok, 2 usage or input error)."""
+    out = out or sys.stdout
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.run(args, out))
+    except QoptError as error:
+        print(f"qopt {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

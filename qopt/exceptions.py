@@ -1,0 +1,54 @@
+"""The exceptions qopt raises.
+
+Every error derives from :class:`QoptError`, and each subclass also inherits the builtin a
+caller would naturally catch (``ValueError``, ``ImportError``, ...), so ``except ValueError``
+keeps working for code that does not know about qopt.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "FileFormatError",
+    "InvalidProblemError",
+    "MissingDependencyError",
+    "ProblemTooLargeError",
+    "QoptError",
+    "SolverConfigurationError",
+    "SolverUnavailableError",
+    "UnknownSolverError",
+]
+
+
+class QoptError(Exception):
+    """Root of every error raised by qopt."""
+
+
+class MissingDependencyError(QoptError, ImportError):
+    """An optional dependency is not installed; the message names the extra to install."""
+
+
+class UnknownSolverError(QoptError, KeyError):
+    """A solver name is not in the registry; the message lists the known names."""
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the whole message.
+        return str(self.args[0]) if self.args else ""
+
+
+class SolverConfigurationError(QoptError, ValueError):
+    """A solver option is missing, unknown or out of range."""
+
+
+class InvalidProblemError(QoptError, ValueError):
+    """A problem (BQM, constraint, ...) cannot be solved as given: empty, non-finite, ..."""
+
+
+class ProblemTooLargeError(InvalidProblemError):
+    """A problem exceeds what a backend can take; the message gives the size, the limit and the way out."""
+
+
+class FileFormatError(QoptError, ValueError):
+    """A problem file is malformed; the message names the file, the line and what was expected."""
+
+
+class SolverUnavailableError(QoptError, RuntimeError):
+    """A backend could not run (no token, network error, timeout) and no fallback was allowed."""

@@ -1,0 +1,250 @@
+"""Time and energy of every solve, with the provenance of each number.
+
+A :class:`Meter` brackets a piece of work and reads wall-clock time, process CPU time and
+energy. Energy is ``"measured"`` only when read from a hardware counter (NVML for a GPU, RAPL
+for a CPU package); otherwise it is ``"estimated"`` and the record names the model and its
+inputs. Remote QPUs report ``"not measured"`` unless the vendor reports energy.
+
+Example:
+    >>> from qopt.metering import Meter
+    >>> with Meter() as meter:
+    ...     _ = sum(range(10_000))
+    >>> meter.reading.wall_s > 0 and meter.reading.energy.provenance in ("measured", "estimated")
+    True
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import dimod
+
+__all__ = [
+    "DEFAULT_CPU_WATTS_PER_CORE",
+    "EnergyReading",
+    "Meter",
+    "MeterReading",
+    "SolveRecord",
+    "record_of",
+]
+
+Provenance = Literal["measured", "estimated", "not measured"]
+
+#: Power drawn by one fully busy CPU core, for the estimate when no RAPL counter is readable.
+#: A server core under load draws roughly 5-15 W (package TDP / cores); 10 W is the middle.
+#: Override with the environment variable ``QOPT_CPU_WATTS_PER_CORE``.
+DEFAULT_CPU_WATTS_PER_CORE = 10.0
+
+_RAPL_GLOB = "/sys/class/powercap/intel-rapl:[0-9]*/energy_uj"
+
+
+@dataclass(frozen=True)
+class EnergyReading:
+    """Joules spent by a piece of work, and how that number was obtained.
+
+    Attributes:
+        joules: The energy, or ``None`` when ``provenance`` is ``"not measured"``.
+        provenance: ``"measured"`` (hardware counter), ``"estimated"`` (a model) or
+            ``"not measured"``.
+        method: The counter read, or the model and its inputs.
+    """
+
+    joules: float | None
+    provenance: Provenance
+    method: str
+
+
+@dataclass(frozen=True)
+class MeterReading:
+    """What a :class:`Meter` read over one block of work."""
+
+    wall_s: float
+    cpu_s: float
+    energy: EnergyReading
+
+
+def _cpu_watts_per_core() -> float:
+    raw = os.environ.get("QOPT_CPU_WATTS_PER_CORE")
+    if raw is None:
+        return DEFAULT_CPU_WATTS_PER_CORE
+    try:
+        watts = float(raw)
+    except ValueError:
+        watts = -1.0
+    if not watts > 0:
+        raise ValueError(
+            f"QOPT_CPU_WATTS_PER_CORE must be a positive number of watts. Got {raw!r} instead."
+        )
+    return watts
+
+
+def _read_rapl_uj() -> list[int] | None:
+    """Package energy counters in microjoules, or None where RAPL is absent or unreadable."""
+    values = []
+    for path in sorted(glob.glob(_RAPL_GLOB)):
+        try:
+            with open(path) as handle:
+                values.append(int(handle.read().strip()))
+        except (OSError, ValueError):
+            return None
+    return values or None
+
+
+class _NvmlCounter:
+    """Total-energy counter of one NVIDIA GPU, through NVML (package nvidia-ml-py)."""
+
+    def __init__(self, index: int) -> None:
+        import pynvml
+
+        pynvml.nvmlInit()
+        self._nvml = pynvml
+        self._handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+        self.name = f"NVML total energy counter, GPU {index}"
+
+    def read_mj(self) -> int:
+        return int(self._nvml.nvmlDeviceGetTotalEnergyConsumption(self._handle))
+
+
+def _open_nvml(device: str) -> _NvmlCounter | None:
+    if not device.startswith("cuda"):
+        return None
+    index = int(device.split(":", 1)[1]) if ":" in device else 0
+    try:
+        counter = _NvmlCounter(index)
+        counter.read_mj()
+    except Exception:  # no pynvml, no driver, or a GPU without the counter
+        return None
+    return counter
+
+
+class Meter:
+    """Context manager that measures wall time, CPU time and energy of the enclosed work.
+
+    Args:
+        device: ``"cpu"`` or a torch-style ``"cuda[:N]"`` for work that runs on a GPU.
+        remote: ``True`` for work done on a remote machine (a QPU, a cloud solver): its energy
+            is ``"not measured"`` because no counter of ours sees it.
+
+    Example:
+        >>> with Meter() as meter:
+        ...     pass
+        >>> meter.reading.energy.provenance in ("measured", "estimated")
+        True
+    """
+
+    def __init__(self, device: str = "cpu", *, remote: bool = False) -> None:
+        self.device = device
+        self.remote = remote
+        self._reading: MeterReading | None = None
+
+    def __enter__(self) -> Meter:
+        self._nvml = None if self.remote else _open_nvml(self.device)
+        self._rapl0 = None if (self.remote or self._nvml) else _read_rapl_uj()
+        self._nvml0 = self._nvml.read_mj() if self._nvml else 0
+        self._cpu0 = time.process_time()
+        self._wall0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        wall = time.perf_counter() - self._wall0
+        cpu = time.process_time() - self._cpu0
+        self._reading = MeterReading(wall_s=wall, cpu_s=cpu, energy=self._energy(wall, cpu))
+
+    def _energy(self, wall: float, cpu: float) -> EnergyReading:
+        if self.remote:
+            return EnergyReading(
+                None, "not measured", "remote hardware; the vendor reports no energy"
+            )
+        if self._nvml is not None:
+            joules = (self._nvml.read_mj() - self._nvml0) / 1e3
+            return EnergyReading(joules, "measured", self._nvml.name + " (whole GPU)")
+        if self._rapl0 is not None:
+            rapl1 = _read_rapl_uj()
+            if rapl1 is not None and len(rapl1) == len(self._rapl0):
+                # Counters wrap; a negative difference means one did during the block.
+                delta = sum(b - a for a, b in zip(self._rapl0, rapl1, strict=True) if b >= a)
+                return EnergyReading(
+                    delta / 1e6, "measured", "RAPL package counters (whole socket)"
+                )
+        watts = _cpu_watts_per_core()
+        return EnergyReading(
+            cpu * watts,
+            "estimated",
+            f"CPU time {cpu:.4g} s x {watts:g} W per busy core "
+            "(model: QOPT_CPU_WATTS_PER_CORE; no RAPL counter readable)",
+        )
+
+    @property
+    def reading(self) -> MeterReading:
+        """The measurement; available once the ``with`` block has ended."""
+        if self._reading is None:
+            raise RuntimeError("Meter.reading is available after the 'with' block ends.")
+        return self._reading
+
+
+@dataclass
+class SolveRecord:
+    """The measured facts of one solve, stored in ``SampleSet.info["qopt"]``.
+
+    Attributes:
+        solver: The registry name of the solver that was asked for.
+        solved_by: The solver that produced the samples (differs after a fallback).
+        num_variables: Variables in the BQM.
+        wall_s: Wall-clock seconds of the whole solve, qopt's own work included.
+        cpu_s: CPU seconds of this process over the solve (all threads).
+        qpu_access_s: QPU access time reported by the backend, when it reports one.
+        energy_j: Joules, or ``None`` when not measured.
+        energy_provenance: ``"measured"``, ``"estimated"`` or ``"not measured"``.
+        energy_method: The counter read, or the model and its inputs.
+        fallback: Why the requested solver failed and a fallback solved instead, or ``None``.
+        mock: ``True`` when a mock backend produced the samples: its timings are fake and
+            :meth:`reportable` is ``False``.
+        timing: The backend's own timing keys (dwave-samplers' ``*_ns``, QPU ``*_time``).
+    """
+
+    solver: str
+    solved_by: str
+    num_variables: int
+    wall_s: float
+    cpu_s: float
+    qpu_access_s: float | None
+    energy_j: float | None
+    energy_provenance: Provenance
+    energy_method: str
+    fallback: str | None = None
+    mock: bool = False
+    timing: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def reportable(self) -> bool:
+        """Whether the times and joules may be reported as results (never for mocks)."""
+        return not self.mock
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of the record."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SolveRecord:
+        """Rebuild a record from :meth:`to_dict` output."""
+        return cls(**data)
+
+
+def record_of(sampleset: dimod.SampleSet) -> SolveRecord:
+    """The :class:`SolveRecord` attached to a sample set by a metered solver.
+
+    Raises:
+        KeyError: The sample set did not come from a metered qopt solver.
+    """
+    try:
+        data = sampleset.info["qopt"]
+    except KeyError:
+        raise KeyError(
+            "This SampleSet carries no qopt solve record; get the solver with "
+            "qopt.solvers.get_solver(name), which meters every solve."
+        ) from None
+    return data if isinstance(data, SolveRecord) else SolveRecord.from_dict(data)

@@ -1,0 +1,289 @@
+"""The solver registry: every backend by name, built-in or registered by a third party.
+
+Third-party packages register a backend through the entry-point group ``qopt.solvers``::
+
+    [project.entry-points."qopt.solvers"]
+    mysolver = "mypackage.solvers:MySolver"   # a dimod.Sampler class with keyword options
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.metadata
+import importlib.util
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import dimod
+
+from qopt.exceptions import MissingDependencyError, SolverConfigurationError, UnknownSolverError
+
+__all__ = [
+    "DEFAULT_SOLVER",
+    "SolverSpec",
+    "SolverStatus",
+    "available_solvers",
+    "get_solver",
+    "register_solver",
+    "solver_status",
+]
+
+#: The embedded default: local simulated annealing, needs nothing.
+DEFAULT_SOLVER = "sa"
+
+ENTRY_POINT_GROUP = "qopt.solvers"
+
+
+@dataclass(frozen=True)
+class SolverSpec:
+    """How to build one backend, and what it needs.
+
+    Attributes:
+        name: Registry name, as passed to :func:`get_solver`.
+        factory: ``"module:attribute"`` of a :class:`dimod.Sampler` class (or a callable
+            returning one) taking keyword options.
+        summary: One line on what runs.
+        extra: The qopt extra that installs its dependencies, or ``None``.
+        remote: Whether it runs on someone else's hardware (then it falls back when it fails).
+        needs: What it needs besides packages (a token, ...), in words.
+        limits: Its size limits, in words.
+        configured: ``"module:function"`` returning ``(ready, message)`` for remote backends.
+    """
+
+    name: str
+    factory: str | Callable[..., dimod.Sampler]
+    summary: str
+    extra: str | None = None
+    remote: bool = False
+    needs: str = "nothing"
+    limits: str = ""
+    configured: str | None = None
+
+    def load(self) -> Callable[..., dimod.Sampler]:
+        """Import the factory; raise :class:`MissingDependencyError` if its extra is missing."""
+        if callable(self.factory):
+            return self.factory
+        module_name, _, attribute = self.factory.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as error:
+            extra = f"pip install 'qopt[{self.extra}]'" if self.extra else "reinstall qopt"
+            raise MissingDependencyError(
+                f"Solver '{self.name}' needs packages that are not installed ({error}). "
+                f"Install them with: {extra}"
+            ) from error
+        factory: Callable[..., dimod.Sampler] = getattr(module, attribute)
+        return factory
+
+
+_BUILTIN: dict[str, SolverSpec] = {
+    spec.name: spec
+    for spec in [
+        SolverSpec(
+            "sa",
+            "qopt.solvers.classical:SimulatedAnnealingSolver",
+            "simulated annealing (dwave-samplers, C++); the embedded default",
+        ),
+        SolverSpec(
+            "tabu",
+            "qopt.solvers.classical:TabuSolver",
+            "multistart tabu search (dwave-samplers, C++)",
+        ),
+        SolverSpec(
+            "steepest",
+            "qopt.solvers.classical:SteepestDescentSolver",
+            "steepest greedy descent (dwave-samplers, C++); local minima only",
+        ),
+        SolverSpec(
+            "exact",
+            "qopt.solvers.classical:ExactSolver",
+            "exhaustive search (dimod); the true optimum",
+            limits="24 variables by default (2^n states)",
+        ),
+        SolverSpec(
+            "dwave",
+            "qopt.solvers.dwave:DWaveSolver",
+            "D-Wave QPU (DWaveSampler + EmbeddingComposite)",
+            extra="dwave",
+            remote=True,
+            needs="a Leap token ('dwave config create' or DWAVE_API_TOKEN)",
+            limits="the QPU's working graph (minor embedding)",
+            configured="qopt.solvers.dwave:leap_status",
+        ),
+        SolverSpec(
+            "dwave-hybrid",
+            "qopt.solvers.dwave:LeapHybridSolver",
+            "Leap hybrid BQM solver",
+            extra="dwave",
+            remote=True,
+            needs="a Leap token ('dwave config create' or DWAVE_API_TOKEN)",
+            limits="the hybrid solver's maximum variables (reported by Leap)",
+            configured="qopt.solvers.dwave:leap_status",
+        ),
+        SolverSpec(
+            "qaoa-qiskit",
+            "qopt.solvers.qiskit_qaoa:QiskitQAOASolver",
+            "QAOA through qiskit-optimization on Qiskit primitives; IBM hardware with a token",
+            extra="qiskit",
+            needs="nothing locally; an IBM Quantum token for hardware",
+            limits="about 20 qubits on the local statevector simulator",
+            configured="qopt.solvers.qiskit_qaoa:ibm_status",
+        ),
+    ]
+}
+
+_REGISTERED: dict[str, SolverSpec] = {}
+
+
+def register_solver(spec: SolverSpec) -> None:
+    """Add a backend to the registry (replacing one of the same name registered earlier).
+
+    Example:
+        >>> import dimod
+        >>> from qopt.solvers import SolverSpec, get_solver, register_solver
+        >>> register_solver(SolverSpec("random", dimod.RandomSampler, "uniform random samples"))
+        >>> get_solver("random").sample_ising({"a": 1}, {}).record.sample.shape
+        (10, 1)
+    """
+    if spec.name in _BUILTIN:
+        raise SolverConfigurationError(
+            f"'{spec.name}' is a built-in solver name; register yours under another name."
+        )
+    _REGISTERED[spec.name] = spec
+
+
+def _entry_point_specs() -> dict[str, SolverSpec]:
+    specs = {}
+    for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        specs[entry.name] = SolverSpec(
+            entry.name, entry.value, f"third-party backend from {entry.value}"
+        )
+    return specs
+
+
+def available_solvers() -> dict[str, SolverSpec]:
+    """Every registered backend by name: built-in, entry points, then :func:`register_solver`."""
+    return {**_BUILTIN, **_entry_point_specs(), **_REGISTERED}
+
+
+def _spec(name: str) -> SolverSpec:
+    specs = available_solvers()
+    if not isinstance(name, str) or name not in specs:
+        close = difflib.get_close_matches(str(name), specs, n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise UnknownSolverError(
+            f"Unknown solver {name!r}.{hint} Known solvers: {', '.join(sorted(specs))}. "
+            "Run 'qopt solvers' to see which are available here."
+        )
+    return specs[name]
+
+
+def _build(spec: SolverSpec, options: dict[str, Any]) -> dimod.Sampler:
+    factory = spec.load()
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):
+        signature = None
+    if signature is not None and not any(
+        p.kind is p.VAR_KEYWORD for p in signature.parameters.values()
+    ):
+        known = [
+            n
+            for n, p in signature.parameters.items()
+            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise SolverConfigurationError(
+                f"Unknown option(s) {unknown} for solver '{spec.name}'. "
+                f"Its options are: {', '.join(known) or 'none'}."
+            )
+    return factory(**options)
+
+
+_UNSET: Any = object()
+
+
+def get_solver(
+    name: str = DEFAULT_SOLVER, *, fallback: str | None = _UNSET, **options: Any
+) -> dimod.Sampler:
+    """Build a backend by name, metered and (for remote backends) with a local fallback.
+
+    Args:
+        name: A registry name; ``qopt solvers`` lists them.
+        fallback: For remote backends, the local solver used when the remote one fails
+            (default ``"sa"``); ``None`` raises instead. Local backends have no fallback.
+        **options: The backend's keyword options, checked now.
+
+    Returns:
+        A :class:`dimod.Sampler` whose sample sets carry a solve record in
+        ``info["qopt"]`` (read it with :func:`qopt.metering.record_of`).
+
+    Raises:
+        UnknownSolverError: ``name`` is not registered; the message lists the known names.
+        SolverConfigurationError: An option is unknown or out of range.
+        MissingDependencyError: The backend's optional packages are not installed.
+
+    Example:
+        >>> import dimod
+        >>> from qopt.solvers import get_solver
+        >>> solver = get_solver("sa", num_reads=5, seed=7)
+        >>> bqm = dimod.BinaryQuadraticModel({"a": -1, "b": 2}, {("a", "b"): -1}, 0, "BINARY")
+        >>> {v: int(x) for v, x in solver.sample(bqm).first.sample.items()}
+        {'a': 1, 'b': 0}
+    """
+    from qopt.solvers.composites import FallbackComposite, MeteredComposite
+
+    spec = _spec(name)
+    solver = _build(spec, options)
+    if fallback is _UNSET:
+        fallback = DEFAULT_SOLVER if spec.remote else None
+    if fallback is not None:
+        if fallback == name:
+            raise SolverConfigurationError(f"Solver '{name}' cannot be its own fallback.")
+        fallback_spec = _spec(fallback)
+        if fallback_spec.remote:
+            raise SolverConfigurationError(
+                f"The fallback must be a local solver; '{fallback}' is remote."
+            )
+        seed = options.get("seed")
+        fallback_options = (
+            {"seed": seed}
+            if seed is not None and "seed" in inspect.signature(fallback_spec.load()).parameters
+            else {}
+        )
+        solver = FallbackComposite(
+            solver, _build(fallback_spec, fallback_options), name=name, fallback_name=fallback
+        )
+    return MeteredComposite(solver, name=name)
+
+
+@dataclass(frozen=True)
+class SolverStatus:
+    """Whether a backend can run here, as ``qopt solvers`` shows it."""
+
+    spec: SolverSpec
+    installed: bool
+    ready: bool
+    message: str
+
+
+def solver_status(name: str) -> SolverStatus:
+    """Check, without solving anything, whether backend ``name`` is installed and configured."""
+    spec = _spec(name)
+    try:
+        spec.load()
+    except MissingDependencyError:
+        extra = f"pip install 'qopt[{spec.extra}]'" if spec.extra else "reinstall qopt"
+        return SolverStatus(spec, False, False, f"not installed: {extra}")
+    except Exception as error:  # a broken third-party plugin must not break the listing
+        return SolverStatus(spec, False, False, f"failed to load: {type(error).__name__}: {error}")
+    if spec.configured is None:
+        return SolverStatus(spec, True, True, "ready")
+    module_name, _, attribute = spec.configured.partition(":")
+    check = getattr(importlib.import_module(module_name), attribute)
+    ready, message = check()
+    return SolverStatus(spec, True, bool(ready), str(message))

@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import unittest
+
+import dimod
+import dimod.testing
+import pytest
+
+from qopt.exceptions import InvalidProblemError, ProblemTooLargeError, SolverConfigurationError
+from qopt.solvers import (
+    ExactSolver,
+    SimulatedAnnealingSolver,
+    SteepestDescentSolver,
+    TabuSolver,
+    get_solver,
+)
+
+
+@dimod.testing.load_sampler_bqm_tests(lambda: SimulatedAnnealingSolver(num_reads=3, seed=1))
+class TestSimulatedAnnealingConformance(unittest.TestCase):
+    def test_api(self) -> None:
+        dimod.testing.assert_sampler_api(SimulatedAnnealingSolver())
+
+
+@dimod.testing.load_sampler_bqm_tests(lambda: TabuSolver(timeout=5, seed=1))
+class TestTabuConformance(unittest.TestCase):
+    def test_api(self) -> None:
+        dimod.testing.assert_sampler_api(TabuSolver())
+
+
+@dimod.testing.load_sampler_bqm_tests(lambda: SteepestDescentSolver(seed=1))
+class TestSteepestConformance(unittest.TestCase):
+    def test_api(self) -> None:
+        dimod.testing.assert_sampler_api(SteepestDescentSolver())
+
+
+@dimod.testing.load_sampler_bqm_tests(ExactSolver)
+class TestExactConformance(unittest.TestCase):
+    def test_api(self) -> None:
+        dimod.testing.assert_sampler_api(ExactSolver())
+
+
+@dimod.testing.load_sampler_bqm_tests(lambda: get_solver("sa", num_reads=2, seed=3))
+class TestMeteredConformance(unittest.TestCase):
+    def test_composite_api(self) -> None:
+        dimod.testing.assert_composite_api(get_solver("sa"))
+
+
+@pytest.mark.parametrize("name", ["sa", "tabu", "steepest"])
+def test_heuristics_find_the_exact_optimum_of_small_problems(name: str) -> None:
+    bqm = dimod.generators.ran_r(1, 14, seed=5)
+    optimum = ExactSolver().sample(bqm).first.energy
+    sampleset = get_solver(name, seed=0).sample(bqm)
+    dimod.testing.assert_sampleset_energies(sampleset, bqm)
+    assert sampleset.first.energy == pytest.approx(optimum)
+
+
+def test_seed_makes_samples_reproducible() -> None:
+    bqm = dimod.generators.ran_r(1, 30, seed=2)
+    a = SimulatedAnnealingSolver(seed=11, num_sweeps=10).sample(bqm)
+    b = SimulatedAnnealingSolver(seed=11, num_sweeps=10).sample(bqm)
+    assert (a.record.sample == b.record.sample).all()
+
+
+@pytest.mark.parametrize(
+    ("cls", "options", "fragment"),
+    [
+        (
+            SimulatedAnnealingSolver,
+            {"num_reads": 0},
+            "'num_reads' parameter of SimulatedAnnealingSolver",
+        ),
+        (SimulatedAnnealingSolver, {"num_sweeps": -5}, "'num_sweeps'"),
+        (SimulatedAnnealingSolver, {"num_reads": 2.5}, "Got 2.5 instead"),
+        (SimulatedAnnealingSolver, {"seed": -1}, "'seed'"),
+        (TabuSolver, {"timeout": 0}, "'timeout' parameter of TabuSolver"),
+        (SteepestDescentSolver, {"num_reads": True}, "'num_reads'"),
+        (ExactSolver, {"max_variables": 99}, "'max_variables'"),
+    ],
+)
+def test_bad_options_are_refused_at_construction(cls: type, options: dict, fragment: str) -> None:
+    with pytest.raises(SolverConfigurationError, match=fragment):
+        cls(**options)
+
+
+def test_unknown_sample_parameter_lists_the_known_ones() -> None:
+    bqm = dimod.BinaryQuadraticModel({"a": 1}, {}, 0, "BINARY")
+    with pytest.raises(SolverConfigurationError, match="num_sweeps"):
+        SimulatedAnnealingSolver().sample(bqm, sweeps=10)
+
+
+def test_exact_refuses_large_problems_with_size_and_limit() -> None:
+    bqm = dimod.generators.ran_r(1, 25, seed=0)
+    with pytest.raises(ProblemTooLargeError, match=r"limited to 24 variables; this BQM has 25"):
+        ExactSolver().sample(bqm)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_biases_are_refused(bad: float) -> None:
+    bqm = dimod.BinaryQuadraticModel({"a": bad, "b": 1.0}, {("a", "b"): 1.0}, 0, "BINARY")
+    with pytest.raises(InvalidProblemError, match="non-finite"):
+        SimulatedAnnealingSolver().sample(bqm)
+
+
+def test_non_bqm_input_is_refused() -> None:
+    with pytest.raises(InvalidProblemError, match=r"expects a dimod\.BinaryQuadraticModel"):
+        SimulatedAnnealingSolver().sample({"a": 1})  # type: ignore[arg-type]

@@ -1,0 +1,161 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+import warnings
+from typing import Any, ClassVar
+
+import dimod
+import pytest
+
+from qopt.exceptions import (
+    MissingDependencyError,
+    QoptError,
+    SolverConfigurationError,
+    UnknownSolverError,
+)
+from qopt.metering import record_of
+from qopt.solvers import (
+    FallbackComposite,
+    QoptFallbackWarning,
+    SimulatedAnnealingSolver,
+    SolverSpec,
+    _registry,
+    available_solvers,
+    get_solver,
+    register_solver,
+    solver_status,
+)
+
+
+def test_unknown_name_lists_known_solvers() -> None:
+    with pytest.raises(UnknownSolverError) as caught:
+        get_solver("annealer")
+    message = str(caught.value)
+    assert "Unknown solver 'annealer'" in message
+    for name in ("sa", "tabu", "exact", "dwave"):
+        assert name in message
+    assert isinstance(caught.value, KeyError) and isinstance(caught.value, QoptError)
+
+
+def test_close_name_gets_a_suggestion() -> None:
+    with pytest.raises(UnknownSolverError, match="Did you mean 'tabu'"):
+        get_solver("tabbu")
+
+
+def test_unknown_option_lists_the_options() -> None:
+    with pytest.raises(
+        SolverConfigurationError, match="Its options are: num_reads, num_sweeps, seed"
+    ):
+        get_solver("sa", sweeps=10)
+
+
+def test_default_solver_is_sa() -> None:
+    record = record_of(get_solver().sample(dimod.BinaryQuadraticModel({"a": -1}, {}, 0, "BINARY")))
+    assert record.solver == "sa" and record.solved_by == "sa" and record.fallback is None
+
+
+class _Broken(dimod.Sampler):
+    remote = True
+    parameters: ClassVar[dict[str, Any]] = {"num_reads": []}
+    properties: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+
+    def sample(self, bqm: dimod.BinaryQuadraticModel, **kwargs: Any) -> dimod.SampleSet:
+        raise ConnectionError("network unreachable")
+
+
+def test_remote_failure_falls_back_with_one_warning_and_a_record(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    spec = SolverSpec("broken-remote", _Broken, "always fails", remote=True)
+    monkeypatch.setitem(_registry._REGISTERED, spec.name, spec)
+    solver = get_solver("broken-remote", seed=4)
+    bqm = dimod.generators.ran_r(1, 8, seed=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sampleset = solver.sample(bqm, num_reads=3)
+    fallback_warnings = [w for w in caught if issubclass(w.category, QoptFallbackWarning)]
+    assert len(fallback_warnings) == 1
+    assert "ConnectionError: network unreachable" in str(fallback_warnings[0].message)
+    record = record_of(sampleset)
+    assert record.solver == "broken-remote" and record.solved_by == "sa"
+    assert "network unreachable" in (record.fallback or "")
+    assert record.energy_provenance == "estimated" or record.energy_provenance == "measured"
+    assert len(sampleset) == 3  # num_reads reached the fallback
+
+
+def test_fallback_none_raises_the_remote_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = SolverSpec("broken-remote", _Broken, "always fails", remote=True)
+    monkeypatch.setitem(_registry._REGISTERED, spec.name, spec)
+    solver = get_solver("broken-remote", fallback=None)
+    with pytest.raises(ConnectionError):
+        solver.sample(dimod.BinaryQuadraticModel({"a": 1}, {}, 0, "BINARY"))
+
+
+def test_user_errors_are_not_hidden_by_the_fallback() -> None:
+    solver = FallbackComposite(
+        SimulatedAnnealingSolver(), SimulatedAnnealingSolver(), name="x", fallback_name="sa"
+    )
+    bqm = dimod.BinaryQuadraticModel({"a": float("nan")}, {}, 0, "BINARY")
+    with pytest.raises(ValueError, match="non-finite"):
+        solver.sample(bqm)
+
+
+def test_fallback_must_be_local_and_not_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = SolverSpec("broken-remote", _Broken, "always fails", remote=True)
+    monkeypatch.setitem(_registry._REGISTERED, spec.name, spec)
+    with pytest.raises(SolverConfigurationError, match="own fallback"):
+        get_solver("broken-remote", fallback="broken-remote")
+    with pytest.raises(UnknownSolverError):
+        get_solver("broken-remote", fallback="nope")
+
+
+def test_register_solver_and_builtin_names_are_protected(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_registry, "_REGISTERED", {})
+    register_solver(SolverSpec("random", dimod.RandomSampler, "uniform random"))
+    assert "random" in available_solvers()
+    sampleset = get_solver("random").sample(dimod.BinaryQuadraticModel({"a": 1}, {}, 0, "BINARY"))
+    assert record_of(sampleset).solver == "random"
+    with pytest.raises(SolverConfigurationError, match="built-in"):
+        register_solver(SolverSpec("sa", dimod.RandomSampler, "shadow"))
+
+
+def test_entry_point_solvers_are_discovered(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.metadata
+
+    entry = importlib.metadata.EntryPoint("plugin", "dimod:RandomSampler", "qopt.solvers")
+    monkeypatch.setattr(
+        importlib.metadata,
+        "entry_points",
+        lambda group=None: [entry] if group == "qopt.solvers" else [],
+    )
+    assert "plugin" in available_solvers()
+    sampleset = get_solver("plugin").sample(dimod.BinaryQuadraticModel({"a": 1}, {}, 0, "BINARY"))
+    assert len(sampleset) == 10
+
+
+def test_missing_extra_is_named() -> None:
+    spec = SolverSpec("needs-pkg", "qopt_nonexistent_pkg.mod:Solver", "x", extra="dwave")
+    with pytest.raises(MissingDependencyError, match=r"pip install 'qopt\[dwave\]'"):
+        spec.load()
+
+
+def test_status_of_local_solvers_is_ready() -> None:
+    for name in ("sa", "tabu", "steepest", "exact"):
+        status = solver_status(name)
+        assert status.installed and status.ready
+
+
+def test_importing_qopt_loads_no_heavy_framework() -> None:
+    code = (
+        "import sys, qopt, qopt.solvers, qopt.metering, qopt.io, qopt.quality, qopt.cli;"
+        "heavy = [m for m in sys.modules if m.split('.')[0] in "
+        "('lightning', 'pytorch_lightning', 'optuna', 'qiskit', 'qiskit_optimization', 'torch')"
+        " or m.startswith('dwave.system')];"
+        "print(heavy); assert not heavy"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from qopt.cli import main
+
+
+def run(*argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    code = main(list(argv), out=out)
+    return code, out.getvalue()
+
+
+def test_solvers_lists_every_backend_with_status() -> None:
+    code, text = run("solvers")
+    assert code == 0
+    for name in ("sa", "tabu", "steepest", "exact", "dwave", "dwave-hybrid", "qaoa-qiskit"):
+        assert name in text
+    code, text = run("solvers", "--json")
+    rows = {row["name"]: row for row in json.loads(text)}
+    assert rows["sa"]["ready"] and not rows["sa"]["remote"]
+    assert rows["dwave"]["remote"]
+
+
+def test_solve_a_shared_maxcut_instance(shared_data: Path) -> None:
+    code, text = run("solve", str(shared_data / "beasley" / "bqp50-1.txt"), "--seed", "1", "--json")
+    assert code == 0
+    result = json.loads(text)
+    assert result["objective"] == -2098 and result["gap_to_best_known"] == 0
+    assert result["energy_provenance"] in ("measured", "estimated")
+    code, text = run("solve", str(shared_data / "gset" / "G11.txt"), "--reads", "2", "--seed", "0")
+    assert code == 0 and "best cut" in text and "gap" in text and "J " in text
+
+
+def test_time_limit_solves_in_rounds(tmp_path: Path) -> None:
+    path = tmp_path / "tri.txt"
+    path.write_text("3 3\n1 2 1\n2 3 1\n1 3 1\n")
+    code, text = run(
+        "solve", str(path), "--format", "maxcut", "--time-limit", "0.2", "--json", "--sample"
+    )
+    result = json.loads(text)
+    assert code == 0 and result["objective"] == 2 and result["rounds"] >= 2
+    assert sorted(result["sample"].values()) in ([0, 0, 1], [0, 1, 1])
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--solver", "nope"], "Unknown solver 'nope'"),
+        (["--reads", "-1"], "--reads must be a positive integer"),
+        (["--solver", "exact", "--reads", "3"], "no 'num_reads' option"),
+        (["--time-limit", "0"], "--time-limit must be a positive"),
+    ],
+)
+def test_bad_arguments_exit_2_with_a_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], fragment: str
+) -> None:
+    path = tmp_path / "tri.txt"
+    path.write_text("3 3\n1 2 1\n2 3 1\n1 3 1\n")
+    code, _ = run("solve", str(path), "--format", "maxcut", *args)
+    assert code == 2
+    assert fragment in capsys.readouterr().err
+
+
+def test_malformed_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "G9.txt"
+    path.write_text("3 1\n1 9 1\n")
+    assert run("solve", str(path))[0] == 2
+    assert "out of range" in capsys.readouterr().err
+
+
+def test_demo_runs_quick() -> None:
+    code, text = run("demo", "--quick")
+    assert code == 0
+    assert "MaxCut" in text and "sa" in text
+    assert "estimated" in text or "measured" in text

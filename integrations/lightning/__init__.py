@@ -1,0 +1,5 @@
+"""qopt for Lightning users (installed as qopt.integrations.lightning)."""
+
+from __future__ import annotations
+
+__all__: list[str] = []

@@ -72,9 +72,8 @@ def check_bqm(bqm: Any, owner: str, *, allow_empty: bool = False) -> dimod.Binar
         raise InvalidProblemError(
             f"{owner} was given an empty BQM (no variables): there is nothing to solve."
         )
-    linear = np.fromiter(bqm.linear.values(), float, bqm.num_variables)
-    quadratic = np.fromiter(bqm.quadratic.values(), float, bqm.num_interactions)
-    offset = float(bqm.offset)
+    vectors = bqm.to_numpy_vectors()  # vectorised: iterating dimod's views costs ms per solve
+    linear, quadratic, offset = vectors[0], vectors[1][2], float(vectors[2])
     if not (np.isfinite(linear).all() and np.isfinite(quadratic).all() and math.isfinite(offset)):
         bad = [v for v, b in bqm.linear.items() if not math.isfinite(b)][:3]
         bad_q = [uv for uv, b in bqm.quadratic.items() if not math.isfinite(b)][:3]

@@ -1,4 +1,4 @@
-"""The ``qopt`` command line: ``qopt solvers``, ``qopt solve``, ``qopt demo``."""
+"""The ``qopt`` command line: ``qopt solvers``, ``qopt solve``, ``qopt bench``, ``qopt demo``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import math
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import asdict
 from typing import Any, TextIO
 
 from qopt.exceptions import QoptError
@@ -186,6 +187,48 @@ def _solve(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace, out: TextIO) -> int:
+    from qopt.bench import Summary, compare_solvers, format_table, machine_info
+    from qopt.io import load_problem
+
+    if args.seeds < 1:
+        raise _UsageError(f"--seeds must be a positive integer. Got {args.seeds} instead.")
+    if not 0 < args.target_ratio <= 1:
+        raise _UsageError(f"--target-ratio must be in (0, 1]. Got {args.target_ratio} instead.")
+    solvers: dict[str, dict[str, Any]] = {name.strip(): {} for name in args.solvers.split(",") if name.strip()}
+    summaries: list[Summary] = []
+    raw: list[dict[str, Any]] = []
+    for path in args.files:
+        problem = load_problem(path, format=args.format)
+        comparison = compare_solvers(
+            problem, solvers, seeds=args.seeds, target_ratio=args.target_ratio
+        )
+        summaries += comparison.summaries
+        raw += [asdict(t) for t in comparison.trials]
+        out.write(
+            f"{problem.name}: target {comparison.target:g} = {args.target_ratio:g} x "
+            f"{comparison.reference_source} {comparison.reference:g}\n"
+        )
+    out.write(format_table(summaries) + "\n")
+    out.write(
+        f"{args.seeds} seeds per solver; median with [min, max]; P(hit) = runs reaching the target;\n"
+    )
+    out.write("TTS99/ETS99 = time/energy to reach the target with 99% confidence.\n")
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(
+                {
+                    "machine": machine_info(),
+                    "summaries": [s.to_dict() for s in summaries],
+                    "trials": raw,
+                },
+                handle,
+                indent=2,
+            )
+        out.write(f"raw results written to {args.json}\n")
+    return 0
+
+
 def _demo(args: argparse.Namespace, out: TextIO) -> int:
     from qopt.demo import run_demo
 
@@ -236,6 +279,27 @@ def _parser() -> argparse.ArgumentParser:
     solve.add_argument("--sample", action="store_true", help="also print the best sample")
     solve.add_argument("--json", action="store_true", help="machine-readable output")
     solve.set_defaults(run=_solve)
+
+    bench = commands.add_parser(
+        "bench", help="quality / time-to-solution / energy-to-solution table for problem files"
+    )
+    bench.add_argument("files", nargs="+", help="problem files")
+    bench.add_argument(
+        "--solvers",
+        default="sa,tabu,steepest",
+        help="comma-separated backends (default: sa,tabu,steepest)",
+    )
+    bench.add_argument("--seeds", type=int, default=5, help="runs per solver (default: 5)")
+    bench.add_argument(
+        "--target-ratio", type=float, default=1.0, help="target = ratio x reference (default: 1.0)"
+    )
+    bench.add_argument(
+        "--format",
+        choices=["json", "coo", "maxcut", "beasley"],
+        help="file format (default: from the name)",
+    )
+    bench.add_argument("--json", metavar="PATH", help="also write raw results to PATH")
+    bench.set_defaults(run=_bench)
 
     demo = commands.add_parser("demo", help="qopt end to end on the embedded default solver")
     demo.add_argument("--quick", action="store_true", help="smaller problems, for a fast check")

@@ -78,3 +78,40 @@ def test_demo_runs_quick() -> None:
     assert code == 0
     assert "MaxCut" in text and "sa" in text
     assert "estimated" in text or "measured" in text
+
+
+def test_bench_prints_quality_tts_and_energy_and_writes_raw_results(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    out_file = tmp_path / "bench.json"
+    code, text = run(
+        "bench",
+        str(shared_data / "beasley" / "bqp50-2.txt"),
+        "--solvers",
+        "sa,steepest",
+        "--seeds",
+        "2",
+        "--json",
+        str(out_file),
+    )
+    assert code == 0
+    assert "TTS99" in text and "ETS99" in text and "bqp50-2" in text
+    data = json.loads(out_file.read_text())
+    assert {s["solver"] for s in data["summaries"]} == {"sa", "steepest"}
+    sa = next(s for s in data["summaries"] if s["solver"] == "sa")
+    assert sa["success"] == 1.0 and sa["target"] == -3702
+    assert len(data["trials"]) == 4 and data["machine"]["cores"] >= 1
+
+
+def test_bench_without_best_known_uses_best_found(tmp_path: Path) -> None:
+    path = tmp_path / "tri.txt"
+    path.write_text("3 3\n1 2 1\n2 3 1\n1 3 1\n")
+    code, text = run("bench", str(path), "--format", "maxcut", "--solvers", "sa", "--seeds", "2")
+    assert code == 0 and "best found by any solver here 2" in text
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--seeds", "0"), ("--target-ratio", "1.5")])
+def test_bench_refuses_bad_arguments(tmp_path: Path, flag: str, value: str) -> None:
+    path = tmp_path / "tri.txt"
+    path.write_text("3 3\n1 2 1\n2 3 1\n1 3 1\n")
+    assert run("bench", str(path), "--format", "maxcut", flag, value)[0] == 2

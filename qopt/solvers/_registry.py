@@ -9,6 +9,7 @@ Third-party packages register a backend through the entry-point group ``qopt.sol
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import importlib.metadata
 import importlib.util
@@ -155,7 +156,10 @@ def register_solver(spec: SolverSpec) -> None:
     _REGISTERED[spec.name] = spec
 
 
+@functools.cache
 def _entry_point_specs() -> dict[str, SolverSpec]:
+    # Scanning installed distributions costs milliseconds; plugins installed while a process
+    # runs are seen by the next process (or after _entry_point_specs.cache_clear()).
     specs = {}
     for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         specs[entry.name] = SolverSpec(

@@ -132,9 +132,12 @@ def test_entry_point_solvers_are_discovered(monkeypatch: pytest.MonkeyPatch) -> 
         "entry_points",
         lambda group=None: [entry] if group == "qopt.solvers" else [],
     )
+    _registry._entry_point_specs.cache_clear()
+    monkeypatch.setattr(_registry, "_entry_point_specs", _registry._entry_point_specs)
     assert "plugin" in available_solvers()
     sampleset = get_solver("plugin").sample(dimod.BinaryQuadraticModel({"a": 1}, {}, 0, "BINARY"))
     assert len(sampleset) == 10
+    _registry._entry_point_specs.cache_clear()
 
 
 def test_missing_extra_is_named() -> None:

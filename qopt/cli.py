@@ -195,7 +195,9 @@ def _bench(args: argparse.Namespace, out: TextIO) -> int:
         raise _UsageError(f"--seeds must be a positive integer. Got {args.seeds} instead.")
     if not 0 < args.target_ratio <= 1:
         raise _UsageError(f"--target-ratio must be in (0, 1]. Got {args.target_ratio} instead.")
-    solvers: dict[str, dict[str, Any]] = {name.strip(): {} for name in args.solvers.split(",") if name.strip()}
+    solvers: dict[str, dict[str, Any]] = {
+        name.strip(): {} for name in args.solvers.split(",") if name.strip()
+    }
     summaries: list[Summary] = []
     raw: list[dict[str, Any]] = []
     for path in args.files:

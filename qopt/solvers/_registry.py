@@ -243,8 +243,10 @@ def get_solver(
 
     spec = _spec(name)
     solver = _build(spec, options)
+    # A backend is remote by its spec, or by how it was configured (Qiskit with an IBM backend).
+    remote = spec.remote or bool(getattr(solver, "remote", False))
     if fallback is _UNSET:
-        fallback = DEFAULT_SOLVER if spec.remote else None
+        fallback = DEFAULT_SOLVER if remote else None
     if fallback is not None:
         if fallback == name:
             raise SolverConfigurationError(f"Solver '{name}' cannot be its own fallback.")

@@ -212,7 +212,11 @@ _UNSET: Any = object()
 
 
 def get_solver(
-    name: str = DEFAULT_SOLVER, *, fallback: str | None = _UNSET, **options: Any
+    name: str = DEFAULT_SOLVER,
+    *,
+    fallback: str | None = _UNSET,
+    retry_after: float = 60.0,
+    **options: Any,
 ) -> dimod.Sampler:
     """Build a backend by name, metered and (for remote backends) with a local fallback.
 
@@ -220,6 +224,8 @@ def get_solver(
         name: A registry name; ``qopt solvers`` lists them.
         fallback: For remote backends, the local solver used when the remote one fails
             (default ``"sa"``); ``None`` raises instead. Local backends have no fallback.
+        retry_after: After a remote failure, seconds during which the fallback answers at once
+            instead of trying the remote backend again (0: try it at every solve).
         **options: The backend's keyword options, checked now.
 
     Returns:
@@ -262,7 +268,11 @@ def get_solver(
             else {}
         )
         solver = FallbackComposite(
-            solver, _build(fallback_spec, fallback_options), name=name, fallback_name=fallback
+            solver,
+            _build(fallback_spec, fallback_options),
+            name=name,
+            fallback_name=fallback,
+            retry_after=retry_after,
         )
     return MeteredComposite(solver, name=name)
 

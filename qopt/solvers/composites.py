@@ -12,11 +12,13 @@ are fake and must never be reported).
 
 from __future__ import annotations
 
+import time
 import warnings
 from typing import Any
 
 import dimod
 
+from qopt._validation import check_float
 from qopt.exceptions import InvalidProblemError, SolverConfigurationError
 from qopt.metering import Meter, SolveRecord
 
@@ -37,13 +39,16 @@ class FallbackComposite(dimod.ComposedSampler):
 
     User errors (an invalid problem, a bad option) are raised, not hidden behind a fallback;
     anything else the child raises (no token, network error, timeout, missing package) is
-    caught, reported in one :class:`QoptFallbackWarning` and recorded in the sample set.
+    caught, reported in one :class:`QoptFallbackWarning` and recorded in the sample set. After
+    a failure the child is not tried again for ``retry_after`` seconds, so that a training
+    loop does not wait for a dead network's timeouts at every step.
 
     Args:
         child: The solver to try first, typically a remote one.
         fallback: The solver to use when ``child`` fails.
         name: The child's registry name, for messages.
         fallback_name: The fallback's registry name, for messages.
+        retry_after: Seconds after a failure during which the child is skipped (0: always retry).
 
     Example:
         >>> import dimod
@@ -63,11 +68,20 @@ class FallbackComposite(dimod.ComposedSampler):
     """
 
     def __init__(
-        self, child: dimod.Sampler, fallback: dimod.Sampler, *, name: str, fallback_name: str
+        self,
+        child: dimod.Sampler,
+        fallback: dimod.Sampler,
+        *,
+        name: str,
+        fallback_name: str,
+        retry_after: float = 60.0,
     ) -> None:
         self._children = [child, fallback]
         self.name = name
         self.fallback_name = fallback_name
+        self.retry_after = check_float(retry_after, "retry_after", type(self).__name__, low=0.0)
+        self._failed_at: float | None = None
+        self._failure = ""
 
     @property
     def children(self) -> list[dimod.Sampler]:
@@ -89,20 +103,33 @@ class FallbackComposite(dimod.ComposedSampler):
 
     def sample(self, bqm: dimod.BinaryQuadraticModel, **parameters: Any) -> dimod.SampleSet:
         child, fallback = self._children
-        try:
-            sampleset = child.sample(bqm, **parameters)
-            sampleset.resolve()
-            return sampleset
-        except (InvalidProblemError, SolverConfigurationError):
-            raise
-        except Exception as error:  # any remote failure: token, network, timeout, package
-            reason = f"{type(error).__name__}: {error}"
-        warnings.warn(
-            f"Solver '{self.name}' failed ({reason}); solved with '{self.fallback_name}' "
-            f"instead. Pass fallback=None to get_solver('{self.name}') to raise instead.",
-            QoptFallbackWarning,
-            stacklevel=2,
+        cooling = self._failed_at is not None and (
+            time.monotonic() - self._failed_at < self.retry_after
         )
+        if cooling:
+            # A training loop must not wait for a dead network's timeouts at every step.
+            reason = (
+                f"not retried: failed {time.monotonic() - self._failed_at:.0f} s ago "  # type: ignore[operator]
+                f"({self._failure}); retrying {self.retry_after:g} s after the failure"
+            )
+        else:
+            try:
+                sampleset = child.sample(bqm, **parameters)
+                sampleset.resolve()
+                self._failed_at = None
+                return sampleset
+            except (InvalidProblemError, SolverConfigurationError):
+                raise
+            except Exception as error:  # any remote failure: token, network, timeout, package
+                reason = self._failure = f"{type(error).__name__}: {error}"
+                self._failed_at = time.monotonic()
+            warnings.warn(
+                f"Solver '{self.name}' failed ({reason}); solved with '{self.fallback_name}' "
+                f"instead, and will not retry it for {self.retry_after:g} s. Pass fallback=None "
+                f"to get_solver('{self.name}') to raise instead.",
+                QoptFallbackWarning,
+                stacklevel=2,
+            )
         accepted = {k: v for k, v in parameters.items() if k in fallback.parameters}
         sampleset = fallback.sample(bqm, **accepted)
         sampleset.resolve()

@@ -162,3 +162,50 @@ def test_importing_qopt_loads_no_heavy_framework() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+class _Flaky(_Broken):
+    calls = 0
+
+    def sample(self, bqm: dimod.BinaryQuadraticModel, **kwargs: Any) -> dimod.SampleSet:
+        type(self).calls += 1
+        raise TimeoutError("Leap did not answer")
+
+
+def test_a_failed_remote_is_not_retried_until_retry_after_passes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import qopt.solvers.composites as composites
+
+    clock = [100.0]
+    monkeypatch.setattr(composites.time, "monotonic", lambda: clock[0])
+    spec = SolverSpec("flaky-remote", _Flaky, "times out", remote=True)
+    monkeypatch.setitem(_registry._REGISTERED, spec.name, spec)
+    _Flaky.calls = 0
+    solver = get_solver("flaky-remote", retry_after=30)
+    bqm = dimod.BinaryQuadraticModel({"a": -1}, {}, 0, "BINARY")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        first = record_of(solver.sample(bqm))
+        clock[0] += 10
+        second = record_of(solver.sample(bqm))
+        clock[0] += 25
+        third = record_of(solver.sample(bqm))
+    assert _Flaky.calls == 2  # tried, skipped while cooling down, tried again
+    assert "TimeoutError" in (first.fallback or "")
+    assert (second.fallback or "").startswith("not retried: failed 10 s ago (TimeoutError")
+    assert second.solved_by == "sa" and third.solved_by == "sa"
+    assert sum(issubclass(w.category, QoptFallbackWarning) for w in caught) == 2
+
+
+def test_retry_after_is_checked() -> None:
+    with pytest.raises(
+        SolverConfigurationError, match="'retry_after' parameter of FallbackComposite"
+    ):
+        FallbackComposite(
+            SimulatedAnnealingSolver(),
+            SimulatedAnnealingSolver(),
+            name="x",
+            fallback_name="sa",
+            retry_after=-1,
+        )

@@ -6,8 +6,18 @@ Qiskit and dwave-system are imported when an integration or backend that needs t
 
 from __future__ import annotations
 
+from qopt.constraints import ConstrainedQUBO
 from qopt.exceptions import QoptError
+from qopt.pipeline import Formulation, Solution, solve, solve_batch
 
 __version__ = "0.1.0"
 
-__all__ = ["QoptError", "__version__"]
+__all__ = [
+    "ConstrainedQUBO",
+    "Formulation",
+    "QoptError",
+    "Solution",
+    "__version__",
+    "solve",
+    "solve_batch",
+]

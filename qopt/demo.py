@@ -6,10 +6,14 @@ framework is not installed say which extra to install and are skipped.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import statistics
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
+from qopt._optional import import_optional
 from qopt.exceptions import MissingDependencyError
 
 __all__ = ["run_demo"]
@@ -59,8 +63,37 @@ def _solver_section(out: TextIO, *, quick: bool, seed: int) -> None:
     )
 
 
+def _moe_section(out: TextIO, *, quick: bool, seed: int) -> None:
+    import_optional("lightning", "lightning", "The MoE routing demo")
+    from qopt.moe import print_demo
+
+    print_demo(out, quick=quick, seed=seed)
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Keep framework chatter (Lightning's banners, deprecation notices) out of the tables."""
+    with contextlib.suppress(ImportError):
+        import lightning.pytorch  # noqa: F401  (it sets its loggers' levels when first imported)
+    names = ("lightning", "lightning.pytorch", "lightning.fabric")
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
 Section = Callable[..., None]
-SECTIONS: list[tuple[str, Section]] = [("Solver layer", _solver_section)]
+SECTIONS: list[tuple[str, Section]] = [
+    ("Solver layer", _solver_section),
+    ("Mixture-of-experts routing (Lightning callback)", _moe_section),
+]
 
 
 def run_demo(out: TextIO, *, quick: bool = False, seed: int = 0) -> int:
@@ -69,7 +102,8 @@ def run_demo(out: TextIO, *, quick: bool = False, seed: int = 0) -> int:
     for title, section in SECTIONS:
         out.write(f"== {title}\n")
         try:
-            section(out, quick=quick, seed=seed)
+            with _quiet():
+                section(out, quick=quick, seed=seed)
         except MissingDependencyError as error:
             out.write(f"  skipped: {error}\n")
         out.write("\n")

@@ -1,5 +1,7 @@
-"""qopt for Lightning users (installed as qopt.integrations.lightning)."""
+"""Lightning callbacks that hand a training loop's discrete decisions to a QUBO solver."""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from qopt.integrations.lightning._routing import QuboRoutingCallback
+
+__all__ = ["QuboRoutingCallback"]

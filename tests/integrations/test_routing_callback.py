@@ -1,0 +1,252 @@
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import dimod
+import lightning.pytorch as pl
+import numpy as np
+import pytest
+import torch
+from qopt.integrations.lightning import QuboRoutingCallback
+
+from qopt.exceptions import InvalidProblemError, SolverConfigurationError
+from qopt.moe import MoE
+from qopt.solvers import QoptFallbackWarning
+
+SOLVER_OPTIONS = {"seed": 0, "num_reads": 4, "num_sweeps": 300}
+
+
+class TinyMoEModel(pl.LightningModule):
+    def __init__(self, capacity_factor: float = 1.0, top_k: int = 1) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.moe = MoE(
+            8, 4, d_hidden=8, top_k=top_k, capacity_factor=capacity_factor, aux_loss_weight=0.0
+        )
+        self.head = torch.nn.Linear(8, 1)
+        self.stats: list[Any] = []
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        loss = torch.nn.functional.mse_loss(self.head(self.moe(x)).squeeze(-1), y)
+        self.stats.append(self.moe.last_stats)
+        return loss + self.moe.aux_loss
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        x, y = batch
+        self.log("val_loss", torch.nn.functional.mse_loss(self.head(self.moe(x)).squeeze(-1), y))
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.05)
+
+
+class NoMoEModel(pl.LightningModule):
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = torch.nn.Linear(8, 1)
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        return self.layer(batch[0]).mean()
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def _data(num: int = 96, batch_size: int = 16) -> torch.utils.data.DataLoader:
+    generator = torch.Generator().manual_seed(1)
+    x = torch.randn(num, 8, generator=generator) + torch.tensor([2.0] + [0.0] * 7)
+    y = x.sum(dim=1)
+    return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=batch_size)
+
+
+def _trainer(callbacks: list[Any], max_steps: int = 3, **options: Any) -> pl.Trainer:
+    return pl.Trainer(
+        max_steps=max_steps,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        callbacks=callbacks,
+        **options,
+    )
+
+
+def test_assign_mode_routes_every_batch_balanced_and_logs() -> None:
+    callback = QuboRoutingCallback(solver_options=SOLVER_OPTIONS, group_size=16)
+    model = TinyMoEModel(capacity_factor=1.0)
+    trainer = _trainer([callback])
+    trainer.fit(model, _data())
+    assert callback.num_solves == 3 and callback.num_fallbacks == 0
+    # The layer dispatched by the solved assignment: balanced, nothing dropped, although
+    # the inputs push the router toward one expert (greedy top-1 would drop tokens).
+    for stats in model.stats:
+        assert stats.dropped == 0 and stats.load == (4, 4, 4, 4)
+    metrics = trainer.callback_metrics
+    assert float(metrics["routing/max_violation"]) == 0.0
+    assert float(metrics["routing/dropped"]) == 0.0
+    assert float(metrics["routing/dead_experts"]) == 0.0
+    assert float(metrics["routing/fallbacks"]) == 0.0
+    assert 0.0 <= float(metrics["routing/optimality_gap"]) <= 0.05
+    assert float(metrics["routing/objective"]) <= float(metrics["routing/exact_objective"]) + 1e-6
+    assert 0.0 <= float(metrics["routing/infeasible_fraction"]) <= 1.0
+    assert float(metrics["routing/solver_s"]) > 0.0
+    assert float(metrics["routing/route_s"]) >= float(metrics["routing/solver_s"])
+
+
+def test_greedy_without_callback_would_drop() -> None:
+    model = TinyMoEModel(capacity_factor=1.0)
+    _trainer([], max_steps=1).fit(model, _data())
+    assert model.stats[0].dropped > 0  # the baseline the previous test is measured against
+
+
+def test_every_n_steps_and_eval_routing() -> None:
+    callback = QuboRoutingCallback(solver_options=SOLVER_OPTIONS, every_n_steps=2, group_size=16)
+    model = TinyMoEModel()
+    trainer = _trainer([callback], max_steps=4, val_check_interval=2, limit_val_batches=1)
+    trainer.fit(model, _data())
+    assert callback.num_solves == 2  # steps 0 and 2
+    assert [s.dropped == 0 for s in model.stats] == [True, False, True, False]
+
+
+def test_bias_mode_moves_biases_toward_solved_load() -> None:
+    callback = QuboRoutingCallback(
+        solver_options=SOLVER_OPTIONS, mode="bias", bias_update_rate=0.5, group_size=16
+    )
+    model = TinyMoEModel()
+    _trainer([callback], max_steps=1).fit(model, _data())
+    bias = np.array(callback.state_dict()["biases"]["moe"])
+    load = np.array(model.stats[0].load)  # biased top-1 (zero bias at step 0)
+    assert load.max() > 4  # the router is unbalanced, so the update has work to do
+    # Solved load is 4 per expert (capacity factor 1.0): over-loaded experts go down.
+    assert np.array_equal(np.sign(bias), np.sign(4 - load) * (load != 4))
+    assert np.abs(bias[load != 4]).tolist() == [0.5] * int((load != 4).sum())
+
+
+def test_distill_mode_adds_a_loss_and_keeps_layer_routing() -> None:
+    callback = QuboRoutingCallback(solver_options=SOLVER_OPTIONS, mode="distill", group_size=16)
+    model = TinyMoEModel()
+    seen: list[float] = []
+
+    class Spy(pl.Callback):
+        def on_train_batch_end(self, trainer: pl.Trainer, pl_module: Any, *args: Any) -> None:
+            seen.append(float(pl_module.moe.aux_loss.detach()))
+
+    _trainer([callback, Spy()], max_steps=2).fit(model, _data())
+    assert callback.num_solves == 2
+    assert all(v > 0 for v in seen)
+    assert model.stats[0].dropped > 0  # the layer still routed greedily itself
+
+
+def test_pairwise_similarity_mode_runs() -> None:
+    callback = QuboRoutingCallback(
+        solver_options=SOLVER_OPTIONS, pairwise="similarity", group_size=16
+    )
+    trainer = _trainer([callback], max_steps=2)
+    trainer.fit(TinyMoEModel(), _data())
+    assert callback.num_solves == 2
+    assert "routing/optimality_gap" not in trainer.callback_metrics  # not linear
+
+
+def test_no_routable_module_is_a_clear_error() -> None:
+    callback = QuboRoutingCallback(solver_options=SOLVER_OPTIONS)
+    with pytest.raises(InvalidProblemError, match="no routable module in NoMoEModel"):
+        _trainer([callback]).fit(NoMoEModel(), _data())
+
+
+class BrokenSolver(dimod.Sampler):
+    @property
+    def parameters(self) -> dict[str, Any]:
+        return {}
+
+    @property
+    def properties(self) -> dict[str, Any]:
+        return {}
+
+    def sample(self, bqm: dimod.BinaryQuadraticModel, **parameters: Any) -> dimod.SampleSet:
+        raise ConnectionError("network unreachable")
+
+
+def test_failing_solver_falls_back_and_training_goes_on() -> None:
+    callback = QuboRoutingCallback(solver=BrokenSolver(), group_size=16)
+    model = TinyMoEModel()
+    trainer = _trainer([callback], max_steps=3)
+    with pytest.warns(QoptFallbackWarning, match="network unreachable"):
+        trainer.fit(model, _data())
+    assert trainer.global_step == 3
+    assert callback.num_solves == 0 and callback.num_fallbacks == 3
+    assert float(trainer.callback_metrics["routing/fallbacks"]) == 1.0
+    assert model.stats[0].dropped > 0  # the layer's own routing
+
+
+def test_capacity_too_small_for_k_falls_back_with_reason() -> None:
+    callback = QuboRoutingCallback(solver_options=SOLVER_OPTIONS)
+    model = TinyMoEModel(capacity_factor=0.5)
+    with pytest.warns(QoptFallbackWarning, match="Capacity too small for k"):
+        _trainer([callback], max_steps=1).fit(model, _data())
+    assert callback.num_fallbacks == 1
+
+
+def test_nonfinite_scores_fall_back() -> None:
+    callback = QuboRoutingCallback(solver_options=SOLVER_OPTIONS)
+    model = TinyMoEModel()
+    callback.setup(_trainer([]), model, "fit")
+    hook = model.moe._hook
+    assert hook is not None
+    with pytest.warns(QoptFallbackWarning, match="non-finite"):
+        decision = hook(torch.full((8, 4), float("nan")), None)
+    assert decision is None and callback.num_fallbacks == 1
+    callback.teardown(_trainer([]), model, "fit")
+    assert model.moe._hook is None
+
+
+def test_state_dict_round_trip_and_checkpoint_resume(tmp_path: Path) -> None:
+    callback = QuboRoutingCallback(
+        solver_options=SOLVER_OPTIONS, mode="bias", bias_update_rate=0.25, group_size=16
+    )
+    model = TinyMoEModel()
+    trainer = _trainer([callback], max_steps=2)
+    trainer.fit(model, _data())
+    saved = callback.state_dict()
+    assert saved["num_solves"] == 2 and any(b != 0 for b in saved["biases"]["moe"])
+    path = tmp_path / "routing.ckpt"
+    trainer.save_checkpoint(path)
+
+    resumed = QuboRoutingCallback(
+        solver_options=SOLVER_OPTIONS, mode="bias", bias_update_rate=0.25, group_size=16
+    )
+    restored: list[list[float]] = []
+
+    class Probe(pl.Callback):
+        def on_train_start(self, trainer: pl.Trainer, pl_module: Any) -> None:
+            restored.append(resumed.state_dict()["biases"]["moe"])
+
+    trainer = _trainer([resumed, Probe()], max_steps=4)
+    trainer.fit(TinyMoEModel(), _data(), ckpt_path=path)
+    assert restored == [saved["biases"]["moe"]]
+    assert resumed.num_solves == 4
+
+    fresh = QuboRoutingCallback(solver_options=SOLVER_OPTIONS, mode="bias")
+    fresh.load_state_dict(saved)
+    assert fresh.state_dict() == saved
+    assert fresh.state_key != QuboRoutingCallback(solver_options=SOLVER_OPTIONS).state_key
+
+
+def test_configuration_errors() -> None:
+    with pytest.raises(SolverConfigurationError, match="'mode' parameter"):
+        QuboRoutingCallback(mode="route")  # type: ignore[arg-type]
+    with pytest.raises(SolverConfigurationError, match="'every_n_steps' parameter"):
+        QuboRoutingCallback(every_n_steps=0)
+    with pytest.raises(SolverConfigurationError, match="solver_options"):
+        QuboRoutingCallback(solver=BrokenSolver(), solver_options={"seed": 1})
+    with pytest.raises(SolverConfigurationError, match="'pairwise' parameter"):
+        QuboRoutingCallback(pairwise="dense")  # type: ignore[arg-type]
+    with pytest.raises(SolverConfigurationError, match="Unknown option"):
+        QuboRoutingCallback(solver="sa", solver_options={"num_shots": 3})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        QuboRoutingCallback()  # valid defaults warn about nothing

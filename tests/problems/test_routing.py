@@ -1,0 +1,291 @@
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from qopt.exceptions import InvalidProblemError, SolverConfigurationError
+from qopt.problems.routing import (
+    PairwiseTerms,
+    _split_capacity,
+    affinity,
+    apply_capacity,
+    exact_assignment,
+    expert_capacity,
+    greedy_assignment,
+    knn_similarity,
+    repair_assignment,
+    routing_energy,
+    routing_problem,
+    routing_stats,
+    sinkhorn_assignment,
+    sinkhorn_plan,
+    solve_routing,
+    topk_assignment,
+)
+
+
+def _log_probs(num_tokens: int, num_experts: int, seed: int, scale: float = 2.0) -> np.ndarray:
+    logits = np.random.default_rng(seed).normal(size=(num_tokens, num_experts)) * scale
+    return logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)
+
+
+def _assert_feasible(
+    assignment: np.ndarray, num_experts: int, k: int, capacity: np.ndarray
+) -> None:
+    assert assignment.shape[1] == k
+    assert ((assignment >= 0) & (assignment < num_experts)).all()
+    for row in assignment:
+        assert len(set(row.tolist())) == k
+    load = np.bincount(assignment.reshape(-1), minlength=num_experts)
+    assert (load <= capacity).all()
+
+
+def _brute_force_optimum(scores: np.ndarray, k: int, capacity: int) -> float:
+    num_tokens, num_experts = scores.shape
+    best = -np.inf
+    subsets = list(itertools.combinations(range(num_experts), k))
+    for choice in itertools.product(subsets, repeat=num_tokens):
+        load = np.bincount(np.array(choice).reshape(-1), minlength=num_experts)
+        if (load <= capacity).all():
+            best = max(best, sum(scores[t, list(c)].sum() for t, c in enumerate(choice)))
+    return float(best)
+
+
+@st.composite
+def _repair_cases(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
+    num_tokens = draw(st.integers(1, 9))
+    num_experts = draw(st.integers(1, 5))
+    k = draw(st.integers(1, num_experts))
+    capacity = np.array(
+        [draw(st.integers(0, num_tokens)) for _ in range(num_experts)], dtype=np.int64
+    )
+    # Top up capacities until every token can get k experts.
+    while capacity.sum() < num_tokens * k:
+        capacity[int(np.argmin(capacity))] += 1
+    seed = draw(st.integers(0, 2**16))
+    rng = np.random.default_rng(seed)
+    scores = rng.normal(size=(num_tokens, num_experts))
+    matrix = rng.random((num_tokens, num_experts)) < draw(st.floats(0.0, 1.0))
+    return scores, matrix, k, capacity
+
+
+@settings(max_examples=150, deadline=None)
+@given(_repair_cases())
+def test_repair_always_feasible(case: tuple[np.ndarray, np.ndarray, int, np.ndarray]) -> None:
+    scores, matrix, k, capacity = case
+    fixed = repair_assignment(matrix, scores, k, capacity)
+    _assert_feasible(fixed, scores.shape[1], k, capacity)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_repair_cases())
+def test_routing_problem_repair_gives_feasible_sample(
+    case: tuple[np.ndarray, np.ndarray, int, np.ndarray],
+) -> None:
+    scores, matrix, k, capacity = case
+    formulation = routing_problem(scores, k, capacity)
+    raw = {(t, e): int(matrix[t, e]) for t, e in np.ndindex(matrix.shape)}
+    assert formulation.repair is not None and formulation.decode is not None
+    repaired = formulation.repair(raw)
+    assert formulation.model.is_feasible(repaired)
+    _assert_feasible(formulation.decode(repaired), scores.shape[1], k, capacity)
+
+
+def test_repair_keeps_a_feasible_assignment_unchanged() -> None:
+    scores = _log_probs(12, 4, seed=3)
+    best = exact_assignment(scores, 2, 6)
+    assert np.array_equal(np.sort(repair_assignment(best, scores, 2, 6), 1), np.sort(best, 1))
+
+
+def test_repair_escapes_when_greedy_fill_gets_stuck() -> None:
+    # Tokens 0 and 1 hold experts 0 and 1; token 2 needs two experts but only expert 2 has
+    # room: the greedy fill is stuck and the exact fallback must move something.
+    scores = np.array([[5.0, 5.0, 0.0], [5.0, 5.0, 0.0], [0.0, 0.0, 1.0]])
+    start = np.array([[0, 1], [0, 1], [-1, -1]])
+    fixed = repair_assignment(start, scores, 2, 2)
+    _assert_feasible(fixed, 3, 2, np.full(3, 2))
+
+
+@pytest.mark.parametrize(
+    ("num_tokens", "num_experts", "k", "capacity"),
+    [
+        (5, 3, 1, 2),
+        (4, 3, 2, 3),
+        (5, 2, 1, 3),
+        (3, 4, 2, 2),
+    ],
+)
+def test_exact_assignment_matches_brute_force(
+    num_tokens: int, num_experts: int, k: int, capacity: int
+) -> None:
+    for seed in range(3):
+        scores = _log_probs(num_tokens, num_experts, seed)
+        chosen = exact_assignment(scores, k, capacity)
+        _assert_feasible(chosen, num_experts, k, np.full(num_experts, capacity))
+        assert affinity(chosen, scores) == pytest.approx(_brute_force_optimum(scores, k, capacity))
+
+
+def test_exact_assignment_fills_capacity_when_short() -> None:
+    chosen = exact_assignment(np.zeros((5, 2)), 1, 2)
+    assert (chosen >= 0).sum() == 4  # 2 experts x 2 slots, one token dropped
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize(
+    ("num_tokens", "num_experts", "k", "factor"),
+    [
+        (8, 4, 1, 1.0),
+        (8, 3, 2, 1.0),
+        (12, 4, 1, 1.5),
+        (12, 4, 2, 1.25),
+    ],
+)
+def test_linear_objective_within_one_percent_of_exact_optimum(
+    seed: int, num_tokens: int, num_experts: int, k: int, factor: float
+) -> None:
+    scores = _log_probs(num_tokens, num_experts, seed)
+    capacity = expert_capacity(num_tokens, num_experts, k, factor)
+    optimum = affinity(exact_assignment(scores, k, capacity), scores)
+    # No warm start: the annealer alone (plus repair) must get there.
+    result = solve_routing(
+        scores, k, capacity, solver="sa", warm_start=None, seed=seed, num_reads=20
+    )
+    _assert_feasible(result.assignment, num_experts, k, np.full(num_experts, capacity))
+    assert result.warm_start_kept == 0
+    assert optimum - result.affinity <= 0.01 * abs(optimum)
+    stats = routing_stats(result.assignment, num_experts, capacity)
+    assert stats.capacity_violation == 0 and stats.dropped == 0
+
+
+def test_tight_capacity_gives_perfect_balance() -> None:
+    scores = _log_probs(16, 4, seed=0)
+    result = solve_routing(scores, 1, 4, seed=0)
+    stats = routing_stats(result.assignment, 4, 4)
+    assert stats.load == (4, 4, 4, 4) and stats.max_violation == 0.0
+
+
+def test_groups_share_capacity_and_stay_feasible() -> None:
+    scores = _log_probs(40, 4, seed=1)
+    capacity = expert_capacity(40, 4, 2, 1.25)
+    result = solve_routing(scores, 2, capacity, group_size=16, seed=0, num_reads=4)
+    assert result.num_groups == 3
+    assert len(result.solutions) == 3
+    _assert_feasible(result.assignment, 4, 2, np.full(4, capacity))
+    assert 0 <= result.num_infeasible <= result.num_samples
+
+
+@pytest.mark.parametrize("use_warm", [True, False])
+def test_split_capacity_keeps_every_group_feasible(use_warm: bool) -> None:
+    scores = _log_probs(37, 5, seed=2)
+    cap = np.full(5, expert_capacity(37, 5, 2, 1.0))
+    groups = [np.arange(s, min(s + 8, 37)) for s in range(0, 37, 8)]
+    warm = sinkhorn_assignment(scores, 2, cap, repair=True) if use_warm else None
+    shares = _split_capacity(cap, groups, 2, warm)
+    assert (np.sum(shares, axis=0) <= cap).all()
+    for share, group in zip(shares, groups, strict=True):
+        assert np.minimum(share, group.size).sum() >= group.size * 2
+        if warm is not None:
+            assert (np.bincount(warm[group].reshape(-1), minlength=5) <= share).all()
+
+
+def test_warm_start_never_loses_and_reaches_tabu() -> None:
+    scores = _log_probs(32, 4, seed=5)
+    capacity = expert_capacity(32, 4, 1, 1.0)
+    warm = sinkhorn_assignment(scores, 1, capacity, repair=True)
+    result = solve_routing(scores, 1, capacity, solver="tabu", timeout=20, seed=0)
+    assert result.energy <= routing_energy(warm, scores) + 1e-9
+
+
+def test_pairwise_similarity_pulls_tokens_together() -> None:
+    scores = np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5], [0.5, 0.5]])
+    similarity = np.zeros((4, 4))
+    similarity[0, 1] = similarity[1, 0] = 5.0
+    terms = PairwiseTerms(token_similarity=similarity)
+    result = solve_routing(scores, 1, 2, pairwise=terms, warm_start=None, seed=0)
+    assert result.assignment[0, 0] == result.assignment[1, 0]
+    linear = solve_routing(scores, 1, 2, warm_start=None, seed=0)
+    assert linear.assignment[0, 0] != linear.assignment[1, 0]
+
+
+def test_pairwise_diversity_and_communication_cost_keep_experts_apart() -> None:
+    scores = np.array([[1.0, 0.9, 0.5, 0.0]] * 2)
+    expert_similarity = np.zeros((4, 4))
+    expert_similarity[0, 1] = expert_similarity[1, 0] = 10.0
+    result = solve_routing(
+        scores, 2, 2, pairwise=PairwiseTerms(expert_similarity=expert_similarity), seed=0
+    )
+    assert all(set(row) != {0, 1} for row in result.assignment.tolist())
+    comm = PairwiseTerms.device_cost([0, 1, 1, 0], device_cost=[[0, 10], [10, 0]])
+    result = solve_routing(scores, 2, 2, pairwise=PairwiseTerms(communication_cost=comm), seed=0)
+    for row in result.assignment.tolist():
+        assert len({[0, 1, 1, 0][e] for e in row}) == 1  # both experts on one device
+
+
+def test_routing_energy_matches_the_formulation_objective() -> None:
+    scores = _log_probs(6, 3, seed=4)
+    similarity = knn_similarity(np.random.default_rng(0).normal(size=(6, 5)), num_neighbors=2)
+    terms = PairwiseTerms(
+        token_similarity=similarity, expert_similarity=np.ones((3, 3)), diversity_weight=0.3
+    )
+    formulation = routing_problem(scores, 2, 4, pairwise=terms)
+    assignment = exact_assignment(scores, 2, 4)
+    sample = {(t, e): int(e in assignment[t]) for t in range(6) for e in range(3)}
+    centring = 2 * scores.mean(axis=1).sum()  # the objective centres each token's scores
+    assert formulation.model.objective_energy(sample) == pytest.approx(
+        routing_energy(assignment, scores, terms) + centring
+    )
+
+
+def test_knn_similarity_is_symmetric_sparse_and_blockwise() -> None:
+    features = np.random.default_rng(0).normal(size=(10, 4))
+    sim = knn_similarity(features, num_neighbors=2, block_size=5)
+    assert np.allclose(sim, sim.T)
+    assert (sim[:5, 5:] == 0).all()
+    assert ((sim > 0).sum(axis=1) >= 1).any()
+    assert (np.diag(sim) == 0).all()
+
+
+def test_classical_routers() -> None:
+    scores = np.array([[3.0, 1.0, 0.0], [2.5, 0.0, 1.0], [2.0, 1.0, 0.0]])
+    assert topk_assignment(scores, 2).tolist() == [[0, 1], [0, 2], [0, 1]]
+    assert greedy_assignment(scores, 1, 1).tolist() == [[0], [-1], [-1]]
+    assert apply_capacity(np.array([[0, 1], [0, 1]]), 1, 3).tolist() == [[0, 1], [-1, -1]]
+    plan = sinkhorn_plan(scores, 1, num_iterations=300)
+    assert np.allclose(plan.sum(axis=1), 1.0) and np.allclose(plan.sum(axis=0), 1.0, atol=1e-3)
+    balanced = sinkhorn_assignment(scores, 1, 1)
+    assert sorted(balanced[:, 0].tolist()) == [0, 1, 2]
+    stats = routing_stats(greedy_assignment(scores, 1, 1), 3, capacity=1)
+    assert stats.dropped == 2 and stats.dead_experts == 2 and stats.dropped_tokens == 2
+    assert stats.dropped_fraction == pytest.approx(2 / 3)
+
+
+def test_expert_capacity() -> None:
+    assert expert_capacity(1024, 8, 1, 1.0) == 128
+    assert expert_capacity(1024, 8, 2, 1.25) == 320
+    assert expert_capacity(10, 2, 1, 10.0) == 10  # never more than the tokens
+
+
+def test_bad_inputs_are_refused_clearly() -> None:
+    scores = np.zeros((4, 2))
+    with pytest.raises(InvalidProblemError, match="non-finite"):
+        routing_problem(np.array([[np.nan, 0.0]]), 1, 1)
+    with pytest.raises(InvalidProblemError, match="Capacity too small for k"):
+        routing_problem(scores, 1, 1)
+    with pytest.raises(InvalidProblemError, match="'k' parameter"):
+        routing_problem(scores, 3, 4)
+    with pytest.raises(InvalidProblemError, match="shape"):
+        routing_problem(np.zeros(4), 1, 4)
+    with pytest.raises(InvalidProblemError, match="capacity"):
+        routing_problem(scores, 1, [4, 4, 4])
+    with pytest.raises(InvalidProblemError, match="shape"):
+        repair_assignment(np.zeros((3, 1), dtype=int), scores, 1, 4)
+    with pytest.raises(InvalidProblemError, match="token_similarity"):
+        routing_problem(scores, 1, 4, pairwise=PairwiseTerms(token_similarity=np.ones((2, 2))))
+    with pytest.raises(SolverConfigurationError, match="group_size"):
+        solve_routing(scores, 1, 4, group_size=0)
+    with pytest.raises(SolverConfigurationError, match="warm_start"):
+        solve_routing(scores, 1, 4, warm_start="random")  # type: ignore[arg-type]

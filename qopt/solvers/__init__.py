@@ -18,6 +18,7 @@ from qopt.solvers._registry import (
     available_solvers,
     get_solver,
     register_solver,
+    solver_spec,
     solver_status,
 )
 from qopt.solvers.classical import (
@@ -42,5 +43,6 @@ __all__ = [
     "available_solvers",
     "get_solver",
     "register_solver",
+    "solver_spec",
     "solver_status",
 ]

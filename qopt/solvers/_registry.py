@@ -29,6 +29,7 @@ __all__ = [
     "available_solvers",
     "get_solver",
     "register_solver",
+    "solver_spec",
     "solver_status",
 ]
 
@@ -173,7 +174,8 @@ def available_solvers() -> dict[str, SolverSpec]:
     return {**_BUILTIN, **_entry_point_specs(), **_REGISTERED}
 
 
-def _spec(name: str) -> SolverSpec:
+def solver_spec(name: str) -> SolverSpec:
+    """The registry entry for ``name``; an unknown name raises, listing the known ones."""
     specs = available_solvers()
     if not isinstance(name, str) or name not in specs:
         close = difflib.get_close_matches(str(name), specs, n=1)
@@ -247,7 +249,7 @@ def get_solver(
     """
     from qopt.solvers.composites import FallbackComposite, MeteredComposite
 
-    spec = _spec(name)
+    spec = solver_spec(name)
     solver = _build(spec, options)
     # A backend is remote by its spec, or by how it was configured (Qiskit with an IBM backend).
     remote = spec.remote or bool(getattr(solver, "remote", False))
@@ -256,7 +258,7 @@ def get_solver(
     if fallback is not None:
         if fallback == name:
             raise SolverConfigurationError(f"Solver '{name}' cannot be its own fallback.")
-        fallback_spec = _spec(fallback)
+        fallback_spec = solver_spec(fallback)
         if fallback_spec.remote:
             raise SolverConfigurationError(
                 f"The fallback must be a local solver; '{fallback}' is remote."
@@ -289,7 +291,7 @@ class SolverStatus:
 
 def solver_status(name: str) -> SolverStatus:
     """Check, without solving anything, whether backend ``name`` is installed and configured."""
-    spec = _spec(name)
+    spec = solver_spec(name)
     try:
         spec.load()
     except MissingDependencyError:

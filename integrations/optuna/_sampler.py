@@ -1,0 +1,709 @@
+"""QuboSampler: Optuna trials -> quadratic surrogate -> QUBO -> qopt solver -> parameters.
+
+The loop follows FMQA (Kitai et al., Phys. Rev. Research 2, 013319 (2020)) and BOCS (Baptista &
+Poloczek, ICML 2018): encode the search space into bits (:mod:`qopt.encoding`), fit a quadratic
+surrogate to the trials so far (:mod:`qopt.surrogates`), minimize it as a QUBO with any qopt
+solver through :func:`qopt.pipeline.solve`, and decode the best new point.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import dimod
+import numpy as np
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+from optuna.samplers import BaseSampler, RandomSampler
+from optuna.search_space import IntersectionSearchSpace
+from optuna.study import Study, StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+from qopt._validation import check_int
+from qopt.encoding import (
+    CategoricalParameter,
+    FloatParameter,
+    IntParameter,
+    Parameter,
+    ParameterConstraint,
+    SpaceEncoding,
+)
+from qopt.exceptions import InvalidProblemError, ProblemTooLargeError, SolverConfigurationError
+from qopt.surrogates import (
+    FactorizationMachine,
+    SparseBayesianQuadraticRegression,
+    fit_diagnostics,
+    transform_targets,
+)
+
+__all__ = ["QuboSampler"]
+
+_logger = logging.getLogger(__name__)
+
+#: Optuna's wording for a parameter left to the independent sampler (optuna.samplers._base).
+_INDEPENDENT_SAMPLING_WARNING = (
+    "The parameter `{param_name}` in Trial#{trial_number} is sampled independently "
+    "using `{independent_sampler_name}` instead of `{sampler_name}`, potentially "
+    "degrading the optimization performance. This fallback happened because "
+    "{fallback_reason}. You can suppress this warning by setting "
+    "`warn_independent_sampling` to `False` in the constructor of `{sampler_name}` if "
+    "this independent sampling is intended behavior."
+)
+#: Proposals are shared with other workers through this system attribute (chunked for RDB).
+_PROPOSAL_KEY = "qopt:proposal"
+_ATTR_MAX_LENGTH = 2045
+#: Optuna's system attribute for black-box constraint values (old list format).
+_CONSTRAINTS_KEY = "constraints"
+_SURROGATES = ("fm", "bocs")
+_TRANSFORMS = ("rank", "exp", "standardize")
+#: ParEGO's augmentation weight (Knowles 2006).
+_PAREGO_RHO = 0.05
+
+
+class QuboSampler(BaseSampler):
+    """Optuna sampler that proposes each trial by minimizing a quadratic surrogate as a QUBO.
+
+    Each parameter is encoded into bits (:class:`qopt.encoding.SpaceEncoding`: one-hot for
+    categoricals, domain-wall for ordered values, a grid of ``n_bins`` points for continuous
+    floats). The first trials follow a space-filling design that turns every bit on at least
+    once; after that each trial fits a quadratic surrogate over the bits to the trials so far, a
+    factorization machine (``"fm"``, FMQA: Kitai et al., Phys. Rev. Research 2, 013319 (2020))
+    or a sparse Bayesian quadratic model sampled with Thompson sampling (``"bocs"``, Baptista &
+    Poloczek, ICML 2018), turns it into a QUBO with the encoding's constraints and the known
+    linear ``constraints`` on parameters, solves it with a qopt solver through
+    :func:`qopt.pipeline.solve`, and decodes the best sample not yet evaluated.
+
+    Behaviour worth knowing:
+
+    * No duplicate proposals while unevaluated grid points remain: the next-best distinct
+      sample is used, then a neighbour of the best, then a random unevaluated point.
+    * Failed trials (including NaN objectives) and pruned trials count as worse than every
+      completed one; black-box constraints (``constraints_func`` or
+      :meth:`optuna.trial.Trial.set_constraint`) make infeasible trials rank after feasible
+      ones, ordered by violation.
+    * Running trials are pending points: their proposals are stored on the trial (system
+      attribute ``"qopt:proposal"``), never proposed again, and enter the fit at the worst
+      observed value (constant liar), so threads (``n_jobs > 1``) and processes sharing an RDB
+      storage do not collide.
+    * The relative search space is the intersection of the completed trials' spaces; other
+      parameters (conditional, dynamic) go to ``independent_sampler`` with Optuna's warning.
+    * Multi-objective studies are scalarized with random weights each trial (ParEGO: Knowles,
+      IEEE Trans. Evol. Comput. 10(1), 2006).
+    * With a fixed ``seed`` and ``n_jobs=1`` a study is reproducible.
+    * Each proposed trial carries diagnostics as system attributes ``"qopt:*"``: the phase,
+      the surrogate's prediction, how well it ranks the best trials so far
+      (:func:`qopt.surrogates.fit_diagnostics`), the QUBO size and the solve time.
+
+    Args:
+        solver: A qopt solver name (``qopt solvers`` lists them) or a :class:`dimod.Sampler`.
+        surrogate: ``"fm"`` or ``"bocs"``.
+        n_startup_trials: Trials of the space-filling start (raised to what it takes to turn
+            every bit on once: the largest one-hot parameter's number of choices).
+        seed: Seed for reproducible studies.
+        independent_sampler: Sampler for parameters outside the relative search space
+            (default: ``RandomSampler`` with the same seed).
+        constraints: Known linear constraints on numeric parameters
+            (:class:`qopt.encoding.ParameterConstraint`); they go into the QUBO and every
+            proposal satisfies them.
+        constraints_func: Black-box constraints: a function of a finished
+            :class:`~optuna.trial.FrozenTrial` returning values, feasible when all are ``<= 0``.
+        encoding: ``"auto"``, ``"one-hot"`` or ``"domain-wall"`` for every parameter.
+        encodings: Per-parameter overrides of ``encoding``.
+        n_bins: Grid points for each continuous float parameter.
+        max_values: Integer and stepped-float ranges with more values are thinned to this many.
+        max_bits: Refuse spaces that encode to more bits (``None``: no limit here; the solver's
+            own limit still applies).
+        target_transform: ``"rank"``, ``"exp"`` or ``"standardize"``
+            (:func:`qopt.surrogates.transform_targets`).
+        surrogate_options: Keyword options of the surrogate class
+            (:class:`qopt.surrogates.FactorizationMachine` or
+            :class:`qopt.surrogates.SparseBayesianQuadraticRegression`).
+        solver_options: Options for :func:`qopt.solvers.get_solver` when ``solver`` is a name.
+        warn_independent_sampling: Log Optuna's warning when a parameter falls back to the
+            independent sampler after the start.
+
+    Raises:
+        SolverConfigurationError: An option is unknown or out of range.
+        UnknownSolverError: ``solver`` is not a registered name.
+
+    Example:
+        >>> import optuna
+        >>> from qopt.integrations.optuna import QuboSampler
+        >>> optuna.logging.set_verbosity(optuna.logging.WARNING)
+        >>> def objective(trial):
+        ...     x = [trial.suggest_int(f"x{i}", 0, 3) for i in range(3)]
+        ...     return sum((v - 2) ** 2 for v in x)
+        >>> sampler = QuboSampler(seed=0, n_startup_trials=5, surrogate_options={"n_epochs": 100})
+        >>> study = optuna.create_study(sampler=sampler)
+        >>> study.optimize(objective, n_trials=20)
+        >>> study.best_value
+        0.0
+    """
+
+    def __init__(
+        self,
+        *,
+        solver: str | dimod.Sampler = "sa",
+        surrogate: str = "fm",
+        n_startup_trials: int = 10,
+        seed: int | None = None,
+        independent_sampler: BaseSampler | None = None,
+        constraints: Sequence[ParameterConstraint] | None = None,
+        constraints_func: Callable[[FrozenTrial], Sequence[float]] | None = None,
+        encoding: str = "auto",
+        encodings: Mapping[str, str] | None = None,
+        n_bins: int = 16,
+        max_values: int = 32,
+        max_bits: int | None = None,
+        target_transform: str = "rank",
+        surrogate_options: Mapping[str, Any] | None = None,
+        solver_options: Mapping[str, Any] | None = None,
+        warn_independent_sampling: bool = True,
+    ) -> None:
+        owner = type(self).__name__
+        if isinstance(solver, str):
+            from qopt.solvers import solver_spec
+
+            solver_spec(solver)  # an unknown name fails now, listing the known ones
+        elif not isinstance(solver, dimod.Sampler):
+            raise SolverConfigurationError(
+                f"The 'solver' parameter of {owner} must be a solver name (str) or a "
+                f"dimod.Sampler. Got {solver!r} instead."
+            )
+        if surrogate not in _SURROGATES:
+            raise SolverConfigurationError(
+                f"The 'surrogate' parameter of {owner} must be a str among {list(_SURROGATES)}. "
+                f"Got {surrogate!r} instead."
+            )
+        if target_transform not in _TRANSFORMS:
+            raise SolverConfigurationError(
+                f"The 'target_transform' parameter of {owner} must be a str among "
+                f"{list(_TRANSFORMS)}. Got {target_transform!r} instead."
+            )
+        if encoding not in ("auto", "one-hot", "domain-wall"):
+            raise SolverConfigurationError(
+                f"The 'encoding' parameter of {owner} must be a str among "
+                f"['auto', 'one-hot', 'domain-wall']. Got {encoding!r} instead."
+            )
+        for name, scheme in (encodings or {}).items():
+            if scheme not in ("auto", "one-hot", "domain-wall"):
+                raise SolverConfigurationError(
+                    f"The 'encodings' parameter of {owner} gives parameter '{name}' the "
+                    f"encoding {scheme!r}; use 'auto', 'one-hot' or 'domain-wall'."
+                )
+        constraints = list(constraints or [])
+        for c in constraints:
+            if not isinstance(c, ParameterConstraint):
+                raise SolverConfigurationError(
+                    f"The 'constraints' parameter of {owner} must be a list of "
+                    f"qopt.encoding.ParameterConstraint. Got {type(c).__name__} instead."
+                )
+        if constraints_func is not None and not callable(constraints_func):
+            raise SolverConfigurationError(
+                f"The 'constraints_func' parameter of {owner} must be callable or None. "
+                f"Got {constraints_func!r} instead."
+            )
+        self._solver_spec = solver
+        self._solver: dimod.Sampler | None = None if isinstance(solver, str) else solver
+        self._surrogate = surrogate
+        self._n_startup_trials = check_int(n_startup_trials, "n_startup_trials", owner, low=0)
+        self._seed = None if seed is None else check_int(seed, "seed", owner, low=0)
+        self._rng = np.random.default_rng(seed)
+        self._independent_sampler = independent_sampler or RandomSampler(seed=seed)
+        self._constraints = constraints
+        self._constraints_func = constraints_func
+        self._encoding = encoding
+        self._encodings = dict(encodings or {})
+        self._n_bins = check_int(n_bins, "n_bins", owner, low=2)
+        self._max_values = check_int(max_values, "max_values", owner, low=2)
+        self._max_bits = None if max_bits is None else check_int(max_bits, "max_bits", owner, low=1)
+        self._target_transform = target_transform
+        self._surrogate_options = dict(surrogate_options or {})
+        self._solver_options = dict(solver_options or {})
+        self._warn_independent_sampling = bool(warn_independent_sampling)
+        self._search_space = IntersectionSearchSpace()
+        self._spaces: dict[tuple[Any, ...], SpaceEncoding] = {}
+        self._designs: dict[tuple[Any, ...], list[dict[str, int]]] = {}
+        self._models: dict[tuple[Any, ...], Any] = {}
+        self._lock = threading.RLock()
+        # Build one surrogate now so that bad surrogate_options fail at construction.
+        self._new_surrogate(np.zeros(1, dtype=np.int64))
+
+    # --------------------------------------------------------------- Optuna API
+    def reseed_rng(self) -> None:
+        self._rng = np.random.default_rng()
+        self._independent_sampler.reseed_rng()
+
+    def infer_relative_search_space(
+        self, study: Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        space: dict[str, BaseDistribution] = {}
+        for name, distribution in self._search_space.calculate(study).items():
+            if distribution.single():
+                continue
+            if not isinstance(
+                distribution, CategoricalDistribution | FloatDistribution | IntDistribution
+            ):
+                raise InvalidProblemError(
+                    f"Parameter '{name}' has a {type(distribution).__name__}, which QuboSampler "
+                    "cannot encode; it supports FloatDistribution, IntDistribution and "
+                    "CategoricalDistribution (trial.suggest_float / suggest_int / "
+                    "suggest_categorical)."
+                )
+            space[name] = distribution
+        return space
+
+    def sample_relative(
+        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        if not search_space:
+            return {}
+        with self._lock:
+            key, space = self._space_for(search_space)
+            history = _History.collect(study, trial, space, search_space)
+            indices, attrs = self._propose(study, key, space, history)
+            params = {
+                name: _to_external(search_space[name], space.parameters[name].values[k])
+                for name, k in indices.items()
+            }
+            self._share_proposal(study, trial, search_space, params)
+            for attr, value in attrs.items():
+                study._storage.set_trial_system_attr(trial._trial_id, f"qopt:{attr}", value)
+        return params
+
+    def sample_independent(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
+        if self._warn_independent_sampling:
+            complete = study._get_trials(
+                deepcopy=False, states=(TrialState.COMPLETE,), use_cache=True
+            )
+            if len(complete) >= max(1, self._n_startup_trials):
+                _logger.warning(
+                    _INDEPENDENT_SAMPLING_WARNING.format(
+                        param_name=param_name,
+                        trial_number=trial.number,
+                        independent_sampler_name=type(self._independent_sampler).__name__,
+                        sampler_name=type(self).__name__,
+                        fallback_reason=(
+                            "the parameter is outside the relative search space (conditional or "
+                            "dynamic parameters are not encoded by QuboSampler)"
+                        ),
+                    )
+                )
+        if any(param_name in c.terms for c in self._constraints) and isinstance(
+            param_distribution, FloatDistribution | IntDistribution
+        ):
+            return self._sample_constrained_independent(trial, param_name, param_distribution)
+        return self._independent_sampler.sample_independent(
+            study, trial, param_name, param_distribution
+        )
+
+    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+        self._independent_sampler.before_trial(study, trial)
+
+    def after_trial(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        state: TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
+        if self._constraints_func is not None and state in (TrialState.COMPLETE, TrialState.PRUNED):
+            constraint_values = tuple(float(v) for v in self._constraints_func(trial))
+            if any(math.isnan(v) for v in constraint_values):
+                raise ValueError(
+                    f"constraints_func returned NaN for trial {trial.number}: "
+                    f"{constraint_values}. Return finite floats (<= 0 means satisfied)."
+                )
+            study._storage.set_trial_system_attr(
+                trial._trial_id, _CONSTRAINTS_KEY, constraint_values
+            )
+        self._independent_sampler.after_trial(study, trial, state, values)
+
+    # --------------------------------------------------------------- internals
+    def _space_for(
+        self, search_space: Mapping[str, BaseDistribution]
+    ) -> tuple[tuple[Any, ...], SpaceEncoding]:
+        names = sorted(search_space)
+        key = tuple((name, repr(search_space[name])) for name in names)
+        if key not in self._spaces:
+            parameters: dict[str, Parameter] = {n: _to_parameter(n, search_space[n]) for n in names}
+            constraints = [c for c in self._constraints if set(c.terms) <= set(parameters)]
+            schemes = {n: s for n, s in self._encodings.items() if n in parameters}
+            space = SpaceEncoding(
+                parameters,
+                scheme=self._encoding,
+                schemes=schemes,
+                n_bins=self._n_bins,
+                max_values=self._max_values,
+                constraints=constraints,
+            )
+            if self._max_bits is not None and space.n_bits > self._max_bits:
+                raise ProblemTooLargeError(
+                    self._too_large_message(space, f"max_bits={self._max_bits}")
+                )
+            self._spaces[key] = space
+        return key, self._spaces[key]
+
+    @staticmethod
+    def _too_large_message(space: SpaceEncoding, limit: str) -> str:
+        largest = sorted(space.parameters.values(), key=lambda p: -p.n_bits)[:3]
+        names = ", ".join(f"'{p.name}' ({p.n_bits} bits)" for p in largest)
+        return (
+            f"The search space encodes to {space.n_bits} bits, over the limit ({limit}). "
+            f"The largest parameters: {names}. Coarsen them (n_bins, max_values, or "
+            "encodings={name: 'domain-wall'}), or use a solver that takes larger QUBOs "
+            "(solver='sa')."
+        )
+
+    def _new_surrogate(self, groups: np.ndarray) -> Any:
+        seed = int(self._rng.integers(2**31))
+        options = {"seed": seed, **self._surrogate_options, "groups": groups}
+        cls = FactorizationMachine if self._surrogate == "fm" else SparseBayesianQuadraticRegression
+        try:
+            return cls(**options)
+        except TypeError as error:
+            raise SolverConfigurationError(
+                f"The 'surrogate_options' parameter of QuboSampler has an option that "
+                f"{cls.__name__} does not take ({error})."
+            ) from error
+
+    def _propose(
+        self, study: Study, key: tuple[Any, ...], space: SpaceEncoding, history: _History
+    ) -> tuple[dict[str, int], dict[str, Any]]:
+        taken = history.taken()
+        n_start = max(self._n_startup_trials, space.coverage_size())
+        if key not in self._designs:
+            self._designs[key] = space.space_filling(n_start, self._rng)
+        design = [p for p in self._designs[key] if tuple(p.values()) not in taken]
+        finite = [v for v in history.values if np.isfinite(v).all()]
+        if design and len(history.points) + len(history.pending) <= n_start:
+            return design[0], {"phase": "start", "n_bits": space.n_bits}
+        if len(finite) < 2:
+            return self._random_untaken(space, taken), {"phase": "random", "n_bits": space.n_bits}
+        return self._model_proposal(study, key, space, history, taken)
+
+    def _random_untaken(self, space: SpaceEncoding, taken: set[tuple[int, ...]]) -> dict[str, int]:
+        point = space.random_point(self._rng)
+        for _ in range(200):
+            if tuple(point.values()) not in taken or len(taken) >= space.size:
+                break
+            point = space.random_point(self._rng)
+        return point
+
+    def _targets(self, study: Study, history: _History) -> np.ndarray:
+        """Values to minimize, one per observed row: scalarized, failures worst, liars."""
+        values = np.array(history.values, dtype=float).reshape(len(history.values), -1)
+        signs = np.array([1.0 if d == StudyDirection.MINIMIZE else -1.0 for d in study.directions])
+        values = values * signs
+        if values.shape[1] > 1:
+            finite_rows = np.isfinite(values).all(axis=1)
+            lo = values[finite_rows].min(axis=0)
+            span = np.maximum(values[finite_rows].max(axis=0) - lo, 1e-12)
+            normalized = (values - lo) / span
+            weights = self._rng.dirichlet(np.ones(values.shape[1]))
+            weighted = normalized * weights
+            with np.errstate(invalid="ignore"):
+                y = weighted.max(axis=1) + _PAREGO_RHO * weighted.sum(axis=1)
+            y[~finite_rows] = np.inf
+        else:
+            y = values[:, 0].copy()
+        y[np.isnan(y)] = np.inf
+        violation = np.array(history.violations)
+        infeasible = violation > 0
+        if infeasible.any():
+            feasible = np.isfinite(y) & ~infeasible
+            base = y[feasible] if feasible.any() else y[np.isfinite(y)]
+            worst = float(base.max()) if base.size else 0.0
+            spread = float(np.ptp(base)) if base.size > 1 else 1.0
+            spread = spread or 1.0
+            scaled = violation / violation.max()
+            y = np.where(infeasible & np.isfinite(y), worst + spread * (1.0 + scaled), y)
+        return y
+
+    def _model_proposal(
+        self,
+        study: Study,
+        key: tuple[Any, ...],
+        space: SpaceEncoding,
+        history: _History,
+        taken: set[tuple[int, ...]],
+    ) -> tuple[dict[str, int], dict[str, Any]]:
+        from qopt.pipeline import solve
+
+        y = self._targets(study, history)
+        X = np.array([space.encode_indices(p) for p in history.points], dtype=float)
+        observed_y = transform_targets(y, self._target_transform)
+        if history.pending:
+            # Constant liar: pending points take the worst observed value.
+            X = np.vstack([X, [space.encode_indices(p) for p in history.pending]])
+            observed_y = np.concatenate(
+                [observed_y, np.full(len(history.pending), observed_y.max())]
+            )
+        model = self._models.get(key)
+        if model is None or self._surrogate == "fm":
+            model = self._new_surrogate(space.groups)
+            self._models[key] = model
+        model.fit(X, observed_y)
+        bqm = model.to_bqm()
+        diagnostics = fit_diagnostics(model, X[: len(y)], observed_y[: len(y)])
+        formulation = space.formulation(bqm)
+        solver = self._get_solver()
+        params: dict[str, Any] = {}
+        if "seed" in solver.parameters:
+            params["seed"] = int(self._rng.integers(2**31))
+        try:
+            solution = solve(formulation, solver=solver, **params)
+        except ProblemTooLargeError as error:
+            raise ProblemTooLargeError(self._too_large_message(space, str(error))) from error
+        point, source = self._pick(space, bqm, solution.sampleset, taken)
+        bits = space.encode_indices(point)
+        attrs = {
+            "phase": "model",
+            "surrogate": self._surrogate,
+            "candidate": source,
+            "n_bits": space.n_bits,
+            "qubo_variables": int(solution.sampleset.variables.__len__()),
+            "predicted": float(np.asarray(model.predict(bits[None, :])).reshape(-1)[0]),
+            "solver_wall_s": _wall(solution),
+            **{
+                k: (None if isinstance(v, float) and math.isnan(v) else v)
+                for k, v in diagnostics.items()
+            },
+        }
+        return point, attrs
+
+    def _get_solver(self) -> dimod.Sampler:
+        if self._solver is None:
+            from qopt.solvers import get_solver
+
+            assert isinstance(self._solver_spec, str)
+            self._solver = get_solver(self._solver_spec, **self._solver_options)
+        return self._solver
+
+    def _pick(
+        self,
+        space: SpaceEncoding,
+        bqm: dimod.BinaryQuadraticModel,
+        sampleset: dimod.SampleSet,
+        taken: set[tuple[int, ...]],
+    ) -> tuple[dict[str, int], str]:
+        """The lowest-surrogate repaired sample not yet taken, else a neighbour, else random."""
+        from qopt.encoding import _Energy
+
+        energy = _Energy(bqm, space.n_bits)
+        bits = np.array(
+            [[sample.get(i, 0) for i in range(space.n_bits)] for sample in sampleset.samples()],
+            dtype=np.int8,
+        ).reshape(-1, space.n_bits)
+        candidates: dict[tuple[int, ...], float] = {}
+        for row in bits:
+            repaired = space.repair(row, energy=energy)
+            point = tuple(space.decode_indices(repaired).values())
+            candidates.setdefault(point, energy.of(repaired))
+        ranked = sorted(candidates, key=lambda p: (candidates[p], p))
+        names = list(space.parameters)
+        for rank, point in enumerate(ranked):
+            if point not in taken:
+                return dict(
+                    zip(names, point, strict=True)
+                ), "solver-best" if rank == 0 else "solver-next"
+        if ranked:
+            best = dict(zip(names, ranked[0], strict=True))
+            frontier = [best]
+            seen = {ranked[0]}
+            for _ in range(2):
+                scored = []
+                for here in frontier:
+                    for neighbour in space.neighbours(here):
+                        key = tuple(neighbour.values())
+                        if key in seen or space.constraint_violation(neighbour) > 1e-9:
+                            continue
+                        seen.add(key)
+                        scored.append((energy.of(space.encode_indices(neighbour)), key, neighbour))
+                scored.sort(key=lambda s: (s[0], s[1]))
+                for _, key, neighbour in scored:
+                    if key not in taken:
+                        return neighbour, "neighbour"
+                frontier = [s[2] for s in scored[:8]]
+        if len(taken) >= space.size and ranked:
+            return dict(zip(names, ranked[0], strict=True)), "duplicate (space exhausted)"
+        return self._random_untaken(space, taken), "random"
+
+    def _share_proposal(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        search_space: Mapping[str, BaseDistribution],
+        params: Mapping[str, Any],
+    ) -> None:
+        internal = {n: search_space[n].to_internal_repr(v) for n, v in params.items()}
+        text = json.dumps(internal)
+        for i in range(0, len(text), _ATTR_MAX_LENGTH):
+            study._storage.set_trial_system_attr(
+                trial._trial_id,
+                f"{_PROPOSAL_KEY}:{i // _ATTR_MAX_LENGTH}",
+                text[i : i + _ATTR_MAX_LENGTH],
+            )
+
+    def _sample_constrained_independent(
+        self, trial: FrozenTrial, name: str, distribution: FloatDistribution | IntDistribution
+    ) -> Any:
+        """A value for a constrained parameter outside the relative space (the first trial).
+
+        The other parameters of each constraint are unknown yet, so each unset one is allotted
+        an equal share of what the set ones leave: the constraint holds whenever every unset
+        parameter can fit within its share (true of budgets over non-negative sizes).
+        """
+        values = (
+            SpaceEncoding(
+                {name: _to_parameter(name, distribution)},
+                n_bins=self._n_bins,
+                max_values=self._max_values,
+            )
+            .parameters[name]
+            .values
+        )
+        known = trial.params
+        penalties = np.zeros(len(values))
+        for c in self._constraints:
+            if name not in c.terms:
+                continue
+            fixed = sum(
+                coef * float(known[n]) for n, coef in c.terms.items() if n in known and n != name
+            )
+            unset = sum(1 for n in c.terms if n not in known)
+            for k, v in enumerate(values):
+                share = c.terms[name] * float(v)
+                lb = None if c.lb is None else (c.lb - fixed) / unset
+                ub = None if c.ub is None else (c.ub - fixed) / unset
+                penalties[k] += (0.0 if lb is None else max(0.0, lb - share)) + (
+                    0.0 if ub is None else max(0.0, share - ub)
+                )
+        best = np.flatnonzero(penalties <= penalties.min() + 1e-12)
+        return _to_external(distribution, values[int(self._rng.choice(best))])
+
+
+class _History:
+    """The study's trials on one search space, as value indices."""
+
+    def __init__(self) -> None:
+        self.points: list[dict[str, int]] = []
+        self.values: list[tuple[float, ...]] = []
+        self.violations: list[float] = []
+        self.pending: list[dict[str, int]] = []
+        self.bad: list[dict[str, int]] = []
+
+    def taken(self) -> set[tuple[int, ...]]:
+        return {tuple(p.values()) for p in (*self.points, *self.pending, *self.bad)}
+
+    @classmethod
+    def collect(
+        cls,
+        study: Study,
+        trial: FrozenTrial,
+        space: SpaceEncoding,
+        search_space: Mapping[str, BaseDistribution],
+    ) -> _History:
+        history = cls()
+        n_objectives = len(study.directions)
+        for t in study.get_trials(deepcopy=False):
+            if t.number == trial.number:
+                continue
+            params = _params_of(t, search_space)
+            if params is None:
+                continue
+            point = space.indices_of(params)
+            if t.state == TrialState.COMPLETE and t.values is not None:
+                history.points.append(point)
+                history.values.append(tuple(float(v) for v in t.values))
+                history.violations.append(float(sum(max(0.0, v) for v in t.constraints.values())))
+            elif t.state in (TrialState.FAIL, TrialState.PRUNED):
+                # Worse than any completed trial: the surrogate learns to avoid the region.
+                history.points.append(point)
+                history.values.append((math.inf,) * n_objectives)
+                history.violations.append(0.0)
+                history.bad.append(point)
+            elif t.state in (TrialState.RUNNING, TrialState.WAITING):
+                history.pending.append(point)
+        return history
+
+
+def _params_of(
+    trial: FrozenTrial, search_space: Mapping[str, BaseDistribution]
+) -> dict[str, Any] | None:
+    """The trial's point on the search space (a running one's proposal), or None.
+
+    Categorical values come back as choice indices, numbers as themselves: the form
+    :func:`_to_parameter` encodes.
+    """
+    internal: dict[str, float] = {}
+    if not trial.state.is_finished():
+        chunks = []
+        i = 0
+        while (chunk := trial.system_attrs.get(f"{_PROPOSAL_KEY}:{i}")) is not None:
+            chunks.append(chunk)
+            i += 1
+        if chunks:
+            proposal = json.loads("".join(chunks))
+            internal.update({n: v for n, v in proposal.items() if n in search_space})
+    for name, value in trial.params.items():
+        if name in search_space:
+            if trial.distributions.get(name) != search_space[name]:
+                return None
+            internal[name] = search_space[name].to_internal_repr(value)
+    if set(internal) != set(search_space):
+        return None
+    params: dict[str, Any] = {}
+    for name, value in internal.items():
+        distribution = search_space[name]
+        if not distribution._contains(value):
+            return None
+        params[name] = int(value) if isinstance(distribution, CategoricalDistribution) else value
+    return params
+
+
+def _to_parameter(name: str, distribution: BaseDistribution) -> Parameter:
+    if isinstance(distribution, CategoricalDistribution):
+        return CategoricalParameter(tuple(range(len(distribution.choices))))
+    if isinstance(distribution, IntDistribution):
+        return IntParameter(
+            distribution.low, distribution.high, distribution.step, distribution.log
+        )
+    if isinstance(distribution, FloatDistribution):
+        return FloatParameter(
+            distribution.low, distribution.high, distribution.step, distribution.log
+        )
+    raise InvalidProblemError(
+        f"Parameter '{name}' has a {type(distribution).__name__}, which QuboSampler cannot "
+        "encode; it supports FloatDistribution, IntDistribution and CategoricalDistribution."
+    )
+
+
+def _to_external(distribution: BaseDistribution, value: Any) -> Any:
+    """A grid value as Optuna expects it: the choice, a Python int, or a Python float."""
+    if isinstance(distribution, CategoricalDistribution):
+        return distribution.choices[int(value)]
+    if isinstance(distribution, IntDistribution):
+        return int(value)
+    return float(value)
+
+
+def _wall(solution: Any) -> float | None:
+    record = getattr(solution, "record", None)
+    wall = getattr(record, "wall_s", None)
+    return None if wall is None else float(wall)

@@ -1,0 +1,80 @@
+"""Target transforms that keep failed or extreme observations from wrecking a surrogate fit."""
+
+from __future__ import annotations
+
+from statistics import NormalDist
+from typing import Literal, TypeAlias
+
+import numpy as np
+
+from qopt.exceptions import InvalidProblemError, SolverConfigurationError
+
+__all__ = ["TargetTransform", "transform_targets"]
+
+TargetTransform: TypeAlias = Literal["rank", "exp", "standardize"]
+_TRANSFORMS = ("rank", "exp", "standardize")
+
+
+def transform_targets(y: np.ndarray | list[float], method: str = "rank") -> np.ndarray:
+    """Map values to be minimized onto a tame scale, keeping their order.
+
+    ``+inf`` marks an observation worse than any other (a failed trial): it gets the worst
+    transformed value. Methods:
+
+    * ``"rank"``: Gaussian rank scores ``Phi^-1((rank - 1/2) / n)`` (ties share a rank). Only
+      the order survives, so one huge loss cannot flatten every other difference.
+    * ``"exp"``: ``1 - exp(-(y - min) / s)`` with ``s`` the median distance to the best value,
+      then standardized: resolution near the best values is kept, bad values saturate.
+    * ``"standardize"``: ``(y - mean) / std`` with ``+inf`` replaced by the worst finite value.
+
+    Args:
+        y: Values to minimize, finite or ``+inf``; NaN and ``-inf`` are refused.
+        method: ``"rank"``, ``"exp"`` or ``"standardize"``.
+
+    Returns:
+        Transformed values with mean 0 and unit variance (all zero when they are all equal).
+
+    Example:
+        >>> import numpy as np
+        >>> from qopt.surrogates import transform_targets
+        >>> transform_targets([1.0, 2.0, 1e9, np.inf], "rank").round(2).tolist()
+        [-1.36, -0.38, 0.38, 1.36]
+    """
+    if method not in _TRANSFORMS:
+        raise SolverConfigurationError(
+            f"The 'method' parameter of transform_targets must be a str among "
+            f"{list(_TRANSFORMS)}. Got {method!r} instead."
+        )
+    values = np.asarray(y, dtype=float).reshape(-1)
+    if np.isnan(values).any() or np.isneginf(values).any():
+        raise InvalidProblemError(
+            "transform_targets got NaN or -inf values; mark failed observations with +inf."
+        )
+    if values.size == 0:
+        return values
+    finite = values[np.isfinite(values)]
+    if method == "rank":
+        ranks = rank_average(values)
+        inverse_cdf = np.vectorize(NormalDist().inv_cdf, otypes=[float])
+        out = inverse_cdf((ranks - 0.5) / values.size)
+    elif finite.size == 0:
+        out = np.zeros_like(values)
+    elif method == "exp":
+        gap = finite - finite.min()
+        scale = float(np.median(gap[gap > 0])) if (gap > 0).any() else 1.0
+        out = np.where(np.isfinite(values), 1.0 - np.exp(-(values - finite.min()) / scale), 1.0)
+    else:
+        out = np.where(np.isfinite(values), values, finite.max())
+    std = float(out.std())
+    return (out - out.mean()) / std if std > 0 else np.zeros_like(out)
+
+
+def rank_average(values: np.ndarray) -> np.ndarray:
+    """Ranks 1..n, ties sharing their average rank (``scipy.stats.rankdata``, without scipy)."""
+    values = np.asarray(values, dtype=float)
+    order = np.argsort(values, kind="stable")
+    ranks = np.empty(values.size)
+    ranks[order] = np.arange(1, values.size + 1)
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    sums = np.bincount(inverse, weights=ranks)
+    return np.asarray(sums[inverse] / counts[inverse])

@@ -1,0 +1,291 @@
+"""QuboSampler: Optuna's conformance suite, then qopt's own behaviour and quality checks."""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+optuna = pytest.importorskip("optuna")
+
+from optuna.samplers import BaseSampler  # noqa: E402
+from optuna.testing.pytest_samplers import (  # noqa: E402
+    BasicSamplerTestCase,
+    MultiObjectiveSamplerTestCase,
+    RelativeSamplerTestCase,
+)
+from optuna.trial import TrialState  # noqa: E402
+from qopt.integrations.optuna import QuboSampler, demo_study  # noqa: E402
+from qopt.integrations.optuna._demo import random_qubo_objective  # noqa: E402
+
+from qopt.encoding import ParameterConstraint  # noqa: E402
+from qopt.exceptions import (  # noqa: E402
+    InvalidProblemError,
+    ProblemTooLargeError,
+    SolverConfigurationError,
+    UnknownSolverError,
+)
+
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+#: Small settings keep the suite fast; the behaviour under test does not depend on them.
+FAST = {"n_epochs": 60, "n_factors": 4}
+
+
+def fast_sampler(**options: Any) -> QuboSampler:
+    options.setdefault("surrogate_options", FAST)
+    options.setdefault("solver_options", {"num_reads": 4, "num_sweeps": 200})
+    options.setdefault("n_startup_trials", 2)
+    options.setdefault("seed", 0)
+    return QuboSampler(**options)
+
+
+class TestBasic(BasicSamplerTestCase):
+    @pytest.fixture
+    def sampler(self) -> Callable[[], BaseSampler]:
+        return fast_sampler
+
+
+class TestRelative(RelativeSamplerTestCase):
+    @pytest.fixture
+    def sampler(self) -> Callable[[], BaseSampler]:
+        return fast_sampler
+
+
+class TestRelativeBocs(RelativeSamplerTestCase):
+    @pytest.fixture
+    def sampler(self) -> Callable[[], BaseSampler]:
+        return lambda: fast_sampler(
+            surrogate="bocs", surrogate_options={"n_burn_in": 10, "n_samples": 5}
+        )
+
+
+class TestMultiObjective(MultiObjectiveSamplerTestCase):
+    @pytest.fixture
+    def sampler(self) -> Callable[[], BaseSampler]:
+        return fast_sampler
+
+
+def categorical_grid_objective(trial: optuna.Trial) -> float:
+    a = trial.suggest_categorical("a", ["x", "y", "z"])
+    b = trial.suggest_int("b", 0, 3)
+    return {"x": 0.0, "y": 1.0, "z": 2.0}[a] + (b - 2) ** 2
+
+
+def test_import_qopt_does_not_import_optuna() -> None:
+    import subprocess
+
+    code = "import qopt, qopt.encoding, qopt.surrogates, sys; print('optuna' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_reproducible_with_a_fixed_seed() -> None:
+    def run(seed: int) -> list[dict[str, Any]]:
+        study = optuna.create_study(sampler=fast_sampler(seed=seed))
+        study.optimize(categorical_grid_objective, n_trials=9)
+        return [t.params for t in study.trials]
+
+    assert run(3) == run(3)
+    assert run(3) != run(4)
+
+
+def test_no_duplicates_until_the_finite_space_is_exhausted() -> None:
+    study = optuna.create_study(sampler=fast_sampler())
+    study.optimize(categorical_grid_objective, n_trials=14)
+    points = [tuple(t.params.values()) for t in study.trials]
+    assert len(set(points[:12])) == 12  # all 3 x 4 points before any repeat
+    assert study.best_value == 0.0
+    model_trials = [t for t in study.trials if t.system_attrs.get("qopt:phase") == "model"]
+    assert model_trials
+    last = model_trials[-1].system_attrs
+    assert last["qopt:surrogate"] == "fm" and last["qopt:n_bits"] == 6
+    assert {"qopt:predicted", "qopt:best_rank", "qopt:candidate", "qopt:solver_wall_s"} <= set(last)
+
+
+def test_start_design_turns_every_bit_on() -> None:
+    study = optuna.create_study(sampler=fast_sampler(n_startup_trials=2))
+    study.optimize(lambda t: t.suggest_categorical("c", list("abcdef")) == "a", n_trials=7)
+    start = [t for t in study.trials if t.system_attrs.get("qopt:phase") == "start"]
+    # Trial 0 has no relative space yet (random); the design then covers every other choice.
+    assert len(start) >= 5
+    assert {t.params["c"] for t in study.trials[: len(start) + 1]} == set("abcdef")
+
+
+def test_failed_pruned_and_nan_trials_are_not_proposed_again() -> None:
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_int("x", 0, 5)
+        y = trial.suggest_int("y", 0, 1)
+        if x == 5:
+            raise RuntimeError("out of memory")
+        if x == 4:
+            raise optuna.TrialPruned()
+        if x == 3 and y == 1:
+            return float("nan")
+        return float(-x - y)
+
+    study = optuna.create_study(sampler=fast_sampler())
+    study.optimize(objective, n_trials=12, catch=(RuntimeError,))
+    states = [t.state for t in study.trials]
+    assert TrialState.FAIL in states and TrialState.PRUNED in states
+    points = [(t.params["x"], t.params["y"]) for t in study.trials]
+    # Until a trial completes there is no relative space: those trials are random (and may
+    # repeat). Every later proposal is a point never tried before, failures included.
+    first = next(i for i, t in enumerate(study.trials) if "qopt:phase" in t.system_attrs)
+    assert first <= 3
+    for i in range(first, len(points)):
+        assert points[i] not in points[:i]
+    assert len(set(points)) >= 11
+    assert study.best_value == -3.0
+
+
+def test_parallel_threads_and_shared_storage_do_not_collide(tmp_path: Any) -> None:
+    study = optuna.create_study(sampler=fast_sampler())
+    study.optimize(categorical_grid_objective, n_trials=12, n_jobs=2)
+    assert len({tuple(t.params.values()) for t in study.trials}) == 12
+
+    # Two workers (processes in real life) sharing an RDB storage, both with the same seed:
+    # running trials are pending, so the second worker does not repeat the first's proposal.
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    first = optuna.create_study(study_name="s", storage=storage, sampler=fast_sampler(seed=7))
+    second = optuna.load_study(study_name="s", storage=storage, sampler=fast_sampler(seed=7))
+    first.optimize(categorical_grid_objective, n_trials=1)  # a relative search space exists
+    for _ in range(5):
+        t1, t2 = first.ask(), second.ask()
+        p1 = (t1.suggest_categorical("a", ["x", "y", "z"]), t1.suggest_int("b", 0, 3))
+        p2 = (t2.suggest_categorical("a", ["x", "y", "z"]), t2.suggest_int("b", 0, 3))
+        assert p1 != p2
+        first.tell(t1, 1.0)
+        second.tell(t2, 2.0)
+
+
+def test_conditional_parameters_go_to_the_independent_sampler_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def objective(trial: optuna.Trial) -> float:
+        kind = trial.suggest_categorical("kind", ["a", "b"])
+        extra = trial.suggest_int(f"extra_{kind}", 0, 3)
+        return extra + (kind == "b")
+
+    study = optuna.create_study(sampler=fast_sampler())
+    with caplog.at_level("WARNING", logger="qopt.integrations.optuna._sampler"):
+        study.optimize(objective, n_trials=8)
+    assert "is sampled independently using `RandomSampler` instead of `QuboSampler`" in caplog.text
+    assert "warn_independent_sampling" in caplog.text
+    quiet = optuna.create_study(sampler=fast_sampler(warn_independent_sampling=False))
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="qopt.integrations.optuna._sampler"):
+        quiet.optimize(objective, n_trials=5)
+    assert "sampled independently" not in caplog.text
+
+
+def test_multi_objective_parego() -> None:
+    def objective(trial: optuna.Trial) -> tuple[float, float]:
+        x = trial.suggest_int("x", 0, 7)
+        y = trial.suggest_categorical("y", ["p", "q"])
+        return float(x), float(7 - x + (y == "q"))
+
+    study = optuna.create_study(directions=["minimize", "minimize"], sampler=fast_sampler())
+    study.optimize(objective, n_trials=14)
+    assert any(t.system_attrs.get("qopt:phase") == "model" for t in study.trials)
+    front = {t.params["x"] for t in study.best_trials}
+    assert len(front) >= 4 and all(t.params["y"] == "p" for t in study.best_trials)
+
+
+def test_known_linear_constraints_are_never_violated() -> None:
+    budget = ParameterConstraint({"w1": 1, "w2": 1, "w3": 1}, ub=96, label="width budget")
+
+    def objective(trial: optuna.Trial) -> float:
+        widths = [trial.suggest_int(f"w{i}", 8, 64, step=8) for i in (1, 2, 3)]
+        return -float(sum(widths))  # wants every layer wide
+
+    study = optuna.create_study(sampler=fast_sampler(constraints=[budget]))
+    study.optimize(objective, n_trials=20)
+    totals = [sum(t.params.values()) for t in study.trials]
+    assert max(totals) <= 96  # the first trial (independent sampling) included
+    assert study.best_value == -96.0
+
+
+def test_black_box_constraints_func_is_recorded_and_steers_away() -> None:
+    def objective(trial: optuna.Trial) -> float:
+        return -float(trial.suggest_int("x", 0, 9))
+
+    sampler = fast_sampler(constraints_func=lambda t: [t.params["x"] - 6.0])
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(objective, n_trials=10)
+    assert all(t.constraints == {"0": t.params["x"] - 6.0} for t in study.trials)
+    feasible = [t for t in study.trials if t.params["x"] <= 6]
+    assert min(t.value for t in feasible) == -6.0
+
+
+def test_quality_finds_the_optimum_of_a_random_qubo() -> None:
+    """On a random 14-bit QUBO objective the enumerated optimum is found within 60 trials."""
+    hits = 0
+    seeds = (1, 3, 4, 5)
+    for seed in seeds:
+        Q, optimum = random_qubo_objective(14, seed=seed)
+
+        def objective(trial: optuna.Trial, Q: np.ndarray = Q) -> float:
+            x = np.array([trial.suggest_int(f"x{i}", 0, 1) for i in range(14)], dtype=float)
+            return float(x @ Q @ x)
+
+        study = optuna.create_study(sampler=QuboSampler(seed=seed))
+        study.optimize(objective, n_trials=60)
+        hits += math.isclose(study.best_value, optimum, abs_tol=1e-9)
+    assert hits >= 3
+
+
+def test_bad_options_and_spaces_raise_clear_errors() -> None:
+    with pytest.raises(UnknownSolverError, match="Known solvers"):
+        QuboSampler(solver="annealer9000")
+    with pytest.raises(SolverConfigurationError, match="'surrogate' parameter of QuboSampler"):
+        QuboSampler(surrogate="gp")
+    with pytest.raises(SolverConfigurationError, match="'target_transform'"):
+        QuboSampler(target_transform="log")
+    with pytest.raises(SolverConfigurationError, match="FactorizationMachine does not take"):
+        QuboSampler(surrogate_options={"n_burn_in": 3})
+    with pytest.raises(SolverConfigurationError, match="parameter 'x' the encoding 'binary'"):
+        QuboSampler(encodings={"x": "binary"})
+    with pytest.raises(SolverConfigurationError, match="'n_startup_trials'"):
+        QuboSampler(n_startup_trials=-1)
+
+    def wide(trial: optuna.Trial) -> float:
+        return trial.suggest_float("lr", 1e-5, 1.0, log=True) + trial.suggest_int("units", 1, 512)
+
+    study = optuna.create_study(sampler=fast_sampler(max_bits=20))
+    with pytest.raises(ProblemTooLargeError, match=r"'units' \(31 bits\).*'lr' \(15 bits\)"):
+        study.optimize(wide, n_trials=3)
+
+    # A solver with a size limit: the error names the parameters and the way out.
+    study = optuna.create_study(
+        sampler=fast_sampler(solver="exact", solver_options={"max_variables": 10})
+    )
+    with pytest.raises(ProblemTooLargeError, match=r"'units'.*solver='sa'"):
+        study.optimize(wide, n_trials=6)
+
+    infeasible = ParameterConstraint({"a": 1, "b": 1}, ub=1, label="too tight")
+
+    def objective(trial: optuna.Trial) -> float:
+        return trial.suggest_int("a", 1, 5) + trial.suggest_int("b", 1, 5)
+
+    study = optuna.create_study(sampler=fast_sampler(constraints=[infeasible]))
+    with pytest.raises(InvalidProblemError, match=r"'too tight' on parameter\(s\) 'a', 'b'"):
+        study.optimize(objective, n_trials=3)
+
+
+def test_bocs_surrogate_runs_a_study() -> None:
+    sampler = fast_sampler(surrogate="bocs", surrogate_options={"n_burn_in": 20, "n_samples": 5})
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(categorical_grid_objective, n_trials=10)
+    assert study.trials[-1].system_attrs["qopt:surrogate"] == "bocs"
+
+
+def test_demo_study_reports_both_samplers() -> None:
+    result = demo_study(n_trials=10, seed=1, n_bits=8)
+    assert result["optimum"] <= min(result["qubo_sampler"], result["tpe"])
+    _, optimum = random_qubo_objective(8, seed=1)
+    assert result["optimum"] == optimum

@@ -1,0 +1,281 @@
+"""qopt.encoding: round trips, repair, constraints into the QUBO, start designs."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import dimod
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from qopt.encoding import (
+    CategoricalParameter,
+    FloatParameter,
+    IntParameter,
+    Parameter,
+    ParameterConstraint,
+    SpaceEncoding,
+)
+from qopt.exceptions import InvalidProblemError, SolverConfigurationError
+from qopt.pipeline import solve
+
+SCHEMES = st.sampled_from(["auto", "one-hot", "domain-wall"])
+
+
+@st.composite
+def parameters(draw: st.DrawFn) -> Parameter:
+    kind = draw(
+        st.sampled_from(["categorical", "int", "int-log", "float", "float-step", "float-log"])
+    )
+    if kind == "categorical":
+        n = draw(st.integers(1, 6))
+        return CategoricalParameter(
+            tuple(draw(st.permutations(["a", 1, 2.5, None, True, "z"])))[:n]
+        )
+    if kind == "int":
+        low = draw(st.integers(-20, 20))
+        return IntParameter(low, low + draw(st.integers(0, 60)), step=draw(st.integers(1, 4)))
+    if kind == "int-log":
+        low = draw(st.integers(1, 10))
+        return IntParameter(low, low + draw(st.integers(0, 500)), log=True)
+    if kind == "float":
+        low = draw(st.floats(-100, 100))
+        return FloatParameter(low, low + draw(st.floats(0, 50)))
+    if kind == "float-step":
+        low = draw(st.integers(-50, 50)) / 10
+        step = draw(st.sampled_from([0.1, 0.25, 0.5, 1.0]))
+        return FloatParameter(low, low + step * draw(st.integers(0, 80)), step=step)
+    low = draw(st.floats(1e-6, 10))
+    return FloatParameter(low, low * draw(st.floats(1, 1e4)), log=True)
+
+
+@st.composite
+def spaces(draw: st.DrawFn) -> SpaceEncoding:
+    params = draw(st.lists(parameters(), min_size=1, max_size=4))
+    names = [f"p{i}" for i in range(len(params))]
+    return SpaceEncoding(
+        dict(zip(names, params, strict=True)),
+        scheme=draw(SCHEMES),
+        n_bins=draw(st.integers(2, 12)),
+        max_values=draw(st.integers(2, 40)),
+    )
+
+
+@settings(max_examples=150, deadline=None)
+@given(space=spaces(), data=st.data())
+def test_decode_encode_round_trip(space: SpaceEncoding, data: st.DataObject) -> None:
+    indices = {n: data.draw(st.integers(0, p.n_values - 1)) for n, p in space.parameters.items()}
+    values = space.values_of(indices)
+    bits = space.encode(values)
+    assert bits.shape == (space.n_bits,) and space.is_valid(bits)
+    decoded = space.decode(bits)
+    for name, value in values.items():
+        assert decoded[name] is value or decoded[name] == value
+        assert type(decoded[name]) is type(value)
+    assert space.decode_indices(bits) == indices
+
+
+@settings(max_examples=150, deadline=None)
+@given(space=spaces(), data=st.data())
+def test_every_bit_pattern_repairs_to_a_valid_point(
+    space: SpaceEncoding, data: st.DataObject
+) -> None:
+    bits = np.array(
+        data.draw(st.lists(st.integers(0, 1), min_size=space.n_bits, max_size=space.n_bits))
+    )
+    repaired = space.repair(bits)
+    assert space.is_valid(repaired)
+    point = space.decode(repaired)
+    for name, p in space.parameters.items():
+        assert point[name] in p.values
+        if not isinstance(p.parameter, CategoricalParameter):
+            assert p.parameter.low <= point[name] <= p.parameter.high
+    if space.is_valid(bits):
+        assert (repaired == bits).all()  # repair leaves valid patterns alone
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    widths=st.lists(st.integers(1, 6), min_size=2, max_size=4),
+    budget=st.integers(4, 20),
+    data=st.data(),
+)
+def test_repair_satisfies_linear_constraints(
+    widths: list[int], budget: int, data: st.DataObject
+) -> None:
+    params = {f"w{i}": IntParameter(1, 8) for i in range(len(widths))}
+    constraint = ParameterConstraint({f"w{i}": c for i, c in enumerate(widths)}, ub=budget)
+    if sum(widths) > budget:  # even all-ones exceeds the budget
+        with pytest.raises(InvalidProblemError, match="smallest possible value"):
+            SpaceEncoding(params, constraints=[constraint])
+        return
+    space = SpaceEncoding(params, constraints=[constraint])
+    bits = np.array(
+        data.draw(st.lists(st.integers(0, 1), min_size=space.n_bits, max_size=space.n_bits))
+    )
+    point = space.decode(space.repair(bits))
+    assert sum(c * point[n] for n, c in constraint.terms.items()) <= budget
+    assert space.is_feasible(point)
+
+
+@settings(max_examples=60, deadline=None)
+@given(value=st.floats(1e-7, 1.0), n_bins=st.integers(2, 20))
+def test_off_grid_values_snap_to_the_nearest_point_on_the_log_scale(
+    value: float, n_bins: int
+) -> None:
+    space = SpaceEncoding({"lr": FloatParameter(1e-7, 1.0, log=True)}, n_bins=n_bins)
+    grid = np.array(space.parameters["lr"].values)
+    snapped = space.decode(space.encode({"lr": value}))["lr"]
+    assert np.abs(np.log(grid) - math.log(value)).min() == pytest.approx(
+        abs(math.log(snapped) - math.log(value))
+    )
+
+
+def test_auto_scheme_and_bit_counts() -> None:
+    space = SpaceEncoding(
+        {
+            "opt": CategoricalParameter(("adam", "sgd", "rmsprop")),
+            "flag": CategoricalParameter((True, False)),
+            "layers": IntParameter(1, 8),
+            "lr": FloatParameter(1e-4, 1e-1, log=True),
+            "fixed": IntParameter(3, 3),
+        },
+        n_bins=5,
+    )
+    schemes = {n: (p.scheme, p.n_bits) for n, p in space.parameters.items()}
+    assert schemes == {
+        "opt": ("one-hot", 3),
+        "flag": ("domain-wall", 1),
+        "layers": ("domain-wall", 7),
+        "lr": ("domain-wall", 4),
+        "fixed": ("domain-wall", 0),
+    }
+    assert space.n_bits == 15 and space.size == 3 * 2 * 8 * 5
+    assert space.parameters["lr"].values == (
+        1e-4,
+        0.000562341325190,
+        0.00316227766017,
+        0.0177827941004,
+        0.1,
+    )
+    assert space.bit_labels[:5] == [
+        "opt='adam'",
+        "opt='sgd'",
+        "opt='rmsprop'",
+        "flag>=False",
+        "layers>=2",
+    ]
+
+
+def test_stepped_and_thinned_grids_stay_on_the_lattice() -> None:
+    space = SpaceEncoding(
+        {"x": FloatParameter(-10.2, 10.2, step=0.1), "n": IntParameter(0, 1000, step=5)},
+        max_values=16,
+    )
+    x = np.array(space.parameters["x"].values)
+    assert len(x) == 16 and x[0] == -10.2 and x[-1] == 10.2
+    np.testing.assert_allclose((x + 10.2) / 0.1, np.round((x + 10.2) / 0.1), atol=1e-7)
+    n = space.parameters["n"].values
+    assert n[0] == 0 and n[-1] == 1000 and all(v % 5 == 0 for v in n)
+
+
+def test_domain_wall_penalty_makes_every_minimum_valid() -> None:
+    space = SpaceEncoding({"a": IntParameter(0, 4), "b": IntParameter(0, 3)})
+    rng = np.random.default_rng(0)
+    objective = dimod.BinaryQuadraticModel(
+        rng.normal(size=space.n_bits),
+        {(i, j): rng.normal() for i, j in itertools.combinations(range(space.n_bits), 2)},
+        0,
+        "BINARY",
+    )
+    bqm = space.constrained_qubo(objective).to_bqm()
+    ground = dimod.ExactSolver().sample(bqm).first.sample
+    assert space.is_valid([ground[i] for i in range(space.n_bits)])
+    # The penalty is zero on valid patterns: energies there equal the objective's.
+    for a, b in [(0, 0), (2, 3), (4, 1)]:
+        bits = space.encode({"a": a, "b": b})
+        sample = {i: int(x) for i, x in enumerate(bits)}
+        assert bqm.energy(sample) == pytest.approx(objective.energy(sample))
+
+
+def test_constraints_go_into_the_qubo_and_the_pipeline_returns_feasible_points() -> None:
+    space = SpaceEncoding(
+        {
+            "w1": IntParameter(8, 64, step=8),
+            "w2": IntParameter(8, 64, step=8),
+            "act": CategoricalParameter(("relu", "gelu", "tanh")),
+        },
+        constraints=[ParameterConstraint({"w1": 1, "w2": 2}, ub=96, label="budget")],
+    )
+    # Reward wide layers: the unconstrained optimum (64, 64) breaks the budget.
+    objective = dimod.BinaryQuadraticModel("BINARY")
+    for name in ("w1", "w2"):
+        p = space.parameters[name]
+        _, coefficients = p.value_coefficients()
+        for j, c in enumerate(coefficients):
+            objective.add_linear(p.offset + j, -c)
+    model = space.constrained_qubo(objective)
+    assert "budget" in model.constraints and "one-hot act" in model.constraints
+    solution = solve(space.formulation(objective), "sa", seed=1, num_reads=20)
+    point = solution.value
+    assert point["w1"] + 2 * point["w2"] <= 96
+    assert point["w1"] + 2 * point["w2"] >= 88  # the budget is used: the QUBO saw it
+
+
+def test_infeasible_and_bad_constraints_name_the_parameters() -> None:
+    params = {
+        "a": IntParameter(5, 10),
+        "b": IntParameter(5, 10),
+        "c": CategoricalParameter(("x", "y")),
+    }
+    with pytest.raises(
+        InvalidProblemError, match=r"'a', 'b'.*smallest possible value is 10 > ub=9"
+    ):
+        SpaceEncoding(params, constraints=[ParameterConstraint({"a": 1, "b": 1}, ub=9)])
+    with pytest.raises(InvalidProblemError, match="largest possible value"):
+        SpaceEncoding(params, constraints=[ParameterConstraint({"a": 1}, lb=11)])
+    with pytest.raises(InvalidProblemError, match="categorical parameter 'c'"):
+        SpaceEncoding(params, constraints=[ParameterConstraint({"c": 1}, ub=1)])
+    with pytest.raises(InvalidProblemError, match="parameter 'd'"):
+        SpaceEncoding(params, constraints=[ParameterConstraint({"d": 1}, ub=1)])
+    with pytest.raises(InvalidProblemError, match=r"lb=3\.0 > ub=1\.0"):
+        ParameterConstraint({"a": 1}, lb=3, ub=1)
+    with pytest.raises(SolverConfigurationError, match="'scheme' parameter"):
+        SpaceEncoding(params, scheme="binary")
+    with pytest.raises(SolverConfigurationError, match=r"unknown parameter\(s\) \['z'\]"):
+        SpaceEncoding(params, schemes={"z": "one-hot"})
+    with pytest.raises(InvalidProblemError, match="not a choice of parameter 'c'"):
+        SpaceEncoding(params).encode({"a": 5, "b": 5, "c": "w"})
+    with pytest.raises(InvalidProblemError, match="not a valid one-hot pattern"):
+        SpaceEncoding(params, scheme="one-hot").decode([0] * 14)
+    with pytest.raises(InvalidProblemError, match="log-scaled"):
+        FloatParameter(0.0, 1.0, log=True)
+
+
+@pytest.mark.parametrize("n", [3, 8, 20])
+def test_space_filling_turns_every_bit_on_and_off(n: int) -> None:
+    space = SpaceEncoding(
+        {
+            "opt": CategoricalParameter(tuple("abcdef")),
+            "depth": IntParameter(1, 12),
+            "lr": FloatParameter(1e-4, 1.0, log=True),
+        },
+        n_bins=8,
+    )
+    size = max(n, space.coverage_size())
+    design = space.space_filling(size, np.random.default_rng(n))
+    bits = np.array([space.encode_indices(p) for p in design])
+    assert bits.max(axis=0).all() and not bits.min(axis=0).any()
+    assert len({tuple(p.values()) for p in design}) == size  # no duplicates
+
+
+def test_neighbours_step_ordered_parameters_by_one() -> None:
+    space = SpaceEncoding(
+        {"depth": IntParameter(1, 5), "opt": CategoricalParameter(("a", "b", "c"))}
+    )
+    moves = space.neighbours({"depth": 0, "opt": 1})
+    assert {"depth": 1, "opt": 1} in moves and {"depth": 0, "opt": 0} in moves
+    assert len(moves) == 1 + 2

@@ -1,0 +1,390 @@
+"""Structured pruning on scikit-learn's digits: QUBO selection against the usual selectors.
+
+A small CNN and an MLP are trained on the 8x8 digits (1797 images, a stratified 70/30 split
+per seed), then pruned to 1/s of their MACs (s = each --speedups value) and fine-tuned for the
+same budget. Every arm sees one calibration epoch over the training set (gradients, no weight
+update) before it prunes, then --finetune-epochs epochs of the same optimizer on the same
+batches. Arms:
+
+    qubo        QuboPruningCallback: Taylor importance + activation redundancy, one global MAC
+                budget, solved by --solver through qopt.pipeline (Lightning fine-tuning)
+    l1          L1 filter norm, the same keep ratio in every layer (Li et al., ICLR 2017)
+    taylor      first-order Taylor, global greedy ranking of layer-normalized scores
+                (Molchanov et al., CVPR 2019) until the MAC budget holds
+    tp-group    Torch-Pruning's MetaPruner with group L2 magnitude (Fang et al., CVPR 2023),
+                uniform ratio found by bisection so the MACs meet the budget
+    unstructured  Lightning's ModelPruning, global L1 unstructured at sparsity 1 - 1/s: a
+                reference only; zeroed weights do not remove MACs on dense hardware
+
+MACs are counted by qopt.integrations.lightning.count_params_and_macs (Linear and Conv2d
+multiply-accumulates). Prints, per model and speed-up, the median accuracy change (pruned and
+fine-tuned minus the unpruned model) over seeds with [min, max] and the median MAC ratio, and
+writes every run to benchmarks/results/pruning-<time>.json.
+
+    python benchmarks/pruning/run.py                                    # 5 seeds, 2x and 3x
+    python benchmarks/pruning/run.py --seeds 2 --epochs 5 --finetune-epochs 2   # a quick check
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import statistics
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch_pruning as tp
+from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.callbacks import ModelPruning
+from qopt.integrations.lightning import QuboPruningCallback, count_params_and_macs
+from qopt.integrations.lightning._pruning import _Analysis  # groups + exact MAC polynomial
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from qopt.bench import machine_info
+from qopt.problems.pruning import magnitude_importance, taylor_importance
+
+REPO = Path(__file__).resolve().parents[2]
+ARMS = ("qubo", "l1", "taylor", "tp-group", "unstructured")
+MODELS = ("cnn", "mlp")
+EXAMPLE = {"cnn": torch.zeros(1, 1, 8, 8), "mlp": torch.zeros(1, 64)}
+
+
+def make_model(kind: str) -> nn.Sequential:
+    if kind == "cnn":
+        return nn.Sequential(
+            nn.Conv2d(1, 16, 3, padding=1),
+            nn.BatchNorm2d(16),
+            nn.ReLU(),
+            nn.Conv2d(16, 32, 3, stride=2, padding=1),
+            nn.BatchNorm2d(32),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(32 * 4 * 4, 64),
+            nn.ReLU(),
+            nn.Linear(64, 10),
+        )
+    return nn.Sequential(
+        nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10)
+    )
+
+
+class Classifier(LightningModule):
+    """Wraps a model; learning rate 0 in epoch 0 (the calibration epoch), then ``lr``."""
+
+    def __init__(self, net: nn.Module, example: torch.Tensor, lr: float) -> None:
+        super().__init__()
+        self.net = net
+        self.example_input_array = example
+        self.lr = lr
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        return nn.functional.cross_entropy(self(x), y)
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        x, y = batch
+        self.log("val_acc", (self(x).argmax(1) == y).float().mean())
+
+    def configure_optimizers(self) -> Any:
+        optimizer = torch.optim.Adam(self.parameters(), lr=self.lr)
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: 0.0 if e == 0 else 1.0)
+        return {"optimizer": optimizer, "lr_scheduler": schedule}
+
+
+def data(kind: str, seed: int, batch: int) -> tuple[DataLoader, DataLoader]:
+    digits = load_digits()
+    x = digits.data.astype(np.float32) / 16.0
+    x = x.reshape(-1, 1, 8, 8) if kind == "cnn" else x
+    x_tr, x_te, y_tr, y_te = train_test_split(
+        x, digits.target, test_size=0.3, stratify=digits.target, random_state=seed
+    )
+    generator = torch.Generator().manual_seed(seed)
+    train = DataLoader(
+        TensorDataset(torch.as_tensor(x_tr), torch.as_tensor(y_tr)),
+        batch_size=batch,
+        shuffle=True,
+        generator=generator,
+    )
+    test = DataLoader(TensorDataset(torch.as_tensor(x_te), torch.as_tensor(y_te)), batch_size=512)
+    return train, test
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, loader: DataLoader) -> float:
+    model.eval()
+    right = sum(int((model(x).argmax(1) == y).sum()) for x, y in loader)
+    return right / len(loader.dataset)  # type: ignore[arg-type]
+
+
+def fit(
+    model: nn.Module,
+    example: torch.Tensor,
+    train: DataLoader,
+    epochs: int,
+    lr: float,
+    callbacks: list[Any],
+    seed: int,
+) -> None:
+    """``epochs`` epochs after one calibration epoch (lr 0), with Lightning, on CPU."""
+    torch.manual_seed(seed)
+    module = Classifier(model, example, lr)
+    trainer = Trainer(
+        max_epochs=epochs + 1,
+        callbacks=callbacks,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        accelerator="cpu",
+        num_sanity_val_steps=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer.fit(module, train)
+
+
+def taylor_scores(
+    model: nn.Module, analysis: _Analysis, train: DataLoader
+) -> dict[str, np.ndarray]:
+    """Molchanov 2019 scores per group, averaged over one pass without weight updates."""
+    scores = {g.name: np.zeros(g.size) for g in analysis.groups}
+    model.train()
+    for x, y in train:
+        model.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        for g in analysis.groups:
+            for _, root in g.roots:
+                scores[g.name] += taylor_importance(
+                    root.weight, root.weight.grad, bias=root.bias, bias_grad=root.bias.grad
+                )
+    model.zero_grad()
+    return scores
+
+
+def prune_with_masks(
+    model: nn.Module, analysis: _Analysis, masks: dict[str, np.ndarray], example: torch.Tensor
+) -> None:
+    graph = tp.DependencyGraph().build_dependency(model, example_inputs=example, verbose=False)
+    names = dict(model.named_modules())
+    for g in analysis.groups:
+        drop = np.flatnonzero(~masks[g.name]).tolist()
+        if drop:
+            root = names[g.roots[0][0]]
+            pruner = graph.get_pruner_of_module(root)
+            graph.get_pruning_group(root, pruner.prune_out_channels, drop).prune()
+
+
+def uniform_counts(analysis: _Analysis, budget: float) -> dict[str, int]:
+    """The largest common keep ratio whose counts meet the MAC budget."""
+    best = {g.name: 1 for g in analysis.groups}
+    for ratio in np.linspace(1.0, 0.0, 1001):
+        counts = {g.name: max(1, int(np.floor(ratio * g.size))) for g in analysis.groups}
+        if analysis.predict("macs", counts) <= budget:
+            return counts
+    return best
+
+
+def top_masks(scores: dict[str, np.ndarray], counts: dict[str, int]) -> dict[str, np.ndarray]:
+    masks = {}
+    for name, score in scores.items():
+        mask = np.zeros(len(score), dtype=bool)
+        mask[np.argsort(-score, kind="stable")[: counts[name]]] = True
+        masks[name] = mask
+    return masks
+
+
+def global_greedy(
+    analysis: _Analysis, scores: dict[str, np.ndarray], budget: float
+) -> dict[str, np.ndarray]:
+    """Remove the globally lowest layer-normalized score until the MACs meet the budget."""
+    normalized = {n: s / (np.linalg.norm(s) or 1.0) for n, s in scores.items()}
+    masks = {n: np.ones(len(s), dtype=bool) for n, s in scores.items()}
+    order = sorted((float(v), n, i) for n, s in normalized.items() for i, v in enumerate(s))
+    for _, name, i in order:
+        counts = {n: int(m.sum()) for n, m in masks.items()}
+        if analysis.predict("macs", counts) <= budget:
+            break
+        if counts[name] > 1:
+            masks[name][i] = False
+    return masks
+
+
+def tp_group(model: nn.Module, example: torch.Tensor, budget: float) -> nn.Module:
+    """Torch-Pruning's MetaPruner (group L2), uniform ratio bisected to meet the budget."""
+    low, high, best = 0.0, 1.0, None
+    for _ in range(14):
+        ratio = (low + high) / 2
+        candidate = copy.deepcopy(model)
+        ignored = [m for m in candidate.modules() if isinstance(m, nn.Linear)][-1:]
+        pruner = tp.pruner.MetaPruner(
+            candidate,
+            example,
+            importance=tp.importance.GroupMagnitudeImportance(p=2),
+            pruning_ratio=ratio,
+            ignored_layers=ignored,
+        )
+        pruner.step()
+        if count_params_and_macs(candidate, example)[1] <= budget:
+            high, best = ratio, candidate
+        else:
+            low = ratio
+    assert best is not None
+    return best
+
+
+def run_arm(
+    arm: str,
+    kind: str,
+    base: nn.Module,
+    train: DataLoader,
+    test: DataLoader,
+    speedup: float,
+    args: argparse.Namespace,
+    seed: int,
+) -> dict[str, Any]:
+    example = EXAMPLE[kind]
+    model = copy.deepcopy(base)
+    macs_before = count_params_and_macs(model, example)[1]
+    budget = macs_before / speedup
+    start = time.perf_counter()
+    extra: dict[str, Any] = {}
+    if arm == "qubo":
+        callback = QuboPruningCallback(
+            target_ratio=1.0 / speedup,
+            importance="taylor",
+            alpha=args.alpha,
+            epochs=[0],
+            solver=args.solver,
+            solver_options={"num_reads": args.num_reads, "seed": seed},
+        )
+        fit(model, example, train, args.finetune_epochs, args.lr, [callback], seed)
+        extra = {"kept": callback.report["kept"], "fallbacks": callback.report.get("fallbacks", 0)}
+    elif arm == "unstructured":
+        pruning = ModelPruning(
+            "l1_unstructured",
+            amount=lambda e: 1 - 1 / speedup if e == 0 else 0.0,
+            use_global_unstructured=True,
+            make_pruning_permanent=True,
+            verbose=0,
+        )
+        fit(model, example, train, args.finetune_epochs, args.lr, [pruning], seed)
+        extra = {
+            "zero_fraction": float(
+                sum(int((p == 0).sum()) for p in model.parameters())
+                / sum(p.numel() for p in model.parameters())
+            )
+        }
+    else:
+        analysis = _Analysis(model, example, None)
+        if arm == "tp-group":
+            model = tp_group(model, example, budget)
+        else:
+            if arm == "l1":
+                scores = {
+                    g.name: sum(magnitude_importance(r.weight) for _, r in g.roots)
+                    for g in analysis.groups
+                }
+                masks = top_masks(scores, uniform_counts(analysis, budget))
+            else:
+                masks = global_greedy(analysis, taylor_scores(model, analysis, train), budget)
+            prune_with_masks(model, analysis, masks, example)
+        fit(model, example, train, args.finetune_epochs, args.lr, [], seed)
+    params, macs = count_params_and_macs(model, example)
+    return {
+        "arm": arm,
+        "model": kind,
+        "seed": seed,
+        "speedup": speedup,
+        "accuracy": accuracy(model, test),
+        "macs": macs,
+        "params": params,
+        "macs_ratio": macs / macs_before,
+        "seconds": time.perf_counter() - start,
+        **extra,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--speedups", type=float, nargs="+", default=[2.0, 3.0])
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    parser.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS))
+    parser.add_argument("--epochs", type=int, default=30, help="pre-training epochs")
+    parser.add_argument("--finetune-epochs", type=int, default=3)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--alpha", type=float, default=0.5)
+    parser.add_argument("--solver", default="sa")
+    parser.add_argument("--num-reads", type=int, default=32)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+
+    runs: list[dict[str, Any]] = []
+    for kind in args.models:
+        for seed in range(args.seeds):
+            train, test = data(kind, seed, args.batch)
+            torch.manual_seed(seed)
+            base = make_model(kind)
+            fit(base, EXAMPLE[kind], train, args.epochs, args.lr, [], seed)
+            base_accuracy = accuracy(base, test)
+            for speedup in args.speedups:
+                for arm in args.arms:
+                    run = run_arm(arm, kind, base, train, test, speedup, args, seed)
+                    run["base_accuracy"] = base_accuracy
+                    run["delta"] = run["accuracy"] - base_accuracy
+                    runs.append(run)
+                    print(
+                        f"{kind} seed={seed} {speedup:g}x {arm:12s} acc={run['accuracy']:.4f} "
+                        f"(base {base_accuracy:.4f}) macs={run['macs_ratio']:.3f}",
+                        flush=True,
+                    )
+
+    print("\n| model | speed-up | arm | accuracy change, median [min, max] | MACs kept | n |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for kind in args.models:
+        for speedup in args.speedups:
+            for arm in args.arms:
+                chosen = [
+                    r for r in runs if (r["model"], r["speedup"], r["arm"]) == (kind, speedup, arm)
+                ]
+                deltas = [100 * r["delta"] for r in chosen]
+                ratio = statistics.median(r["macs_ratio"] for r in chosen)
+                print(
+                    f"| {kind} | {speedup:g}x | {arm} | {statistics.median(deltas):+.2f} pp "
+                    f"[{min(deltas):+.2f}, {max(deltas):+.2f}] | {ratio:.3f} | {len(chosen)} |"
+                )
+    out = (
+        args.out
+        or REPO / "benchmarks" / "results" / f"pruning-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
+        json.dumps(
+            {
+                "args": {k: str(v) for k, v in vars(args).items()},
+                "machine": machine_info(),
+                "runs": runs,
+            },
+            indent=1,
+        )
+    )
+    print(f"\nraw results: {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,833 @@
+"""QuboPruningCallback: structured pruning of a LightningModule, selected by a QUBO solver.
+
+The callback is a thin translation layer: it traces the model's channel dependencies with
+Torch-Pruning's ``DependencyGraph`` (Fang et al., "DepGraph: towards any structural pruning",
+CVPR 2023), turns each coupled group of output units into a
+:class:`~qopt.problems.pruning.PruningGroup`, lets :func:`qopt.pipeline.solve` pick the units
+to keep under a parameter or MAC budget (:func:`~qopt.problems.pruning.pruning_problem`),
+masks the dropped units while the model fine-tunes, and removes them for real when ``fit``
+ends, again through Torch-Pruning.
+
+This module imports Lightning and Torch-Pruning at import time; ``qopt`` imports it only
+when ``qopt.integrations.lightning`` is used.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import dimod
+import numpy as np
+import torch
+from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.callbacks import Callback
+from torch import nn
+
+from qopt._optional import import_optional
+from qopt._validation import check_float, check_int
+from qopt.exceptions import InvalidProblemError, SolverConfigurationError, UnknownSolverError
+from qopt.pipeline import solve
+from qopt.problems.pruning import (
+    PruningCost,
+    PruningGroup,
+    activation_redundancy,
+    fisher_importance,
+    magnitude_importance,
+    pruning_problem,
+    taylor_importance,
+)
+from qopt.solvers import available_solvers
+
+__all__ = ["QoptPruningWarning", "QuboPruningCallback", "count_params_and_macs"]
+
+_OWNER = "QuboPruningCallback"
+_IMPORTANCES = ("l1", "l2", "taylor", "fisher")
+_BUDGETS = ("macs", "params")
+_COSTED = (nn.Linear, nn.Conv2d)
+_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
+
+
+class QoptPruningWarning(UserWarning):
+    """The pruning callback fell back or could not reach its target; training goes on.
+
+    Silence it with ``warnings.filterwarnings("ignore", category=QoptPruningWarning)``.
+    """
+
+
+def _tp() -> Any:
+    return import_optional("torch_pruning", "lightning", "QuboPruningCallback")
+
+
+def _layer_shapes(model: nn.Module, example_input: Any) -> dict[nn.Module, int]:
+    """For every Linear/Conv2d reached by ``example_input``: rows x spatial positions."""
+    positions: dict[nn.Module, int] = {}
+
+    def hook(module: nn.Module, _: Any, output: torch.Tensor) -> None:
+        if isinstance(module, nn.Conv2d):
+            positions[module] = int(output.shape[0] * output.shape[2] * output.shape[3])
+        else:
+            positions[module] = int(output.numel() // output.shape[-1])
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, _COSTED)]
+    training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            _forward(model, example_input)
+    finally:
+        model.train(training)
+        for handle in handles:
+            handle.remove()
+    return positions
+
+
+def _forward(model: nn.Module, example_input: Any) -> Any:
+    if isinstance(example_input, tuple | list):
+        return model(*example_input)
+    if isinstance(example_input, Mapping):
+        return model(**example_input)
+    return model(example_input)
+
+
+def _layer_macs(module: nn.Module, positions: int) -> int:
+    if isinstance(module, nn.Conv2d):
+        kernel = module.kernel_size[0] * module.kernel_size[1]
+        return positions * module.out_channels * (module.in_channels // module.groups) * kernel
+    assert isinstance(module, nn.Linear)
+    return positions * module.out_features * module.in_features
+
+
+def count_params_and_macs(model: nn.Module, example_input: Any) -> tuple[int, int]:
+    """Parameters of ``model`` and multiply-accumulates of one forward of ``example_input``.
+
+    MACs count the weight multiplications of ``nn.Linear`` and ``nn.Conv2d`` layers, the part
+    structured pruning shrinks; element-wise operations, normalisation and bias additions
+    are not counted. The pruning callback's budget and report use this same count.
+
+    Example:
+        >>> import torch
+        >>> from qopt.integrations.lightning import count_params_and_macs
+        >>> model = torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+        >>> count_params_and_macs(model, torch.zeros(1, 8))
+        (46, 40)
+    """
+    positions = _layer_shapes(model, example_input)
+    macs = sum(_layer_macs(module, rows) for module, rows in positions.items())
+    return sum(p.numel() for p in model.parameters()), int(macs)
+
+
+@dataclass
+class _Affine:
+    """``constant + sum_g coefficient[g] * k_g``: a layer dimension as a function of counts."""
+
+    constant: float
+    coefficient: dict[str, float] = field(default_factory=dict)
+
+    def times(
+        self, other: _Affine, scale: float
+    ) -> tuple[float, dict[str, float], dict[tuple[str, str], float]]:
+        linear: dict[str, float] = {}
+        quadratic: dict[tuple[str, str], float] = {}
+        for g, a in self.coefficient.items():
+            linear[g] = linear.get(g, 0.0) + scale * a * other.constant
+        for g, b in other.coefficient.items():
+            linear[g] = linear.get(g, 0.0) + scale * b * self.constant
+        for g, a in self.coefficient.items():
+            for h, b in other.coefficient.items():
+                key = (g, h) if g <= h else (h, g)
+                quadratic[key] = quadratic.get(key, 0.0) + scale * a * b
+        return scale * self.constant * other.constant, linear, quadratic
+
+
+@dataclass
+class _Group:
+    """One coupled group of output units, as traced by the dependency graph."""
+
+    name: str
+    size: int
+    roots: list[tuple[str, nn.Module]]  # Linear/Conv2d whose outputs are these units
+    consumers: list[tuple[nn.Module, torch.Tensor, torch.Tensor]]  # (module, positions, unit)
+    touched: dict[nn.Module, tuple[str, int]]  # module -> ("in"/"out", units per position)
+
+
+class _Analysis:
+    """The prunable groups of a model and its exact parameter and MAC cost polynomials."""
+
+    def __init__(self, model: nn.Module, example_input: Any, layers: Sequence[str] | None) -> None:
+        tp = _tp()
+        names = {module: name for name, module in model.named_modules()}
+        training = model.training
+        try:
+            model.eval()  # tracing runs a forward; keep batch-norm statistics untouched
+            graph = tp.DependencyGraph().build_dependency(
+                model, example_inputs=example_input, verbose=False
+            )
+        except Exception as error:
+            raise InvalidProblemError(
+                f"{_OWNER} could not trace {type(model).__name__} with Torch-Pruning's "
+                f"dependency graph ({type(error).__name__}: {error}). Pass an example_input the "
+                "model's forward accepts, or prune a traceable submodule."
+            ) from error
+        finally:
+            model.train(training)
+        self.graph = graph
+        wanted = None if layers is None else set(layers)
+        if wanted is not None:
+            unknown = sorted(wanted - set(names.values()))
+            if unknown:
+                raise SolverConfigurationError(
+                    f"The 'layers' parameter of {_OWNER} names modules that {type(model).__name__} "
+                    f"does not have: {unknown}."
+                )
+        self.groups: list[_Group] = []
+        seen: set[str] = set()
+        for module in list(graph.module2node):
+            if not isinstance(module, _COSTED) or module not in names:
+                continue
+            name = names[module]
+            if wanted is not None and name not in wanted:
+                continue
+            group = self._group(graph, module, names, model)
+            if group is None:
+                if wanted is not None:
+                    raise InvalidProblemError(
+                        f"Module {name!r} ({type(module).__name__}) has no prunable units: "
+                        "its outputs reach the model's output without passing through another "
+                        "Linear or Conv2d layer."
+                    )
+                continue
+            if group.name in seen:
+                continue
+            seen.add(group.name)
+            self.groups.append(group)
+        if not self.groups:
+            raise InvalidProblemError(
+                f"{_OWNER} found no prunable group in {type(model).__name__}: no Linear or Conv2d "
+                "layer feeds another one."
+            )
+        self._cost_polynomials(model, example_input, names)
+
+    def _group(
+        self, graph: Any, module: nn.Module, names: dict[nn.Module, str], model: nn.Module
+    ) -> _Group | None:
+        size = _out_size(module)
+        pruner = graph.get_pruner_of_module(module)
+        group = graph.get_pruning_group(module, pruner.prune_out_channels, list(range(size)))
+        roots: list[tuple[str, nn.Module]] = []
+        consumers: list[tuple[nn.Module, torch.Tensor, torch.Tensor]] = []
+        touched: dict[nn.Module, tuple[str, int]] = {}
+        for item in group:
+            target = item.dep.target.module
+            if isinstance(target, nn.Parameter):
+                raise InvalidProblemError(
+                    f"{_OWNER} cannot cost the bare parameter {graph._param_to_name.get(target)!r} "
+                    f"coupled to module {names[module]!r}; wrap it in a module or exclude the layer."
+                )
+            if target not in names:
+                continue
+            target_name = names[target]
+            own_parameters = any(True for _ in target.parameters(recurse=False))
+            idxs = torch.as_tensor(list(item.idxs), dtype=torch.long)
+            units = torch.as_tensor(list(item.root_idxs), dtype=torch.long)
+            per_unit = len(idxs) // size
+            if isinstance(target, _NORMS):
+                touched[target] = ("out", per_unit)
+            elif isinstance(target, _COSTED):
+                if isinstance(target, nn.Conv2d) and target.groups != 1:
+                    raise InvalidProblemError(
+                        f"{_OWNER} does not support grouped or depthwise convolution "
+                        f"{target_name!r} (groups={target.groups}) in a pruning group; "
+                        "leave it out with the 'layers' parameter."
+                    )
+                if graph.is_out_channel_pruning_fn(item.dep.handler):
+                    touched[target] = ("out", per_unit)
+                    roots.append((target_name, target))
+                else:
+                    touched[target] = ("in", per_unit)
+                    order = torch.argsort(units * (len(idxs) + 1) + idxs)
+                    consumers.append((target, idxs[order], units[order]))
+            elif own_parameters:
+                raise InvalidProblemError(
+                    f"{_OWNER} cannot cost module {target_name!r} ({type(target).__name__}), "
+                    f"which is coupled to the outputs of {names[module]!r}; only Linear, Conv2d "
+                    "and BatchNorm layers are supported. Leave that layer out with 'layers'."
+                )
+        if not consumers:
+            return None
+        name = "+".join(sorted(n for n, _ in roots))
+        return _Group(name, size, sorted(roots, key=lambda r: r[0]), consumers, touched)
+
+    def _cost_polynomials(
+        self, model: nn.Module, example_input: Any, names: dict[nn.Module, str]
+    ) -> None:
+        positions = _layer_shapes(model, example_input)
+        dims: dict[nn.Module, dict[str, _Affine]] = {}
+        for group in self.groups:
+            for module, (side, per_unit) in group.touched.items():
+                if module not in dims:
+                    dims[module] = {
+                        "in": _Affine(_in_size(module)),
+                        "out": _Affine(_out_size(module)),
+                    }
+                form = dims[module][side]
+                form.constant -= per_unit * group.size
+                form.coefficient[group.name] = form.coefficient.get(group.name, 0.0) + per_unit
+        self.polynomials: dict[
+            str, tuple[float, dict[str, float], dict[tuple[str, str], float]]
+        ] = {}
+        totals = count_params_and_macs(model, example_input)
+        for budget, total in zip(_BUDGETS[::-1], totals, strict=True):  # params, macs
+            constant = 0.0
+            linear: dict[str, float] = {}
+            quadratic: dict[tuple[str, str], float] = {}
+            for module, sides in dims.items():
+                parts = []
+                if isinstance(module, _NORMS):
+                    if module.weight is not None and budget == "params":
+                        parts.append(_Affine(2.0).times(sides["out"], 1.0))
+                elif budget == "params":
+                    kernel = math.prod(module.kernel_size) if isinstance(module, nn.Conv2d) else 1
+                    parts.append(sides["in"].times(sides["out"], float(kernel)))
+                    if module.bias is not None:
+                        parts.append(_Affine(1.0).times(sides["out"], 1.0))
+                elif module in positions:
+                    kernel = math.prod(module.kernel_size) if isinstance(module, nn.Conv2d) else 1
+                    parts.append(sides["in"].times(sides["out"], float(kernel * positions[module])))
+                for c, lin, quad in parts:
+                    constant += c
+                    for g, v in lin.items():
+                        linear[g] = linear.get(g, 0.0) + v
+                    for key, v in quad.items():
+                        quadratic[key] = quadratic.get(key, 0.0) + v
+            # Whatever no group touches is fixed: the total minus the touched part at full size.
+            full = {g.name: float(g.size) for g in self.groups}
+            touched_full = (
+                constant
+                + sum(v * full[g] for g, v in linear.items())
+                + sum(v * full[g] * full[h] for (g, h), v in quadratic.items())
+            )
+            self.polynomials[budget] = (float(total) - touched_full + constant, linear, quadratic)
+
+    def cost(self, budget: str, alive: Mapping[str, np.ndarray]) -> PruningCost:
+        """The exact cost of keeping a subset of the currently alive units of each group."""
+        fixed, linear, quadratic = self.polynomials[budget]
+        unit_costs = {
+            g.name: np.full(int(alive[g.name].sum()), linear.get(g.name, 0.0)) for g in self.groups
+        }
+        return PruningCost(fixed, unit_costs, dict(quadratic))
+
+    def predict(self, budget: str, counts: Mapping[str, int]) -> float:
+        fixed, linear, quadratic = self.polynomials[budget]
+        return float(
+            fixed
+            + sum(v * counts[g] for g, v in linear.items())
+            + sum(v * counts[g] * counts[h] for (g, h), v in quadratic.items())
+        )
+
+
+def _in_size(module: nn.Module) -> int:
+    if isinstance(module, nn.Conv2d):
+        return int(module.in_channels)
+    if isinstance(module, nn.Linear):
+        return int(module.in_features)
+    return 1
+
+
+def _out_size(module: nn.Module) -> int:
+    if isinstance(module, nn.Conv2d):
+        return int(module.out_channels)
+    if isinstance(module, nn.Linear):
+        return int(module.out_features)
+    assert isinstance(module, _NORMS)
+    return int(module.num_features)
+
+
+class QuboPruningCallback(Callback):
+    """Prune channels and neurons of a LightningModule to a MAC or parameter budget.
+
+    At the end of each epoch listed in ``epochs`` the callback scores the units still alive
+    (``importance`` from the statistics gathered during that epoch; redundancy from the
+    activation similarity of up to ``calibration_samples`` training samples), builds
+    :func:`~qopt.problems.pruning.pruning_problem` with a global budget of
+    ``target_ratio ** (step / steps)`` of the original cost, and solves it with ``solver``
+    through :func:`qopt.pipeline.solve`. Dropped units are masked at the inputs of the layers
+    that read them (forward pre-hooks installed in ``setup`` and removed in ``teardown``), so
+    the remaining epochs fine-tune the network that will ship. When ``fit`` ends, the dropped
+    units are removed for real with Torch-Pruning and ``report`` holds parameters, MACs and
+    the ``monitor`` metric before and after. A failed solve falls back to a greedy selection
+    with a :class:`QoptPruningWarning`; training never stops because a solver did.
+
+    Importance scores are divided by their mean within each group, so layers of different
+    scale compete fairly for the global budget. Cost is counted by
+    :func:`count_params_and_macs` on ``example_input``.
+
+    Args:
+        target_ratio: Fraction of the original MACs (or parameters) to keep, in (0, 1);
+            0.5 is a 2x reduction.
+        budget: ``"macs"`` or ``"params"``.
+        epochs: Epochs at whose end to prune; the budget tightens geometrically over them.
+        importance: ``"l1"``/``"l2"`` (weight magnitude), ``"taylor"`` (first order, Molchanov
+            et al. 2019) or ``"fisher"`` (Theis et al. 2018).
+        alpha: Importance against redundancy in the QUBO, in [0, 1] (1: importance only).
+        min_keep: Fewest units any group keeps.
+        layers: Names of the Linear/Conv2d modules whose outputs may be pruned (default: every
+            one whose outputs feed another Linear/Conv2d).
+        example_input: An input of ``pl_module.forward`` for tracing and counting (default:
+            ``pl_module.example_input_array``).
+        solver: A registry name or a :class:`dimod.Sampler`.
+        solver_options: Keyword arguments for the solve, e.g. ``{"num_reads": 50}``.
+        monitor: A logged metric (e.g. ``"val_acc"``) to report before and after.
+        calibration_samples: Samples kept per epoch for the redundancy estimate.
+        remove: Whether to remove the pruned units physically when ``fit`` ends.
+
+    Example:
+        >>> import torch
+        >>> from lightning.pytorch import Trainer
+        >>> from lightning.pytorch.demos.boring_classes import BoringModel
+        >>> from qopt.integrations.lightning import QuboPruningCallback
+        >>> class Model(BoringModel):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.layer = torch.nn.Sequential(torch.nn.Linear(32, 16), torch.nn.ReLU(),
+        ...                                          torch.nn.Linear(16, 2))
+        ...         self.example_input_array = torch.zeros(1, 32)
+        >>> callback = QuboPruningCallback(target_ratio=0.5, epochs=[0], solver="sa",
+        ...                                solver_options={"num_reads": 20, "seed": 0})
+        >>> trainer = Trainer(max_epochs=2, limit_train_batches=4, limit_val_batches=1,
+        ...                   callbacks=[callback], logger=False, enable_progress_bar=False,
+        ...                   enable_checkpointing=False, enable_model_summary=False)
+        >>> trainer.fit(Model())
+        >>> callback.report["macs_after"] <= callback.report["budget"]
+        True
+    """
+
+    def __init__(
+        self,
+        *,
+        target_ratio: float,
+        budget: str = "macs",
+        epochs: Sequence[int] = (0,),
+        importance: str = "taylor",
+        alpha: float = 0.5,
+        min_keep: int = 1,
+        layers: Sequence[str] | None = None,
+        example_input: Any = None,
+        solver: str | dimod.Sampler = "sa",
+        solver_options: Mapping[str, Any] | None = None,
+        monitor: str | None = None,
+        calibration_samples: int = 256,
+        remove: bool = True,
+    ) -> None:
+        _tp()  # fail at construction, naming the extra, if Torch-Pruning is missing
+        self.target_ratio = check_float(
+            target_ratio, "target_ratio", _OWNER, low=0.0, high=1.0, low_inclusive=False
+        )
+        if self.target_ratio >= 1.0:
+            raise SolverConfigurationError(
+                f"The 'target_ratio' parameter of {_OWNER} must be a float in (0, 1). "
+                f"Got {target_ratio!r} instead."
+            )
+        if budget not in _BUDGETS:
+            raise SolverConfigurationError(
+                f"The 'budget' parameter of {_OWNER} must be one of {list(_BUDGETS)}. "
+                f"Got {budget!r} instead."
+            )
+        self.budget = budget
+        if isinstance(epochs, str | bytes) or not isinstance(epochs, Sequence) or not epochs:
+            raise SolverConfigurationError(
+                f"The 'epochs' parameter of {_OWNER} must be a non-empty sequence of ints >= 0. "
+                f"Got {epochs!r} instead."
+            )
+        checked_epochs = [check_int(e, "epochs", _OWNER, low=0) for e in epochs]
+        if len(set(checked_epochs)) != len(checked_epochs):
+            raise SolverConfigurationError(
+                f"The 'epochs' parameter of {_OWNER} must not repeat an epoch. Got {epochs!r} instead."
+            )
+        self.epochs = tuple(sorted(checked_epochs))
+        if importance not in _IMPORTANCES:
+            raise SolverConfigurationError(
+                f"The 'importance' parameter of {_OWNER} must be one of {list(_IMPORTANCES)}. "
+                f"Got {importance!r} instead."
+            )
+        self.importance = importance
+        self.alpha = check_float(alpha, "alpha", _OWNER, low=0.0, high=1.0)
+        self.min_keep = check_int(min_keep, "min_keep", _OWNER, low=1)
+        if layers is not None and (
+            isinstance(layers, str) or not all(isinstance(n, str) for n in layers)
+        ):
+            raise SolverConfigurationError(
+                f"The 'layers' parameter of {_OWNER} must be a sequence of module names. "
+                f"Got {layers!r} instead."
+            )
+        self.layers = None if layers is None else list(layers)
+        self.example_input = example_input
+        if isinstance(solver, str):
+            known = available_solvers()
+            if solver not in known:
+                raise UnknownSolverError(
+                    f"Unknown solver {solver!r} for {_OWNER}. Known solvers: "
+                    f"{', '.join(sorted(known))}."
+                )
+        elif not isinstance(solver, dimod.Sampler):
+            raise SolverConfigurationError(
+                f"The 'solver' parameter of {_OWNER} must be a solver name or a dimod.Sampler. "
+                f"Got {type(solver).__name__} instead."
+            )
+        self.solver = solver
+        self.solver_options = dict(solver_options or {})
+        if monitor is not None and not isinstance(monitor, str):
+            raise SolverConfigurationError(
+                f"The 'monitor' parameter of {_OWNER} must be a metric name or None. "
+                f"Got {monitor!r} instead."
+            )
+        self.monitor = monitor
+        self.calibration_samples = check_int(
+            calibration_samples, "calibration_samples", _OWNER, low=1
+        )
+        self.remove = bool(remove)
+
+        self.masks: dict[str, torch.Tensor] = {}
+        self.steps_done = 0
+        self.report: dict[str, Any] = {}
+        self._analysis: _Analysis | None = None
+        self._handles: list[Any] = []
+        self._example: Any = None
+        self._stats: dict[str, dict[str, Any]] = {}
+        self._collecting = False
+
+    @property
+    def state_key(self) -> str:
+        return self._generate_state_key(
+            target_ratio=self.target_ratio,
+            budget=self.budget,
+            epochs=self.epochs,
+            importance=self.importance,
+            layers=self.layers,
+        )
+
+    # -- setup / teardown ------------------------------------------------------------------
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if stage != "fit":
+            return
+        example = self.example_input
+        if example is None:
+            example = pl_module.example_input_array
+        if example is None:
+            raise SolverConfigurationError(
+                f"{_OWNER} needs an input to trace {type(pl_module).__name__}: pass "
+                "example_input=... or set pl_module.example_input_array."
+            )
+        self._example = example
+        self._analysis = _Analysis(pl_module, self._device_input(pl_module), self.layers)
+        for group in self._analysis.groups:
+            if group.size <= self.min_keep:
+                raise InvalidProblemError(
+                    f"Pruning group {group.name!r} has no prunable units: it has {group.size} "
+                    f"unit(s) and min_keep={self.min_keep}."
+                )
+            if group.name not in self.masks:
+                self.masks[group.name] = torch.ones(group.size, dtype=torch.bool)
+        params, macs = count_params_and_macs(pl_module, self._device_input(pl_module))
+        self.report.setdefault("params_before", params)
+        self.report.setdefault("macs_before", macs)
+        self._install_hooks()
+
+    def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        self._remove_hooks()
+
+    def _device_input(self, pl_module: nn.Module) -> Any:
+        device = next(pl_module.parameters()).device
+        if isinstance(self._example, torch.Tensor):
+            return self._example.to(device)
+        if isinstance(self._example, tuple | list):
+            return type(self._example)(
+                x.to(device) if isinstance(x, torch.Tensor) else x for x in self._example
+            )
+        return self._example
+
+    def _install_hooks(self) -> None:
+        assert self._analysis is not None
+        self._remove_hooks()
+        per_consumer: dict[nn.Module, list[tuple[_Group, torch.Tensor, torch.Tensor]]] = {}
+        for group in self._analysis.groups:
+            for module, positions, units in group.consumers:
+                per_consumer.setdefault(module, []).append((group, positions, units))
+        for module, entries in per_consumer.items():
+            self._handles.append(module.register_forward_pre_hook(self._make_hook(module, entries)))
+
+    def _make_hook(
+        self, module: nn.Module, entries: list[tuple[_Group, torch.Tensor, torch.Tensor]]
+    ) -> Any:
+        conv = isinstance(module, nn.Conv2d)
+        width = _in_size(module)
+
+        def hook(_module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+            x = args[0]
+            if not isinstance(x, torch.Tensor):
+                return None
+            if self._collecting and module.training and torch.is_grad_enabled():
+                for group, positions, _ in entries:
+                    if group.consumers[0][0] is module:  # each group observed once per forward
+                        self._observe(group, positions, x, conv)
+            scale = torch.ones(width, dtype=x.dtype, device=x.device)
+            pruned = False
+            for group, positions, units in entries:
+                mask = self.masks[group.name]
+                if bool(mask.all()):
+                    continue
+                pruned = True
+                scale[positions.to(x.device)] = mask.to(x.device)[units.to(x.device)].to(x.dtype)
+            if not pruned:
+                return None
+            shape = (1, width, 1, 1) if conv else (width,)
+            return (x * scale.view(shape), *args[1:])
+
+        return hook
+
+    def _remove_hooks(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    # -- statistics ------------------------------------------------------------------------
+
+    def _observe(self, group: _Group, positions: torch.Tensor, x: torch.Tensor, conv: bool) -> None:
+        """Record a group's activations (redundancy) and, for Fisher, their gradients."""
+        index = positions.to(x.device)
+
+        def per_unit(t: torch.Tensor) -> torch.Tensor:
+            flat = t if conv else t.reshape(-1, t.shape[-1])
+            picked = flat[:, index]
+            return picked.reshape(picked.shape[0], group.size, -1).detach().float()
+
+        stats = self._stats.setdefault(group.name, {"acts": [], "count": 0})
+        acts = per_unit(x)
+        if stats["count"] < self.calibration_samples:
+            take = min(self.calibration_samples - stats["count"], acts.shape[0])
+            stats["acts"].append(acts[:take].cpu())
+            stats["count"] += take
+        if self.importance == "fisher" and x.requires_grad:
+
+            def grad_hook(grad: torch.Tensor) -> None:
+                score = fisher_importance(acts, per_unit(grad))
+                stats["fisher"] = stats.get("fisher", 0.0) + score * acts.shape[0]
+                stats["fisher_n"] = stats.get("fisher_n", 0) + acts.shape[0]
+
+            x.register_hook(grad_hook)
+
+    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._collecting = self._next_epoch() == trainer.current_epoch
+        self._stats = {}
+
+    def on_after_backward(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if not self._collecting or self.importance != "taylor" or self._analysis is None:
+            return
+        for group in self._analysis.groups:
+            score = np.zeros(group.size)
+            for _, root in group.roots:
+                if root.weight.grad is None:
+                    continue
+                bias = root.bias
+                score = score + taylor_importance(
+                    root.weight,
+                    root.weight.grad,
+                    bias=bias,
+                    bias_grad=None if bias is None else bias.grad,
+                )
+            stats = self._stats.setdefault(group.name, {"acts": [], "count": 0})
+            stats["taylor"] = stats.get("taylor", 0.0) + score
+            stats["taylor_n"] = stats.get("taylor_n", 0) + 1
+
+    def _next_epoch(self) -> int | None:
+        return self.epochs[self.steps_done] if self.steps_done < len(self.epochs) else None
+
+    def _scores(self, trainer: Trainer, group: _Group) -> tuple[np.ndarray, np.ndarray | None]:
+        stats = self._stats.get(group.name, {})
+        if self.importance in ("l1", "l2"):
+            p = 1 if self.importance == "l1" else 2
+            score = sum(
+                (magnitude_importance(root.weight, p=p) for _, root in group.roots),
+                np.zeros(group.size),
+            )
+        elif self.importance == "taylor" and stats.get("taylor_n"):
+            score = stats["taylor"] / stats["taylor_n"]
+        elif self.importance == "fisher" and stats.get("fisher_n"):
+            score = np.asarray(stats["fisher"]) / stats["fisher_n"]
+        else:  # no gradient seen this epoch (e.g. resumed at the boundary): fall back to L1
+            score = sum(
+                (magnitude_importance(root.weight) for _, root in group.roots), np.zeros(group.size)
+            )
+        redundancy = None
+        if stats.get("acts") and self.alpha < 1.0:
+            redundancy = activation_redundancy(torch.cat(stats["acts"]))
+        # DDP: every rank scores from its own data; the mean is what all of them use.
+        score_t = trainer.strategy.reduce(
+            torch.as_tensor(score, dtype=torch.float64), reduce_op="mean"
+        )
+        score = np.asarray(score_t.cpu().numpy(), dtype=float)
+        if redundancy is not None:
+            r = trainer.strategy.reduce(torch.as_tensor(redundancy), reduce_op="mean")
+            redundancy = np.asarray(r.cpu().numpy(), dtype=float)
+        return score, redundancy
+
+    # -- the pruning step ------------------------------------------------------------------
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self._analysis is None or self._next_epoch() != trainer.current_epoch:
+            return
+        self._collecting = False
+        if (
+            self.monitor is not None
+            and self.steps_done == 0
+            and self.monitor in trainer.callback_metrics
+        ):
+            self.report["metric_before"] = float(trainer.callback_metrics[self.monitor])
+        self.steps_done += 1
+        ratio = self.target_ratio ** (self.steps_done / len(self.epochs))
+        original = self.report[f"{self.budget}_before"]
+        budget = ratio * original
+        masks = self._select(trainer, budget)
+        masks = trainer.strategy.broadcast(masks, src=0)  # every rank prunes the same units
+        for name, mask in masks.items():
+            self.masks[name] = mask
+        counts = {name: int(mask.sum()) for name, mask in self.masks.items()}
+        predicted = {b: self._analysis.predict(b, counts) for b in _BUDGETS}
+        self.report.update(
+            budget=budget,
+            params_predicted=round(predicted["params"]),
+            macs_predicted=round(predicted["macs"]),
+            kept={name: int(c) for name, c in counts.items()},
+        )
+        pl_module.log("pruning/macs", predicted["macs"], on_epoch=True, sync_dist=False)
+        pl_module.log("pruning/params", predicted["params"], on_epoch=True, sync_dist=False)
+        pl_module.log("pruning/ratio", predicted[self.budget] / original, on_epoch=True)
+        pl_module.log(
+            "pruning/solver_fallback", float(self.report.get("fallbacks", 0)), on_epoch=True
+        )
+        self._stats = {}
+
+    def _select(self, trainer: Trainer, budget: float) -> dict[str, torch.Tensor]:
+        assert self._analysis is not None
+        alive = {name: mask.numpy().astype(bool) for name, mask in self.masks.items()}
+        groups = []
+        for group in self._analysis.groups:
+            score, redundancy = self._scores(trainer, group)
+            index = np.flatnonzero(alive[group.name])
+            score = score[index]
+            mean = float(np.mean(np.abs(score))) or 1.0
+            groups.append(
+                PruningGroup(
+                    group.name,
+                    importance=score / mean,
+                    redundancy=None if redundancy is None else redundancy[np.ix_(index, index)],
+                    unit_cost=0.0,  # replaced by the analysis' exact cost below
+                    min_keep=min(self.min_keep, len(index)),
+                )
+            )
+        cost = self._analysis.cost(self.budget, alive)
+        groups = [
+            PruningGroup(g.name, g.importance, g.redundancy, cost.unit_costs[g.name], g.min_keep)
+            for g in groups
+        ]
+        problem = pruning_problem(
+            groups,
+            budget=budget,
+            fixed_cost=cost.fixed,
+            interactions=cost.interactions,
+            alpha=self.alpha,
+            fill="budget",
+        )
+        try:
+            solution = solve(problem, solver=self.solver, **self.solver_options)
+            chosen = solution.value
+        except (KeyboardInterrupt, InvalidProblemError):
+            raise
+        except Exception as error:  # a solver must never stop training
+            self.report["fallbacks"] = self.report.get("fallbacks", 0) + 1
+            warnings.warn(
+                f"{_OWNER}: solving the pruning QUBO failed ({type(error).__name__}: {error}); "
+                "kept units chosen greedily by importance per cost instead.",
+                QoptPruningWarning,
+                stacklevel=2,
+            )
+            everything: dict[Hashable, int] = {
+                (g.name, i): 1 for g in groups for i in range(g.num_units)
+            }
+            assert problem.repair is not None and problem.decode is not None
+            chosen = problem.decode(dict(problem.repair(everything)))
+        masks = {}
+        for group in self._analysis.groups:
+            full = np.zeros(group.size, dtype=bool)
+            full[np.flatnonzero(alive[group.name])[np.asarray(chosen[group.name], dtype=bool)]] = (
+                True
+            )
+            masks[group.name] = torch.as_tensor(full)
+        return masks
+
+    # -- the end: a physically smaller model -----------------------------------------------
+
+    def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self._analysis is None:
+            return
+        if self.steps_done < len(self.epochs):
+            warnings.warn(
+                f"{_OWNER}: training ended after {self.steps_done} of {len(self.epochs)} pruning "
+                f"steps (epochs {list(self.epochs)}); the model was pruned only that far.",
+                QoptPruningWarning,
+                stacklevel=2,
+            )
+        if self.monitor is not None and self.monitor in trainer.callback_metrics:
+            self.report["metric_after"] = float(trainer.callback_metrics[self.monitor])
+        self._remove_hooks()
+        if self.remove and self.steps_done:
+            self.prune_model(pl_module)
+            params, macs = count_params_and_macs(pl_module, self._device_input(pl_module))
+            self.report.update(params_after=params, macs_after=macs)
+
+    def prune_model(self, model: nn.Module) -> None:
+        """Remove the masked units from ``model`` in place, with Torch-Pruning.
+
+        ``model`` must have the architecture the masks were chosen for (the one given to
+        ``fit``); the callback calls this when ``fit`` ends.
+        """
+        tp = _tp()
+        example = self._device_input(model)
+        names = dict(model.named_modules())
+        training = model.training
+        try:
+            model.eval()
+            graph = tp.DependencyGraph().build_dependency(
+                model, example_inputs=example, verbose=False
+            )
+        finally:
+            model.train(training)
+        assert self._analysis is not None
+        for group in self._analysis.groups:
+            drop = torch.nonzero(~self.masks[group.name]).flatten().tolist()
+            if not drop:
+                continue
+            root = names[group.roots[0][0]]
+            pruner = graph.get_pruner_of_module(root)
+            graph.get_pruning_group(root, pruner.prune_out_channels, drop).prune()
+
+    # -- checkpointing ---------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "masks": {name: mask.tolist() for name, mask in self.masks.items()},
+            "steps_done": self.steps_done,
+            "report": dict(self.report),
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.masks = {
+            name: torch.as_tensor(mask, dtype=torch.bool)
+            for name, mask in state_dict["masks"].items()
+        }
+        self.steps_done = int(state_dict["steps_done"])
+        self.report = dict(state_dict["report"])

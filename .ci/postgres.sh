@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Start a throwaway PostgreSQL server on loopback for the tests that share an Optuna storage
+# across workers. Prints the SQLAlchemy URL on its last line. Installs the server from Debian's
+# packages when it is missing.
+set -euo pipefail
+port="${QOPT_PG_PORT:-54329}"
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+fi
+bin=$(dirname "$(ls /usr/lib/postgresql/*/bin/initdb | sort -V | tail -n 1)")
+data=$(mktemp -d /tmp/qopt-pg.XXXXXX)
+chown postgres:postgres "$data"
+run() { if [ "$(id -u)" = 0 ]; then su postgres -s /bin/bash -c "$*"; else bash -c "$*"; fi; }
+run "$bin/initdb -D $data/db -A trust -U postgres >/dev/null"
+run "$bin/pg_ctl -D $data/db -l $data/log -o \"-c listen_addresses=127.0.0.1 -p $port -k $data\" -w start >/dev/null"
+run "$bin/createdb -h 127.0.0.1 -p $port -U postgres qopt_test"
+echo "postgresql+psycopg2://postgres@127.0.0.1:$port/qopt_test"

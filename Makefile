@@ -36,7 +36,7 @@ typecheck: setup
 	$(BIN)/mypy qopt integrations
 
 unit: setup
-	$(BIN)/pytest -n 2 --doctest-modules qopt tests
+	$(BIN)/pytest -n 2 --doctest-modules qopt integrations tests
 
 docs: setup
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir site

@@ -1,4 +1,4 @@
-"""The ``qopt`` command line: ``qopt solvers``, ``qopt solve``, ``qopt bench``, ``qopt demo``."""
+"""The ``qopt`` command line: ``qopt solvers``, ``solve``, ``bench``, ``nas`` and ``demo``."""
 
 from __future__ import annotations
 
@@ -302,6 +302,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--json", metavar="PATH", help="also write raw results to PATH")
     bench.set_defaults(run=_bench)
+
+    from qopt.nas.cli import add_nas_parser
+
+    add_nas_parser(commands)
 
     demo = commands.add_parser("demo", help="qopt end to end on the embedded default solver")
     demo.add_argument("--quick", action="store_true", help="smaller problems, for a fast check")

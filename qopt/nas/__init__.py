@@ -1,0 +1,136 @@
+"""Offline architecture search (``qopt nas``): a search space with hard budgets, searched on
+Optuna storage by the QUBO sampler or a baseline, resumable and parallel.
+
+The space model (:class:`SearchSpace`, :class:`Choice`, :class:`Budget`, :class:`Objective`,
+:func:`load_spec`) is framework-free; :func:`run_search`, :func:`status`, :func:`export` and
+:func:`demo` import Optuna when called (``pip install 'qopt[optuna]'``).
+
+Example:
+    >>> from qopt.nas import Budget, Choice, Objective, PairCost, SearchSpace
+    >>> space = SearchSpace(
+    ...     [Choice.integers("width_1", 16, 64, step=16), Choice.integers("width_2", 16, 64, step=16)],
+    ...     budgets=[Budget("params", 2048, kind="params",
+    ...                     pairs=(PairCost("width_1", "width_2", coefficient=1.0),))],
+    ...     objectives=[Objective("loss", "minimize")],
+    ... )
+    >>> space.cost({"width_1": 32, "width_2": 64}, "params"), space.within_budget({"width_1": 64, "width_2": 48})
+    (2048.0, False)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from qopt.nas._objectives import NB201_OPS, nas_bench_201_space, resolve_evaluator
+from qopt.nas._spec import Budget, Choice, Objective, PairCost, SearchSpace, load_spec
+
+if TYPE_CHECKING:
+    from qopt.nas._runner import RunSummary
+
+__all__ = [
+    "NB201_OPS",
+    "Budget",
+    "Choice",
+    "Objective",
+    "PairCost",
+    "SearchSpace",
+    "demo",
+    "export",
+    "load_spec",
+    "nas_bench_201_space",
+    "resolve_evaluator",
+    "run_search",
+    "status",
+]
+
+
+def _load_runner() -> Any:
+    from qopt._optional import import_optional
+
+    import_optional("optuna", "optuna", "qopt.nas")
+    import importlib
+
+    return importlib.import_module("qopt.nas._runner")
+
+
+def run_search(space: SearchSpace, **options: Any) -> RunSummary:
+    """Search ``space``; see :func:`qopt.nas._runner.run_search` for the options.
+
+    Example:
+        >>> space = SearchSpace([Choice.integers("w", 1, 6)])
+        >>> run_search(space, sampler="random", n_trials=6, seed=0, objective=lambda a: -a["w"]).best[0]["architecture"]
+        {'w': 6}
+    """
+    result: RunSummary = _load_runner().run_search(space, **options)
+    return result
+
+
+def status(run_dir: str) -> RunSummary:
+    """Where the search in ``run_dir`` stands; see :func:`qopt.nas._runner.status`.
+
+    Example:
+        >>> import tempfile
+        >>> d = tempfile.mkdtemp()
+        >>> _ = run_search(SearchSpace([Choice.integers("w", 1, 3)]), run_dir=d, sampler="random",
+        ...                n_trials=2, seed=0, objective=lambda a: a["w"])
+        >>> status(d).n_evaluated
+        2
+    """
+    result: RunSummary = _load_runner().status(run_dir)
+    return result
+
+
+def export(run_dir: str, path: str | None = None) -> list[dict[str, Any]]:
+    """The best architecture (Pareto front) of ``run_dir`` as JSON-ready dicts.
+
+    Example:
+        >>> import tempfile
+        >>> d = tempfile.mkdtemp()
+        >>> _ = run_search(SearchSpace([Choice.integers("w", 1, 3)]), run_dir=d, sampler="random",
+        ...                n_trials=3, seed=0, objective=lambda a: a["w"])
+        >>> export(d)[0]["values"]
+        {'objective': 1.0}
+    """
+    result: list[dict[str, Any]] = _load_runner().export(run_dir, path)
+    return result
+
+
+def demo(
+    out: Any = None,
+    *,
+    n_trials: int = 30,
+    max_mparams: float = 0.6,
+    seed: int = 0,
+    sampler: str = "qubo",
+) -> RunSummary:
+    """A short NAS-Bench-201 (CIFAR-10, tabular) search under a parameter budget.
+
+    Prints the best architecture and how many evaluated trials went over the budget (none).
+
+    Example:
+        >>> import io
+        >>> buffer = io.StringIO()
+        >>> summary = demo(buffer, n_trials=12, seed=0)
+        >>> summary.n_over_budget_evaluated, "over budget: 0" in buffer.getvalue()
+        (0, True)
+    """
+    import sys
+
+    out = out or sys.stdout
+    space = nas_bench_201_space(max_mparams=max_mparams)
+    summary = run_search(space, sampler=sampler, n_trials=n_trials, seed=seed)
+    best = summary.best[0]
+    out.write(
+        f"Architecture search on NAS-Bench-201 CIFAR-10 (tabular), {sampler} sampler, "
+        f"{summary.n_evaluated} evaluations, parameter budget {max_mparams} M\n"
+    )
+    ops = ", ".join(f"{k}={v}" for k, v in best["architecture"].items())
+    out.write(
+        f"best: {ops}\n  val_acc {best['values']['val_acc']:.2f} %, "
+        f"params {best['costs']['params']:.3f} M (budget {max_mparams} M)\n"
+    )
+    out.write(
+        f"trials evaluated over budget: {summary.n_over_budget_evaluated}; proposals rejected "
+        f"before evaluation: {summary.n_rejected}\n"
+    )
+    return summary

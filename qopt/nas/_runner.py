@@ -1,0 +1,503 @@
+"""The search runner: an Optuna study in a run directory (or a database), resumable, parallel.
+
+Imported lazily by :mod:`qopt.nas`; imports Optuna at top level.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.storages import BaseStorage, InMemoryStorage, JournalStorage, RDBStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+from qopt.exceptions import (
+    InvalidProblemError,
+    SolverConfigurationError,
+    SolverUnavailableError,
+    StorageUnavailableError,
+)
+from qopt.nas._objectives import objective_values, resolve_evaluator
+from qopt.nas._samplers import ARCH_ATTR, SAMPLERS, make_sampler, trial_architecture
+from qopt.nas._spec import SearchSpace
+
+__all__ = ["RunSummary", "StorageUnavailableError", "export", "run_search", "status"]
+
+_STATUS = "qopt_nas:status"  # "rejected" (over budget, never evaluated), "error", "interrupted"
+_JOURNAL = "journal.log"
+
+
+@dataclass
+class RunSummary:
+    """Where a search stands.
+
+    Attributes:
+        study: Study name.
+        sampler: Sampler name.
+        n_evaluated: Architectures evaluated (completed or failed while evaluating).
+        n_complete: Completed trials.
+        n_failed: Trials whose evaluation raised or returned NaN (recorded, search went on).
+        n_rejected: Proposals over budget, rejected before evaluation (repaired and enqueued).
+        n_over_budget_evaluated: Evaluated architectures over a budget (always 0).
+        n_interrupted: Trials that were running when a previous run was killed.
+        best: The best trial (one objective) or the Pareto front (several), as dicts with
+            ``architecture``, ``values``, ``costs`` and ``trial``.
+    """
+
+    study: str
+    sampler: str
+    n_evaluated: int
+    n_complete: int
+    n_failed: int
+    n_rejected: int
+    n_over_budget_evaluated: int
+    n_interrupted: int
+    best: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (JSON-ready)."""
+        return asdict(self)
+
+
+# ---------------------------------------------------------------------- storage
+def _open_storage(run_dir: Path | None, storage: str | None) -> BaseStorage:
+    if storage is None and run_dir is None:
+        return InMemoryStorage()
+    try:
+        if storage is not None:
+            with warnings.catch_warnings():
+                # Heartbeats are how a killed worker's trial is failed on a shared database.
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return RDBStorage(storage, heartbeat_interval=30, grace_period=120)
+        assert run_dir is not None
+        run_dir.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(str(run_dir / _JOURNAL)))
+    except Exception as error:  # SQLAlchemy/OS errors vary by backend
+        where = storage if storage is not None else str(run_dir)
+        raise StorageUnavailableError(
+            f"Cannot open the study storage '{_redact(where)}': {type(error).__name__}: {error}. "
+            "Check that the database server runs and the URL (user, password, host, port, "
+            "database) is right, or drop --storage to use the run directory's journal file."
+        ) from error
+
+
+def _redact(url: str) -> str:
+    if "://" in url and "@" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+def _run_config(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "run.json"
+    if not path.exists():
+        raise InvalidProblemError(
+            f"'{run_dir}' is not a qopt nas run directory (no run.json); pass the --run-dir of a "
+            "search started with 'qopt nas SPEC'."
+        )
+    return dict(json.loads(path.read_text()))
+
+
+def _objective_directions(space: SearchSpace) -> list[StudyDirection]:
+    return [
+        StudyDirection.MAXIMIZE if o.direction == "maximize" else StudyDirection.MINIMIZE
+        for o in space.objectives
+    ]
+
+
+def _open_study(
+    space: SearchSpace, storage: BaseStorage, sampler_name: str, *, create: bool
+) -> optuna.Study:
+    if create:
+        study = optuna.create_study(
+            storage=storage,
+            study_name=space.name,
+            directions=_objective_directions(space),
+            load_if_exists=True,
+        )
+        used = study.user_attrs.get("qopt_nas:sampler")
+        if used is None:
+            study.set_user_attr("qopt_nas:sampler", sampler_name)
+            study.set_user_attr("qopt_nas:spec", space.to_dict())
+        elif used != sampler_name:
+            raise SolverConfigurationError(
+                f"Study '{space.name}' was run with sampler '{used}'; resume it with "
+                f"--sampler {used}, or start a new search in another --run-dir."
+            )
+        elif study.user_attrs.get("qopt_nas:spec") != json.loads(json.dumps(space.to_dict())):
+            raise InvalidProblemError(
+                f"The spec differs from the one study '{space.name}' was started with; resume "
+                "with the same spec, or start a new search in another --run-dir."
+            )
+        return study
+    return optuna.load_study(study_name=space.name, storage=storage)
+
+
+# ---------------------------------------------------------------------- counting
+def _is_evaluated(t: FrozenTrial) -> bool:
+    if t.state == TrialState.COMPLETE:
+        return True
+    return t.state == TrialState.FAIL and t.user_attrs.get(_STATUS) == "error"
+
+
+def _n_evaluated(study: optuna.Study) -> tuple[int, int]:
+    trials = study.get_trials(deepcopy=False)
+    done = sum(1 for t in trials if _is_evaluated(t))
+    running = sum(1 for t in trials if t.state == TrialState.RUNNING)
+    return done, running
+
+
+def _fail_interrupted(study: optuna.Study) -> None:
+    """Trials left RUNNING by a killed run of this run directory: recorded as failed."""
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        study._storage.set_trial_user_attr(t._trial_id, _STATUS, "interrupted")
+        study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+
+
+# ---------------------------------------------------------------------- worker
+@dataclass
+class _Job:
+    spec: dict[str, Any]
+    run_dir: str | None
+    storage: str | None
+    sampler: str
+    seed: int | None
+    n_trials: int
+    solver: str
+    n_startup_trials: int
+
+
+def _worker(
+    job: _Job,
+    index: int,
+    *,
+    space: SearchSpace | None = None,
+    study: optuna.Study | None = None,
+    evaluate: Callable[[dict[str, Any]], Mapping[str, float]] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> list[int]:
+    """Run trials until the study holds ``n_trials`` evaluated ones; the trial numbers told."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = space or SearchSpace.from_dict(job.spec)
+    seed = None if job.seed is None else job.seed + 7919 * index
+    sampler, codec = make_sampler(
+        job.sampler, space, seed=seed, n_startup_trials=job.n_startup_trials, solver=job.solver
+    )
+    if study is None:
+        storage = _open_storage(None if job.run_dir is None else Path(job.run_dir), job.storage)
+        study = optuna.load_study(study_name=space.name, storage=storage, sampler=sampler)
+    else:
+        study.sampler = sampler
+    if evaluate is None:
+        evaluate = resolve_evaluator(space, seed=seed)
+    rng = np.random.default_rng(seed)
+    heartbeat = isinstance(study._storage, RDBStorage)
+    told: list[int] = []
+    while True:
+        if heartbeat:
+            optuna.storages.fail_stale_trials(study)
+        done, running = _n_evaluated(study)
+        if progress is not None:
+            progress(done)
+        if done + running >= job.n_trials:
+            break
+        if job.sampler == "qubo" and not study.get_trials(deepcopy=False):
+            # QuboSampler's first trial is sampled parameter by parameter; start it from a
+            # known in-budget architecture instead.
+            study.enqueue_trial(codec.params_of(space.random_architecture(rng)))
+        trial = study.ask()
+        if heartbeat:
+            study._storage.record_heartbeat(trial._trial_id)  # type: ignore[attr-defined]
+        arch = codec.suggest(trial)
+        if arch is None or not space.within_budget(arch):
+            # Over budget (a quadratic budget's relaxation, or a baseline that ignores budgets):
+            # never evaluated; the nearest in-budget architecture is evaluated next instead.
+            base = arch if arch is not None else space.anchor
+            trial.set_user_attr(_STATUS, "rejected")
+            if arch is not None:
+                trial.set_user_attr(ARCH_ATTR, json.dumps(arch))
+                for name, cost in space.costs(arch).items():
+                    trial.set_user_attr(f"cost:{name}", cost)
+            study.tell(trial, state=TrialState.FAIL)
+            repaired = space.repair(base, rng=rng)
+            study.enqueue_trial(
+                codec.params_of(repaired), user_attrs={"qopt_nas:repair_of": trial.number}
+            )
+            told.append(trial.number)
+            continue
+        trial.set_user_attr(ARCH_ATTR, json.dumps(arch))
+        for name, cost in space.costs(arch).items():
+            trial.set_user_attr(f"cost:{name}", cost)
+        try:
+            metrics = evaluate(dict(arch))
+            values = objective_values(space, metrics)
+        except Exception as error:  # any failure of user code is recorded; the search goes on
+            trial.set_user_attr(_STATUS, "error")
+            trial.set_user_attr("qopt_nas:error", f"{type(error).__name__}: {error}"[:2000])
+            study.tell(trial, state=TrialState.FAIL)
+            told.append(trial.number)
+            continue
+        for name, value in metrics.items():
+            if isinstance(value, float) and math.isfinite(value):
+                trial.set_user_attr(f"metric:{name}", value)
+        study.tell(trial, values)
+        told.append(trial.number)
+    return told
+
+
+def _spawned_worker(job: _Job, index: int) -> None:  # pragma: no cover - runs in a child
+    _worker(job, index)
+
+
+# ---------------------------------------------------------------------- public API
+def run_search(
+    space: SearchSpace,
+    *,
+    run_dir: str | Path | None = None,
+    storage: str | None = None,
+    sampler: str = "qubo",
+    n_trials: int = 50,
+    workers: int = 1,
+    seed: int | None = None,
+    solver: str = "sa",
+    n_startup_trials: int = 10,
+    objective: Callable[[dict[str, Any]], Mapping[str, float] | float] | None = None,
+    progress: bool = False,
+) -> RunSummary:
+    """Search ``space`` until ``n_trials`` architectures have been evaluated.
+
+    The study lives in ``run_dir/journal.log`` (Optuna's journal file) unless ``storage`` names
+    a database URL (``postgresql://...``, ``sqlite:///...``); with neither it is in memory.
+    Starting again with the same ``run_dir`` (or ``storage``) resumes: finished trials are
+    kept, trials a killed run left running are recorded as failed (``"interrupted"``) and
+    the search continues up to ``n_trials`` evaluated architectures in total.
+
+    Every proposal is checked against the exact budgets before evaluation. With
+    ``sampler="qubo"`` linear budgets are in the QUBO and no proposal is over budget;
+    quadratic budgets enter as a linear relaxation, and a proposal over the exact budget (as
+    from the baselines, which ignore budgets unless they sample architectures themselves) is
+    recorded as ``"rejected"``, never evaluated, and its repair is evaluated next.
+
+    Args:
+        space: The search space.
+        run_dir: Directory for the journal storage, the spec and ``run.json``.
+        storage: A database URL (shared by workers on several machines).
+        sampler: ``"qubo"``, ``"random"``, ``"evolution"``, ``"local"``, ``"tpe"`` or ``"nsga2"``.
+        n_trials: Evaluated architectures to reach (in total, over resumes).
+        workers: Processes on this machine (needs ``run_dir`` or ``storage``).
+        seed: Seed (worker ``i`` uses ``seed + 7919 * i``).
+        solver: qopt solver for ``sampler="qubo"``.
+        n_startup_trials: Start design length of the qubo and tpe samplers.
+        objective: A function of the architecture dict, instead of the spec's ``evaluate``
+            (``workers=1`` only: it is not sent to other processes).
+        progress: Show a tqdm progress bar with an ETA.
+
+    Returns:
+        A :class:`RunSummary`.
+
+    Example:
+        >>> from qopt.nas import Choice, Objective, SearchSpace, run_search
+        >>> space = SearchSpace([Choice.integers("w", 1, 8)], objectives=[Objective("loss")])
+        >>> summary = run_search(space, sampler="random", n_trials=8, seed=0,
+        ...                      objective=lambda a: (a["w"] - 3) ** 2)
+        >>> summary.n_evaluated, summary.best[0]["architecture"]
+        (8, {'w': 3})
+    """
+    owner = "run_search"
+    if sampler not in SAMPLERS:
+        raise SolverConfigurationError(
+            f"The 'sampler' parameter of {owner} must be a str among {list(SAMPLERS)}. "
+            f"Got {sampler!r} instead."
+        )
+    if not isinstance(n_trials, int) or n_trials < 1:
+        raise SolverConfigurationError(
+            f"The 'n_trials' parameter of {owner} must be an int in [1, inf). Got {n_trials!r} instead."
+        )
+    if not isinstance(workers, int) or workers < 1:
+        raise SolverConfigurationError(
+            f"The 'workers' parameter of {owner} must be an int in [1, inf). Got {workers!r} instead."
+        )
+    if workers > 1 and run_dir is None and storage is None:
+        raise SolverConfigurationError(
+            f"The 'workers' parameter of {owner} needs run_dir or storage: processes cannot "
+            "share an in-memory study."
+        )
+    if workers > 1 and objective is not None:
+        raise SolverConfigurationError(
+            f"The 'objective' parameter of {owner} works with workers=1 only; for several "
+            "workers put an entry point in the spec ('evaluate: package.module:build')."
+        )
+    if len(space.objectives) > 1 and sampler in ("random", "evolution", "local"):
+        pass  # documented: these baselines follow the first objective
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    path = None if run_dir is None else Path(run_dir)
+    if path is not None:
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "run.json").write_text(
+            json.dumps({"study": space.name, "storage": storage, "sampler": sampler}, indent=2)
+        )
+        (path / "spec.json").write_text(json.dumps(space.to_dict(), indent=2))
+    store = _open_storage(path, storage)
+    study = _open_study(space, store, sampler, create=True)
+    if storage is None:
+        _fail_interrupted(study)  # a run directory has one runner at a time
+    evaluate: Callable[[dict[str, Any]], Mapping[str, float]] | None = None
+    if objective is not None:
+        names = [o.name for o in space.objectives]
+
+        def evaluate(arch: dict[str, Any]) -> Mapping[str, float]:
+            result = objective(arch)
+            if isinstance(result, Mapping):
+                return result
+            return {names[0]: float(result)}
+    else:
+        resolve_evaluator(space)  # a missing entry point fails here, before any trial
+    job = _Job(
+        space.to_dict(),
+        None if path is None else str(path),
+        storage,
+        sampler,
+        seed,
+        n_trials,
+        solver,
+        n_startup_trials,
+    )
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n_trials, desc=f"nas {space.name} ({sampler})", unit="trial")
+
+    def show(done: int) -> None:
+        if bar is not None:
+            bar.n = min(done, n_trials)
+            bar.refresh()
+
+    try:
+        if workers == 1:
+            _worker(job, 0, space=space, study=study, evaluate=evaluate, progress=show)
+        else:
+            context = multiprocessing.get_context("spawn")
+            processes = [
+                context.Process(target=_spawned_worker, args=(job, i)) for i in range(workers)
+            ]
+            for p in processes:
+                p.start()
+            while any(p.is_alive() for p in processes):
+                show(_n_evaluated(study)[0])
+                time.sleep(0.5)
+            for p in processes:
+                p.join()
+            failed = [p.exitcode for p in processes if p.exitcode != 0]
+            if failed:
+                raise SolverUnavailableError(
+                    f"{len(failed)} of {workers} workers exited with an error (exit codes "
+                    f"{failed}); their traceback is above. Finished trials are kept: run the "
+                    "same command again to resume."
+                )
+            show(_n_evaluated(study)[0])
+    finally:
+        if bar is not None:
+            bar.close()
+    summary = _summarize(study, space, sampler)
+    if path is not None:
+        (path / "best.json").write_text(json.dumps(summary.best, indent=2))
+    return summary
+
+
+def _summarize(study: optuna.Study, space: SearchSpace, sampler: str) -> RunSummary:
+    trials = study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    over = 0
+    for t in trials:
+        arch = trial_architecture(t)
+        if _is_evaluated(t) and arch is not None and not space.within_budget(arch):
+            over += 1
+    if len(space.objectives) == 1:
+        sign = 1.0 if space.objectives[0].direction == "minimize" else -1.0
+        best = sorted(complete, key=lambda t: sign * float(t.values[0]))[:1]
+    else:
+        best = list(study.best_trials) if complete else []
+    return RunSummary(
+        study=space.name,
+        sampler=sampler,
+        n_evaluated=sum(1 for t in trials if _is_evaluated(t)),
+        n_complete=len(complete),
+        n_failed=sum(1 for t in trials if t.user_attrs.get(_STATUS) == "error"),
+        n_rejected=sum(1 for t in trials if t.user_attrs.get(_STATUS) == "rejected"),
+        n_over_budget_evaluated=over,
+        n_interrupted=sum(1 for t in trials if t.user_attrs.get(_STATUS) == "interrupted"),
+        best=[_trial_record(t, space) for t in best],
+    )
+
+
+def _trial_record(t: FrozenTrial, space: SearchSpace) -> dict[str, Any]:
+    arch = trial_architecture(t) or {}
+    return {
+        "trial": t.number,
+        "architecture": arch,
+        "values": dict(zip([o.name for o in space.objectives], t.values or [], strict=False)),
+        "costs": space.costs(arch) if arch else {},
+        "within_budget": bool(arch) and space.within_budget(arch),
+    }
+
+
+def _load(run_dir: str | Path) -> tuple[optuna.Study, SearchSpace, str]:
+    path = Path(run_dir)
+    config = _run_config(path)
+    space = SearchSpace.from_dict(json.loads((path / "spec.json").read_text()))
+    store = _open_storage(path, config.get("storage"))
+    try:
+        study = optuna.load_study(study_name=config["study"], storage=store)
+    except KeyError as error:
+        raise InvalidProblemError(
+            f"The storage of run '{path}' has no study '{config['study']}' ({error})."
+        ) from error
+    return study, space, str(config.get("sampler"))
+
+
+def status(run_dir: str | Path) -> RunSummary:
+    """Where the search in ``run_dir`` stands (counts and the best so far).
+
+    Example:
+        >>> import tempfile
+        >>> from qopt.nas import Choice, SearchSpace, run_search
+        >>> space = SearchSpace([Choice.integers("w", 1, 4)])
+        >>> d = tempfile.mkdtemp()
+        >>> _ = run_search(space, run_dir=d, sampler="random", n_trials=3, seed=0,
+        ...                objective=lambda a: a["w"])
+        >>> status(d).n_complete
+        3
+    """
+    study, space, sampler = _load(run_dir)
+    return _summarize(study, space, sampler)
+
+
+def export(run_dir: str | Path, path: str | Path | None = None) -> list[dict[str, Any]]:
+    """The best architecture (or Pareto front) of ``run_dir``; also written to ``path`` as JSON.
+
+    Example:
+        >>> import tempfile
+        >>> from qopt.nas import Choice, SearchSpace, run_search
+        >>> space = SearchSpace([Choice.integers("w", 1, 4)])
+        >>> d = tempfile.mkdtemp()
+        >>> _ = run_search(space, run_dir=d, sampler="random", n_trials=4, seed=0,
+        ...                objective=lambda a: a["w"])
+        >>> export(d)[0]["architecture"]
+        {'w': 1}
+    """
+    best = status(run_dir).best
+    if path is not None:
+        Path(path).write_text(json.dumps(best, indent=2))
+    return best

@@ -1,0 +1,407 @@
+"""Optuna parameters of an architecture, and the baseline samplers that work on architectures.
+
+Imported lazily by :mod:`qopt.nas._runner`; imports Optuna at top level.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from optuna.distributions import BaseDistribution, CategoricalDistribution, IntDistribution
+from optuna.samplers import BaseSampler
+from optuna.study import Study, StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+from qopt.encoding import ParameterConstraint
+from qopt.exceptions import SolverConfigurationError
+from qopt.nas._spec import SearchSpace
+
+__all__ = ["ARCH_ATTR", "SAMPLERS", "ArchitectureCodec", "make_sampler"]
+
+#: User attribute holding the architecture dict (JSON) of every trial.
+ARCH_ATTR = "architecture"
+SAMPLERS = ("qubo", "random", "evolution", "local", "tpe", "nsga2")
+
+
+class ArchitectureCodec:
+    """An architecture as Optuna parameters, and back.
+
+    ``indicator=False``: one parameter per choice (categorical, or int for evenly spaced int
+    and ordinal choices). ``indicator=True`` (for :class:`QuboSampler` with budgets): each
+    budgeted choice becomes one 0/1 int parameter per value, ``"<choice>#<k>"``, with a one-hot
+    equality; per-value costs are then linear in these numeric parameters, so a linear budget
+    is a :class:`qopt.encoding.ParameterConstraint` that goes into the QUBO exactly.
+    """
+
+    def __init__(self, space: SearchSpace, *, indicator: bool) -> None:
+        self.space = space
+        self.indicator = {name for b in space.budgets for name in b.choice_names if indicator} - {
+            n for n, c in space.choices.items() if len(c.values) == 1
+        }
+        self._distributions: dict[str, BaseDistribution] = {}
+        for name, c in space.choices.items():
+            if name in self.indicator:
+                for k in range(len(c.values)):
+                    self._distributions[f"{name}#{k}"] = IntDistribution(0, 1)
+            elif c.kind == "ordinal" or (c.kind == "int" and _evenly_spaced(c.values)):
+                self._distributions[name] = IntDistribution(0, len(c.values) - 1)
+            else:
+                self._distributions[name] = CategoricalDistribution(c.values)
+
+    def distributions(self) -> dict[str, BaseDistribution]:
+        """Parameter name to Optuna distribution."""
+        return dict(self._distributions)
+
+    def suggest(self, trial: Any) -> dict[str, Any] | None:
+        """Suggest every parameter on an Optuna trial; the architecture, or None if the
+        indicator parameters of a choice are not exactly one-hot."""
+        params: dict[str, Any] = {}
+        for name, dist in self._distributions.items():
+            if isinstance(dist, IntDistribution):
+                params[name] = trial.suggest_int(name, dist.low, dist.high)
+            else:
+                assert isinstance(dist, CategoricalDistribution)
+                params[name] = trial.suggest_categorical(name, dist.choices)
+        return self.architecture_of(params)
+
+    def architecture_of(self, params: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The architecture of a parameter dict (None when not one-hot or incomplete)."""
+        arch: dict[str, Any] = {}
+        for name, c in self.space.choices.items():
+            if name in self.indicator:
+                on = [k for k in range(len(c.values)) if params.get(f"{name}#{k}") == 1]
+                if len(on) != 1:
+                    return None
+                arch[name] = c.values[on[0]]
+            elif name not in params:
+                return None
+            elif isinstance(self._distributions[name], IntDistribution):
+                arch[name] = c.values[int(params[name])]
+            else:
+                arch[name] = params[name]
+        return arch
+
+    def params_of(self, architecture: Mapping[str, Any]) -> dict[str, Any]:
+        """The parameter dict of an architecture (for ``study.enqueue_trial``)."""
+        positions = self.space.positions(architecture)
+        params: dict[str, Any] = {}
+        for name, c in self.space.choices.items():
+            if name in self.indicator:
+                for k in range(len(c.values)):
+                    params[f"{name}#{k}"] = int(k == positions[name])
+            elif isinstance(self._distributions[name], IntDistribution):
+                params[name] = positions[name]
+            else:
+                params[name] = c.values[positions[name]]
+        return params
+
+    def constraints(self) -> list[ParameterConstraint]:
+        """Known linear constraints for :class:`QuboSampler` (indicator mode only).
+
+        One-hot equalities per indicator choice, and each budget as a linear upper bound. A
+        quadratic (pair) budget enters as a linear *relaxation*: ``M[a, b] >= l[a] + m[b]`` with
+        ``l[a] = min_b M[a, b] / 2`` and ``m[b] = min_a M[a, b] / 2``, so no architecture within
+        the budget is cut off; the runner checks the exact cost and repairs the rest.
+        """
+        if not self.indicator:
+            return []
+        result = []
+        for name in sorted(self.indicator):
+            n = len(self.space.choices[name].values)
+            result.append(
+                ParameterConstraint(
+                    {f"{name}#{k}": 1.0 for k in range(n)}, lb=1, ub=1, label=f"one-hot {name}"
+                )
+            )
+        for i, budget in enumerate(self.space.budgets):
+            terms: dict[str, float] = {}
+            constant = [budget.constant]
+            for name, costs in self.space.unary_costs(i).items():
+                _add(terms, constant, name, costs, self)
+            for first, second, m in self.space.pair_costs(i):
+                _add(terms, constant, first, 0.5 * m.min(axis=1), self)
+                _add(terms, constant, second, 0.5 * m.min(axis=0), self)
+            terms = {k: v for k, v in terms.items() if v != 0.0}
+            if terms:
+                result.append(
+                    ParameterConstraint(
+                        terms,
+                        ub=budget.max - constant[0],
+                        label=f"budget {budget.name}" + ("" if budget.is_linear else " (relaxed)"),
+                    )
+                )
+        return result
+
+
+def _add(
+    terms: dict[str, float],
+    constant: list[float],
+    name: str,
+    costs: np.ndarray,
+    codec: ArchitectureCodec,
+) -> None:
+    if name in codec.indicator:
+        for k, x in enumerate(costs):
+            terms[f"{name}#{k}"] = terms.get(f"{name}#{k}", 0.0) + float(x)
+    else:  # a single-valued choice: its cost is fixed
+        constant[0] += float(costs[0])
+
+
+def _evenly_spaced(values: Sequence[Any]) -> bool:
+    if len(values) < 2:
+        return True
+    steps = {b - a for a, b in itertools.pairwise(values)}
+    return len(steps) == 1 and next(iter(steps)) > 0
+
+
+def trial_architecture(trial: FrozenTrial) -> dict[str, Any] | None:
+    """The architecture stored on a trial (user attribute), or None."""
+    raw = trial.user_attrs.get(ARCH_ATTR)
+    return None if raw is None else dict(json.loads(raw))
+
+
+def _key(space: SearchSpace, arch: Mapping[str, Any]) -> tuple[int, ...]:
+    return tuple(space.positions(arch).values())
+
+
+class _ArchitectureSampler(BaseSampler):
+    """Base of the baselines: propose a whole architecture within budget from the history."""
+
+    def __init__(self, codec: ArchitectureCodec, *, seed: int | None = None) -> None:
+        self._codec = codec
+        self._space = codec.space
+        self._rng = np.random.default_rng(seed)
+
+    def reseed_rng(self) -> None:
+        self._rng = np.random.default_rng()
+
+    def infer_relative_search_space(
+        self, study: Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        return self._codec.distributions()
+
+    def sample_relative(
+        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        if not search_space:
+            return {}
+        history: list[tuple[dict[str, Any], float]] = []
+        taken: set[tuple[int, ...]] = set()
+        sign = 1.0 if study.directions[0] == StudyDirection.MINIMIZE else -1.0
+        for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
+            arch = trial_architecture(t)
+            if arch is None or t.number == trial.number:
+                continue
+            taken.add(_key(self._space, arch))
+            if t.state == TrialState.COMPLETE and t.values is not None:
+                history.append((arch, sign * float(t.values[0])))
+        arch = self._propose(study, trial, history, taken)
+        return self._codec.params_of(arch)
+
+    def sample_independent(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
+        # Every parameter is in the relative space; reached only for foreign parameters.
+        if isinstance(param_distribution, CategoricalDistribution):
+            return param_distribution.choices[
+                int(self._rng.integers(len(param_distribution.choices)))
+            ]
+        assert isinstance(param_distribution, IntDistribution)
+        return int(self._rng.integers(param_distribution.low, param_distribution.high + 1))
+
+    def _random_untaken(self, taken: set[tuple[int, ...]]) -> dict[str, Any]:
+        arch = self._space.random_architecture(self._rng)
+        for _ in range(200):
+            if _key(self._space, arch) not in taken:
+                break
+            arch = self._space.random_architecture(self._rng)
+        return arch
+
+    def _propose(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        history: list[tuple[dict[str, Any], float]],
+        taken: set[tuple[int, ...]],
+    ) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class RandomArchitectureSampler(_ArchitectureSampler):
+    """Uniform random architectures within budget (rejection sampling), no repeats.
+
+    Example:
+        >>> from qopt.nas import nas_bench_201_space
+        >>> sampler = RandomArchitectureSampler(ArchitectureCodec(nas_bench_201_space(), indicator=False), seed=0)
+        >>> type(sampler).__name__
+        'RandomArchitectureSampler'
+    """
+
+    def _propose(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        history: list[tuple[dict[str, Any], float]],
+        taken: set[tuple[int, ...]],
+    ) -> dict[str, Any]:
+        return self._random_untaken(taken)
+
+
+class RegularizedEvolutionSampler(_ArchitectureSampler):
+    """Regularized (aging) evolution: Real, Aggarwal, Huang & Le, "Regularized Evolution for
+    Image Classifier Architecture Search", AAAI 2019.
+
+    The population is the ``population_size`` most recently completed architectures (the
+    oldest dies each cycle); a parent is the best of ``sample_size`` drawn from it, and the
+    child changes one choice at random (within budget, not yet evaluated). The state lives in
+    the storage, so a resumed run continues the same evolution.
+
+    Example:
+        >>> from qopt.nas import nas_bench_201_space
+        >>> codec = ArchitectureCodec(nas_bench_201_space(), indicator=False)
+        >>> RegularizedEvolutionSampler(codec, population_size=10, sample_size=3).population_size
+        10
+    """
+
+    def __init__(
+        self,
+        codec: ArchitectureCodec,
+        *,
+        seed: int | None = None,
+        population_size: int = 10,
+        sample_size: int = 3,
+    ) -> None:
+        super().__init__(codec, seed=seed)
+        if not 1 <= sample_size <= population_size:
+            raise SolverConfigurationError(
+                "The 'sample_size' parameter of RegularizedEvolutionSampler must be an int in "
+                f"[1, population_size={population_size}]. Got {sample_size} instead."
+            )
+        self.population_size = population_size
+        self.sample_size = sample_size
+
+    def _propose(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        history: list[tuple[dict[str, Any], float]],
+        taken: set[tuple[int, ...]],
+    ) -> dict[str, Any]:
+        if len(history) < self.population_size:
+            return self._random_untaken(taken)
+        population = history[-self.population_size :]
+        picks = self._rng.choice(len(population), size=self.sample_size, replace=False)
+        parent = min((population[int(i)] for i in picks), key=lambda p: p[1])[0]
+        for _ in range(50):
+            children = self._space.neighbours(parent)
+            if not children:
+                break
+            child = children[int(self._rng.integers(len(children)))]
+            if _key(self._space, child) not in taken:
+                return child
+        return self._random_untaken(taken)
+
+
+class LocalSearchSampler(_ArchitectureSampler):
+    """Local search with random restarts: White, Nolen & Savani, "Exploring the Loss Landscape
+    in Neural Architecture Search", UAI 2021.
+
+    From the best architecture of the current climb, evaluate its unevaluated neighbours (one
+    choice changed, within budget) in random order; a climb whose best has no unevaluated
+    neighbour left restarts from a random architecture. The climb number is stored on each
+    trial (``"qopt_nas:climb"``), so the search resumes where it stopped.
+
+    Example:
+        >>> from qopt.nas import nas_bench_201_space
+        >>> LocalSearchSampler(ArchitectureCodec(nas_bench_201_space(), indicator=False)).__class__.__name__
+        'LocalSearchSampler'
+    """
+
+    def _propose(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        history: list[tuple[dict[str, Any], float]],
+        taken: set[tuple[int, ...]],
+    ) -> dict[str, Any]:
+        trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        climbs = [int(t.system_attrs.get("qopt_nas:climb", 0)) for t in trials]
+        climb = max(climbs, default=0)
+        members = [
+            t for t, c in zip(trials, climbs, strict=True) if c == climb and t.values is not None
+        ]
+        if members:
+            sign = 1.0 if study.directions[0] == StudyDirection.MINIMIZE else -1.0
+            best = min(members, key=lambda t: sign * float(t.values[0]))
+            arch = trial_architecture(best)
+            if arch is not None:
+                options = [
+                    n for n in self._space.neighbours(arch) if _key(self._space, n) not in taken
+                ]
+                if options:
+                    study._storage.set_trial_system_attr(trial._trial_id, "qopt_nas:climb", climb)
+                    return options[int(self._rng.integers(len(options)))]
+            climb += 1
+        study._storage.set_trial_system_attr(trial._trial_id, "qopt_nas:climb", climb)
+        return self._random_untaken(taken)
+
+
+def make_sampler(
+    name: str,
+    space: SearchSpace,
+    *,
+    seed: int | None,
+    n_startup_trials: int = 10,
+    solver: str = "sa",
+) -> tuple[BaseSampler, ArchitectureCodec]:
+    """The sampler called ``name`` (one of :data:`SAMPLERS`) and the codec it works through.
+
+    Example:
+        >>> from qopt.nas import nas_bench_201_space
+        >>> sampler, codec = make_sampler("qubo", nas_bench_201_space(), seed=0)
+        >>> len(codec.constraints())  # six one-hot equalities and the params budget
+        7
+    """
+    import optuna
+
+    if name not in SAMPLERS:
+        raise SolverConfigurationError(
+            f"The 'sampler' parameter of run_search must be a str among {list(SAMPLERS)}. "
+            f"Got {name!r} instead."
+        )
+    codec = ArchitectureCodec(space, indicator=name == "qubo")
+    if name == "qubo":
+        from qopt.integrations.optuna import QuboSampler
+
+        return (
+            QuboSampler(
+                solver=solver,
+                seed=seed,
+                n_startup_trials=n_startup_trials,
+                constraints=codec.constraints(),
+                warn_independent_sampling=False,
+            ),
+            codec,
+        )
+    if name == "random":
+        return RandomArchitectureSampler(codec, seed=seed), codec
+    if name == "evolution":
+        return RegularizedEvolutionSampler(codec, seed=seed), codec
+    if name == "local":
+        return LocalSearchSampler(codec, seed=seed), codec
+    if name == "tpe":
+        return (
+            optuna.samplers.TPESampler(
+                seed=seed, multivariate=True, n_startup_trials=n_startup_trials
+            ),
+            codec,
+        )
+    return optuna.samplers.NSGAIISampler(seed=seed, population_size=20), codec

@@ -1,0 +1,844 @@
+"""The architecture-search space: choices, hard budgets and objectives, from YAML/JSON or Python.
+
+Framework-free: this module imports neither Optuna nor torch.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import numbers
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qopt.exceptions import InvalidProblemError
+
+__all__ = [
+    "Budget",
+    "Choice",
+    "Objective",
+    "PairCost",
+    "SearchSpace",
+    "load_spec",
+]
+
+_KINDS = ("categorical", "int", "ordinal")
+_BUDGET_KINDS = ("params", "flops", "latency", "cost")
+_DIRECTIONS = ("minimize", "maximize")
+#: Above this many architectures the feasibility check samples instead of enumerating.
+_ENUMERATE_LIMIT = 200_000
+
+
+def _where(source: Mapping[str, int] | None, key: str) -> str:
+    """``"spec key 'budgets[0].max' (line 12)"``: where a spec error sits."""
+    line = None if source is None else source.get(key)
+    return f"spec key '{key}'" + (f" (line {line})" if line is not None else "")
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One architectural decision: a layer's operation, a width, a depth.
+
+    Args:
+        name: Unique name; the key of the architecture dict.
+        kind: ``"categorical"`` (unordered), ``"int"`` (integers ``low..high`` by ``step``) or
+            ``"ordinal"`` (ordered values).
+        values: The values, in order (for ``"int"``, use :meth:`integers`).
+
+    Example:
+        >>> Choice("op", "categorical", ("conv3x3", "conv1x1", "skip")).values
+        ('conv3x3', 'conv1x1', 'skip')
+        >>> Choice.integers("width", 16, 64, step=16).values
+        (16, 32, 48, 64)
+    """
+
+    name: str
+    kind: str
+    values: tuple[Any, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "values", tuple(self.values))
+        if not isinstance(self.name, str) or not self.name:
+            raise InvalidProblemError(f"A Choice needs a non-empty str name. Got {self.name!r}.")
+        if self.kind not in _KINDS:
+            raise InvalidProblemError(
+                f"Choice '{self.name}' has kind {self.kind!r}; use one of {list(_KINDS)}."
+            )
+        if not self.values:
+            raise InvalidProblemError(f"Choice '{self.name}' has no values; give at least one.")
+        if len(set(map(repr, self.values))) != len(self.values):
+            raise InvalidProblemError(f"Choice '{self.name}' repeats a value: {list(self.values)}.")
+        for v in self.values:
+            if not isinstance(v, str | int | float | bool) or (
+                isinstance(v, float) and not math.isfinite(v)
+            ):
+                raise InvalidProblemError(
+                    f"Choice '{self.name}' has value {v!r}; values must be str, int, bool or "
+                    "finite float (they are stored in Optuna and JSON)."
+                )
+        if self.kind == "int" and not all(
+            isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in self.values
+        ):
+            raise InvalidProblemError(f"Choice '{self.name}' of kind 'int' needs int values.")
+
+    @classmethod
+    def integers(cls, name: str, low: int, high: int, step: int = 1) -> Choice:
+        """An ``"int"`` choice over ``low, low + step, ..., high``.
+
+        Example:
+            >>> Choice.integers("depth", 1, 3).values
+            (1, 2, 3)
+        """
+        if not all(isinstance(v, numbers.Integral) for v in (low, high, step)) or step < 1:
+            raise InvalidProblemError(
+                f"Choice '{name}' needs int low, high and step >= 1. Got low={low!r}, "
+                f"high={high!r}, step={step!r}."
+            )
+        if low > high:
+            raise InvalidProblemError(
+                f"Choice '{name}' has low={low} > high={high}: no values. Swap them."
+            )
+        return cls(name, "int", tuple(range(int(low), int(high) + 1, int(step))))
+
+    @property
+    def is_numeric(self) -> bool:
+        """Whether every value is a number (products of values are then defined)."""
+        return all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in self.values)
+
+    def index(self, value: Any) -> int:
+        """Position of ``value`` among the values (exact match, type-aware)."""
+        for k, v in enumerate(self.values):
+            if type(v) is type(value) and v == value:
+                return k
+        for k, v in enumerate(self.values):
+            if v == value:
+                return k
+        raise InvalidProblemError(
+            f"{value!r} is not a value of choice '{self.name}'; its values are {list(self.values)}."
+        )
+
+
+@dataclass(frozen=True)
+class PairCost:
+    """A quadratic cost term between two choices, e.g. the weights between consecutive layers.
+
+    Either ``coefficient * value_first * value_second`` (numeric choices) or a ``table`` of
+    costs indexed by value positions, ``table[i][j]`` for the ``i``-th value of ``first`` and
+    the ``j``-th of ``second``.
+
+    Example:
+        >>> PairCost("w1", "w2", coefficient=1.0).coefficient
+        1.0
+    """
+
+    first: str
+    second: str
+    coefficient: float | None = None
+    table: tuple[tuple[float, ...], ...] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.coefficient is None) == (self.table is None):
+            raise InvalidProblemError(
+                f"PairCost between '{self.first}' and '{self.second}' needs exactly one of "
+                "'coefficient' (cost = coefficient * a * b) or 'table' (table[i][j])."
+            )
+        if self.table is not None:
+            object.__setattr__(
+                self, "table", tuple(tuple(float(x) for x in row) for row in self.table)
+            )
+
+    def matrix(self, first: Choice, second: Choice) -> np.ndarray:
+        """The cost of every pair of value positions, shape ``(len(first), len(second))``."""
+        if self.table is not None:
+            m = np.array(self.table, dtype=float)
+            if m.shape != (len(first.values), len(second.values)):
+                raise InvalidProblemError(
+                    f"The pair cost table between '{first.name}' and '{second.name}' has shape "
+                    f"{m.shape}; it needs ({len(first.values)}, {len(second.values)})."
+                )
+            return m
+        if not (first.is_numeric and second.is_numeric):
+            raise InvalidProblemError(
+                f"The pair cost between '{first.name}' and '{second.name}' uses a coefficient, "
+                "which needs numeric values; give a 'table' instead."
+            )
+        assert self.coefficient is not None
+        a = np.array(first.values, dtype=float)
+        b = np.array(second.values, dtype=float)
+        return float(self.coefficient) * np.outer(a, b)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A hard constraint ``cost(architecture) <= max`` on params, FLOPs, latency or a user cost.
+
+    The cost is ``constant + sum(costs[choice][value]) + sum(pair costs)``: linear (per-choice
+    costs only) or quadratic (pair costs, e.g. parameters of consecutive widths).
+
+    Args:
+        name: Label (e.g. ``"params"``).
+        max: The bound; an architecture with a larger cost is never evaluated.
+        kind: ``"params"``, ``"flops"``, ``"latency"`` or ``"cost"`` (informational).
+        costs: Per-choice costs: choice name to ``{value: cost}`` (missing values cost 0).
+        pairs: Quadratic terms (:class:`PairCost`).
+        constant: Cost of the fixed part of the network.
+
+    Example:
+        >>> b = Budget("params", 100, costs={"op": {"conv": 80, "skip": 0}}, constant=10)
+        >>> b.cost({"op": "conv"}), b.is_linear
+        (90.0, True)
+    """
+
+    name: str
+    max: float
+    kind: str = "cost"
+    costs: Mapping[str, Mapping[Any, float]] = field(default_factory=dict)
+    pairs: tuple[PairCost, ...] = ()
+    constant: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in _BUDGET_KINDS:
+            raise InvalidProblemError(
+                f"Budget '{self.name}' has kind {self.kind!r}; use one of {list(_BUDGET_KINDS)}."
+            )
+        if not isinstance(self.max, numbers.Real) or not math.isfinite(self.max):
+            raise InvalidProblemError(
+                f"Budget '{self.name}' needs a finite number as max. Got {self.max!r}."
+            )
+        object.__setattr__(self, "max", float(self.max))
+        object.__setattr__(self, "constant", float(self.constant))
+        object.__setattr__(
+            self,
+            "costs",
+            {str(c): {v: float(x) for v, x in table.items()} for c, table in self.costs.items()},
+        )
+        object.__setattr__(self, "pairs", tuple(self.pairs))
+        if not self.costs and not self.pairs:
+            raise InvalidProblemError(
+                f"Budget '{self.name}' has neither per-choice 'costs' nor 'pairs'; give one."
+            )
+
+    @property
+    def is_linear(self) -> bool:
+        """True when the cost has no pair terms (it enters the QUBO exactly)."""
+        return not self.pairs
+
+    @property
+    def choice_names(self) -> list[str]:
+        """Choices the cost depends on."""
+        names = list(self.costs)
+        for p in self.pairs:
+            names += [p.first, p.second]
+        return list(dict.fromkeys(names))
+
+    def cost(self, architecture: Mapping[str, Any]) -> float:
+        """The cost of an architecture dict (choice name to value)."""
+        total = self.constant
+        for name, table in self.costs.items():
+            total += _lookup(table, architecture[name])
+        for p in self.pairs:
+            a, b = architecture[p.first], architecture[p.second]
+            if p.coefficient is not None:
+                total += p.coefficient * float(a) * float(b)
+            else:
+                assert p.table is not None
+                # Positions are resolved by SearchSpace.cost_terms; here by value lookup.
+                raise InvalidProblemError(
+                    f"Budget '{self.name}' has a pair table; evaluate it through "
+                    "SearchSpace.cost(), which knows the value positions."
+                )
+        return float(total)
+
+
+def _lookup(table: Mapping[Any, float], value: Any) -> float:
+    if value in table:
+        return table[value]
+    # YAML/JSON keys are strings: '32' stands for 32.
+    return table.get(str(value), 0.0)
+
+
+@dataclass(frozen=True)
+class Objective:
+    """A metric the search optimizes, with its direction.
+
+    Example:
+        >>> Objective("val_acc", "maximize").direction
+        'maximize'
+    """
+
+    name: str
+    direction: str = "minimize"
+
+    def __post_init__(self) -> None:
+        if self.direction not in _DIRECTIONS:
+            raise InvalidProblemError(
+                f"Objective '{self.name}' has direction {self.direction!r}; use 'minimize' or "
+                "'maximize'."
+            )
+
+
+class SearchSpace:
+    """Choices, hard budgets, objectives and how to evaluate an architecture.
+
+    The same object comes from a YAML/JSON file (:func:`load_spec`) or from Python.
+
+    Args:
+        choices: The decisions, in order.
+        budgets: Hard constraints; an architecture over any of them is never evaluated.
+        objectives: One or more metrics with directions.
+        evaluate: ``"package.module:build"`` (a callable taking the architecture dict and
+            returning a float or a dict of metrics) or ``"benchmark:nb201-cifar10"``.
+        name: Study name.
+        source: Spec key path to line number, for error messages (filled by :func:`load_spec`).
+
+    Raises:
+        InvalidProblemError: Duplicate or unknown choice names, an empty objective list, a
+            budget no architecture meets.
+
+    Example:
+        >>> space = SearchSpace(
+        ...     [Choice.integers("w1", 8, 32, step=8), Choice.integers("w2", 8, 32, step=8)],
+        ...     budgets=[Budget("params", 600, pairs=(PairCost("w1", "w2", coefficient=1.0),))],
+        ...     objectives=[Objective("loss")],
+        ... )
+        >>> space.size, space.within_budget({"w1": 32, "w2": 16}), space.within_budget({"w1": 32, "w2": 32})
+        (16, True, False)
+    """
+
+    def __init__(
+        self,
+        choices: Sequence[Choice],
+        *,
+        budgets: Sequence[Budget] = (),
+        objectives: Sequence[Objective] = (Objective("objective"),),
+        evaluate: str | None = None,
+        name: str = "qopt-nas",
+        source: Mapping[str, int] | None = None,
+    ) -> None:
+        self.source = dict(source or {})
+        self.choices: dict[str, Choice] = {}
+        for i, c in enumerate(choices):
+            if not isinstance(c, Choice):
+                raise InvalidProblemError(
+                    f"{_where(self.source, f'choices[{i}]')} is not a Choice."
+                )
+            if c.name in self.choices:
+                raise InvalidProblemError(
+                    f"{_where(self.source, f'choices[{i}].name')}: choice '{c.name}' is defined "
+                    "twice; give each choice a unique name."
+                )
+            self.choices[c.name] = c
+        if not self.choices:
+            raise InvalidProblemError(
+                f"{_where(self.source, 'choices')}: the space has no choices."
+            )
+        self.budgets = tuple(budgets)
+        self.objectives = tuple(objectives)
+        if not self.objectives:
+            raise InvalidProblemError(
+                f"{_where(self.source, 'objectives')}: give at least one objective."
+            )
+        if len({o.name for o in self.objectives}) != len(self.objectives):
+            raise InvalidProblemError(
+                f"{_where(self.source, 'objectives')}: objective names repeat."
+            )
+        self.evaluate = evaluate
+        self.name = name
+        self._pair_matrices: dict[tuple[int, int], np.ndarray] = {}
+        for b_index, budget in enumerate(self.budgets):
+            for choice in budget.choice_names:
+                if choice not in self.choices:
+                    raise InvalidProblemError(
+                        f"{_where(self.source, f'budgets[{b_index}]')}: budget '{budget.name}' "
+                        f"names choice '{choice}', which is not defined; the choices are "
+                        f"{list(self.choices)}."
+                    )
+            for name, table in budget.costs.items():
+                known = {repr(v) for v in self.choices[name].values} | {
+                    repr(str(v)) for v in self.choices[name].values
+                }
+                for value in table:
+                    if repr(value) not in known:
+                        raise InvalidProblemError(
+                            f"{_where(self.source, f'budgets[{b_index}].costs.{name}')}: "
+                            f"{value!r} is not a value of choice '{name}' "
+                            f"({list(self.choices[name].values)})."
+                        )
+            for p_index, pair in enumerate(budget.pairs):
+                try:
+                    m = pair.matrix(self.choices[pair.first], self.choices[pair.second])
+                except InvalidProblemError as error:
+                    raise InvalidProblemError(
+                        f"{_where(self.source, f'budgets[{b_index}].pairs[{p_index}]')}: {error}"
+                    ) from error
+                self._pair_matrices[(b_index, p_index)] = m
+        self._check_budgets_feasible()
+
+    # ------------------------------------------------------------------ costs
+    @property
+    def size(self) -> int:
+        """Number of architectures, budgets ignored."""
+        return math.prod(len(c.values) for c in self.choices.values())
+
+    def unary_costs(self, budget_index: int) -> dict[str, np.ndarray]:
+        """Per-choice cost of each value position for budget ``budget_index`` (pairs excluded)."""
+        budget = self.budgets[budget_index]
+        return {
+            name: np.array([_lookup(table, v) for v in self.choices[name].values])
+            for name, table in budget.costs.items()
+        }
+
+    def pair_costs(self, budget_index: int) -> list[tuple[str, str, np.ndarray]]:
+        """The quadratic terms of budget ``budget_index`` as cost matrices over value positions."""
+        budget = self.budgets[budget_index]
+        return [
+            (p.first, p.second, self._pair_matrices[(budget_index, k)])
+            for k, p in enumerate(budget.pairs)
+        ]
+
+    def cost(self, architecture: Mapping[str, Any], budget: int | str = 0) -> float:
+        """The cost of ``architecture`` under a budget (by index or name).
+
+        Example:
+            >>> space = SearchSpace([Choice("op", "categorical", ("a", "b"))],
+            ...     budgets=[Budget("flops", 5, costs={"op": {"a": 3, "b": 7}})])
+            >>> space.cost({"op": "b"}, "flops")
+            7.0
+        """
+        b_index = self._budget_index(budget)
+        positions = self.positions(architecture)
+        return self._cost_at(b_index, positions)
+
+    def _cost_at(self, b_index: int, positions: Mapping[str, int]) -> float:
+        total = self.budgets[b_index].constant
+        for name, costs in self.unary_costs(b_index).items():
+            total += costs[positions[name]]
+        for first, second, m in self.pair_costs(b_index):
+            total += m[positions[first], positions[second]]
+        return float(total)
+
+    def costs(self, architecture: Mapping[str, Any]) -> dict[str, float]:
+        """Every budget's cost of ``architecture``, by budget name."""
+        return {b.name: self.cost(architecture, i) for i, b in enumerate(self.budgets)}
+
+    def within_budget(self, architecture: Mapping[str, Any]) -> bool:
+        """Whether every budget holds (1e-9 relative slack for float noise)."""
+        return self.violation(architecture) <= 0.0
+
+    def violation(self, architecture: Mapping[str, Any]) -> float:
+        """Sum over budgets of how far the cost exceeds ``max``, relative to ``max``."""
+        positions = self.positions(architecture)
+        return self._violation_at(positions)
+
+    def _violation_at(self, positions: Mapping[str, int]) -> float:
+        total = 0.0
+        for i, b in enumerate(self.budgets):
+            excess = self._cost_at(i, positions) - b.max
+            if excess > 1e-9 * max(1.0, abs(b.max)):
+                total += excess / max(1e-12, abs(b.max))
+        return total
+
+    def _budget_index(self, budget: int | str) -> int:
+        if isinstance(budget, int):
+            if not 0 <= budget < len(self.budgets):
+                raise InvalidProblemError(
+                    f"There is no budget {budget}; {len(self.budgets)} exist."
+                )
+            return budget
+        for i, b in enumerate(self.budgets):
+            if b.name == budget:
+                return i
+        raise InvalidProblemError(
+            f"There is no budget '{budget}'; the budgets are {[b.name for b in self.budgets]}."
+        )
+
+    # ------------------------------------------------------------------ architectures
+    def positions(self, architecture: Mapping[str, Any]) -> dict[str, int]:
+        """Value position of each choice in an architecture dict."""
+        missing = [n for n in self.choices if n not in architecture]
+        if missing:
+            raise InvalidProblemError(f"The architecture lacks choice(s) {missing}.")
+        return {n: c.index(architecture[n]) for n, c in self.choices.items()}
+
+    def architecture(self, positions: Mapping[str, int]) -> dict[str, Any]:
+        """The architecture dict of value positions."""
+        return {n: c.values[int(positions[n])] for n, c in self.choices.items()}
+
+    def random_architecture(self, rng: np.random.Generator, *, tries: int = 1000) -> dict[str, Any]:
+        """A uniformly random architecture within budget (rejection, then repair).
+
+        Example:
+            >>> import numpy as np
+            >>> space = SearchSpace([Choice.integers("w", 1, 9)],
+            ...     budgets=[Budget("c", 3, costs={"w": {v: v for v in range(1, 10)}})])
+            >>> space.random_architecture(np.random.default_rng(0))["w"] <= 3
+            True
+        """
+        for _ in range(tries):
+            positions = {n: int(rng.integers(len(c.values))) for n, c in self.choices.items()}
+            if self._violation_at(positions) <= 0.0:
+                return self.architecture(positions)
+        return self.repair(self.architecture(positions), rng=rng)
+
+    def neighbours(self, architecture: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Architectures one change away (any other value of one choice), within budget."""
+        positions = self.positions(architecture)
+        result = []
+        for name, c in self.choices.items():
+            for k in range(len(c.values)):
+                if k != positions[name]:
+                    moved = {**positions, name: k}
+                    if self._violation_at(moved) <= 0.0:
+                        result.append(self.architecture(moved))
+        return result
+
+    def repair(
+        self, architecture: Mapping[str, Any], *, rng: np.random.Generator | None = None
+    ) -> dict[str, Any]:
+        """The architecture made to fit every budget by greedy single-choice changes.
+
+        Each step takes the change that most reduces the total relative excess; if greedy
+        descent sticks, the known feasible architecture found at construction is returned.
+        """
+        positions = self.positions(architecture)
+        current = self._violation_at(positions)
+        while current > 0.0:
+            best: tuple[float, float, str, int] | None = None
+            for name, c in self.choices.items():
+                for k in range(len(c.values)):
+                    if k == positions[name]:
+                        continue
+                    v = self._violation_at({**positions, name: k})
+                    tie = float(rng.random()) if rng is not None else abs(k - positions[name])
+                    if best is None or (v, tie) < best[:2]:
+                        best = (v, tie, name, k)
+            if best is None or best[0] >= current:
+                return dict(self._anchor)
+            positions[best[2]] = best[3]
+            current = best[0]
+        return self.architecture(positions)
+
+    def iter_architectures(self) -> Iterator[dict[str, Any]]:
+        """Every architecture, budgets ignored (use on small spaces)."""
+        names = list(self.choices)
+        for combo in itertools.product(*(self.choices[n].values for n in names)):
+            yield dict(zip(names, combo, strict=True))
+
+    def _check_budgets_feasible(self) -> None:
+        self._anchor: dict[str, Any] = {}
+        if not self.budgets:
+            self._anchor = self.architecture({n: 0 for n in self.choices})
+            return
+        # A lower bound per budget: each term at its minimum. Over max => provably impossible.
+        for i, b in enumerate(self.budgets):
+            low = b.constant + sum(float(c.min()) for c in self.unary_costs(i).values())
+            low += sum(float(m.min()) for _, _, m in self.pair_costs(i))
+            if low > b.max + 1e-9 * max(1.0, abs(b.max)):
+                raise InvalidProblemError(
+                    f"{_where(self.source, f'budgets[{i}].max')}: budget '{b.name}' cannot be "
+                    f"met: the cheapest architecture costs at least {low:g} > max={b.max:g}. "
+                    "Raise the max or add cheaper values to the choices."
+                )
+        rng = np.random.default_rng(0)
+        cheapest = {
+            n: int(
+                np.argmin(
+                    [
+                        sum(
+                            float(self.unary_costs(i).get(n, np.zeros(len(c.values)))[k])
+                            / max(1e-12, abs(b.max))
+                            for i, b in enumerate(self.budgets)
+                        )
+                        for k in range(len(c.values))
+                    ]
+                )
+            )
+            for n, c in self.choices.items()
+        }
+        starts = [cheapest] + [
+            {n: int(rng.integers(len(c.values))) for n, c in self.choices.items()}
+            for _ in range(20)
+        ]
+        for start in starts:
+            positions = dict(start)
+            if self._violation_at(positions) <= 0.0:
+                self._anchor = self.architecture(positions)
+                return
+            self._anchor = self.architecture(positions)  # placeholder for repair()
+            repaired = self.repair(self.architecture(positions))
+            if self._violation_at(self.positions(repaired)) <= 0.0:
+                self._anchor = repaired
+                return
+        if self.size <= _ENUMERATE_LIMIT:
+            for arch in self.iter_architectures():
+                if self._violation_at(self.positions(arch)) <= 0.0:
+                    self._anchor = arch
+                    return
+        names = ", ".join(f"'{b.name}'" for b in self.budgets)
+        raise InvalidProblemError(
+            f"{_where(self.source, 'budgets')}: no architecture meets every budget ({names}) "
+            "together. Raise the max values or add cheaper choices."
+        )
+
+    @property
+    def anchor(self) -> dict[str, Any]:
+        """A known architecture within every budget."""
+        return dict(self._anchor)
+
+    # ------------------------------------------------------------------ serialisation
+    def to_dict(self) -> dict[str, Any]:
+        """The spec as plain data (what :func:`load_spec` reads back).
+
+        Example:
+            >>> space = SearchSpace([Choice("op", "categorical", ("a", "b"))])
+            >>> SearchSpace.from_dict(space.to_dict()).choices["op"].values
+            ('a', 'b')
+        """
+        budgets = []
+        for b in self.budgets:
+            entry: dict[str, Any] = {"name": b.name, "kind": b.kind, "max": b.max}
+            if b.costs:
+                entry["costs"] = {
+                    c: [[v, x] for v, x in table.items()] for c, table in b.costs.items()
+                }
+            if b.constant:
+                entry["constant"] = b.constant
+            if b.pairs:
+                entry["pairs"] = [
+                    {"between": [p.first, p.second]}
+                    | (
+                        {"coefficient": p.coefficient}
+                        if p.coefficient is not None
+                        else {"table": [list(r) for r in p.table or ()]}
+                    )
+                    for p in b.pairs
+                ]
+            budgets.append(entry)
+        return {
+            "name": self.name,
+            "choices": [
+                {"name": c.name, "type": c.kind, "values": list(c.values)}
+                for c in self.choices.values()
+            ],
+            "budgets": budgets,
+            "objectives": [{"name": o.name, "direction": o.direction} for o in self.objectives],
+            **({"evaluate": self.evaluate} if self.evaluate else {}),
+        }
+
+    @classmethod
+    def from_dict(
+        cls, data: Mapping[str, Any], *, source: Mapping[str, int] | None = None
+    ) -> SearchSpace:
+        """Build from plain data (the parsed YAML/JSON spec); see :func:`load_spec`."""
+        return _from_dict(data, source or {})
+
+    def __repr__(self) -> str:
+        return (
+            f"SearchSpace(name={self.name!r}, choices={list(self.choices)}, "
+            f"budgets={[b.name for b in self.budgets]}, "
+            f"objectives={[o.name for o in self.objectives]})"
+        )
+
+
+# ---------------------------------------------------------------------- parsing
+def _need(data: Mapping[str, Any], key: str, path: str, source: Mapping[str, int]) -> Any:
+    if not isinstance(data, Mapping):
+        raise InvalidProblemError(f"{_where(source, path)} must be a mapping. Got {data!r}.")
+    if key not in data:
+        full = f"{path}.{key}" if path else key
+        raise InvalidProblemError(f"{_where(source, path or full)}: '{key}' is missing.")
+    return data[key]
+
+
+def _from_dict(data: Mapping[str, Any], source: Mapping[str, int]) -> SearchSpace:
+    if not isinstance(data, Mapping):
+        raise InvalidProblemError("A spec must be a mapping with 'choices' at its top level.")
+    known = {"name", "choices", "budgets", "objectives", "evaluate"}
+    for key in data:
+        if key not in known:
+            raise InvalidProblemError(
+                f"{_where(source, str(key))}: unknown key '{key}'; the keys are {sorted(known)}."
+            )
+    raw_choices = _need(data, "choices", "", source)
+    if not isinstance(raw_choices, Sequence) or isinstance(raw_choices, str) or not raw_choices:
+        raise InvalidProblemError(f"{_where(source, 'choices')}: give a non-empty list of choices.")
+    choices = []
+    for i, raw in enumerate(raw_choices):
+        path = f"choices[{i}]"
+        name = _need(raw, "name", path, source)
+        kind = raw.get("type", "categorical")
+        try:
+            if kind not in _KINDS:
+                raise InvalidProblemError(
+                    f"unknown choice type {kind!r}; use one of {list(_KINDS)}"
+                )
+            if kind == "int" and "values" not in raw:
+                choice = Choice.integers(
+                    str(name),
+                    _need(raw, "low", path, source),
+                    _need(raw, "high", path, source),
+                    raw.get("step", 1),
+                )
+            else:
+                values = _need(raw, "values", path, source)
+                if not isinstance(values, Sequence) or isinstance(values, str):
+                    raise InvalidProblemError("'values' must be a list")
+                if not values:
+                    raise InvalidProblemError(
+                        "'values' is empty; list at least one value (two to have a choice)"
+                    )
+                choice = Choice(str(name), kind, tuple(values))
+        except InvalidProblemError as error:
+            key = f"{path}.type" if kind not in _KINDS else f"{path}.values"
+            if f"{path}.values" not in source:
+                key = path
+            raise InvalidProblemError(
+                f"{_where(source, key)}: {error}.".replace("..", ".")
+            ) from error
+        choices.append(choice)
+    budgets = []
+    for i, raw in enumerate(data.get("budgets") or []):
+        path = f"budgets[{i}]"
+        try:
+            costs: dict[str, dict[Any, float]] = {}
+            for choice, table in (raw.get("costs") or {}).items():
+                if isinstance(table, Mapping):
+                    costs[str(choice)] = dict(table)
+                else:  # [[value, cost], ...]: keeps non-string values from JSON
+                    costs[str(choice)] = {v: x for v, x in table}
+            pairs = []
+            for raw_pair in raw.get("pairs") or []:
+                between = raw_pair.get("between") or []
+                if len(between) != 2:
+                    raise InvalidProblemError("each pair needs 'between: [first, second]'")
+                table = raw_pair.get("table")
+                pairs.append(
+                    PairCost(
+                        str(between[0]),
+                        str(between[1]),
+                        coefficient=raw_pair.get("coefficient"),
+                        table=None if table is None else tuple(tuple(r) for r in table),
+                    )
+                )
+            budgets.append(
+                Budget(
+                    str(_need(raw, "name", path, source)),
+                    _need(raw, "max", path, source),
+                    kind=raw.get("kind", "cost"),
+                    costs=costs,
+                    pairs=tuple(pairs),
+                    constant=raw.get("constant", 0.0),
+                )
+            )
+        except InvalidProblemError as error:
+            if str(error).startswith("spec key"):
+                raise
+            raise InvalidProblemError(f"{_where(source, path)}: {error}") from error
+    objectives = []
+    for i, raw in enumerate(data.get("objectives") or [{"name": "objective"}]):
+        if isinstance(raw, str):
+            raw = {"name": raw}
+        try:
+            objectives.append(
+                Objective(
+                    str(_need(raw, "name", f"objectives[{i}]", source)),
+                    raw.get("direction", "minimize"),
+                )
+            )
+        except InvalidProblemError as error:
+            if str(error).startswith("spec key"):
+                raise
+            raise InvalidProblemError(f"{_where(source, f'objectives[{i}]')}: {error}") from error
+    evaluate = data.get("evaluate")
+    if evaluate is not None and (not isinstance(evaluate, str) or ":" not in evaluate):
+        raise InvalidProblemError(
+            f"{_where(source, 'evaluate')}: {evaluate!r} is not an entry point; write "
+            "'package.module:function' or 'benchmark:nb201-cifar10'."
+        )
+    return SearchSpace(
+        choices,
+        budgets=budgets,
+        objectives=objectives,
+        evaluate=evaluate,
+        name=str(data.get("name", "qopt-nas")),
+        source=source,
+    )
+
+
+def _lines(node: Any, path: str = "", out: dict[str, int] | None = None) -> dict[str, int]:
+    """Spec key path (``budgets[0].max``) to 1-based line, from a composed YAML node tree."""
+    import yaml
+
+    out = {} if out is None else out
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = f"{path}.{key_node.value}" if path else str(key_node.value)
+            out[key] = key_node.start_mark.line + 1
+            _lines(value_node, key, out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            key = f"{path}[{i}]"
+            out[key] = item.start_mark.line + 1
+            _lines(item, key, out)
+    return out
+
+
+def load_spec(path: str | Path) -> SearchSpace:
+    """Read a search-space spec from a YAML or JSON file.
+
+    Errors name the spec key and its line, and say what to write instead.
+
+    Args:
+        path: The spec file (``.yaml``, ``.yml`` or ``.json``).
+
+    Raises:
+        FileFormatError: The file is not valid YAML/JSON.
+        InvalidProblemError: The spec is malformed (unknown choice type, empty values,
+            impossible budget, bad entry point).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> text = '''
+        ... name: tiny
+        ... choices:
+        ...   - {name: op, type: categorical, values: [conv, skip]}
+        ...   - {name: width, type: int, low: 8, high: 32, step: 8}
+        ... budgets:
+        ...   - {name: params, max: 40, costs: {op: {conv: 9, skip: 0}, width: {32: 40}}}
+        ... objectives: [{name: loss, direction: minimize}]
+        ... '''
+        >>> spec = pathlib.Path(tempfile.mkdtemp()) / "space.yaml"
+        >>> _ = spec.write_text(text)
+        >>> space = load_spec(spec)
+        >>> space.choices["width"].values, space.within_budget({"op": "conv", "width": 32})
+        ((8, 16, 24, 32), False)
+    """
+    import yaml
+
+    from qopt.exceptions import FileFormatError
+
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise FileFormatError(f"Cannot read spec file '{path}': {error}.") from error
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        try:
+            data, node = json.loads(text), None
+        except json.JSONDecodeError:
+            raise FileFormatError(
+                f"Spec file '{path}' is not valid YAML or JSON: {error}"
+            ) from error
+    source = _lines(node) if node is not None else {}
+    try:
+        return _from_dict(data, source)
+    except InvalidProblemError as error:
+        raise InvalidProblemError(f"{path}: {error}") from error

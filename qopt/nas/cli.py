@@ -1,0 +1,108 @@
+"""``qopt nas``: the command line of the architecture search (wired into :mod:`qopt.cli`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any, TextIO
+
+__all__ = ["add_nas_parser", "run_nas_command"]
+
+_SAMPLERS = ("qubo", "random", "evolution", "local", "tpe", "nsga2")
+
+
+def add_nas_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``qopt nas SPEC | status RUN | export RUN`` to an argparse subparsers object.
+
+    Example:
+        >>> parser = argparse.ArgumentParser(prog="qopt")
+        >>> _ = add_nas_parser(parser.add_subparsers(dest="command"))
+        >>> args = parser.parse_args(["nas", "space.yaml", "--trials", "20", "--sampler", "tpe"])
+        >>> args.target, args.trials, args.sampler
+        (['space.yaml'], 20, 'tpe')
+    """
+    nas = subparsers.add_parser(
+        "nas",
+        help="offline architecture search: 'qopt nas SPEC', 'qopt nas status RUN', "
+        "'qopt nas export RUN'",
+        description="Search SPEC (YAML/JSON) resumably; 'status RUN' and 'export RUN' read a "
+        "run directory.",
+    )
+    nas.add_argument(
+        "target", nargs="+", metavar="SPEC | status RUN | export RUN", help="what to do"
+    )
+    nas.add_argument("--run-dir", help="run directory (default: runs/<spec name>)")
+    nas.add_argument("--storage", help="database URL shared by workers (postgresql://...)")
+    nas.add_argument("--workers", type=int, default=1, help="processes on this machine")
+    nas.add_argument("--trials", type=int, default=50, help="evaluations in total (default 50)")
+    nas.add_argument("--sampler", choices=_SAMPLERS, default="qubo", help="default: qubo")
+    nas.add_argument("--solver", default="sa", help="qopt solver of the qubo sampler")
+    nas.add_argument("--seed", type=int, help="random seed")
+    nas.add_argument("--output", help="export: also write the JSON to this file")
+    nas.add_argument("--no-progress", action="store_true", help="no progress bar")
+    nas.set_defaults(run=run_nas_command)
+    return nas
+
+
+def run_nas_command(args: argparse.Namespace, out: TextIO) -> int:
+    """Run a parsed ``qopt nas`` command; return the exit status.
+
+    Example:
+        >>> import io, tempfile, pathlib
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (d / "s.json").write_text('{"name": "t", "choices": [{"name": "op", '
+        ...     '"values": ["a", "b"]}], "evaluate": "benchmark:nb201-cifar10"}')
+        >>> parser = argparse.ArgumentParser(prog="qopt")
+        >>> _ = add_nas_parser(parser.add_subparsers(dest="command"))
+        >>> args = parser.parse_args(["nas", "status", str(d)])
+        >>> run_nas_command(parser.parse_args(["nas", "a", "b", "c"]), io.StringIO())
+        Traceback (most recent call last):
+        ...
+        qopt.exceptions.InvalidProblemError: qopt nas takes SPEC, 'status RUN' or 'export RUN'; got ['a', 'b', 'c'].
+    """
+    from pathlib import Path
+
+    from qopt.exceptions import InvalidProblemError
+    from qopt.nas import export, load_spec, run_search, status
+
+    target = list(args.target)
+    if len(target) == 2 and target[0] in ("status", "export"):
+        if target[0] == "status":
+            summary = status(target[1])
+            data = summary.to_dict()
+            out.write(
+                f"study {data['study']} ({data['sampler']}): {data['n_evaluated']} evaluated, "
+                f"{data['n_complete']} complete, {data['n_failed']} failed, "
+                f"{data['n_rejected']} rejected over budget, {data['n_interrupted']} "
+                f"interrupted; evaluated over budget: {data['n_over_budget_evaluated']}\n"
+            )
+            for record in data["best"]:
+                out.write(f"best: {json.dumps(record)}\n")
+            return 0
+        out.write(json.dumps(export(target[1], args.output), indent=2) + "\n")
+        return 0
+    if len(target) != 1:
+        raise InvalidProblemError(
+            f"qopt nas takes SPEC, 'status RUN' or 'export RUN'; got {target}."
+        )
+    space = load_spec(target[0])
+    run_dir = args.run_dir or str(Path("runs") / space.name)
+    summary = run_search(
+        space,
+        run_dir=run_dir,
+        storage=args.storage,
+        sampler=args.sampler,
+        n_trials=args.trials,
+        workers=args.workers,
+        seed=args.seed,
+        solver=args.solver,
+        progress=not args.no_progress,
+    )
+    out.write(
+        f"{summary.n_evaluated} evaluated ({summary.n_failed} failed), {summary.n_rejected} "
+        f"proposals rejected over budget, {summary.n_over_budget_evaluated} evaluated over "
+        f"budget; run directory {run_dir}\n"
+    )
+    for record in summary.best:
+        out.write(f"best: {json.dumps(record)}\n")
+    return 0

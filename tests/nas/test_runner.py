@@ -1,0 +1,205 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+from qopt.exceptions import InvalidProblemError, SolverConfigurationError, SolverUnavailableError
+from qopt.nas import (
+    Budget,
+    Choice,
+    Objective,
+    PairCost,
+    SearchSpace,
+    export,
+    nas_bench_201_space,
+    run_search,
+    status,
+)
+from qopt.nas._runner import _load
+from qopt.nas._samplers import ArchitectureCodec, trial_architecture
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def toy_space(evaluate: str = "tests.nas._entry:build", max_params: float = 2048) -> SearchSpace:
+    """Two widths whose weights between them (w1 * w2) are a quadratic budget."""
+    return SearchSpace(
+        [
+            Choice.integers("w1", 16, 64, step=16),
+            Choice("w2", "ordinal", (16, 32, 48, 64)),
+            Choice("act", "categorical", ("relu", "gelu", "tanh")),
+        ],
+        budgets=[
+            Budget(
+                "params",
+                max_params,
+                kind="params",
+                pairs=(PairCost("w1", "w2", coefficient=1.0),),
+                costs={"act": {"gelu": 16}},
+            )
+        ],
+        objectives=[Objective("loss", "minimize")],
+        evaluate=evaluate,
+        name="toy",
+    )
+
+
+def evaluated(run_dir: Path) -> list[optuna.trial.FrozenTrial]:
+    study, _, _ = _load(run_dir)
+    return [
+        t
+        for t in study.get_trials()
+        if t.state == optuna.trial.TrialState.COMPLETE
+        or t.user_attrs.get("qopt_nas:status") == "error"
+    ]
+
+
+@pytest.mark.parametrize("sampler", ["qubo", "random", "evolution", "local", "tpe", "nsga2"])
+def test_no_evaluated_architecture_is_over_a_linear_budget(sampler: str) -> None:
+    space = nas_bench_201_space(max_mparams=0.5)
+    summary = run_search(space, sampler=sampler, n_trials=25, seed=1)
+    assert summary.n_evaluated == 25
+    assert summary.n_over_budget_evaluated == 0
+    assert summary.best[0]["within_budget"]
+    if sampler in ("qubo", "random", "evolution", "local"):
+        # The budget is known to the sampler: no proposal is over it at all.
+        assert summary.n_rejected == 0
+
+
+def test_quadratic_budget_is_never_exceeded_by_the_qubo_sampler(tmp_path: Path) -> None:
+    space = toy_space()
+    codec = ArchitectureCodec(space, indicator=True)
+    relaxed = [c for c in codec.constraints() if "relaxed" in (c.label or "")]
+    assert len(relaxed) == 1
+    # The linear relaxation cuts off no architecture that meets the exact budget.
+    for arch in space.iter_architectures():
+        params = codec.params_of(arch)
+        lhs = sum(coef * params[name] for name, coef in relaxed[0].terms.items())
+        if space.within_budget(arch):
+            assert relaxed[0].violation(lhs) == 0.0
+    summary = run_search(space, run_dir=tmp_path, sampler="qubo", n_trials=20, seed=0)
+    trials = evaluated(tmp_path)
+    assert len(trials) == summary.n_evaluated == 20
+    assert all(space.within_budget(trial_architecture(t) or {}) for t in trials)
+    assert summary.n_over_budget_evaluated == 0
+
+
+def test_failing_and_nan_trials_are_recorded_and_the_search_goes_on(tmp_path: Path) -> None:
+    space = toy_space("tests.nas._entry:flaky")
+    summary = run_search(space, run_dir=tmp_path, sampler="random", n_trials=24, seed=0)
+    assert summary.n_evaluated == 24
+    assert summary.n_failed > 0 and summary.n_complete > 0
+    study, _, _ = _load(tmp_path)
+    errors = [t.user_attrs["qopt_nas:error"] for t in study.trials if t.state.name == "FAIL"]
+    assert any("out of memory" in e for e in errors)
+    assert any("finite" in e for e in errors)  # the NaN
+    assert summary.best[0]["architecture"]["w1"] not in (16, 32)
+
+
+def test_resume_keeps_every_finished_trial(tmp_path: Path) -> None:
+    space = toy_space()
+    run_search(space, run_dir=tmp_path, sampler="evolution", n_trials=8, seed=0)
+    before = {t.number: (t.params, t.values) for t in evaluated(tmp_path)}
+    assert len(before) == 8
+    summary = run_search(space, run_dir=tmp_path, sampler="evolution", n_trials=14, seed=0)
+    after = {t.number: (t.params, t.values) for t in evaluated(tmp_path)}
+    assert summary.n_evaluated == len(after) == 14
+    assert all(after[n] == before[n] for n in before)
+    with pytest.raises(SolverConfigurationError, match="--sampler evolution"):
+        run_search(space, run_dir=tmp_path, sampler="tpe", n_trials=20)
+    with pytest.raises(InvalidProblemError, match="spec differs"):
+        run_search(toy_space(max_params=3000), run_dir=tmp_path, sampler="evolution", n_trials=20)
+
+
+def test_a_killed_run_resumes_without_losing_finished_trials(tmp_path: Path) -> None:
+    space = toy_space("tests.nas._entry:slow", max_params=4096)
+    spec = tmp_path / "space.json"
+    spec.write_text(json.dumps(space.to_dict()))
+    run_dir = tmp_path / "run"
+    command = [
+        sys.executable,
+        "-m",
+        "qopt.cli",
+        "nas",
+        str(spec),
+        "--run-dir",
+        str(run_dir),
+        "--trials",
+        "40",
+        "--sampler",
+        "random",
+        "--seed",
+        "0",
+        "--no-progress",
+    ]
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    process = subprocess.Popen(command, cwd=ROOT, env=env)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        if (run_dir / "journal.log").exists() and len(evaluated(run_dir)) >= 5:
+            break
+    process.kill()
+    process.wait()
+    before = {t.number: (t.params, t.values) for t in evaluated(run_dir)}
+    assert 5 <= len(before) < 40
+    summary = run_search(space, run_dir=run_dir, sampler="random", n_trials=40, seed=0)
+    after = {t.number: (t.params, t.values) for t in evaluated(run_dir)}
+    assert summary.n_evaluated == len(after) == 40
+    assert all(after[n] == before[n] for n in before)
+    assert summary.n_interrupted <= 1  # the trial that was running at the kill
+    assert status(run_dir).n_evaluated == 40
+
+
+def test_two_workers_share_one_journal_without_lost_or_duplicated_trials(tmp_path: Path) -> None:
+    space = toy_space(max_params=4096)
+    summary = run_search(space, run_dir=tmp_path, sampler="random", n_trials=20, workers=2, seed=0)
+    study, _, _ = _load(tmp_path)
+    trials = study.get_trials()
+    numbers = [t.number for t in trials]
+    assert len(numbers) == len(set(numbers)) == max(numbers) + 1
+    assert all(t.state.is_finished() for t in trials)
+    assert 20 <= summary.n_evaluated <= 21  # a worker may start one trial as the other ends
+    keys = [json.dumps(trial_architecture(t), sort_keys=True) for t in trials]
+    assert len(keys) == len(set(keys))  # random search never repeats an architecture here
+    best = export(tmp_path, tmp_path / "best.json")
+    assert json.loads((tmp_path / "best.json").read_text()) == best
+
+
+@pytest.mark.skipif(
+    not os.environ.get("QOPT_TEST_POSTGRES_URL"), reason="set QOPT_TEST_POSTGRES_URL to run"
+)
+def test_two_workers_on_postgresql(tmp_path: Path) -> None:
+    url = os.environ["QOPT_TEST_POSTGRES_URL"]
+    space = toy_space(max_params=4096)
+    space.name = f"toy-{os.getpid()}-{time.time_ns()}"
+    summary = run_search(
+        space, run_dir=tmp_path, storage=url, sampler="random", n_trials=20, workers=2, seed=0
+    )
+    study = optuna.load_study(study_name=space.name, storage=url)
+    numbers = [t.number for t in study.trials]
+    assert len(numbers) == len(set(numbers)) == max(numbers) + 1
+    assert all(t.state.is_finished() for t in study.trials)
+    assert 20 <= summary.n_evaluated <= 21
+    assert status(tmp_path).n_evaluated == summary.n_evaluated
+
+
+def test_unreachable_storage_says_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(SolverUnavailableError, match="Check that the database server runs"):
+        run_search(toy_space(), storage="postgresql://user:secret@127.0.0.1:1/none", n_trials=2)
+
+
+def test_bad_options() -> None:
+    with pytest.raises(SolverConfigurationError, match="'sampler' parameter"):
+        run_search(toy_space(), sampler="bayes")
+    with pytest.raises(SolverConfigurationError, match="needs run_dir or storage"):
+        run_search(toy_space(), workers=2)
+    with pytest.raises(InvalidProblemError, match="cannot import module"):
+        run_search(toy_space("tests.nas.missing:build"), n_trials=2)

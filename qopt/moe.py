@@ -38,6 +38,7 @@ or a thin wrapper is enough):
 Example:
     >>> import torch
     >>> from qopt.moe import MoE, Routable
+    >>> _ = torch.manual_seed(0)
     >>> layer = MoE(16, 4, top_k=2, routing="sinkhorn")
     >>> y = layer(torch.randn(2, 8, 16))
     >>> y.shape, isinstance(layer, Routable), layer.last_stats.dropped

@@ -75,7 +75,7 @@ def main() -> None:
     parser.add_argument(
         "--gset-ratio", type=float, default=0.999, help="G-set target: ratio x best known"
     )
-    parser.add_argument("--overhead-repeats", type=int, default=15)
+    parser.add_argument("--overhead-repeats", type=int, default=41)
     parser.add_argument(
         "--out", type=Path, default=REPO / "benchmarks" / "results" / "solvers.json"
     )

@@ -28,9 +28,11 @@ from qopt.solvers.classical import (
     TabuSolver,
 )
 from qopt.solvers.composites import FallbackComposite, MeteredComposite, QoptFallbackWarning
+from qopt.solvers.decomposition import DecompositionSolver
 
 __all__ = [
     "DEFAULT_SOLVER",
+    "DecompositionSolver",
     "ExactSolver",
     "FallbackComposite",
     "MeteredComposite",

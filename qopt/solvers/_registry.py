@@ -106,6 +106,13 @@ _BUILTIN: dict[str, SolverSpec] = {
             limits="24 variables by default (2^n states)",
         ),
         SolverSpec(
+            "qaoa",
+            "qopt.solvers.qaoa:QAOASolver",
+            "exact-statevector QAOA in torch, on CPU or CUDA (device='cuda')",
+            limits="2^n memory: max_qubits from free memory, 40 bytes per amplitude in float32 "
+            "(about 28 qubits per 16 GiB free); decompose=True beyond",
+        ),
+        SolverSpec(
             "dwave",
             "qopt.solvers.dwave:DWaveSolver",
             "D-Wave QPU (DWaveSampler + EmbeddingComposite)",
@@ -218,6 +225,7 @@ def get_solver(
     *,
     fallback: str | None = _UNSET,
     retry_after: float = 60.0,
+    decompose: bool | dict[str, Any] = False,
     **options: Any,
 ) -> dimod.Sampler:
     """Build a backend by name, metered and (for remote backends) with a local fallback.
@@ -228,6 +236,9 @@ def get_solver(
             (default ``"sa"``); ``None`` raises instead. Local backends have no fallback.
         retry_after: After a remote failure, seconds during which the fallback answers at once
             instead of trying the remote backend again (0: try it at every solve).
+        decompose: Solve problems larger than the backend takes by large-neighbourhood search
+            with this backend on subproblems (:class:`~qopt.solvers.DecompositionSolver`);
+            ``True`` or a dict of its options.
         **options: The backend's keyword options, checked now.
 
     Returns:
@@ -251,6 +262,14 @@ def get_solver(
 
     spec = solver_spec(name)
     solver = _build(spec, options)
+    if decompose:
+        from qopt.solvers.decomposition import DecompositionSolver
+
+        settings = dict(decompose) if isinstance(decompose, dict) else {}
+        if options.get("seed") is not None:
+            settings.setdefault("seed", int(options["seed"]) % 2**32)
+        # Inside the fallback: a failing remote child falls back on the whole problem.
+        solver = DecompositionSolver(solver, **settings)
     # A backend is remote by its spec, or by how it was configured (Qiskit with an IBM backend).
     remote = spec.remote or bool(getattr(solver, "remote", False))
     if fallback is _UNSET:

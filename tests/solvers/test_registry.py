@@ -209,3 +209,18 @@ def test_retry_after_is_checked() -> None:
             fallback_name="sa",
             retry_after=-1,
         )
+
+
+def test_decompose_wraps_the_backend_and_solves_beyond_its_limit() -> None:
+    from qopt.problems.maxcut import maxcut_bqm, random_regular_graph
+
+    bqm = maxcut_bqm(random_regular_graph(40, 3, seed=1))
+    with pytest.raises(ValueError, match="limited to 24 variables"):
+        get_solver("exact").sample(bqm)
+    solver = get_solver(
+        "exact", decompose={"subproblem_size": 12, "max_iterations": 200, "seed": 3}
+    )
+    decomposed = solver.sample(bqm)
+    reference = get_solver("sa", seed=0).sample(bqm).first.energy
+    assert decomposed.first.energy <= 0.97 * reference  # energies are minus the cut
+    assert record_of(decomposed).solver == "exact"

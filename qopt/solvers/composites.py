@@ -171,10 +171,6 @@ class MeteredComposite(dimod.ComposedSampler):
         return self._children
 
     @property
-    def child(self) -> dimod.Sampler:
-        return self._children[0]
-
-    @property
     def parameters(self) -> dict[str, Any]:
         return dict(self.child.parameters)
 

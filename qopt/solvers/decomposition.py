@@ -315,10 +315,6 @@ class DecompositionSolver(dimod.ComposedSampler):
         return self._children
 
     @property
-    def child(self) -> dimod.Sampler:
-        return self._children[0]
-
-    @property
     def parameters(self) -> dict[str, Any]:
         return {**self.child.parameters, **{name: [] for name in _OWN_PARAMETERS}}
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from qopt.bench import machine_info
 
 
 def main() -> None:
@@ -80,16 +80,11 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"nas-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    commit = subprocess.run(
-        ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False
-    ).stdout.strip()
     path.write_text(
         json.dumps(
             {
                 "args": vars(args),
-                "machine": platform.platform(),
-                "processor": platform.processor(),
-                "commit": commit,
+                "machine": machine_info(),
                 "optimum": optimum,
                 "results": raw,
             },

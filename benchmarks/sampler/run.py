@@ -17,9 +17,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import platform
 import statistics
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +27,8 @@ import numpy as np
 import optuna
 from qopt.integrations.optuna import QuboSampler
 from scipy import stats
+
+from qopt.bench import machine_info
 
 REPO = Path(__file__).resolve().parents[2]
 Objective = Callable[[optuna.Trial], float]
@@ -309,16 +309,12 @@ def main() -> None:
             )
 
     args.out.mkdir(parents=True, exist_ok=True)
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO
-    ).stdout.strip()
     path = args.out / f"sampler-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(
         json.dumps(
             {
                 "args": {k: str(v) for k, v in vars(args).items()},
-                "machine": {"platform": platform.platform(), "processor": platform.processor()},
-                "commit": commit or "uncommitted",
+                "machine": machine_info(),
                 "optuna": optuna.__version__,
                 "runs": runs,
             },

@@ -1003,7 +1003,7 @@ def solve_routing(
         (0, 2)
     """
     from qopt.pipeline import solve_batch
-    from qopt.solvers import MeteredComposite, get_solver
+    from qopt.solvers import get_solver
 
     values = _check_scores(scores, "solve_routing")
     num_tokens, num_experts = values.shape
@@ -1042,9 +1042,7 @@ def solve_routing(
         routing_problem(values[g], k, c, pairwise=p, penalty=penalty)
         for g, c, p in zip(groups, group_caps, group_pairwise, strict=True)
     ]
-    sampler = get_solver(solver) if isinstance(solver, str) else solver
-    if not isinstance(sampler, MeteredComposite) and isinstance(sampler, dimod.Sampler):
-        sampler = MeteredComposite(sampler, name=type(sampler).__name__)
+    sampler = get_solver(solver) if isinstance(solver, str) else solver  # solve_batch meters it
     # Simulated annealing starts hot and forgets its initial state, so it is not worth the
     # cost of building one; tabu and steepest descent start from it.
     child = getattr(sampler, "child", sampler)

@@ -27,9 +27,9 @@ Automatic penalty (``penalty="auto"``), one weight per constraint, in integer un
   changes, so the energy strictly drops: no violating state is a minimum, not even a local one.
   The factor 2 makes that drop at least ``max_i D_i``, a step as large as the objective's own,
   which heuristic solvers resolve at their final temperature: on a 4-variable one-hot problem
-  (all ``h_i = -10``), dwave-samplers' simulated annealing with default settings returned
-  about 50% infeasible reads with factor 1.1, 7% with 2 and 1% with 3 (medians, 5 seeds x 200
-  reads).
+  (all ``h_i = -10``), qopt's simulated annealing returned 48.5% infeasible reads with factor
+  1.1, 7% with 2 and 1% with 3 (medians, 5 seeds x 200 reads; printed by
+  ``python benchmarks/constraints/penalty_factor.py``).
 * **global rule** otherwise: ``weight = 1.1 * R + 1e-6 * R``. A violating state has energy at
   least ``min f + weight > max f >= f(x*)`` for any feasible ``x*``.
 

@@ -31,10 +31,7 @@ Method = Callable[[np.ndarray, int, int, int], np.ndarray]
 
 def _qubo(**options: Any) -> Method:
     def route(scores: np.ndarray, k: int, capacity: int, seed: int) -> np.ndarray:
-        solver_seed = {"seed": seed}
-        return solve_routing(
-            scores, k, capacity, group_size=64, **options, **solver_seed
-        ).assignment
+        return solve_routing(scores, k, capacity, group_size=64, seed=seed, **options).assignment
 
     return route
 

@@ -12,7 +12,7 @@ VENV ?= .venv
 TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.qopt-installed
-SOURCES := qopt integrations tests benchmarks
+SOURCES := qopt integrations tests benchmarks examples
 
 .PHONY: setup demo test lint typecheck unit docs clean
 

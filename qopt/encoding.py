@@ -20,10 +20,11 @@ objective as the exact quadratic penalty ``P * b[j + 1] * (1 - b[j])``: it is ze
 pattern (so a feasible point's objective is unchanged), needs no slack bits, and its weight
 ``P`` is scaled from the objective's coefficients.
 
-Known linear constraints on parameter values (``2 * width_1 + width_2 <= 64``) are linear in the
-bits under both encodings, so they go into the QUBO too, through
-:class:`qopt.constraints.ConstrainedQUBO`, and :meth:`SpaceEncoding.repair` makes any bit
-pattern valid and feasible.
+Known linear constraints on parameter values (``2 * width_1 + width_2 <= 64``) and budgets
+given as per-value costs (``{"op": {"conv3x3": 0.12, "skip": 0.0}}``, the parameters each
+choice adds) are linear in the bits under both encodings, so they go into the QUBO exactly,
+through :class:`qopt.constraints.ConstrainedQUBO`, and :meth:`SpaceEncoding.repair` makes any
+bit pattern valid and feasible.
 
 Example:
     >>> from qopt.encoding import CategoricalParameter, FloatParameter, IntParameter, SpaceEncoding
@@ -71,6 +72,7 @@ __all__ = [
     "ParameterEncoding",
     "Scheme",
     "SpaceEncoding",
+    "Term",
 ]
 
 Scheme: TypeAlias = Literal["one-hot", "domain-wall"]
@@ -161,25 +163,44 @@ class FloatParameter:
 Parameter: TypeAlias = CategoricalParameter | IntParameter | FloatParameter
 
 
+#: A term of a :class:`ParameterConstraint`: a coefficient on a numeric value, costs by value
+#: (``{"conv3x3": 0.12, "skip": 0.0}``) or costs by value position (``(0.12, 0.0)``).
+Term: TypeAlias = float | Mapping[Any, float] | Sequence[float]
+
+
 @dataclass(frozen=True)
 class ParameterConstraint:
-    """A known linear constraint on parameter values: ``lb <= sum(coef * value) <= ub``.
+    """A known linear constraint on a point: ``lb <= sum(term(value)) <= ub``.
 
-    Only numeric parameters (int and float) may appear. It is linear in the bits under both
-    encodings, so it enters the QUBO as a penalty and no infeasible point is ever proposed.
+    Each term is a function of one parameter's value, given in one of three forms:
+
+    * a number ``c``: ``c * value`` (int and float parameters);
+    * costs by value, ``{"conv3x3": 0.12, "skip": 0.0}``: the cost of each value (categorical
+      and int parameters; values left out cost 0), e.g. the parameters each operation adds;
+    * costs by value position, ``[0.12, 0.0]``: the same for the parameter's declared values
+      in order (the choices of a categorical, ``low, low + step, ..., high`` of an int).
+
+    Every form is linear in the bits under both encodings (a one-hot bit carries its value's
+    cost, a domain-wall bit the difference between neighbouring values' costs), so the
+    constraint enters the QUBO exactly as a penalty and no infeasible point is ever proposed.
 
     Example:
         >>> ParameterConstraint({"width_1": 1, "width_2": 1}, ub=96, label="budget").ub
         96.0
+        >>> c = ParameterConstraint({"op": {"conv3x3": 0.12, "skip": 0.0}, "width": 0.01}, ub=0.5)
+        >>> c.contribution("op", "conv3x3") + c.contribution("width", 16)
+        0.28
     """
 
-    terms: Mapping[str, float]
+    terms: Mapping[str, Term]
     lb: float | None = None
     ub: float | None = None
     label: str | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "terms", {str(k): float(v) for k, v in self.terms.items()})
+        object.__setattr__(
+            self, "terms", {str(k): self._term(str(k), v) for k, v in self.terms.items()}
+        )
         if not self.terms:
             raise InvalidProblemError("A ParameterConstraint needs at least one term.")
         if self.lb is None and self.ub is None:
@@ -197,19 +218,124 @@ class ParameterConstraint:
                 "satisfies it."
             )
 
+    def _term(self, name: str, term: Any) -> Term:
+        if isinstance(term, numbers.Real) and not isinstance(term, bool):
+            return _finite(float(term), name, self.label)
+        if isinstance(term, Mapping):
+            if not term:
+                raise InvalidProblemError(
+                    f"ParameterConstraint {self.label or ''!r} gives parameter '{name}' an empty "
+                    "table of per-value costs; give at least one {value: cost}."
+                )
+            return {
+                v: _finite(_real(c, name, self.label), name, self.label) for v, c in term.items()
+            }
+        if isinstance(term, Sequence) and not isinstance(term, str | bytes) and term:
+            return tuple(_finite(_real(c, name, self.label), name, self.label) for c in term)
+        raise InvalidProblemError(
+            f"ParameterConstraint {self.label or ''!r} has term {term!r} for parameter '{name}'; "
+            "give a number (coefficient on the value), a {value: cost} mapping or a list of "
+            "costs by value position."
+        )
+
     @property
     def name(self) -> str:
         """The label, or the constraint written out."""
         if self.label is not None:
             return repr(self.label)
-        lhs = " + ".join(f"{c:g}*{p}" for p, c in self.terms.items())
+        lhs = " + ".join(
+            f"{c:g}*{p}" if isinstance(c, float) else f"cost({p})" for p, c in self.terms.items()
+        )
         return f"'{lhs}'"
+
+    def contribution(self, name: str, value: Any) -> float:
+        """What parameter ``name`` at ``value`` adds to the left-hand side.
+
+        Per-value costs by position need the declared values: use
+        :meth:`SpaceEncoding.is_feasible` for those.
+        """
+        term = self.terms[name]
+        if isinstance(term, float):
+            return term * float(value)
+        if isinstance(term, Mapping):
+            return _lookup(term, value)
+        raise InvalidProblemError(
+            f"Parameter '{name}' of constraint {self.name} has costs by value position; its "
+            "contribution needs the parameter's values (SpaceEncoding.is_feasible)."
+        )
+
+    def with_positions(self, choices: Mapping[str, Sequence[Any]]) -> ParameterConstraint:
+        """The constraint with per-value cost tables of the named parameters made positional.
+
+        For a caller that encodes a categorical by the positions of its choices (as Optuna
+        samplers do): ``choices`` maps a parameter name to its choices in order.
+
+        Example:
+            >>> c = ParameterConstraint({"op": {"conv": 3.0}}, ub=2)
+            >>> c.with_positions({"op": ["skip", "conv"]}).terms
+            {'op': (0.0, 3.0)}
+        """
+        terms: dict[str, Term] = {}
+        for name, term in self.terms.items():
+            if isinstance(term, Mapping) and name in choices:
+                values = list(choices[name])
+                for key in term:
+                    if _position(values, key) is None:
+                        raise InvalidProblemError(
+                            f"Constraint {self.name} gives a cost to {key!r}, which is not a "
+                            f"choice of parameter '{name}'; its choices are {values}."
+                        )
+                terms[name] = tuple(_lookup(term, v) for v in values)
+            else:
+                terms[name] = term
+        return ParameterConstraint(terms, lb=self.lb, ub=self.ub, label=self.label)
 
     def violation(self, total: float) -> float:
         """How far ``total`` (the left-hand side) lies outside ``[lb, ub]``; 0 when satisfied."""
         below = 0.0 if self.lb is None else max(0.0, self.lb - total)
         above = 0.0 if self.ub is None else max(0.0, total - self.ub)
         return below + above
+
+
+def _real(value: Any, name: str, label: str | None) -> float:
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return float(value)
+    raise InvalidProblemError(
+        f"ParameterConstraint {label or ''!r} gives parameter '{name}' the cost {value!r}; "
+        "costs must be numbers."
+    )
+
+
+def _finite(value: float, name: str, label: str | None) -> float:
+    if not math.isfinite(value):
+        raise InvalidProblemError(
+            f"ParameterConstraint {label or ''!r} gives parameter '{name}' the non-finite "
+            f"coefficient {value!r}; use finite numbers."
+        )
+    return value
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Type-aware equality: ``1`` and ``True`` (or ``1.0``) are different choices."""
+    return a is b or (type(a) is type(b) and a == b)
+
+
+def _position(values: Sequence[Any], value: Any) -> int | None:
+    """Position of ``value`` in ``values``: a type-aware match first, then plain equality."""
+    for k, v in enumerate(values):
+        if _same(v, value):
+            return k
+    for k, v in enumerate(values):
+        if v == value:
+            return k
+    return None
+
+
+def _lookup(table: Mapping[Any, float], value: Any) -> float:
+    """The cost of ``value`` in a per-value table (type-aware; absent values cost 0)."""
+    keys = list(table)
+    k = _position(keys, value)
+    return 0.0 if k is None else table[keys[k]]
 
 
 @dataclass(frozen=True)
@@ -280,22 +406,39 @@ class ParameterEncoding:
 
     def value_coefficients(self) -> tuple[float, np.ndarray]:
         """``(c0, c)`` with value ``= c0 + c @ bits`` on every valid pattern (numeric only)."""
-        values = np.asarray(self.values, dtype=float)
+        return self.function_coefficients(np.asarray(self.values, dtype=float))
+
+    def function_coefficients(
+        self, costs: Sequence[float] | np.ndarray
+    ) -> tuple[float, np.ndarray]:
+        """``(c0, c)`` with ``costs[k] = c0 + c @ bits`` on the valid pattern of value ``k``.
+
+        Any function of the value is linear in the bits: a one-hot bit carries its value's
+        cost; domain-wall bit ``j`` (on when the index exceeds ``j``) carries the step
+        ``costs[j + 1] - costs[j]``, and the steps telescope to ``costs[k] - costs[0]``.
+
+        Example:
+            >>> space = SpaceEncoding({"w": IntParameter(1, 3)})
+            >>> space.parameters["w"].function_coefficients([5.0, 2.0, 7.0])
+            (5.0, array([-3.,  5.]))
+        """
+        costs = np.asarray(costs, dtype=float)
+        if costs.shape != (self.n_values,):
+            raise InvalidProblemError(
+                f"Parameter '{self.name}' has {self.n_values} values; got {costs.size} costs."
+            )
         if self.n_bits == 0:
-            return float(values[0]), np.zeros(0)
+            return float(costs[0]), np.zeros(0)
         if self.scheme == "one-hot":
-            return 0.0, values
-        return float(values[0]), np.diff(values)
+            return 0.0, costs
+        return float(costs[0]), np.diff(costs)
 
     def nearest_index(self, value: Any) -> int:
         """Index of the grid value nearest ``value`` (on the log scale when the grid is)."""
         if isinstance(self.parameter, CategoricalParameter):
-            for k, choice in enumerate(self.values):
-                if choice is value or (type(choice) is type(value) and choice == value):
-                    return k
-            for k, choice in enumerate(self.values):
-                if choice == value:
-                    return k
+            k = _position(self.values, value)
+            if k is not None:
+                return k
             raise InvalidProblemError(
                 f"{value!r} is not a choice of parameter '{self.name}'; its choices are "
                 f"{list(self.values)}."
@@ -368,11 +511,13 @@ class SpaceEncoding:
         schemes: Per-parameter overrides of ``scheme``.
         n_bins: Grid points for a continuous float (geometric when log-scaled).
         max_values: Integer and stepped-float ranges with more values are thinned to this many.
-        constraints: Known linear constraints on the numeric parameters.
+        constraints: Known linear constraints: coefficients on numeric parameters and
+            per-value costs on categorical and int parameters (:class:`ParameterConstraint`).
 
     Raises:
-        InvalidProblemError: A constraint names an unknown or categorical parameter, or no
-            point of the space satisfies the constraints.
+        InvalidProblemError: A constraint names an unknown parameter, gives a categorical a
+            coefficient, costs a value the parameter does not have, or no point of the space
+            satisfies the constraints.
         SolverConfigurationError: An unknown scheme or an out-of-range option.
 
     Example:
@@ -523,32 +668,98 @@ class SpaceEncoding:
     # ----------------------------------------------------------------- constraints
     def _constraint_row(
         self, constraint: ParameterConstraint
-    ) -> tuple[ParameterConstraint, dict[str, float]]:
-        for name in constraint.terms:
+    ) -> tuple[ParameterConstraint, dict[str, np.ndarray]]:
+        """The constraint as the cost of each grid value of each of its parameters."""
+        row: dict[str, np.ndarray] = {}
+        for name, term in constraint.terms.items():
             if name not in self.parameters:
                 raise InvalidProblemError(
                     f"Constraint {constraint.name} names parameter '{name}', which is not in "
                     f"the search space {sorted(self.parameters)}."
                 )
-            if not self.parameters[name].is_numeric:
+            p = self.parameters[name]
+            if isinstance(term, float):
+                if not p.is_numeric:
+                    raise InvalidProblemError(
+                        f"Constraint {constraint.name} gives categorical parameter '{name}' a "
+                        "coefficient; give its per-value costs instead ({choice: cost})."
+                    )
+                row[name] = term * np.asarray(p.values, dtype=float)
+                continue
+            if isinstance(p.parameter, FloatParameter):
                 raise InvalidProblemError(
-                    f"Constraint {constraint.name} names categorical parameter '{name}'; "
-                    "linear constraints take int and float parameters only."
+                    f"Constraint {constraint.name} gives float parameter '{name}' per-value "
+                    "costs; per-value costs take categorical and int parameters, a float takes "
+                    "a coefficient."
                 )
-        return constraint, dict(constraint.terms)
+            declared = _declared_values(p.parameter)
+            if not isinstance(term, Mapping):
+                if len(term) != len(declared):
+                    raise InvalidProblemError(
+                        f"Constraint {constraint.name} gives parameter '{name}' {len(term)} "
+                        f"costs by position; it has {len(declared)} values."
+                    )
+                costs = list(term)
+            else:
+                costs = [0.0] * len(declared)
+                for key, cost in term.items():
+                    k = _declared_position(p.parameter, declared, key)
+                    if k is None:
+                        raise InvalidProblemError(
+                            f"Constraint {constraint.name} gives a cost to {key!r}, which is not "
+                            f"a value of parameter '{name}' ({_describe_values(declared)})."
+                        )
+                    costs[k] = cost
+            row[name] = np.array(
+                [costs[_declared_position(p.parameter, declared, v)] for v in p.values],  # type: ignore[index]
+                dtype=float,
+            )
+        return constraint, row
 
     def constraint_violation(self, indices: Mapping[str, int]) -> float:
         """Total violation of the linear constraints at a point given by value indices."""
         total = 0.0
-        for constraint, terms in self._constraint_rows:
-            lhs = sum(c * float(self.parameters[n].values[indices[n]]) for n, c in terms.items())
+        for constraint, row in self._constraint_rows:
+            lhs = sum(float(costs[indices[n]]) for n, costs in row.items())
             total += constraint.violation(lhs)
         return total
 
+    def constraint_totals(self, params: Mapping[str, Any]) -> dict[str, float]:
+        """The left-hand side of each constraint (by :attr:`ParameterConstraint.name`) at a point.
+
+        Example:
+            >>> space = SpaceEncoding(
+            ...     {"op": CategoricalParameter(("conv", "skip")), "w": IntParameter(8, 32, step=8)},
+            ...     constraints=[ParameterConstraint({"op": {"conv": 9}, "w": 1}, ub=40, label="size")],
+            ... )
+            >>> space.constraint_totals({"op": "conv", "w": 24})
+            {"'size'": 33.0}
+        """
+        totals = {}
+        for constraint, row in self._constraint_rows:
+            lhs = 0.0
+            for name, term in constraint.terms.items():
+                value = params[name]
+                p = self.parameters[name]
+                if isinstance(term, float):
+                    lhs += term * float(value)
+                    continue
+                declared = _declared_values(p.parameter)
+                k = _declared_position(p.parameter, declared, value)
+                if k is None:  # not a declared value: the nearest grid value's cost
+                    lhs += float(row[name][p.nearest_index(value)])
+                elif isinstance(term, Mapping):
+                    lhs += _lookup(term, declared[k])
+                else:
+                    lhs += term[k]
+            totals[constraint.name] = lhs
+        return totals
+
     def is_feasible(self, params: Mapping[str, Any]) -> bool:
         """Whether a point (parameter values) satisfies every linear constraint (1e-9 slack)."""
-        for constraint, terms in self._constraint_rows:
-            lhs = sum(c * float(params[n]) for n, c in terms.items())
+        totals = self.constraint_totals(params)
+        for constraint, _ in self._constraint_rows:
+            lhs = totals[constraint.name]
             if constraint.violation(lhs) > 1e-9 * max(1.0, abs(lhs)):
                 return False
         return True
@@ -568,12 +779,10 @@ class SpaceEncoding:
         raise InvalidProblemError(self._infeasible_message())
 
     def _infeasible_message(self) -> str:
-        for constraint, terms in self._constraint_rows:
-            lo = hi = 0.0
-            for name, c in terms.items():
-                vals = [c * float(v) for v in self.parameters[name].values]
-                lo, hi = lo + min(vals), hi + max(vals)
-            params = ", ".join(f"'{n}'" for n in terms)
+        for constraint, row in self._constraint_rows:
+            lo = sum(float(costs.min()) for costs in row.values())
+            hi = sum(float(costs.max()) for costs in row.values())
+            params = ", ".join(f"'{n}'" for n in row)
             if constraint.ub is not None and lo > constraint.ub + 1e-9:
                 return (
                     f"No point satisfies constraint {constraint.name} on parameter(s) {params}: "
@@ -642,16 +851,16 @@ class SpaceEncoding:
                 model.add_one_hot(
                     list(range(p.offset, p.offset + p.n_bits)), label=f"one-hot {p.name}"
                 )
-        for constraint, terms in self._constraint_rows:
+        for constraint, row in self._constraint_rows:
             bit_terms: dict[Hashable, float] = {}
             constant = 0.0
-            for name, c in terms.items():
+            for name, costs in row.items():
                 p = self.parameters[name]
-                c0, coefficients = p.value_coefficients()
-                constant += c * c0
+                c0, coefficients = p.function_coefficients(costs)
+                constant += c0
                 for j, cj in enumerate(coefficients):
-                    if c * cj != 0:
-                        bit_terms[p.offset + j] = bit_terms.get(p.offset + j, 0.0) + c * cj
+                    if cj != 0:
+                        bit_terms[p.offset + j] = bit_terms.get(p.offset + j, 0.0) + float(cj)
             # ConstrainedQUBO needs numbers on a common 1e-6 grid; gridded floats (geomspace)
             # are not. Rounding only shapes the penalty: repair() checks the exact values.
             rounded = {b: round(c, 6) for b, c in bit_terms.items()}
@@ -830,6 +1039,33 @@ class SpaceEncoding:
                 steps = [k for k in range(p.n_values) if k != here]
             result += [{**indices, name: k} for k in steps]
         return result
+
+
+def _declared_values(parameter: Parameter) -> Sequence[Any]:
+    """The values a per-value cost table refers to: the choices, or ``low..high`` by step."""
+    if isinstance(parameter, CategoricalParameter):
+        return parameter.choices
+    assert isinstance(parameter, IntParameter)
+    return range(int(parameter.low), int(parameter.high) + 1, int(parameter.step))
+
+
+def _declared_position(parameter: Parameter, declared: Sequence[Any], value: Any) -> int | None:
+    if isinstance(parameter, CategoricalParameter):
+        return _position(declared, value)
+    assert isinstance(parameter, IntParameter)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    number = float(value)
+    if not number.is_integer():
+        return None
+    k, rest = divmod(int(number) - int(parameter.low), int(parameter.step))
+    return k if rest == 0 and 0 <= k < len(declared) else None
+
+
+def _describe_values(values: Sequence[Any]) -> str:
+    if isinstance(values, range):
+        return f"{values.start}..{values.stop - 1} by {values.step}"
+    return f"its choices are {list(values)}"
 
 
 class _Energy:

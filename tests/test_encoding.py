@@ -279,3 +279,166 @@ def test_neighbours_step_ordered_parameters_by_one() -> None:
     moves = space.neighbours({"depth": 0, "opt": 1})
     assert {"depth": 1, "opt": 1} in moves and {"depth": 0, "opt": 0} in moves
     assert len(moves) == 1 + 2
+
+
+# ---------------------------------------------------------------- per-value costs (#5)
+@st.composite
+def costed_spaces(draw: st.DrawFn) -> tuple[SpaceEncoding, ParameterConstraint]:
+    """Small spaces with a constraint mixing per-value, positional and coefficient terms."""
+    scale = draw(st.sampled_from([1.0, 0.25, 0.01]))
+    parameters: dict[str, Parameter] = {}
+    terms: dict[str, object] = {}
+    for i in range(draw(st.integers(1, 3))):
+        name = f"p{i}"
+        if draw(st.booleans()):
+            choices = ("conv3x3", "conv1x1", "skip", "none")[: draw(st.integers(1, 4))]
+            parameters[name] = CategoricalParameter(choices)
+            costs = [draw(st.integers(0, 6)) * scale for _ in choices]
+            if draw(st.booleans()):
+                terms[name] = dict(zip(choices, costs, strict=True))
+            else:
+                terms[name] = costs
+        else:
+            low, step = draw(st.integers(-2, 3)), draw(st.integers(1, 2))
+            parameter = IntParameter(low, low + step * draw(st.integers(0, 3)), step=step)
+            parameters[name] = parameter
+            values = list(range(parameter.low, parameter.high + 1, step))
+            form = draw(st.sampled_from(["coefficient", "mapping", "positions"]))
+            if form == "coefficient":
+                terms[name] = draw(st.integers(-3, 3)) * scale
+            else:
+                costs = [draw(st.integers(-3, 6)) * scale for _ in values]
+                terms[name] = (
+                    costs if form == "positions" else dict(zip(values, costs, strict=True))
+                )
+    space = SpaceEncoding(parameters, scheme=draw(SCHEMES))
+    # Bounds between the smallest and largest total, so the constraint is satisfiable.
+    totals = sorted(
+        {
+            round(sum(_contribution(space, terms, n, v) for n, v in point.items()), 9)
+            for point in _points(space)
+        }
+    )
+    ub = draw(st.sampled_from(totals))
+    lb = draw(st.one_of(st.none(), st.sampled_from([t for t in totals if t <= ub])))
+    constraint = ParameterConstraint(terms, lb=lb, ub=ub, label="budget")  # type: ignore[arg-type]
+    return SpaceEncoding(parameters, scheme=space.scheme, constraints=[constraint]), constraint
+
+
+def _points(space: SpaceEncoding) -> list[dict[str, object]]:
+    names = list(space.parameters)
+    grids = [space.parameters[n].values for n in names]
+    return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*grids)]
+
+
+def _contribution(
+    space: SpaceEncoding, terms: dict[str, object], name: str, value: object
+) -> float:
+    """A term's value computed independently of the encoding under test."""
+    term = terms[name]
+    if isinstance(term, float):
+        return term * float(value)  # type: ignore[arg-type]
+    p = space.parameters[name].parameter
+    declared = (
+        list(p.choices)
+        if isinstance(p, CategoricalParameter)
+        else list(range(p.low, p.high + 1, p.step))  # type: ignore[union-attr, arg-type]
+    )
+    if isinstance(term, dict):
+        return float(term.get(value, 0.0))
+    return float(term[declared.index(value)])  # type: ignore[index]
+
+
+@settings(max_examples=60, deadline=None)
+@given(case=costed_spaces())
+def test_per_value_cost_penalty_is_zero_exactly_on_feasible_assignments(
+    case: tuple[SpaceEncoding, ParameterConstraint],
+) -> None:
+    space, constraint = case
+    bqm = space.constrained_qubo(dimod.BinaryQuadraticModel("BINARY")).to_bqm()
+    decision = list(range(space.n_bits))
+    slack = [v for v in bqm.variables if v not in set(decision)]
+    assert len(decision) + len(slack) <= 20
+    rows = np.array(list(itertools.product([0, 1], repeat=len(decision))), dtype=np.int8)
+    fills = np.array(list(itertools.product([0, 1], repeat=len(slack))), dtype=np.int8)
+    full = np.hstack([np.repeat(rows, len(fills), axis=0), np.tile(fills, (len(rows), 1))])
+    energies = bqm.energies((full, decision + slack)).reshape(len(rows), len(fills))
+    penalty = energies.min(axis=1)  # the best slack setting for each decision pattern
+    assert penalty.min() >= -1e-9  # a penalty never rewards
+    terms = dict(constraint.terms)
+    for bits, p in zip(rows, penalty, strict=True):
+        feasible = False
+        if space.is_valid(bits):
+            point = space.decode(bits)
+            total = sum(_contribution(space, terms, n, v) for n, v in point.items())
+            feasible = constraint.violation(total) <= 1e-9
+            assert feasible == space.is_feasible(point)
+            assert space.constraint_totals(point)["'budget'"] == pytest.approx(total)
+        assert (abs(p) <= 1e-9) == feasible, (bits.tolist(), p, feasible)
+
+
+def test_per_value_costs_on_a_categorical_reach_the_solver() -> None:
+    # NAS-Bench-201-like: two edges, each op adds parameters; at most one 3x3 convolution.
+    ops = ("none", "skip", "conv1x1", "conv3x3")
+    costs = {"conv1x1": 0.05, "conv3x3": 0.12}
+    space = SpaceEncoding(
+        {"op_1": CategoricalParameter(ops), "op_2": CategoricalParameter(ops)},
+        constraints=[ParameterConstraint({"op_1": costs, "op_2": costs}, ub=0.17, label="params")],
+    )
+    # Reward convolutions: the unconstrained optimum (conv3x3, conv3x3) costs 0.24.
+    objective = dimod.BinaryQuadraticModel("BINARY")
+    for name in ("op_1", "op_2"):
+        p = space.parameters[name]
+        for k, op in enumerate(p.values):
+            objective.add_linear(p.offset + k, -{"conv3x3": 3.0, "conv1x1": 2.0}.get(op, 0.0))
+    solution = solve(space.formulation(objective), "sa", seed=0, num_reads=30)
+    assert sorted(solution.value.values()) == ["conv1x1", "conv3x3"]
+    assert space.is_feasible(solution.value)
+    assert not space.is_feasible({"op_1": "conv3x3", "op_2": "conv3x3"})
+
+
+def test_per_value_cost_forms_agree_and_bad_terms_are_named() -> None:
+    ops = ("conv", "skip", "none")
+    by_value = ParameterConstraint({"op": {"conv": 3.0, "skip": 1.0}}, ub=2, label="c")
+    by_position = ParameterConstraint({"op": [3.0, 1.0, 0.0]}, ub=2, label="c")
+    assert by_value.with_positions({"op": ops}) == by_position
+    a = SpaceEncoding({"op": CategoricalParameter(ops)}, constraints=[by_value])
+    b = SpaceEncoding({"op": CategoricalParameter(ops)}, constraints=[by_position])
+    assert [a.is_feasible({"op": o}) for o in ops] == [False, True, True]
+    assert [b.is_feasible({"op": o}) for o in ops] == [False, True, True]
+    # Int parameters: costs keyed by value, off-grid (thinned) values are never proposed.
+    width = SpaceEncoding(
+        {"w": IntParameter(8, 64, step=8)},
+        constraints=[ParameterConstraint({"w": {64: 10.0, 56: 10.0}}, ub=5)],
+    )
+    assert [width.is_feasible({"w": v}) for v in (48, 56, 64)] == [True, False, False]
+    assert ParameterConstraint({"op": {"conv": 2}}, ub=1).contribution("op", "conv") == 2.0
+    with pytest.raises(
+        InvalidProblemError, match="'swish', which is not a value of parameter 'op'"
+    ):
+        SpaceEncoding(
+            {"op": CategoricalParameter(ops)},
+            constraints=[ParameterConstraint({"op": {"swish": 1}}, ub=1)],
+        )
+    with pytest.raises(InvalidProblemError, match="2 costs by position; it has 3 values"):
+        SpaceEncoding(
+            {"op": CategoricalParameter(ops)},
+            constraints=[ParameterConstraint({"op": [1, 2]}, ub=1)],
+        )
+    with pytest.raises(InvalidProblemError, match="float parameter 'x' per-value costs"):
+        SpaceEncoding(
+            {"x": FloatParameter(0, 1)}, constraints=[ParameterConstraint({"x": {0.0: 1}}, ub=1)]
+        )
+    with pytest.raises(InvalidProblemError, match="65, which is not a value"):
+        SpaceEncoding(
+            {"w": IntParameter(8, 64, step=8)},
+            constraints=[ParameterConstraint({"w": {65: 1}}, ub=1)],
+        )
+    with pytest.raises(InvalidProblemError, match="non-finite"):
+        ParameterConstraint({"op": {"conv": math.inf}}, ub=1)
+    with pytest.raises(InvalidProblemError, match="costs must be numbers"):
+        ParameterConstraint({"op": {"conv": "big"}}, ub=1)
+    with pytest.raises(InvalidProblemError, match="empty table"):
+        ParameterConstraint({"op": {}}, ub=1)
+    with pytest.raises(InvalidProblemError, match="not a choice of parameter 'op'"):
+        by_value.with_positions({"op": ("skip", "none")})

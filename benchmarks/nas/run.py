@@ -2,9 +2,13 @@
 
 For each sampler, seed and evaluation budget: the regret of the reported best architecture
 (the table's mean val_acc of the optimum within the parameter budget minus that of the
-architecture with the best observed value) and whether the optimum was evaluated. Prints a
-table of mean regret and the fraction finding the optimum; writes raw results as JSON to
-benchmarks/results/nas-<time>.json.
+architecture with the best observed value) and whether the optimum was evaluated. Prints
+mean, median and quartiles of the regret and the fraction of runs finding the optimum; writes
+raw results as JSON to benchmarks/results/nas-<time>.json.
+
+Sampler names: ``qubo``, ``random``, ``evolution``, ``local``, ``tpe``, ``nsga2``; a QUBO
+sampler variant is ``qubo:key=value,...`` with QuboSampler options (``surrogate=bocs``,
+``target_transform=exp``) or ``startup=N`` (start design length).
 
     python benchmarks/nas/run.py --seeds 50 --evaluations 25 50 100 150
 """
@@ -22,9 +26,23 @@ import numpy as np
 from qopt.bench import machine_info
 
 
+def parse_sampler(spec: str) -> tuple[str, int, dict[str, Any]]:
+    """``"qubo:surrogate=bocs,startup=20"`` -> ``("qubo", 20, {"surrogate": "bocs"})``."""
+    name, _, rest = spec.partition(":")
+    startup, options = 10, {}
+    for item in filter(None, rest.split(",")):
+        key, _, value = item.partition("=")
+        if key == "startup":
+            startup = int(value)
+        else:
+            options[key] = value
+    return name, startup, options
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=50)
+    parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--evaluations", type=int, nargs="+", default=[25, 50, 100, 150])
     parser.add_argument(
         "--samplers", nargs="+", default=["qubo", "random", "evolution", "local", "tpe"]
@@ -44,7 +62,7 @@ def main() -> None:
     longest = max(args.evaluations)
     raw: list[dict[str, Any]] = []
     for sampler in args.samplers:
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             start = time.perf_counter()
             # One run to the longest budget; shorter budgets read its prefix (same trajectory).
             summary, history = _run(space, sampler, seed, longest)
@@ -66,17 +84,10 @@ def main() -> None:
                 )
     print(
         f"NAS-Bench-201 CIFAR-10, params <= {args.max_mparams} M: {len(feasible)} of "
-        f"{space.size} architectures fit; optimum mean val_acc {optimum:.3f} %"
+        f"{space.size} architectures fit; optimum mean val_acc {optimum:.3f} %; "
+        f"{args.seeds} seeds"
     )
-    print(f"{'sampler':<10} {'evals':>5} {'mean regret':>12} {'found opt':>10} {'over budget':>11}")
-    for sampler in args.samplers:
-        for n in args.evaluations:
-            rows = [r for r in raw if r["sampler"] == sampler and r["evaluations"] == n]
-            print(
-                f"{sampler:<10} {n:>5} {np.mean([r['regret'] for r in rows]):>12.3f} "
-                f"{np.mean([r['found_optimum'] for r in rows]):>10.2f} "
-                f"{sum(r['over_budget_evaluated'] for r in rows):>11}"
-            )
+    print(table(raw, args.samplers, args.evaluations))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"nas-{time.strftime('%Y%m%d-%H%M%S')}.json"
@@ -94,6 +105,28 @@ def main() -> None:
     print(f"raw results written to {path}")
 
 
+def table(raw: list[dict[str, Any]], samplers: list[str], evaluations: list[int]) -> str:
+    """Markdown table: regret mean +- standard error, median [quartiles], found optimum."""
+    lines = [
+        "| sampler | evals | mean regret (± s.e.) | median [q25, q75] | found optimum | "
+        "over budget | rejected |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for sampler in samplers:
+        for n in evaluations:
+            rows = [r for r in raw if r["sampler"] == sampler and r["evaluations"] == n]
+            regret = np.array([r["regret"] for r in rows])
+            q25, q50, q75 = np.percentile(regret, [25, 50, 75])
+            se = regret.std(ddof=1) / np.sqrt(len(regret)) if len(regret) > 1 else float("nan")
+            lines.append(
+                f"| {sampler} | {n} | {regret.mean():.3f} ± {se:.3f} | {q50:.3f} "
+                f"[{q25:.3f}, {q75:.3f}] | {np.mean([r['found_optimum'] for r in rows]):.2f} | "
+                f"{sum(r['over_budget_evaluated'] for r in rows)} | "
+                f"{sum(r['rejected'] for r in rows)} |"
+            )
+    return "\n".join(lines)
+
+
 def _run(space: Any, sampler: str, seed: int, n: int) -> tuple[Any, list[tuple[str, float]]]:
     """Run one in-memory search; the (table key, observed val_acc) of each evaluation in order."""
     import optuna
@@ -103,8 +136,9 @@ def _run(space: Any, sampler: str, seed: int, n: int) -> tuple[Any, list[tuple[s
     from qopt.nas._samplers import trial_architecture
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = _open_study(space, optuna.storages.InMemoryStorage(), sampler, create=True)
-    job = _Job(space.to_dict(), None, None, sampler, seed, n, "sa", 10)
+    name, startup, options = parse_sampler(sampler)
+    study = _open_study(space, optuna.storages.InMemoryStorage(), name, create=True)
+    job = _Job(space.to_dict(), None, None, name, seed, n, "sa", startup, options)
     _worker(job, 0, space=space, study=study)
     history = []
     for t in sorted(
@@ -113,7 +147,7 @@ def _run(space: Any, sampler: str, seed: int, n: int) -> tuple[Any, list[tuple[s
         arch = trial_architecture(t)
         assert arch is not None
         history.append((nb201_key(arch), float(t.values[0])))
-    return _summarize(study, space, sampler), history
+    return _summarize(study, space, name), history
 
 
 if __name__ == "__main__":

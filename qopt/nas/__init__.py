@@ -2,8 +2,10 @@
 Optuna storage by the QUBO sampler or a baseline, resumable and parallel.
 
 The space model (:class:`SearchSpace`, :class:`Choice`, :class:`Budget`, :class:`Objective`,
-:func:`load_spec`) is framework-free; :func:`run_search`, :func:`status`, :func:`export` and
-:func:`demo` import Optuna when called (``pip install 'qopt[optuna]'``).
+:class:`Training`, :func:`load_spec`) is framework-free; :func:`run_search`, :func:`status`,
+:func:`report`, :func:`export`, :func:`export_model` and :func:`demo` import Optuna when
+called (``pip install 'qopt[optuna]'``); a spec with a ``train`` section trains Lightning
+modules (``qopt[lightning]``), and plots need ``qopt[plot]``.
 
 Example:
     >>> from qopt.nas import Budget, Choice, Objective, PairCost, SearchSpace
@@ -22,7 +24,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from qopt.nas._objectives import NB201_OPS, nas_bench_201_space, resolve_evaluator
-from qopt.nas._spec import Budget, Choice, Objective, PairCost, SearchSpace, load_spec
+from qopt.nas._spec import Budget, Choice, Objective, PairCost, SearchSpace, Training, load_spec
 
 if TYPE_CHECKING:
     from qopt.nas._runner import RunSummary
@@ -34,10 +36,14 @@ __all__ = [
     "Objective",
     "PairCost",
     "SearchSpace",
+    "Training",
     "demo",
     "export",
+    "export_model",
+    "load_model",
     "load_spec",
     "nas_bench_201_space",
+    "report",
     "resolve_evaluator",
     "run_search",
     "status",
@@ -93,6 +99,60 @@ def export(run_dir: str, path: str | None = None) -> list[dict[str, Any]]:
     """
     result: list[dict[str, Any]] = _load_runner().export(run_dir, path)
     return result
+
+
+def export_model(run_dir: str, **options: Any) -> Any:
+    """The best architecture as a torch module; see :func:`qopt.nas._runner.export_model`.
+
+    Example:
+        >>> import tempfile, torch
+        >>> d = tempfile.mkdtemp()
+        >>> _ = run_search(SearchSpace([Choice("width", "ordinal", (2, 4))]), run_dir=d,
+        ...                sampler="random", n_trials=2, seed=0, objective=lambda a: -a["width"])
+        >>> export_model(d, build=lambda a: torch.nn.Linear(3, a["width"])).out_features
+        4
+    """
+    return _load_runner().export_model(run_dir, **options)
+
+
+def load_model(path: str, **options: Any) -> Any:
+    """A module saved by ``export_model(..., path=)``; see :func:`qopt.nas._runner.load_model`.
+
+    Example:
+        >>> load_model.__name__
+        'load_model'
+    """
+    return _load_runner().load_model(path, **options)
+
+
+def report(
+    run_dir: str, *, top: int = 10, plots: str | None = None
+) -> tuple[str, list[dict[str, Any]]]:
+    """The top-``top`` table of a run (Markdown) and its records; PNG plots into ``plots``.
+
+    Plots (``pip install 'qopt[plot]'``): ``history.png`` (each trial's first objective and
+    the best so far) and, with two objectives, ``pareto.png``.
+
+    Example:
+        >>> import tempfile
+        >>> d = tempfile.mkdtemp()
+        >>> _ = run_search(SearchSpace([Choice.integers("w", 1, 3)]), run_dir=d, sampler="random",
+        ...                n_trials=3, seed=0, objective=lambda a: a["w"])
+        >>> table, records = report(d, top=2)
+        >>> print(table)
+        | rank | trial | architecture | objective |
+        | --- | --- | --- | --- |
+        | 1 | 2 | w=1 | 1 |
+        | 2 | 1 | w=2 | 2 |
+    """
+    _load_runner()
+    from qopt.nas import _report
+
+    records = _report.top_k(run_dir, top)
+    _, space, _ = _load_runner()._load(run_dir)
+    if plots is not None:
+        _report.write_plots(run_dir, plots)
+    return _report.format_table(records, space), records
 
 
 def demo(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import math
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -97,12 +98,48 @@ def nb201_key(architecture: Mapping[str, Any]) -> str:
     return "".join(str(NB201_OPS.index(architecture[f"Op{i}"])) for i in range(6))
 
 
-def resolve_evaluator(space: SearchSpace, *, seed: int | None = None) -> Evaluator:
+def _import_entry(space: SearchSpace, target: str, key: str) -> Callable[..., Any]:
+    """The function named ``package.module:function``, also looked up in the spec's folder."""
+    import sys
+
+    where = _where(space.source, key)
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        base = space.base_dir
+        if base is None or (
+            not (base / (module_name.split(".")[0])).exists()
+            and not (base / f"{module_name.split('.')[0]}.py").exists()
+        ):
+            raise InvalidProblemError(
+                f"{where}: cannot import module '{module_name}' of entry point '{target}' "
+                f"({error}). Check the name, and that the package is installed, on PYTHONPATH "
+                "or next to the spec file."
+            ) from error
+        # As Python does for a script: the spec's folder is where its own modules live.
+        sys.path.insert(0, str(base))
+        module = importlib.import_module(module_name)
+    function = getattr(module, attr, None)
+    if not callable(function):
+        raise InvalidProblemError(
+            f"{where}: module '{module_name}' has no callable '{attr}'; define "
+            f"'def {attr}(architecture: dict) -> ...' there."
+        )
+    return function
+
+
+def resolve_evaluator(
+    space: SearchSpace, *, seed: int | None = None, run_dir: str | None = None
+) -> Evaluator:
     """The function that evaluates an architecture of ``space`` (``space.evaluate``).
 
     ``"benchmark:nb201-<dataset>"`` is the NAS-Bench-201 table; ``"package.module:function"``
-    imports ``function``, which takes the architecture dict and returns a float (one
-    objective) or a dict of metrics.
+    imports ``function`` (also from the spec file's folder), which takes the architecture
+    dict and returns a float (one objective) or a dict of metrics. With a ``train`` section
+    the function builds a ``LightningModule`` instead, and the evaluator trains it
+    (:class:`qopt.nas._lightning.LightningEvaluator`, pruning through the Optuna trial;
+    weights kept in ``run_dir/weights``).
 
     Raises:
         InvalidProblemError: No ``evaluate`` entry, or its module or function does not exist.
@@ -130,18 +167,24 @@ def resolve_evaluator(space: SearchSpace, *, seed: int | None = None) -> Evaluat
             )
         table = _NB201Table(attr.removeprefix("nb201-"), seed)
         return table
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
-        raise InvalidProblemError(
-            f"{where}: cannot import module '{module_name}' of entry point '{target}' ({error}). "
-            "Check the name, and that the package is installed or on PYTHONPATH."
-        ) from error
-    function = getattr(module, attr, None)
-    if not callable(function):
-        raise InvalidProblemError(
-            f"{where}: module '{module_name}' has no callable '{attr}'; define "
-            f"'def {attr}(architecture: dict) -> float | dict' there."
+    function = _import_entry(space, target, "evaluate")
+    if space.train is not None:
+        from qopt._optional import import_optional
+
+        import_optional("lightning", "lightning", "a 'train' objective of qopt.nas")
+        from qopt.nas._lightning import LightningEvaluator
+
+        data = (
+            None
+            if space.train.data is None
+            else _import_entry(space, space.train.data, "train.data")
+        )
+        return LightningEvaluator(
+            space,
+            function,
+            data=data,
+            seed=seed,
+            weights_dir=None if run_dir is None else str(Path(run_dir) / "weights"),
         )
     names = [o.name for o in space.objectives]
 

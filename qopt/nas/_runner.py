@@ -32,7 +32,15 @@ from qopt.nas._objectives import objective_values, resolve_evaluator
 from qopt.nas._samplers import ARCH_ATTR, SAMPLERS, make_sampler, trial_architecture
 from qopt.nas._spec import SearchSpace
 
-__all__ = ["RunSummary", "StorageUnavailableError", "export", "run_search", "status"]
+__all__ = [
+    "RunSummary",
+    "StorageUnavailableError",
+    "export",
+    "export_model",
+    "load_model",
+    "run_search",
+    "status",
+]
 
 _STATUS = "qopt_nas:status"  # "rejected" (over budget, never evaluated), "error", "interrupted"
 _JOURNAL = "journal.log"
@@ -51,6 +59,7 @@ class RunSummary:
         n_rejected: Proposals over budget, rejected before evaluation (repaired and enqueued).
         n_over_budget_evaluated: Evaluated architectures over a budget (always 0).
         n_interrupted: Trials that were running when a previous run was killed.
+        n_pruned: Trials stopped early by the pruner (counted as evaluated).
         best: The best trial (one objective) or the Pareto front (several), as dicts with
             ``architecture``, ``values``, ``costs`` and ``trial``.
     """
@@ -63,6 +72,7 @@ class RunSummary:
     n_rejected: int
     n_over_budget_evaluated: int
     n_interrupted: int
+    n_pruned: int = 0
     best: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -146,8 +156,8 @@ def _open_study(
 
 # ---------------------------------------------------------------------- counting
 def _is_evaluated(t: FrozenTrial) -> bool:
-    if t.state == TrialState.COMPLETE:
-        return True
+    if t.state in (TrialState.COMPLETE, TrialState.PRUNED):
+        return True  # a pruned trial was trained (in part): it used up an evaluation
     return t.state == TrialState.FAIL and t.user_attrs.get(_STATUS) == "error"
 
 
@@ -176,6 +186,7 @@ class _Job:
     n_trials: int
     solver: str
     n_startup_trials: int
+    sampler_options: dict[str, Any] = field(default_factory=dict)
 
 
 def _worker(
@@ -192,15 +203,29 @@ def _worker(
     space = space or SearchSpace.from_dict(job.spec)
     seed = None if job.seed is None else job.seed + 7919 * index
     sampler, codec = make_sampler(
-        job.sampler, space, seed=seed, n_startup_trials=job.n_startup_trials, solver=job.solver
+        job.sampler,
+        space,
+        seed=seed,
+        n_startup_trials=job.n_startup_trials,
+        solver=job.solver,
+        options=job.sampler_options,
     )
+    pruner = None
+    if space.train is not None:
+        from qopt.nas._lightning import make_pruner
+
+        pruner = make_pruner(space.train)
     if study is None:
         storage = _open_storage(None if job.run_dir is None else Path(job.run_dir), job.storage)
-        study = optuna.load_study(study_name=space.name, storage=storage, sampler=sampler)
+        study = optuna.load_study(
+            study_name=space.name, storage=storage, sampler=sampler, pruner=pruner
+        )
     else:
         study.sampler = sampler
+        if pruner is not None:
+            study.pruner = pruner
     if evaluate is None:
-        evaluate = resolve_evaluator(space, seed=seed)
+        evaluate = resolve_evaluator(space, seed=seed, run_dir=job.run_dir)
     rng = np.random.default_rng(seed)
     heartbeat = isinstance(study._storage, RDBStorage)
     told: list[int] = []
@@ -212,25 +237,26 @@ def _worker(
             progress(done)
         if done + running >= job.n_trials:
             break
-        if job.sampler == "qubo" and not study.get_trials(deepcopy=False):
-            # QuboSampler's first trial is sampled parameter by parameter; start it from a
-            # known in-budget architecture instead.
+        if job.sampler == "qubo" and not study.get_trials(
+            deepcopy=False, states=(TrialState.COMPLETE,)
+        ):
+            # Until a trial completes, QuboSampler samples parameter by parameter, blind to
+            # the budget; each worker starts from a known in-budget architecture instead (one
+            # enqueued per ask, so none is left over).
             study.enqueue_trial(codec.params_of(space.random_architecture(rng)))
         trial = study.ask()
         if heartbeat:
             study._storage.record_heartbeat(trial._trial_id)  # type: ignore[attr-defined]
         arch = codec.suggest(trial)
-        if arch is None or not space.within_budget(arch):
+        if not space.within_budget(arch):
             # Over budget (a quadratic budget's relaxation, or a baseline that ignores budgets):
             # never evaluated; the nearest in-budget architecture is evaluated next instead.
-            base = arch if arch is not None else space.anchor
             trial.set_user_attr(_STATUS, "rejected")
-            if arch is not None:
-                trial.set_user_attr(ARCH_ATTR, json.dumps(arch))
-                for name, cost in space.costs(arch).items():
-                    trial.set_user_attr(f"cost:{name}", cost)
+            trial.set_user_attr(ARCH_ATTR, json.dumps(arch))
+            for name, cost in space.costs(arch).items():
+                trial.set_user_attr(f"cost:{name}", cost)
             study.tell(trial, state=TrialState.FAIL)
-            repaired = space.repair(base, rng=rng)
+            repaired = _repair_untaken(space, arch, rng, study)
             study.enqueue_trial(
                 codec.params_of(repaired), user_attrs={"qopt_nas:repair_of": trial.number}
             )
@@ -240,8 +266,17 @@ def _worker(
         for name, cost in space.costs(arch).items():
             trial.set_user_attr(f"cost:{name}", cost)
         try:
-            metrics = evaluate(dict(arch))
+            if getattr(evaluate, "takes_trial", False):
+                metrics = evaluate(dict(arch), trial)  # type: ignore[call-arg]
+            else:
+                metrics = evaluate(dict(arch))
             values = objective_values(space, metrics)
+        except optuna.TrialPruned as pruned:
+            trial.set_user_attr(_STATUS, "pruned")
+            trial.set_user_attr("qopt_nas:pruned", str(pruned)[:2000])
+            study.tell(trial, state=TrialState.PRUNED)
+            told.append(trial.number)
+            continue
         except Exception as error:  # any failure of user code is recorded; the search goes on
             trial.set_user_attr(_STATUS, "error")
             trial.set_user_attr("qopt_nas:error", f"{type(error).__name__}: {error}"[:2000])
@@ -254,6 +289,41 @@ def _worker(
         study.tell(trial, values)
         told.append(trial.number)
     return told
+
+
+def _repair_untaken(
+    space: SearchSpace, arch: Mapping[str, Any], rng: np.random.Generator, study: optuna.Study
+) -> dict[str, Any]:
+    """The repair of an over-budget architecture, moved to the nearest one not yet tried.
+
+    The greedy repair of two different proposals can land on the same architecture; training
+    it again would waste an evaluation, so a breadth-first walk over in-budget neighbours
+    (up to three changes away) takes the first architecture no trial has used.
+    """
+    taken = set()
+    for t in study.get_trials(deepcopy=False):
+        known = trial_architecture(t)
+        if known is not None and t.user_attrs.get(_STATUS) != "rejected":
+            taken.add(json.dumps(known, sort_keys=True))
+    repaired = space.repair(arch, rng=rng)
+    frontier = [repaired]
+    seen = {json.dumps(repaired, sort_keys=True)}
+    if next(iter(seen)) not in taken:
+        return repaired
+    for _ in range(3):
+        following = []
+        for base in frontier:
+            options = space.neighbours(base)
+            for k in rng.permutation(len(options)):
+                key = json.dumps(options[int(k)], sort_keys=True)
+                if key in seen:
+                    continue
+                if key not in taken:
+                    return options[int(k)]
+                seen.add(key)
+                following.append(options[int(k)])
+        frontier = following[:200]
+    return repaired
 
 
 def _spawned_worker(job: _Job, index: int) -> None:  # pragma: no cover - runs in a child
@@ -345,7 +415,15 @@ def run_search(
     if path is not None:
         path.mkdir(parents=True, exist_ok=True)
         (path / "run.json").write_text(
-            json.dumps({"study": space.name, "storage": storage, "sampler": sampler}, indent=2)
+            json.dumps(
+                {
+                    "study": space.name,
+                    "storage": storage,
+                    "sampler": sampler,
+                    "base_dir": None if space.base_dir is None else str(space.base_dir),
+                },
+                indent=2,
+            )
         )
         (path / "spec.json").write_text(json.dumps(space.to_dict(), indent=2))
     store = _open_storage(path, storage)
@@ -438,6 +516,7 @@ def _summarize(study: optuna.Study, space: SearchSpace, sampler: str) -> RunSumm
         n_rejected=sum(1 for t in trials if t.user_attrs.get(_STATUS) == "rejected"),
         n_over_budget_evaluated=over,
         n_interrupted=sum(1 for t in trials if t.user_attrs.get(_STATUS) == "interrupted"),
+        n_pruned=sum(1 for t in trials if t.state == TrialState.PRUNED),
         best=[_trial_record(t, space) for t in best],
     )
 
@@ -450,6 +529,11 @@ def _trial_record(t: FrozenTrial, space: SearchSpace) -> dict[str, Any]:
         "values": dict(zip([o.name for o in space.objectives], t.values or [], strict=False)),
         "costs": space.costs(arch) if arch else {},
         "within_budget": bool(arch) and space.within_budget(arch),
+        **(
+            {"measured": {k[9:]: v for k, v in t.user_attrs.items() if k.startswith("measured:")}}
+            if any(k.startswith("measured:") for k in t.user_attrs)
+            else {}
+        ),
     }
 
 
@@ -457,6 +541,8 @@ def _load(run_dir: str | Path) -> tuple[optuna.Study, SearchSpace, str]:
     path = Path(run_dir)
     config = _run_config(path)
     space = SearchSpace.from_dict(json.loads((path / "spec.json").read_text()))
+    if config.get("base_dir"):
+        space.base_dir = Path(config["base_dir"])
     store = _open_storage(path, config.get("storage"))
     try:
         study = optuna.load_study(study_name=config["study"], storage=store)
@@ -501,3 +587,125 @@ def export(run_dir: str | Path, path: str | Path | None = None) -> list[dict[str
     if path is not None:
         Path(path).write_text(json.dumps(best, indent=2))
     return best
+
+
+def export_model(
+    run_dir: str | Path,
+    *,
+    rank: int = 0,
+    weights: bool = True,
+    path: str | Path | None = None,
+    build: Callable[[dict[str, Any]], Any] | None = None,
+) -> Any:
+    """The best architecture of ``run_dir`` as a torch module, built by the spec's builder.
+
+    The spec's ``evaluate`` entry point (or ``build``) is called with the architecture; with
+    ``weights`` the trained weights that a ``train`` objective kept for that trial
+    (``RUN_DIR/weights/trial-N.pt``) are loaded into it. With ``path`` the module is also
+    saved (:func:`load_model` reads it back): the architecture, the entry point and the
+    ``state_dict``, not a pickle of the class, so the file stays readable as the code changes.
+
+    Args:
+        run_dir: A run directory.
+        rank: Which of the best trials (the Pareto front's order with several objectives).
+        weights: Load the trial's trained weights when they were kept.
+        path: Also save the module definition and weights here (``torch.save``).
+        build: Builder to use instead of the spec's ``evaluate`` entry point.
+
+    Raises:
+        InvalidProblemError: No completed trial, a tabular benchmark (no model to build), or
+            a builder that does not return a torch module.
+
+    Example:
+        >>> import tempfile, torch
+        >>> from qopt.nas import Choice, SearchSpace, run_search
+        >>> d = tempfile.mkdtemp()
+        >>> _ = run_search(SearchSpace([Choice("width", "ordinal", (2, 4, 8))]), run_dir=d,
+        ...                sampler="random", n_trials=3, seed=0, objective=lambda a: -a["width"])
+        >>> export_model(d, build=lambda a: torch.nn.Linear(3, a["width"])).out_features
+        8
+    """
+    import torch
+
+    from qopt.nas._objectives import _import_entry
+
+    study, space, sampler = _load(run_dir)
+    best = _summarize(study, space, sampler).best
+    if not best:
+        raise InvalidProblemError(f"Run '{run_dir}' has no completed trial to export yet.")
+    if not 0 <= rank < len(best):
+        raise InvalidProblemError(
+            f"The 'rank' parameter of export_model must be an int in [0, {len(best) - 1}]. "
+            f"Got {rank!r} instead."
+        )
+    record = best[rank]
+    if build is None:
+        if space.evaluate is None or space.evaluate.startswith("benchmark:"):
+            raise InvalidProblemError(
+                f"Run '{run_dir}' evaluates on '{space.evaluate}', which has no model to build; "
+                "pass build= (a function of the architecture dict returning a torch module)."
+            )
+        build = _import_entry(space, space.evaluate, "evaluate")
+    model = build(dict(record["architecture"]))
+    if not isinstance(model, torch.nn.Module):
+        raise InvalidProblemError(
+            f"The builder returned {type(model).__name__}, not a torch module: the spec's "
+            "'evaluate' must build the model (a spec with a 'train' section), or pass build=."
+        )
+    file = Path(run_dir) / "weights" / f"trial-{record['trial']}.pt"
+    loaded = weights and file.exists()
+    if loaded:
+        model.load_state_dict(torch.load(file, weights_only=True))
+    if path is not None:
+        torch.save(
+            {
+                "format": "qopt-nas-model/1",
+                "architecture": record["architecture"],
+                "entry_point": space.evaluate,
+                "base_dir": None if space.base_dir is None else str(space.base_dir),
+                "values": record["values"],
+                "trained": loaded,
+                "state_dict": model.state_dict(),
+            },
+            path,
+        )
+    return model
+
+
+def load_model(path: str | Path, *, build: Callable[[dict[str, Any]], Any] | None = None) -> Any:
+    """Rebuild a module saved by ``export_model(..., path=)`` and load its weights.
+
+    Example:
+        >>> import tempfile, torch
+        >>> from qopt.nas import Choice, SearchSpace, run_search
+        >>> d = tempfile.mkdtemp()
+        >>> _ = run_search(SearchSpace([Choice("width", "ordinal", (2, 4))]), run_dir=d,
+        ...                sampler="random", n_trials=2, seed=0, objective=lambda a: -a["width"])
+        >>> make = lambda a: torch.nn.Linear(3, a["width"])
+        >>> model = export_model(d, build=make, path=f"{d}/best.pt")
+        >>> again = load_model(f"{d}/best.pt", build=make)
+        >>> torch.equal(again.weight, model.weight)
+        True
+    """
+    import torch
+
+    from qopt.exceptions import FileFormatError
+    from qopt.nas._objectives import _import_entry
+
+    data = torch.load(path, weights_only=True)
+    if not isinstance(data, dict) or data.get("format") != "qopt-nas-model/1":
+        raise FileFormatError(f"'{path}' is not a model saved by qopt nas export --model.")
+    if build is None:
+        space = SearchSpace([_placeholder_choice()], evaluate=data["entry_point"])
+        if data.get("base_dir"):
+            space.base_dir = Path(data["base_dir"])
+        build = _import_entry(space, data["entry_point"], "evaluate")
+    model = build(dict(data["architecture"]))
+    model.load_state_dict(data["state_dict"])
+    return model
+
+
+def _placeholder_choice() -> Any:
+    from qopt.nas._spec import Choice
+
+    return Choice("_", "categorical", ("_",))

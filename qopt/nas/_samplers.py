@@ -30,24 +30,24 @@ SAMPLERS = ("qubo", "random", "evolution", "local", "tpe", "nsga2")
 class ArchitectureCodec:
     """An architecture as Optuna parameters, and back.
 
-    ``indicator=False``: one parameter per choice (categorical, or int for evenly spaced int
-    and ordinal choices). ``indicator=True`` (for :class:`QuboSampler` with budgets): each
-    budgeted choice becomes one 0/1 int parameter per value, ``"<choice>#<k>"``, with a one-hot
-    equality; per-value costs are then linear in these numeric parameters, so a linear budget
-    is a :class:`qopt.encoding.ParameterConstraint` that goes into the QUBO exactly.
+    One parameter per choice, passed through unchanged: a categorical choice is a
+    ``CategoricalDistribution`` of its values; an ordinal choice, or an int choice with evenly
+    spaced values, is an ``IntDistribution`` over value positions (so samplers see the order).
+    Budgets become :class:`qopt.encoding.ParameterConstraint` objects with per-value costs by
+    position, which :mod:`qopt.encoding` turns into exact coefficients on the choice's bits.
+
+    Example:
+        >>> from qopt.nas import nas_bench_201_space
+        >>> codec = ArchitectureCodec(nas_bench_201_space(max_mparams=0.6))
+        >>> sorted(codec.distributions())[:2], len(codec.constraints())
+        (['Op0', 'Op1'], 1)
     """
 
-    def __init__(self, space: SearchSpace, *, indicator: bool) -> None:
+    def __init__(self, space: SearchSpace) -> None:
         self.space = space
-        self.indicator = {name for b in space.budgets for name in b.choice_names if indicator} - {
-            n for n, c in space.choices.items() if len(c.values) == 1
-        }
         self._distributions: dict[str, BaseDistribution] = {}
         for name, c in space.choices.items():
-            if name in self.indicator:
-                for k in range(len(c.values)):
-                    self._distributions[f"{name}#{k}"] = IntDistribution(0, 1)
-            elif c.kind == "ordinal" or (c.kind == "int" and _evenly_spaced(c.values)):
+            if c.kind == "ordinal" or (c.kind == "int" and _evenly_spaced(c.values)):
                 self._distributions[name] = IntDistribution(0, len(c.values) - 1)
             else:
                 self._distributions[name] = CategoricalDistribution(c.values)
@@ -56,9 +56,8 @@ class ArchitectureCodec:
         """Parameter name to Optuna distribution."""
         return dict(self._distributions)
 
-    def suggest(self, trial: Any) -> dict[str, Any] | None:
-        """Suggest every parameter on an Optuna trial; the architecture, or None if the
-        indicator parameters of a choice are not exactly one-hot."""
+    def suggest(self, trial: Any) -> dict[str, Any]:
+        """Suggest every parameter on an Optuna trial; the architecture."""
         params: dict[str, Any] = {}
         for name, dist in self._distributions.items():
             if isinstance(dist, IntDistribution):
@@ -66,20 +65,17 @@ class ArchitectureCodec:
             else:
                 assert isinstance(dist, CategoricalDistribution)
                 params[name] = trial.suggest_categorical(name, dist.choices)
-        return self.architecture_of(params)
+        arch = self.architecture_of(params)
+        assert arch is not None
+        return arch
 
     def architecture_of(self, params: Mapping[str, Any]) -> dict[str, Any] | None:
-        """The architecture of a parameter dict (None when not one-hot or incomplete)."""
+        """The architecture of a parameter dict (None when incomplete)."""
         arch: dict[str, Any] = {}
         for name, c in self.space.choices.items():
-            if name in self.indicator:
-                on = [k for k in range(len(c.values)) if params.get(f"{name}#{k}") == 1]
-                if len(on) != 1:
-                    return None
-                arch[name] = c.values[on[0]]
-            elif name not in params:
+            if name not in params:
                 return None
-            elif isinstance(self._distributions[name], IntDistribution):
+            if isinstance(self._distributions[name], IntDistribution):
                 arch[name] = c.values[int(params[name])]
             else:
                 arch[name] = params[name]
@@ -90,65 +86,43 @@ class ArchitectureCodec:
         positions = self.space.positions(architecture)
         params: dict[str, Any] = {}
         for name, c in self.space.choices.items():
-            if name in self.indicator:
-                for k in range(len(c.values)):
-                    params[f"{name}#{k}"] = int(k == positions[name])
-            elif isinstance(self._distributions[name], IntDistribution):
+            if isinstance(self._distributions[name], IntDistribution):
                 params[name] = positions[name]
             else:
                 params[name] = c.values[positions[name]]
         return params
 
     def constraints(self) -> list[ParameterConstraint]:
-        """Known linear constraints for :class:`QuboSampler` (indicator mode only).
+        """The budgets as known linear constraints for :class:`QuboSampler`.
 
-        One-hot equalities per indicator choice, and each budget as a linear upper bound. A
-        quadratic (pair) budget enters as a linear *relaxation*: ``M[a, b] >= l[a] + m[b]`` with
+        Each budget's per-choice costs become per-value costs by position (exact). A quadratic
+        (pair) budget enters as a linear *relaxation*: ``M[a, b] >= l[a] + m[b]`` with
         ``l[a] = min_b M[a, b] / 2`` and ``m[b] = min_a M[a, b] / 2``, so no architecture within
         the budget is cut off; the runner checks the exact cost and repairs the rest.
+        Single-valued choices add their cost to the constant.
         """
-        if not self.indicator:
-            return []
         result = []
-        for name in sorted(self.indicator):
-            n = len(self.space.choices[name].values)
-            result.append(
-                ParameterConstraint(
-                    {f"{name}#{k}": 1.0 for k in range(n)}, lb=1, ub=1, label=f"one-hot {name}"
-                )
-            )
         for i, budget in enumerate(self.space.budgets):
-            terms: dict[str, float] = {}
-            constant = [budget.constant]
-            for name, costs in self.space.unary_costs(i).items():
-                _add(terms, constant, name, costs, self)
+            terms: dict[str, np.ndarray] = {}
+            constant = budget.constant
+            pieces = list(self.space.unary_costs(i).items())
             for first, second, m in self.space.pair_costs(i):
-                _add(terms, constant, first, 0.5 * m.min(axis=1), self)
-                _add(terms, constant, second, 0.5 * m.min(axis=0), self)
-            terms = {k: v for k, v in terms.items() if v != 0.0}
-            if terms:
+                pieces += [(first, 0.5 * m.min(axis=1)), (second, 0.5 * m.min(axis=0))]
+            for name, costs in pieces:
+                if len(costs) == 1:
+                    constant += float(costs[0])
+                else:
+                    terms[name] = terms.get(name, np.zeros(len(costs))) + np.asarray(costs)
+            kept = {n: [float(x) for x in v] for n, v in terms.items() if np.any(v != 0.0)}
+            if kept:
                 result.append(
                     ParameterConstraint(
-                        terms,
-                        ub=budget.max - constant[0],
+                        kept,
+                        ub=budget.max - constant,
                         label=f"budget {budget.name}" + ("" if budget.is_linear else " (relaxed)"),
                     )
                 )
         return result
-
-
-def _add(
-    terms: dict[str, float],
-    constant: list[float],
-    name: str,
-    costs: np.ndarray,
-    codec: ArchitectureCodec,
-) -> None:
-    if name in codec.indicator:
-        for k, x in enumerate(costs):
-            terms[f"{name}#{k}"] = terms.get(f"{name}#{k}", 0.0) + float(x)
-    else:  # a single-valued choice: its cost is fixed
-        constant[0] += float(costs[0])
 
 
 def _evenly_spaced(values: Sequence[Any]) -> bool:
@@ -240,7 +214,7 @@ class RandomArchitectureSampler(_ArchitectureSampler):
 
     Example:
         >>> from qopt.nas import nas_bench_201_space
-        >>> sampler = RandomArchitectureSampler(ArchitectureCodec(nas_bench_201_space(), indicator=False), seed=0)
+        >>> sampler = RandomArchitectureSampler(ArchitectureCodec(nas_bench_201_space()), seed=0)
         >>> type(sampler).__name__
         'RandomArchitectureSampler'
     """
@@ -266,7 +240,7 @@ class RegularizedEvolutionSampler(_ArchitectureSampler):
 
     Example:
         >>> from qopt.nas import nas_bench_201_space
-        >>> codec = ArchitectureCodec(nas_bench_201_space(), indicator=False)
+        >>> codec = ArchitectureCodec(nas_bench_201_space())
         >>> RegularizedEvolutionSampler(codec, population_size=10, sample_size=3).population_size
         10
     """
@@ -321,7 +295,7 @@ class LocalSearchSampler(_ArchitectureSampler):
 
     Example:
         >>> from qopt.nas import nas_bench_201_space
-        >>> LocalSearchSampler(ArchitectureCodec(nas_bench_201_space(), indicator=False)).__class__.__name__
+        >>> LocalSearchSampler(ArchitectureCodec(nas_bench_201_space())).__class__.__name__
         'LocalSearchSampler'
     """
 
@@ -361,14 +335,18 @@ def make_sampler(
     seed: int | None,
     n_startup_trials: int = 10,
     solver: str = "sa",
+    options: Mapping[str, Any] | None = None,
 ) -> tuple[BaseSampler, ArchitectureCodec]:
     """The sampler called ``name`` (one of :data:`SAMPLERS`) and the codec it works through.
+
+    ``options`` are further keyword options of :class:`QuboSampler` (``surrogate``,
+    ``target_transform``, ...), for ``name="qubo"`` only.
 
     Example:
         >>> from qopt.nas import nas_bench_201_space
         >>> sampler, codec = make_sampler("qubo", nas_bench_201_space(), seed=0)
-        >>> len(codec.constraints())  # six one-hot equalities and the params budget
-        7
+        >>> [c.label for c in codec.constraints()]  # per-op costs on the six categoricals
+        ['budget params']
     """
     import optuna
 
@@ -377,7 +355,7 @@ def make_sampler(
             f"The 'sampler' parameter of run_search must be a str among {list(SAMPLERS)}. "
             f"Got {name!r} instead."
         )
-    codec = ArchitectureCodec(space, indicator=name == "qubo")
+    codec = ArchitectureCodec(space)
     if name == "qubo":
         from qopt.integrations.optuna import QuboSampler
 
@@ -388,6 +366,7 @@ def make_sampler(
                 n_startup_trials=n_startup_trials,
                 constraints=codec.constraints(),
                 warn_independent_sampling=False,
+                **dict(options or {}),
             ),
             codec,
         )

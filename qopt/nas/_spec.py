@@ -24,6 +24,7 @@ __all__ = [
     "Objective",
     "PairCost",
     "SearchSpace",
+    "Training",
     "load_spec",
 ]
 
@@ -282,6 +283,83 @@ class Objective:
             )
 
 
+_PRUNERS = ("median", "successive-halving", "none")
+
+
+@dataclass(frozen=True)
+class Training:
+    """How a Lightning train-and-evaluate objective trains each architecture.
+
+    With a ``train`` section, the spec's ``evaluate`` entry point builds a
+    ``LightningModule`` from the architecture dict (instead of returning metrics); qopt
+    trains it with a Lightning ``Trainer`` under a per-trial budget, reports ``monitor`` to
+    the Optuna trial after each validation so the pruner can stop bad architectures, and
+    measures the built model's parameters and MACs.
+
+    Args:
+        max_epochs: Epochs per trial.
+        max_time_s: Wall-clock seconds per trial (``None``: no limit).
+        monitor: The metric the module logs (``self.log("val_acc", ...)``), reported each epoch.
+        pruner: ``"median"``, ``"successive-halving"`` or ``"none"``.
+        pruner_options: Keyword options of the Optuna pruner (``n_startup_trials``, ...).
+        data: Optional ``"package.module:function"`` returning a ``LightningDataModule``
+            (else the module's own ``train_dataloader``/``val_dataloader`` are used).
+        accelerator: Lightning accelerator (``"cpu"``, ``"gpu"``, ``"auto"``).
+        save_weights: Keep each completed trial's weights in ``RUN_DIR/weights/``.
+
+    Example:
+        >>> Training(max_epochs=3, monitor="val_acc").pruner
+        'median'
+    """
+
+    max_epochs: int = 5
+    max_time_s: float | None = None
+    monitor: str = "val_acc"
+    pruner: str = "median"
+    pruner_options: Mapping[str, Any] = field(default_factory=dict)
+    data: str | None = None
+    accelerator: str = "cpu"
+    save_weights: bool = True
+
+    def __post_init__(self) -> None:
+        if (
+            not isinstance(self.max_epochs, int)
+            or isinstance(self.max_epochs, bool)
+            or self.max_epochs < 1
+        ):
+            raise InvalidProblemError(
+                f"'max_epochs' must be an int in [1, inf). Got {self.max_epochs!r} instead"
+            )
+        if self.max_time_s is not None and (
+            not isinstance(self.max_time_s, numbers.Real) or not self.max_time_s > 0
+        ):
+            raise InvalidProblemError(
+                f"'max_time_s' must be a number > 0 or null. Got {self.max_time_s!r} instead"
+            )
+        if self.pruner not in _PRUNERS:
+            raise InvalidProblemError(
+                f"unknown pruner {self.pruner!r}; use one of {list(_PRUNERS)}"
+            )
+        if self.data is not None and (not isinstance(self.data, str) or ":" not in self.data):
+            raise InvalidProblemError(
+                f"'data' {self.data!r} is not an entry point; write 'package.module:function'"
+            )
+        object.__setattr__(self, "pruner_options", dict(self.pruner_options))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data, as written in a spec's ``train`` section."""
+        return {
+            "max_epochs": self.max_epochs,
+            "max_time_s": self.max_time_s,
+            "monitor": self.monitor,
+            "pruner": self.pruner,
+            "pruner_options": dict(self.pruner_options),
+            "data": self.data,
+            "accelerator": self.accelerator,
+            "save_weights": self.save_weights,
+        }
+
+
 class SearchSpace:
     """Choices, hard budgets, objectives and how to evaluate an architecture.
 
@@ -317,6 +395,7 @@ class SearchSpace:
         budgets: Sequence[Budget] = (),
         objectives: Sequence[Objective] = (Objective("objective"),),
         evaluate: str | None = None,
+        train: Training | None = None,
         name: str = "qopt-nas",
         source: Mapping[str, int] | None = None,
     ) -> None:
@@ -348,6 +427,10 @@ class SearchSpace:
                 f"{_where(self.source, 'objectives')}: objective names repeat."
             )
         self.evaluate = evaluate
+        self.train = train
+        #: Directory of the spec file (set by :func:`load_spec`): entry points are looked up
+        #: there too, as Python does for a script's directory.
+        self.base_dir: Path | None = None
         self.name = name
         self._pair_matrices: dict[tuple[int, int], np.ndarray] = {}
         for b_index, budget in enumerate(self.budgets):
@@ -628,6 +711,7 @@ class SearchSpace:
             "budgets": budgets,
             "objectives": [{"name": o.name, "direction": o.direction} for o in self.objectives],
             **({"evaluate": self.evaluate} if self.evaluate else {}),
+            **({"train": self.train.to_dict()} if self.train is not None else {}),
         }
 
     @classmethod
@@ -658,7 +742,7 @@ def _need(data: Mapping[str, Any], key: str, path: str, source: Mapping[str, int
 def _from_dict(data: Mapping[str, Any], source: Mapping[str, int]) -> SearchSpace:
     if not isinstance(data, Mapping):
         raise InvalidProblemError("A spec must be a mapping with 'choices' at its top level.")
-    known = {"name", "choices", "budgets", "objectives", "evaluate"}
+    known = {"name", "choices", "budgets", "objectives", "evaluate", "train"}
     for key in data:
         if key not in known:
             raise InvalidProblemError(
@@ -760,8 +844,31 @@ def _from_dict(data: Mapping[str, Any], source: Mapping[str, int]) -> SearchSpac
             f"{_where(source, 'evaluate')}: {evaluate!r} is not an entry point; write "
             "'package.module:function' or 'benchmark:nb201-cifar10'."
         )
+    train = None
+    raw_train = data.get("train")
+    if raw_train is not None:
+        if not isinstance(raw_train, Mapping):
+            raise InvalidProblemError(
+                f"{_where(source, 'train')}: 'train' must be a mapping (max_epochs, monitor, ...)."
+            )
+        fields = set(Training.__dataclass_fields__)
+        for key in raw_train:
+            if key not in fields:
+                raise InvalidProblemError(
+                    f"{_where(source, f'train.{key}')}: unknown key '{key}'; the keys are "
+                    f"{sorted(fields)}."
+                )
+        try:
+            train = Training(**raw_train)
+        except InvalidProblemError as error:
+            bad = next((k for k in raw_train if f"'{k}'" in str(error)), None)
+            key = f"train.{bad}" if bad else "train"
+            if "pruner" in str(error) and "pruner" in raw_train:
+                key = "train.pruner"
+            raise InvalidProblemError(f"{_where(source, key)}: {error}.") from error
     return SearchSpace(
         choices,
+        train=train,
         budgets=budgets,
         objectives=objectives,
         evaluate=evaluate,
@@ -839,6 +946,8 @@ def load_spec(path: str | Path) -> SearchSpace:
             ) from error
     source = _lines(node) if node is not None else {}
     try:
-        return _from_dict(data, source)
+        space = _from_dict(data, source)
     except InvalidProblemError as error:
         raise InvalidProblemError(f"{path}: {error}") from error
+    space.base_dir = path.resolve().parent
+    return space

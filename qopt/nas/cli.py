@@ -23,13 +23,15 @@ def add_nas_parser(subparsers: Any) -> argparse.ArgumentParser:
     """
     nas = subparsers.add_parser(
         "nas",
-        help="offline architecture search: 'qopt nas SPEC', 'qopt nas status RUN', "
-        "'qopt nas export RUN'",
-        description="Search SPEC (YAML/JSON) resumably; 'status RUN' and 'export RUN' read a "
-        "run directory.",
+        help="offline architecture search: 'qopt nas SPEC', 'qopt nas status|report|export RUN'",
+        description="Search SPEC (YAML/JSON) resumably; 'status RUN', 'report RUN' (top-k "
+        "table, plots) and 'export RUN' read a run directory.",
     )
     nas.add_argument(
-        "target", nargs="+", metavar="SPEC | status RUN | export RUN", help="what to do"
+        "target",
+        nargs="+",
+        metavar="SPEC | status RUN | report RUN | export RUN",
+        help="what to do",
     )
     nas.add_argument("--run-dir", help="run directory (default: runs/<spec name>)")
     nas.add_argument("--storage", help="database URL shared by workers (postgresql://...)")
@@ -39,6 +41,12 @@ def add_nas_parser(subparsers: Any) -> argparse.ArgumentParser:
     nas.add_argument("--solver", default="sa", help="qopt solver of the qubo sampler")
     nas.add_argument("--seed", type=int, help="random seed")
     nas.add_argument("--output", help="export: also write the JSON to this file")
+    nas.add_argument(
+        "--model",
+        help="export: also save the best architecture as a torch module (definition + weights)",
+    )
+    nas.add_argument("--top", type=int, default=10, help="report: rows of the table")
+    nas.add_argument("--plots", help="report: write PNG plots into this folder")
     nas.add_argument("--no-progress", action="store_true", help="no progress bar")
     nas.set_defaults(run=run_nas_command)
     return nas
@@ -58,7 +66,7 @@ def run_nas_command(args: argparse.Namespace, out: TextIO) -> int:
         >>> run_nas_command(parser.parse_args(["nas", "a", "b", "c"]), io.StringIO())
         Traceback (most recent call last):
         ...
-        qopt.exceptions.InvalidProblemError: qopt nas takes SPEC, 'status RUN' or 'export RUN'; got ['a', 'b', 'c'].
+        qopt.exceptions.InvalidProblemError: qopt nas takes SPEC, 'status RUN', 'report RUN' or 'export RUN'; got ['a', 'b', 'c'].
     """
     from pathlib import Path
 
@@ -66,6 +74,14 @@ def run_nas_command(args: argparse.Namespace, out: TextIO) -> int:
     from qopt.nas import export, load_spec, run_search, status
 
     target = list(args.target)
+    if len(target) == 2 and target[0] == "report":
+        from qopt.nas import report
+
+        table, _ = report(target[1], top=args.top, plots=args.plots)
+        out.write(table + "\n")
+        if args.plots:
+            out.write(f"plots written to {args.plots}\n")
+        return 0
     if len(target) == 2 and target[0] in ("status", "export"):
         if target[0] == "status":
             summary = status(target[1])
@@ -74,16 +90,22 @@ def run_nas_command(args: argparse.Namespace, out: TextIO) -> int:
                 f"study {data['study']} ({data['sampler']}): {data['n_evaluated']} evaluated, "
                 f"{data['n_complete']} complete, {data['n_failed']} failed, "
                 f"{data['n_rejected']} rejected over budget, {data['n_interrupted']} "
-                f"interrupted; evaluated over budget: {data['n_over_budget_evaluated']}\n"
+                f"interrupted, {data['n_pruned']} pruned; evaluated over budget: "
+                f"{data['n_over_budget_evaluated']}\n"
             )
             for record in data["best"]:
                 out.write(f"best: {json.dumps(record)}\n")
             return 0
         out.write(json.dumps(export(target[1], args.output), indent=2) + "\n")
+        if args.model:
+            from qopt.nas import export_model
+
+            export_model(target[1], path=args.model)
+            out.write(f"model saved to {args.model} (qopt.nas.load_model reads it)\n")
         return 0
     if len(target) != 1:
         raise InvalidProblemError(
-            f"qopt nas takes SPEC, 'status RUN' or 'export RUN'; got {target}."
+            f"qopt nas takes SPEC, 'status RUN', 'report RUN' or 'export RUN'; got {target}."
         )
     space = load_spec(target[0])
     run_dir = args.run_dir or str(Path("runs") / space.name)
@@ -99,7 +121,8 @@ def run_nas_command(args: argparse.Namespace, out: TextIO) -> int:
         progress=not args.no_progress,
     )
     out.write(
-        f"{summary.n_evaluated} evaluated ({summary.n_failed} failed), {summary.n_rejected} "
+        f"{summary.n_evaluated} evaluated ({summary.n_failed} failed, {summary.n_pruned} "
+        f"pruned), {summary.n_rejected} "
         f"proposals rejected over budget, {summary.n_over_budget_evaluated} evaluated over "
         f"budget; run directory {run_dir}\n"
     )

@@ -75,13 +75,13 @@ def test_no_evaluated_architecture_is_over_a_linear_budget(sampler: str) -> None
 
 def test_quadratic_budget_is_never_exceeded_by_the_qubo_sampler(tmp_path: Path) -> None:
     space = toy_space()
-    codec = ArchitectureCodec(space, indicator=True)
+    codec = ArchitectureCodec(space)
     relaxed = [c for c in codec.constraints() if "relaxed" in (c.label or "")]
     assert len(relaxed) == 1
     # The linear relaxation cuts off no architecture that meets the exact budget.
     for arch in space.iter_architectures():
-        params = codec.params_of(arch)
-        lhs = sum(coef * params[name] for name, coef in relaxed[0].terms.items())
+        positions = space.positions(arch)
+        lhs = sum(costs[positions[name]] for name, costs in relaxed[0].terms.items())  # type: ignore[index]
         if space.within_budget(arch):
             assert relaxed[0].violation(lhs) == 0.0
     summary = run_search(space, run_dir=tmp_path, sampler="qubo", n_trials=20, seed=0)
@@ -89,6 +89,24 @@ def test_quadratic_budget_is_never_exceeded_by_the_qubo_sampler(tmp_path: Path) 
     assert len(trials) == summary.n_evaluated == 20
     assert all(space.within_budget(trial_architecture(t) or {}) for t in trials)
     assert summary.n_over_budget_evaluated == 0
+    # Repairs of rejected proposals move on to architectures not yet tried: no repeats.
+    keys = [json.dumps(trial_architecture(t), sort_keys=True) for t in trials]
+    assert len(set(keys)) == len(keys)
+
+
+def test_repairs_of_tpe_proposals_are_not_repeats(tmp_path: Path) -> None:
+    space = toy_space()  # 34 of 48 architectures fit: enough to never need a repeat
+    summary = run_search(space, run_dir=tmp_path, sampler="tpe", n_trials=25, seed=0)
+    assert summary.n_rejected > 0  # TPE does not know the budget
+    seen: set[str] = set()
+    repairs = 0
+    for t in sorted(evaluated(tmp_path), key=lambda t: t.number):
+        key = json.dumps(trial_architecture(t), sort_keys=True)
+        if "qopt_nas:repair_of" in t.user_attrs:
+            repairs += 1
+            assert key not in seen, t.number  # (TPE itself may repeat; a repair never does)
+        seen.add(key)
+    assert repairs == summary.n_rejected
 
 
 def test_failing_and_nan_trials_are_recorded_and_the_search_goes_on(tmp_path: Path) -> None:

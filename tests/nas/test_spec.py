@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -142,3 +143,28 @@ def test_repair_and_random_architectures_are_within_budget(
         assert space.within_budget(space.repair(arch, rng=rng))
     assert space.within_budget(space.random_architecture(rng))
     assert all(space.within_budget(n) for n in space.neighbours(space.anchor))
+
+
+@pytest.mark.parametrize(
+    ("train", "needle"),
+    [
+        ("train: {max_epochs: 0}", "spec key 'train.max_epochs' (line 17)"),
+        ("train: {pruner: hyperband}", "unknown pruner 'hyperband'"),
+        ("train: {epochs: 3}", "unknown key 'epochs'"),
+        ("train: {data: nocolon}", "is not an entry point"),
+        ("train: 3", "'train' must be a mapping"),
+    ],
+)
+def test_train_section_errors(tmp_path: Path, train: str, needle: str) -> None:
+    with pytest.raises(InvalidProblemError, match=re.escape(needle)):
+        load_spec(write(tmp_path, SPEC + train + "\n"))
+
+
+def test_train_section_round_trips(tmp_path: Path) -> None:
+    space = load_spec(
+        write(tmp_path, SPEC + "train: {max_epochs: 2, pruner: successive-halving}\n")
+    )
+    assert space.train is not None and space.train.max_epochs == 2
+    again = SearchSpace.from_dict(space.to_dict())
+    assert again.train == space.train
+    assert space.base_dir == tmp_path.resolve()

@@ -1,0 +1,114 @@
+"""Top-k table and plots of a run: their content equals the trials in storage."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+
+from qopt.exceptions import InvalidProblemError
+from qopt.nas import Choice, Objective, SearchSpace, report, run_search
+from qopt.nas._report import history, pareto, plot_history, plot_pareto, top_k
+from qopt.nas._runner import _load
+from qopt.nas.cli import add_nas_parser
+
+from .test_runner import toy_space
+
+
+def complete_trials(run_dir: Path) -> list[optuna.trial.FrozenTrial]:
+    study, _, _ = _load(run_dir)
+    trials = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    return sorted(trials, key=lambda t: t.number)
+
+
+@pytest.fixture(scope="module")
+def toy_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run_dir = tmp_path_factory.mktemp("toy")
+    run_search(toy_space(), run_dir=run_dir, sampler="random", n_trials=15, seed=3)
+    return run_dir
+
+
+def test_top_k_table_lists_the_best_trials_in_order(toy_run: Path) -> None:
+    trials = complete_trials(toy_run)
+    ranked = sorted(trials, key=lambda t: (t.values[0], t.number))
+    table, records = report(str(toy_run), top=4)
+    assert [r["trial"] for r in records] == [t.number for t in ranked[:4]]
+    lines = table.splitlines()
+    assert lines[0] == "| rank | trial | architecture | loss | params (<= 2048) |"
+    assert len(lines) == 2 + 4
+    for line, t in zip(lines[2:], ranked, strict=False):
+        arch = json.loads(t.user_attrs["architecture"])
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert cells[1] == str(t.number)
+        assert cells[2] == ", ".join(f"{k}={v}" for k, v in arch.items())
+        assert float(cells[3]) == pytest.approx(t.values[0], rel=1e-5)
+        assert float(cells[4]) == pytest.approx(t.user_attrs["cost:params"], rel=1e-5)
+    assert len(top_k(toy_run, 100)) == len(trials)
+
+
+def test_history_plot_shows_every_trial_and_the_best_so_far(toy_run: Path, tmp_path: Path) -> None:
+    trials = complete_trials(toy_run)
+    data = history(toy_run)
+    assert data["trial"] == [t.number for t in trials]
+    assert data["value"] == [t.values[0] for t in trials]
+    assert data["best"] == list(np.minimum.accumulate([t.values[0] for t in trials]))
+    figure = plot_history(toy_run, tmp_path / "history.png")
+    points, best = figure.axes[0].lines
+    np.testing.assert_array_equal(points.get_xdata(), data["trial"])
+    np.testing.assert_array_equal(points.get_ydata(), data["value"])
+    np.testing.assert_array_equal(best.get_ydata(), data["best"])
+    assert (tmp_path / "history.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_pareto_plot_of_two_objectives(tmp_path: Path) -> None:
+    space = SearchSpace(
+        [Choice.integers("w", 1, 6), Choice.integers("d", 1, 4)],
+        objectives=[Objective("error", "minimize"), Objective("speed", "maximize")],
+    )
+
+    def objective(arch: dict[str, int]) -> dict[str, float]:
+        return {"error": 1.0 / (arch["w"] * arch["d"]), "speed": 10.0 - arch["w"] - 0.5 * arch["d"]}
+
+    run_search(space, run_dir=tmp_path, sampler="random", n_trials=14, seed=0, objective=objective)
+    trials = complete_trials(tmp_path)
+    data = pareto(tmp_path)
+    assert data["x"] == [t.values[0] for t in trials]
+    assert data["y"] == [t.values[1] for t in trials]
+    for t, on_front in zip(trials, data["front"], strict=True):
+        dominated = any(
+            o.values[0] <= t.values[0] and o.values[1] >= t.values[1] and o.values != t.values
+            for o in trials
+        )
+        assert on_front == (not dominated)
+    figure = plot_pareto(tmp_path)
+    rest, front = figure.axes[0].lines
+    assert sorted(front.get_xdata()) == sorted(
+        x for x, f in zip(data["x"], data["front"], strict=True) if f
+    )
+    assert len(rest.get_xdata()) + len(front.get_xdata()) == len(trials)
+    table, records = report(str(tmp_path), top=3, plots=str(tmp_path / "plots"))
+    assert {p.name for p in (tmp_path / "plots").iterdir()} == {"history.png", "pareto.png"}
+    assert all(r["pareto_rank"] == 0 for r in records[: sum(data["front"])][:3])
+    assert "| error | speed |" in table
+
+
+def test_pareto_needs_two_objectives(toy_run: Path) -> None:
+    with pytest.raises(InvalidProblemError, match="needs two objectives"):
+        pareto(toy_run)
+
+
+def test_cli_report(toy_run: Path, tmp_path: Path) -> None:
+    parser = argparse.ArgumentParser(prog="qopt")
+    add_nas_parser(parser.add_subparsers(dest="command"))
+    out = io.StringIO()
+    args = parser.parse_args(
+        ["nas", "report", str(toy_run), "--top", "2", "--plots", str(tmp_path)]
+    )
+    assert args.run(args, out) == 0
+    assert out.getvalue().count("\n") == 2 + 2 + 1
+    assert (tmp_path / "history.png").exists()

@@ -3,7 +3,8 @@
 Both models are framework-free (numpy), expose ``fit(X, y)``, ``predict(X)`` and ``to_bqm()``
 (a BINARY :class:`dimod.BinaryQuadraticModel` over the bit indices), and treat ``y`` as a value to
 minimize. :func:`transform_targets` tames failed or extreme observations first, and
-:func:`fit_diagnostics` says how well a fitted model ranks the best observations.
+:func:`fit_diagnostics` (in sample) and :func:`prediction_diagnostics` (out of sample: predictions
+made before the points were evaluated) say how well a model ranks the best observations.
 
 Example:
     >>> import numpy as np
@@ -19,7 +20,11 @@ Example:
 from __future__ import annotations
 
 from qopt.surrogates._base import QuadraticSurrogate
-from qopt.surrogates._diagnostics import fit_diagnostics
+from qopt.surrogates._diagnostics import (
+    fit_diagnostics,
+    predicted_quantile,
+    prediction_diagnostics,
+)
 from qopt.surrogates._transforms import TargetTransform, transform_targets
 from qopt.surrogates.bocs import SparseBayesianQuadraticRegression
 from qopt.surrogates.factorization_machine import FactorizationMachine
@@ -30,5 +35,7 @@ __all__ = [
     "SparseBayesianQuadraticRegression",
     "TargetTransform",
     "fit_diagnostics",
+    "predicted_quantile",
+    "prediction_diagnostics",
     "transform_targets",
 ]

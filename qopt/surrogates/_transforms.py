@@ -11,8 +11,10 @@ from qopt.exceptions import InvalidProblemError, SolverConfigurationError
 
 __all__ = ["TargetTransform", "transform_targets"]
 
-TargetTransform: TypeAlias = Literal["rank", "exp", "standardize"]
-_TRANSFORMS = ("rank", "exp", "standardize")
+TargetTransform: TypeAlias = Literal["rank", "exp", "standardize", "robust"]
+_TRANSFORMS = ("rank", "exp", "standardize", "robust")
+#: Tukey's "far out" fence: values beyond Q3 + 3 IQR are outliers (Tukey, EDA, 1977).
+_FENCE = 3.0
 
 
 def transform_targets(y: np.ndarray | list[float], method: str = "rank") -> np.ndarray:
@@ -26,10 +28,14 @@ def transform_targets(y: np.ndarray | list[float], method: str = "rank") -> np.n
     * ``"exp"``: ``1 - exp(-(y - min) / s)`` with ``s`` the median distance to the best value,
       then standardized: resolution near the best values is kept, bad values saturate.
     * ``"standardize"``: ``(y - mean) / std`` with ``+inf`` replaced by the worst finite value.
+    * ``"robust"``: ``"standardize"`` after clipping values worse than Tukey's far-out fence
+      ``Q3 + 3 IQR`` (Tukey, *Exploratory Data Analysis*, 1977) to it, ``+inf`` included. In the
+      bulk the values keep their scale, so a quadratic objective stays exactly quadratic for
+      the surrogate (which ``"rank"`` breaks), while one diverged run cannot flatten the rest.
 
     Args:
         y: Values to minimize, finite or ``+inf``; NaN and ``-inf`` are refused.
-        method: ``"rank"``, ``"exp"`` or ``"standardize"``.
+        method: ``"rank"``, ``"exp"``, ``"standardize"`` or ``"robust"``.
 
     Returns:
         Transformed values with mean 0 and unit variance (all zero when they are all equal).
@@ -63,6 +69,11 @@ def transform_targets(y: np.ndarray | list[float], method: str = "rank") -> np.n
         gap = finite - finite.min()
         scale = float(np.median(gap[gap > 0])) if (gap > 0).any() else 1.0
         out = np.where(np.isfinite(values), 1.0 - np.exp(-(values - finite.min()) / scale), 1.0)
+    elif method == "robust":
+        q1, q3 = np.percentile(finite, [25, 75])
+        fence = q3 + _FENCE * (q3 - q1)
+        worst = min(float(finite.max()), fence) if q3 > q1 else float(finite.max())
+        out = np.minimum(np.where(np.isfinite(values), values, worst), worst)
     else:
         out = np.where(np.isfinite(values), values, finite.max())
     std = float(out.std())

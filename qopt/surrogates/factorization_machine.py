@@ -80,17 +80,34 @@ class FactorizationMachine:
         self._ids: np.ndarray = np.zeros(0, dtype=np.int64)
 
     def _layout(self, d: int) -> None:
-        """Order bits so each group is contiguous: per-group sums become one reduceat."""
+        """Order bits so each group is contiguous, and bucket the groups by size.
+
+        Groups of one size form a batch ``(groups, size)`` of bit columns, so the per-group sums
+        ``S_g = sum_{i in g} x_i v_i`` of a bucket are one batched matrix product: O(n d k) work
+        in a few numpy calls, however many groups there are.
+        """
         self._perm = np.argsort(self._ids, kind="stable")
         sorted_ids = self._ids[self._perm]
-        self._starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
-        self._sorted_ids = np.cumsum(np.r_[False, sorted_ids[1:] != sorted_ids[:-1]])
-        self._singletons = self._starts.size == d
+        starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
+        sizes = np.diff(np.r_[starts, d])
+        self._singletons = starts.size == d
+        self._buckets = [
+            starts[sizes == size][:, None] + np.arange(size)[None, :] for size in np.unique(sizes)
+        ]
+
+    def _grouped(self, X: np.ndarray) -> list[np.ndarray]:
+        """``X``'s columns per bucket as ``(groups, n, size)`` arrays (constant during a fit)."""
+        return [np.ascontiguousarray(X[:, c].transpose(1, 0, 2)) for c in self._buckets]
 
     def _forward(
-        self, X: np.ndarray, w0: float, w: np.ndarray, V: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """Predictions for bit rows ``X`` (columns in group order), with S and own-group sums.
+        self,
+        X: np.ndarray,
+        w0: float,
+        w: np.ndarray,
+        V: np.ndarray,
+        grouped: list[np.ndarray] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray] | None]:
+        """Predictions for bit rows ``X`` (columns in group order), with S and the group sums.
 
         Subtracting each group's own square from ``|X V|^2`` leaves only cross-group pairs; the
         diagonal ``x_i^2 |v_i|^2`` terms cancel because every bit is in exactly one group.
@@ -100,9 +117,14 @@ class FactorizationMachine:
             own = None
             within = X @ (V**2).sum(axis=1)
         else:
-            Sg = np.add.reduceat(X[:, :, None] * V[None, :, :], self._starts, axis=1)
-            own = Sg[:, self._sorted_ids, :]  # (n, d, k): the sum over bit i's own group
-            within = (Sg**2).sum(axis=(1, 2))
+            own = []
+            within = np.zeros(X.shape[0])
+            grouped = self._grouped(X) if grouped is None else grouped
+            for columns, Xg in zip(self._buckets, grouped, strict=True):
+                # (groups, n, size) @ (groups, size, k) -> S_g for each group: (groups, n, k)
+                Sg = np.matmul(Xg, V[columns])
+                within += (Sg**2).sum(axis=(0, 2))
+                own.append(Sg)
         pair = 0.5 * ((S**2).sum(axis=1) - within)
         return w0 + X @ w + pair, S, own
 
@@ -132,8 +154,11 @@ class FactorizationMachine:
         decay[0] = 0.0
         m1, m2 = np.zeros_like(theta), np.zeros_like(theta)
         beta1, beta2, eps = 0.9, 0.999, 1e-8
+        grouped = None if self._singletons else self._grouped(X_)
+        # (groups, size, n): the transposed blocks the gradient multiplies by the residuals.
+        grouped_t = [np.ascontiguousarray(Xg.transpose(0, 2, 1)) for Xg in grouped or []]
         for step in range(1, self.n_epochs + 1):
-            pred, S, own = self._forward(X_, theta[0], w, V)
+            pred, S, own = self._forward(X_, theta[0], w, V, grouped)
             r = 2.0 * (pred - t) / n
             rX = r[:, None] * X_
             grad[0] = r.sum()
@@ -141,7 +166,11 @@ class FactorizationMachine:
             if own is None:
                 g_V[:] = rX.T @ S - V * (r @ X_)[:, None]
             else:
-                g_V[:] = rX.T @ S - np.einsum("ni,nif->if", rX, own)
+                # d/dv_i of the own-group square is sum_n r_n x_ni S_g(i),n: per bucket,
+                # (groups, size, n) @ (groups, n, k).
+                g_V[:] = rX.T @ S
+                for columns, XgT, Sg in zip(self._buckets, grouped_t, own, strict=True):
+                    g_V[columns] -= np.matmul(XgT * r, Sg)
             grad += decay * theta
             m1 *= beta1
             m1 += (1 - beta1) * grad

@@ -104,7 +104,39 @@ def test_no_duplicates_until_the_finite_space_is_exhausted() -> None:
     assert model_trials
     last = model_trials[-1].system_attrs
     assert last["qopt:surrogate"] == "fm" and last["qopt:n_bits"] == 6
-    assert {"qopt:predicted", "qopt:best_rank", "qopt:candidate", "qopt:solver_wall_s"} <= set(last)
+    assert {
+        "qopt:predicted",
+        "qopt:predicted_quantile",
+        "qopt:fit_best_rank",
+        "qopt:oos_top_spearman",
+        "qopt:candidate",
+        "qopt:fit_s",
+        "qopt:solver_wall_s",
+    } <= set(last)
+
+
+def test_out_of_sample_diagnostics_compare_forecasts_with_outcomes() -> None:
+    """Each model trial carries the forecast made before it ran and, once told, its outcome."""
+
+    def objective(trial: optuna.Trial) -> float:
+        x = [trial.suggest_int(f"x{i}", 0, 3) for i in range(3)]
+        return float(sum((v - 1) ** 2 for v in x))
+
+    study = optuna.create_study(sampler=fast_sampler(n_startup_trials=6))
+    study.optimize(objective, n_trials=24)
+    model = [t for t in study.trials if t.system_attrs.get("qopt:phase") == "model"]
+    assert len(model) >= 10
+    for t in model:
+        attrs = t.system_attrs
+        assert 0.0 <= attrs["qopt:predicted_quantile"] <= 1.0
+        earlier = [u.value for u in study.trials if u.number < t.number]
+        expected = sum(e < t.value for e in earlier) + 0.5 * sum(e == t.value for e in earlier)
+        assert attrs["qopt:observed_quantile"] == pytest.approx(expected / len(earlier))
+    # Trial k's out-of-sample figure uses exactly the model trials finished before it.
+    last = model[-1].system_attrs
+    assert last["qopt:oos_n"] == len(model) - 1
+    # A surrogate that learns this separable bowl forecasts better than chance out of sample.
+    assert last["qopt:oos_spearman"] > 0.2
 
 
 def test_start_design_turns_every_bit_on() -> None:
@@ -141,6 +173,23 @@ def test_failed_pruned_and_nan_trials_are_not_proposed_again() -> None:
         assert points[i] not in points[:i]
     assert len(set(points)) >= 11
     assert study.best_value == -3.0
+
+
+def test_failures_rank_worst_in_a_maximize_study() -> None:
+    # A failed or pruned trial must count as the worst value whatever the direction: a
+    # maximize study once turned failures into -inf, which crashed the target transform.
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_int("x", 0, 7)
+        if x in (0, 1):
+            raise optuna.TrialPruned()
+        if x == 2:
+            raise RuntimeError("diverged")
+        return float(x)
+
+    study = optuna.create_study(direction="maximize", sampler=fast_sampler(n_startup_trials=2))
+    study.optimize(objective, n_trials=8, catch=(RuntimeError,))
+    assert len({t.params["x"] for t in study.trials}) >= 7
+    assert study.best_value == 7.0
 
 
 def test_parallel_threads_and_shared_storage_do_not_collide(tmp_path: Any) -> None:
@@ -289,3 +338,83 @@ def test_demo_study_reports_both_samplers() -> None:
     assert result["optimum"] <= min(result["qubo_sampler"], result["tpe"])
     _, optimum = random_qubo_objective(8, seed=1)
     assert result["optimum"] == optimum
+
+
+def test_dense_energy_matches_the_bqm_and_repair_uses_it() -> None:
+    import dimod
+    from qopt.integrations.optuna._sampler import _DenseEnergy
+
+    rng = np.random.default_rng(0)
+    bqm = dimod.BinaryQuadraticModel(
+        {i: rng.normal() for i in range(6)},
+        {(i, j): rng.normal() for i in range(6) for j in range(i + 1, 6) if rng.random() < 0.6},
+        1.5,
+        dimod.BINARY,
+    )
+    energy = _DenseEnergy(bqm, 6)
+    for _ in range(20):
+        x = rng.integers(0, 2, size=6)
+        assert energy.of(x) + bqm.offset == pytest.approx(bqm.energy(dict(enumerate(x))))
+    row = rng.integers(0, 2, size=6)
+    patterns = np.eye(3, dtype=np.int8)
+    scores = energy.group_scores(row, slice(0, 3), patterns)
+    for k, p in enumerate(patterns):
+        full = row.copy()
+        full[:3] = p
+        assert scores[k] == pytest.approx(energy.of(full) - energy.of(np.r_[0, 0, 0, row[3:]]))
+
+
+def test_finished_trials_are_encoded_once() -> None:
+    sampler = fast_sampler()
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(categorical_grid_objective, n_trials=8)
+    (cache,) = sampler._finished.values()
+    assert len(cache) == 7  # every finished trial but the last (told after the last suggest)
+    assert all(point is not None for point in cache.values())
+
+
+def test_sa_gets_right_sized_sweeps_unless_told() -> None:
+    assert QuboSampler(solver="sa")._solver_options == {"num_sweeps": 300}
+    told = QuboSampler(solver="sa", solver_options={"num_sweeps": 50, "num_reads": 3})
+    assert told._solver_options == {"num_sweeps": 50, "num_reads": 3}
+    assert QuboSampler(solver="tabu")._solver_options == {}
+
+
+def test_local_search_perturbs_the_incumbent_once_the_model_optimum_is_taken() -> None:
+    def objective(trial: optuna.Trial) -> float:
+        x = np.array([trial.suggest_int(f"x{i}", 0, 1) for i in range(8)], dtype=float)
+        return float((x.sum() - 3) ** 2 + x[0] - x[7])
+
+    study = optuna.create_study(sampler=fast_sampler(local_search=True, n_startup_trials=4))
+    study.optimize(objective, n_trials=30)
+    sources = [t.system_attrs.get("qopt:candidate") for t in study.trials]
+    local = [t for t, s in zip(study.trials, sources, strict=True) if s == "incumbent-neighbour"]
+    assert local, sources
+    for t in local:
+        # Within two steps of the best trial known when it was proposed.
+        earlier = [u for u in study.trials if u.number < t.number]
+        best = min(earlier, key=lambda u: u.value)
+        distance = sum(t.params[k] != best.params[k] for k in t.params)
+        assert 1 <= distance <= 2
+    assert study.best_value == -1.0
+
+
+def test_fast_wall_strength_equals_the_encodings() -> None:
+    import dimod
+    from qopt.integrations.optuna._sampler import _SpaceEncoding
+
+    from qopt.encoding import IntParameter, SpaceEncoding
+
+    parameters = {"a": IntParameter(0, 4), "b": IntParameter(0, 3)}
+    fast, base = _SpaceEncoding(parameters), SpaceEncoding(parameters)
+    rng = np.random.default_rng(2)
+    labels: list[Any] = [*range(fast.n_bits), "slack", 99]
+    bqm = dimod.BinaryQuadraticModel(
+        {v: rng.normal() for v in labels},
+        {(u, v): rng.normal() for u in labels for v in labels if str(u) < str(v)},
+        0.0,
+        dimod.BINARY,
+    )
+    assert fast.wall_penalty_strength(bqm) == pytest.approx(base.wall_penalty_strength(bqm))
+    empty = dimod.BinaryQuadraticModel(dimod.BINARY)
+    assert fast.wall_penalty_strength(empty) == base.wall_penalty_strength(empty) == 1.0

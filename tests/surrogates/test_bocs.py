@@ -62,5 +62,32 @@ def test_groups_remove_within_group_interactions() -> None:
 def test_bad_input() -> None:
     with pytest.raises(SolverConfigurationError, match="'n_samples' parameter"):
         SparseBayesianQuadraticRegression(n_samples=0)
+    with pytest.raises(SolverConfigurationError, match="'n_warm_burn_in' parameter"):
+        SparseBayesianQuadraticRegression(n_warm_burn_in=-1)
     with pytest.raises(InvalidProblemError, match="not fitted"):
         SparseBayesianQuadraticRegression().to_bqm()
+
+
+def test_cold_burn_in_stops_once_the_chain_is_stationary() -> None:
+    X, y = sparse_problem(40)
+    model = SparseBayesianQuadraticRegression(n_burn_in=500, n_samples=2, seed=0).fit(X, y)
+    # The Geweke-style check ends the burn-in long before the cap, after its 3 blocks minimum.
+    assert 30 <= model.n_burn_in_used_ < 500
+    # A warm refit runs exactly n_warm_burn_in discarded sweeps.
+    model.fit(X, y)
+    assert model.n_burn_in_used_ == model.n_warm_burn_in == 1
+    cold = SparseBayesianQuadraticRegression(n_burn_in=500, warm_start=False, seed=0)
+    cold.fit(X, y).fit(X, y)
+    assert cold.n_burn_in_used_ >= 30  # without warm start every fit burns in again
+
+
+def test_warm_refits_stay_on_the_posterior() -> None:
+    """Short warm refits, one observation at a time, still recover the sparse model."""
+    X, y = sparse_problem(60)
+    model = SparseBayesianQuadraticRegression(seed=0).fit(X[:40], y[:40])
+    for n in range(41, 61):
+        model.fit(X[:n], y[:n])
+    assert model.coef_samples_ is not None and model.coef_samples_.shape[0] == 3
+    bqm = model.to_bqm(thompson=False)
+    assert bqm.quadratic[1, 2] == pytest.approx(-3.0, abs=0.4)
+    assert bqm.linear[0] == pytest.approx(2.0, abs=0.4)

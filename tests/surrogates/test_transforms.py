@@ -18,7 +18,7 @@ finite = st.floats(-1e12, 1e12, allow_nan=False)
 @settings(max_examples=100, deadline=None)
 @given(
     values=st.lists(st.one_of(finite, st.just(math.inf)), min_size=1, max_size=30),
-    method=st.sampled_from(["rank", "exp", "standardize"]),
+    method=st.sampled_from(["rank", "exp", "standardize", "robust"]),
 )
 def test_transforms_keep_the_order_and_put_failures_last(values: list[float], method: str) -> None:
     y = np.array(values)
@@ -37,6 +37,20 @@ def test_rank_tames_an_extreme_value() -> None:
     assert np.ptp(ranked[:3]) > 1.0
     exp = transform_targets([1.0, 2.0, 3.0, 1e9], "exp")
     assert np.ptp(exp[:3]) > 0.5
+
+
+def test_robust_keeps_the_bulk_affine_and_clips_outliers() -> None:
+    bulk = np.array([1.0, 2.0, 4.0, 3.0, 2.5, 1.5])
+    robust = transform_targets([*bulk, 1e9, np.inf], "robust")
+    # Inside the fence the values are an affine map of the raw ones: a quadratic objective
+    # stays quadratic for the surrogate.
+    slope = np.polyfit(bulk, robust[:6], 1)[0]
+    assert np.allclose(robust[:6], np.polyval(np.polyfit(bulk, robust[:6], 1), bulk))
+    assert slope > 0
+    # The diverged value and the failure sit at the fence, not a billion away.
+    assert robust[6] == robust[7] > robust[:6].max()
+    assert np.ptp(robust[:6]) > 0.5
+    assert np.allclose(transform_targets(bulk, "robust"), transform_targets(bulk, "standardize"))
 
 
 def test_bad_input() -> None:

@@ -395,6 +395,59 @@ class MoE(nn.Module):
             f"capacity_factor={self.capacity_factor}, routing={self.routing!r}"
         )
 
+    # ------------------------------------------------------------------ pruning
+
+    def keep_experts(self, indices: Sequence[int] | torch.Tensor) -> None:
+        """Keep only the experts ``indices`` (in that order) and remove the others, in place.
+
+        The removed experts' weights, router rows and selection biases go and
+        :attr:`num_experts` becomes ``len(indices)``; the kept experts compute exactly what
+        they did. Parameters are replaced by smaller ones, so build the optimizer afterwards.
+        Structured pruning calls this
+        (:class:`~qopt.integrations.lightning.QuboPruningCallback`).
+
+        Raises:
+            InvalidProblemError: Fewer than ``top_k`` indices, a repeated index, or one out of
+                range.
+
+        Example:
+            >>> import torch
+            >>> from qopt.moe import MoE
+            >>> layer = MoE(8, 4, top_k=2)
+            >>> layer.keep_experts([0, 2])
+            >>> layer.num_experts, tuple(layer.router.weight.shape), layer(torch.randn(5, 8)).shape
+            (2, (2, 8), torch.Size([5, 8]))
+        """
+        owner = type(self).__name__
+        index = torch.as_tensor(np.asarray(indices, dtype=np.int64).reshape(-1))
+        if index.numel() < self.top_k:
+            raise InvalidProblemError(
+                f"{owner}.keep_experts must keep at least top_k={self.top_k} experts. "
+                f"Got {index.numel()} instead."
+            )
+        if ((index < 0) | (index >= self.num_experts)).any() or index.unique().numel() != len(
+            index
+        ):
+            raise InvalidProblemError(
+                f"{owner}.keep_experts needs distinct expert indices in [0, "
+                f"{self.num_experts - 1}]. Got {index.tolist()} instead."
+            )
+        with torch.no_grad():
+            for name in ("w_in", "b_in", "w_out", "b_out"):
+                old = getattr(self, name)
+                kept = old.detach()[index.to(old.device)].clone()
+                setattr(self, name, nn.Parameter(kept, requires_grad=old.requires_grad))
+            router = self.router
+            rows = index.to(router.weight.device)
+            router.weight = nn.Parameter(router.weight.detach()[rows].clone())
+            if router.bias is not None:
+                router.bias = nn.Parameter(router.bias.detach()[rows].clone())
+            router.out_features = int(index.numel())
+            self.expert_bias = self.expert_bias[index.to(self.expert_bias.device)].clone()
+        self.num_experts = int(index.numel())
+        self._scores = None
+        self._pending = None
+
 
 # ---------------------------------------------------------------------------- reference model
 

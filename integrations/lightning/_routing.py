@@ -6,6 +6,8 @@ import math
 import time
 import warnings
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import dimod
@@ -34,6 +36,28 @@ PairwiseSpec = (
     PairwiseTerms | Literal["similarity"] | Callable[[np.ndarray, np.ndarray | None], PairwiseTerms]
 )
 _MODES = ("assign", "bias", "distill")
+#: Simulated annealing effort when the caller sets none: one read of 100 sweeps from the
+#: warm start. Routing refines a classical warm start; more effort buys little (docs/moe.md).
+_FAST_SA = {"num_reads": 1, "num_sweeps": 100}
+
+
+@dataclass
+class _Outcome:
+    """One layer's solve, computed without touching the callback (it may run in a thread)."""
+
+    assignment: np.ndarray | None
+    record: dict[str, float] = field(default_factory=dict)
+    warning: tuple[str, str] | None = None
+
+
+@dataclass
+class _Pending:
+    """A bias-mode solve whose answer is still to be applied to the biases."""
+
+    step: int
+    name: str
+    future: Future[_Outcome]
+    biased_load: np.ndarray
 
 
 class QuboRoutingCallback(Callback):
@@ -55,6 +79,15 @@ class QuboRoutingCallback(Callback):
     - ``"distill"``: the layer routes itself and the hook returns a cross-entropy loss pulling
       the router toward the solved assignment; it reaches the optimizer only if the
       ``training_step`` adds the layer's auxiliary loss (``MoE.aux_loss``).
+
+    Schedule. ``every_n_steps`` solves on every N-th step only (in ``"assign"`` and
+    ``"distill"`` modes the other steps use the layer's own routing; in ``"bias"`` mode every
+    step routes by the current biases). In ``"bias"`` mode, ``asynchronous=True`` also moves
+    each solve to a background thread: the batch is routed by the current biases at once,
+    the solve overlaps the rest of the step (the annealer releases the GIL) and its answer
+    moves the biases at the end of the *next* training step, so the biases lag one step
+    behind the synchronous schedule. Ranks apply answers at the same steps, so DDP stays in
+    step. Answers still in flight when training ends are applied in ``on_train_end``.
 
     A solve that fails for any reason (solver error, non-finite logits, capacity too small for
     ``k``) leaves the layer's own routing in place for that batch, warns once per cause
@@ -86,11 +119,18 @@ class QuboRoutingCallback(Callback):
         similarity_weight: Weight of the ``"similarity"`` terms, in log-probability units.
         num_neighbors: Neighbours per token for ``"similarity"``.
         warm_start: ``"sinkhorn"``, ``"greedy"`` or ``None``.
-        penalty: Constraint penalty of the formulation, ``"auto"`` to scale it.
-        sample_params: Extra keyword arguments for the solver's ``sample``.
+        penalty: Constraint penalty of the formulation: ``None`` (half the largest change one
+            flip makes to the objective; see :func:`~qopt.problems.routing.routing_problem`),
+            a float, or ``"auto"`` for the provable weights (far from the optimum on
+            simulated annealing).
+        sample_params: Extra keyword arguments for the solver's ``sample``. For
+            ``solver="sa"``, ``num_reads`` and ``num_sweeps`` default to 1 and 100 unless
+            set here or in ``solver_options``.
         compare_exact: Log the gap to the exact linear-assignment optimum (linear objective).
         bias_update_rate: Bias step in ``"bias"`` mode.
         distill_weight: Weight of the distillation loss in ``"distill"`` mode.
+        asynchronous: ``"bias"`` mode only: solve in a background thread and apply each
+            answer one step later (see Schedule above).
 
     Raises:
         SolverConfigurationError: At construction, for an invalid option.
@@ -131,11 +171,12 @@ class QuboRoutingCallback(Callback):
         similarity_weight: float = 0.1,
         num_neighbors: int = 4,
         warm_start: Literal["sinkhorn", "greedy"] | None = "sinkhorn",
-        penalty: float | Literal["auto"] = "auto",
+        penalty: float | Literal["auto"] | None = None,
         sample_params: dict[str, Any] | None = None,
         compare_exact: bool = True,
         bias_update_rate: float = 1e-3,
         distill_weight: float = 0.1,
+        asynchronous: bool = False,
     ) -> None:
         owner = type(self).__name__
         if mode not in _MODES:
@@ -183,8 +224,26 @@ class QuboRoutingCallback(Callback):
                 f"Got {warm_start!r} instead."
             )
         self.warm_start = warm_start
+        if not (penalty is None or penalty == "auto"):
+            penalty = check_float(penalty, "penalty", owner, low=0.0, low_inclusive=False)
         self.penalty = penalty
         self.sample_params = dict(sample_params or {})
+        if solver == "sa":
+            for key, value in _FAST_SA.items():
+                if key not in self.solver_options:
+                    self.sample_params.setdefault(key, value)
+        if not isinstance(asynchronous, bool):
+            raise SolverConfigurationError(
+                f"The 'asynchronous' parameter of {owner} must be a bool. "
+                f"Got {asynchronous!r} instead."
+            )
+        if asynchronous and mode != "bias":
+            raise SolverConfigurationError(
+                f"The 'asynchronous' parameter of {owner} needs mode='bias': in {mode!r} mode "
+                "the answer is needed in the same forward pass. Got asynchronous=True with "
+                f"mode={mode!r}."
+            )
+        self.asynchronous = asynchronous
         self.compare_exact = bool(compare_exact)
         self.bias_update_rate = check_float(bias_update_rate, "bias_update_rate", owner, low=0.0)
         self.distill_weight = check_float(distill_weight, "distill_weight", owner, low=0.0)
@@ -198,7 +257,8 @@ class QuboRoutingCallback(Callback):
         self._restored_biases: dict[str, list[float]] = {}
         self._step = 0
         self._step_records: list[dict[str, float]] = []
-        self._pending_loads: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._pending: list[_Pending] = []
+        self._executor: ThreadPoolExecutor | None = None
         self._warned: set[str] = set()
 
     @property
@@ -228,17 +288,24 @@ class QuboRoutingCallback(Callback):
             if name not in self._biases:
                 self._biases[name] = torch.zeros(module.num_experts)
         self._apply_restored_biases()
+        if self.asynchronous and self._executor is None:
+            # One worker: solves are applied in order, and one solve at a time is all the
+            # spare CPU a training step leaves.
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qopt-routing")
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         for module in self._modules.values():
             module.set_router_hook(None)
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+        self._pending = []
 
     def on_train_batch_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
     ) -> None:
         self._step = trainer.global_step
         self._step_records = []
-        self._pending_loads = {}
 
     def on_train_batch_end(
         self,
@@ -248,11 +315,21 @@ class QuboRoutingCallback(Callback):
         batch: Any,
         batch_idx: int,
     ) -> None:
-        if self._step % self.every_n_steps != 0:
-            return
         if self.mode == "bias":
-            self._update_biases(trainer)
+            # Synchronous: this step's answers. Asynchronous: those of earlier steps. Which
+            # steps are due depends on the step number only, so every DDP rank joins the
+            # same reductions.
+            due = [p for p in self._pending if p.step < self._step or not self.asynchronous]
+            if not due:
+                return
+            self._apply_pending(trainer, due)
+        elif self._step % self.every_n_steps != 0:
+            return
         self._log(trainer, pl_module)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._pending:  # answers still in flight at the last step
+            self._apply_pending(trainer, list(self._pending))
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -274,6 +351,13 @@ class QuboRoutingCallback(Callback):
                 if self._modules:
                     del self._restored_biases[name]
 
+    def __getstate__(self) -> dict[str, Any]:
+        # ddp_spawn pickles callbacks into the worker processes: a thread pool cannot travel.
+        state = dict(self.__dict__)
+        state["_executor"] = None
+        state["_pending"] = []
+        return state
+
     # ------------------------------------------------------------------ routing
 
     def _make_hook(self, name: str, module: Routable) -> RouterHook:
@@ -294,31 +378,48 @@ class QuboRoutingCallback(Callback):
         if not training or self._step % self.every_n_steps != 0:
             return None if biased is None else RoutingDecision(assignment=biased)
 
-        solved = self._solve(name, module, scores.detach(), hidden)
-        if solved is None:  # fallback: the layer's own routing (or the biased top-k)
-            return None if biased is None else RoutingDecision(assignment=biased)
+        logits = scores.detach().float().cpu().numpy()
+        features = None if hidden is None else hidden.detach().float().cpu().numpy()
+        capacity = module.expert_capacity(logits.shape[0])
+        e = module.num_experts
+        if self.mode == "bias":
+            assert biased is not None
+            future: Future[_Outcome]
+            if self._executor is not None:
+                future = self._executor.submit(self._solve, name, e, k, capacity, logits, features)
+            else:
+                future = Future()
+                future.set_result(self._solve(name, e, k, capacity, logits, features))
+            biased_load = np.bincount(biased.cpu().numpy().reshape(-1), minlength=e)[:e]
+            self._pending.append(_Pending(self._step, name, future, biased_load))
+            return RoutingDecision(assignment=biased)
+
+        outcome = self._solve(name, e, k, capacity, logits, features)
+        self._collect(outcome)
+        solved = outcome.assignment
+        if solved is None:  # fallback: the layer's own routing
+            return None
         assignment = torch.as_tensor(solved, device=scores.device)
         if self.mode == "assign":
             return RoutingDecision(assignment=assignment)
-        if self.mode == "bias":
-            assert biased is not None
-            e = module.num_experts
-            solved_load = np.bincount(solved.reshape(-1), minlength=e)[:e]
-            biased_load = np.bincount(biased.cpu().numpy().reshape(-1), minlength=e)[:e]
-            self._pending_loads[name] = (solved_load, biased_load)
-            return RoutingDecision(assignment=biased)
         # distill: cross-entropy of the router against the solved experts (uniform over k).
         log_probs = torch.log_softmax(scores.float(), dim=-1)
         target = log_probs.gather(1, assignment)
         loss = -self.distill_weight * target.mean()
         return RoutingDecision(aux_loss=loss)
 
-    def _warn_once(self, key: str, message: str) -> None:
-        self.num_fallbacks += 1
-        self._step_records.append({"fallback": 1.0})
-        if key not in self._warned:
-            self._warned.add(key)
-            warnings.warn(message, QoptFallbackWarning, stacklevel=3)
+    def _collect(self, outcome: _Outcome) -> None:
+        """Book a finished solve (main thread): its record, its warning, the counters."""
+        if outcome.warning is not None:
+            key, message = outcome.warning
+            self.num_fallbacks += 1
+            self._step_records.append({"fallback": 1.0})
+            if key not in self._warned:
+                self._warned.add(key)
+                warnings.warn(message, QoptFallbackWarning, stacklevel=4)
+        if outcome.assignment is not None:
+            self._step_records.append(outcome.record)
+            self.num_solves += 1
 
     def _pairwise_terms(
         self, log_probs: np.ndarray, hidden: np.ndarray | None
@@ -336,25 +437,28 @@ class QuboRoutingCallback(Callback):
         return self.pairwise(log_probs, hidden)
 
     def _solve(
-        self, name: str, module: Routable, scores: torch.Tensor, hidden: torch.Tensor | None
-    ) -> np.ndarray | None:
+        self,
+        name: str,
+        num_experts: int,
+        k: int,
+        capacity: int,
+        logits: np.ndarray,
+        hidden: np.ndarray | None,
+    ) -> _Outcome:
+        """Solve one layer's routing; touches no callback state, so it may run in a thread."""
         started = time.perf_counter()
-        logits = scores.float().cpu().numpy()
         if not np.isfinite(logits).all():
-            self._warn_once(
-                "nonfinite",
-                f"QuboRoutingCallback: module '{name}' produced non-finite router logits; "
-                "it routes this batch by itself. The router has probably diverged.",
+            return _Outcome(
+                None,
+                warning=(
+                    "nonfinite",
+                    f"QuboRoutingCallback: module '{name}' produced non-finite router logits; "
+                    "it routes this batch by itself. The router has probably diverged.",
+                ),
             )
-            return None
-        num_tokens = logits.shape[0]
-        k = module.top_k
-        capacity = module.expert_capacity(num_tokens)
         log_probs = logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)
         try:
-            pairwise = self._pairwise_terms(
-                log_probs, None if hidden is None else hidden.float().cpu().numpy()
-            )
+            pairwise = self._pairwise_terms(log_probs, hidden)
             result = solve_routing(
                 log_probs,
                 k,
@@ -367,20 +471,24 @@ class QuboRoutingCallback(Callback):
                 **self.sample_params,
             )
         except InvalidProblemError as error:  # e.g. capacity too small for k
-            self._warn_once(
-                f"problem:{error}",
-                f"QuboRoutingCallback: module '{name}' cannot be routed as a QUBO ({error}); "
-                "it routes by itself instead.",
+            return _Outcome(
+                None,
+                warning=(
+                    f"problem:{error}",
+                    f"QuboRoutingCallback: module '{name}' cannot be routed as a QUBO "
+                    f"({error}); it routes by itself instead.",
+                ),
             )
-            return None
         except Exception as error:  # any solver failure: training must go on
-            self._warn_once(
-                f"solver:{type(error).__name__}",
-                f"QuboRoutingCallback: the solver failed on module '{name}' "
-                f"({type(error).__name__}: {error}); the layer routes by itself this step.",
+            return _Outcome(
+                None,
+                warning=(
+                    f"solver:{type(error).__name__}",
+                    f"QuboRoutingCallback: the solver failed on module '{name}' "
+                    f"({type(error).__name__}: {error}); the layer routes by itself this step.",
+                ),
             )
-            return None
-        stats = routing_stats(result.assignment, module.num_experts, capacity)
+        stats = routing_stats(result.assignment, num_experts, capacity)
         record: dict[str, float] = {
             "max_violation": stats.max_violation,
             "dropped": float(stats.capacity_violation + stats.dropped),
@@ -395,22 +503,38 @@ class QuboRoutingCallback(Callback):
             record["exact_objective"] = optimum
             record["optimality_gap"] = (optimum - result.affinity) / max(abs(optimum), 1e-12)
         record["route_s"] = time.perf_counter() - started
-        self._step_records.append(record)
-        self.num_solves += 1
-        return result.assignment
+        return _Outcome(result.assignment, record)
 
     # ------------------------------------------------------------------ bias mode, logging
 
-    def _update_biases(self, trainer: pl.Trainer) -> None:
+    def _apply_pending(self, trainer: pl.Trainer, due: list[_Pending]) -> None:
+        """Wait for the due solves and move the biases, one update per solving step."""
+        self._pending = [p for p in self._pending if p not in due]
+        for step in sorted({p.step for p in due}):
+            loads: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+            for p in due:
+                if p.step != step:
+                    continue
+                outcome = p.future.result()
+                self._collect(outcome)
+                if outcome.assignment is not None:
+                    e = p.biased_load.size
+                    solved = np.bincount(outcome.assignment.reshape(-1), minlength=e)[:e]
+                    loads[p.name] = (solved, p.biased_load)
+            self._update_biases(trainer, loads)
+
+    def _update_biases(
+        self, trainer: pl.Trainer, loads: dict[str, tuple[np.ndarray, np.ndarray]]
+    ) -> None:
         for name, bias in self._biases.items():
             if name not in self._modules:
                 continue
-            loads = self._pending_loads.get(name)
+            pair = loads.get(name)
             e = bias.numel()
             # Every rank joins the reduction, even one whose solve fell back (zero weight).
-            solved, current = loads if loads is not None else (np.zeros(e), np.zeros(e))
+            solved, current = pair if pair is not None else (np.zeros(e), np.zeros(e))
             packed = torch.tensor(
-                np.concatenate([solved, current, [1.0 if loads is not None else 0.0]]),
+                np.concatenate([solved, current, [1.0 if pair is not None else 0.0]]),
                 dtype=torch.float32,
             )
             packed = self._reduce(trainer, packed, "sum")

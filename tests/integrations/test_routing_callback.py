@@ -250,3 +250,56 @@ def test_configuration_errors() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         QuboRoutingCallback()  # valid defaults warn about nothing
+
+
+class BiasRecorder(pl.Callback):
+    """The routing callback's biases at the end of each training step (runs after it)."""
+
+    def __init__(self, routing: QuboRoutingCallback) -> None:
+        self.routing = routing
+        self.biases: list[list[float]] = []
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: Any, *args: Any) -> None:
+        self.biases.append(self.routing.state_dict()["biases"]["moe"])
+
+
+def test_asynchronous_bias_answer_is_applied_one_step_later() -> None:
+    options: dict[str, Any] = {
+        "solver_options": SOLVER_OPTIONS,
+        "mode": "bias",
+        "bias_update_rate": 0.5,
+        "group_size": 16,
+    }
+    sync = QuboRoutingCallback(**options)
+    sync_biases = BiasRecorder(sync)
+    _trainer([sync, sync_biases], max_steps=2).fit(TinyMoEModel(), _data())
+
+    lagged = QuboRoutingCallback(**options, asynchronous=True)
+    lagged_biases = BiasRecorder(lagged)
+    _trainer([lagged, lagged_biases], max_steps=2).fit(TinyMoEModel(), _data())
+
+    assert any(b != 0 for b in sync_biases.biases[0])  # step 0's answer moved the biases
+    # Asynchronous: nothing applied at the end of step 0; step 0's answer (the same solve,
+    # same logits) at the end of step 1; step 1's answer when training ends.
+    assert lagged_biases.biases[0] == [0.0] * 4
+    assert lagged_biases.biases[1] == sync_biases.biases[0]
+    assert lagged.num_solves == 2 and lagged._executor is None  # pool shut down at teardown
+    assert lagged.state_dict()["biases"]["moe"] != lagged_biases.biases[1]
+
+
+def test_bias_mode_every_n_steps_solves_on_schedule_only() -> None:
+    callback = QuboRoutingCallback(
+        solver_options=SOLVER_OPTIONS, mode="bias", every_n_steps=3, group_size=16
+    )
+    recorder = BiasRecorder(callback)
+    _trainer([callback, recorder], max_steps=4).fit(TinyMoEModel(), _data())
+    assert callback.num_solves == 2  # steps 0 and 3
+    assert recorder.biases[1] == recorder.biases[0] == recorder.biases[2]
+    assert recorder.biases[3] != recorder.biases[2]
+
+
+def test_asynchronous_needs_bias_mode() -> None:
+    with pytest.raises(SolverConfigurationError, match="'asynchronous' parameter"):
+        QuboRoutingCallback(asynchronous=True)
+    with pytest.raises(SolverConfigurationError, match="'penalty' parameter"):
+        QuboRoutingCallback(penalty=-1.0)

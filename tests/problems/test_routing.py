@@ -10,7 +10,11 @@ from hypothesis import strategies as st
 from qopt.exceptions import InvalidProblemError, SolverConfigurationError
 from qopt.problems.routing import (
     PairwiseTerms,
+    _block_diagonal,
+    _group_vectors,
+    _sa_beta_range,
     _split_capacity,
+    _warm_state,
     affinity,
     apply_capacity,
     exact_assignment,
@@ -18,6 +22,7 @@ from qopt.problems.routing import (
     greedy_assignment,
     knn_similarity,
     repair_assignment,
+    routing_bqm,
     routing_energy,
     routing_problem,
     routing_stats,
@@ -173,7 +178,8 @@ def test_groups_share_capacity_and_stay_feasible() -> None:
     capacity = expert_capacity(40, 4, 2, 1.25)
     result = solve_routing(scores, 2, capacity, group_size=16, seed=0, num_reads=4)
     assert result.num_groups == 3
-    assert len(result.solutions) == 3
+    assert len(result.solutions) == 1  # one solver call served the three groups
+    assert result.num_samples == 3 * 4  # four reads, each seen by three groups
     _assert_feasible(result.assignment, 4, 2, np.full(4, capacity))
     assert 0 <= result.num_infeasible <= result.num_samples
 
@@ -289,3 +295,86 @@ def test_bad_inputs_are_refused_clearly() -> None:
         solve_routing(scores, 1, 4, group_size=0)
     with pytest.raises(SolverConfigurationError, match="warm_start"):
         solve_routing(scores, 1, 4, warm_start="random")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("num_tokens", "num_experts", "k", "capacity", "penalty", "with_pairwise"),
+    [
+        (6, 3, 1, [2, 2, 2], None, False),
+        (7, 4, 2, [4, 3, 5, 7], 1.5, True),
+        (5, 3, 1, [0, 5, 3], None, True),  # a zero capacity and one that cannot bind
+        (9, 3, 2, [8, 6, 9], 0.7, False),
+    ],
+)
+def test_routing_bqm_equals_the_constrained_qubo_term_by_term(
+    num_tokens: int,
+    num_experts: int,
+    k: int,
+    capacity: list[int],
+    penalty: float | None,
+    with_pairwise: bool,
+) -> None:
+    rng = np.random.default_rng(num_tokens)
+    scores = rng.normal(size=(num_tokens, num_experts))
+    terms = (
+        PairwiseTerms(
+            token_similarity=knn_similarity(rng.normal(size=(num_tokens, 4)), num_neighbors=2),
+            expert_similarity=rng.random((num_experts, num_experts)),
+            diversity_weight=0.3,
+        )
+        if with_pairwise
+        else None
+    )
+    cap = np.array(capacity)
+    fast = routing_bqm(scores, k, cap, pairwise=terms, penalty=penalty)
+    formulation = routing_problem(scores, k, cap, pairwise=terms, penalty=penalty)
+    reference = formulation.model.to_bqm(formulation.penalty)
+    assert set(fast.variables) == set(reference.variables)
+    order = list(reference.variables)
+    linear, (rows, cols, data), offset = fast.to_numpy_vectors(order, sort_indices=True)
+    ref_linear, (ref_rows, ref_cols, ref_data), ref_offset = reference.to_numpy_vectors(
+        order, sort_indices=True
+    )
+    assert np.allclose(linear, ref_linear) and offset == pytest.approx(ref_offset)
+    assert np.array_equal(rows, ref_rows) and np.array_equal(cols, ref_cols)
+    assert np.allclose(data, ref_data)
+
+
+def test_block_diagonal_bqm_prices_the_warm_start_at_its_objective() -> None:
+    # The warm state sets every slack bit so that no penalty is paid: its energy in the
+    # batched BQM is the centred objective, group by group. This pins the slack encoding.
+    scores = _log_probs(40, 4, seed=7)
+    capacity = np.full(4, expert_capacity(40, 4, 2, 1.25))
+    warm = sinkhorn_assignment(scores, 2, capacity, repair=True)
+    groups = [np.arange(s, min(s + 16, 40)) for s in range(0, 40, 16)]
+    shares = _split_capacity(capacity, groups, 2, warm)
+    blocks = [
+        _group_vectors(scores[g], 2, c, None, None) for g, c in zip(groups, shares, strict=True)
+    ]
+    bqm, starts = _block_diagonal(blocks, 40 * 4, groups, 4)
+    state = _warm_state(warm, blocks, starts, groups, shares, bqm.num_variables)
+    centred = routing_energy(warm, scores) + 2 * scores.mean(axis=1).sum()
+    assert bqm.energy((state, list(range(bqm.num_variables)))) == pytest.approx(centred)
+    one_more = state.copy()
+    one_more[int(np.flatnonzero(state[:160] == 0)[0])] = 1  # a token with k + 1 experts
+    assert bqm.energy((one_more, list(range(bqm.num_variables)))) > centred
+
+
+def test_annealing_schedule_matches_dwave_samplers_default() -> None:
+    from dwave.samplers.sa.sampler import _default_ising_beta_range
+
+    for k, capacity, penalty in ((1, 8, None), (2, 20, 0.3)):
+        bqm = routing_bqm(_log_probs(64, 8, seed=k), k, capacity, penalty=penalty)
+        h, j, _ = bqm.to_ising()
+        assert np.allclose(_sa_beta_range(bqm), _default_ising_beta_range(h, j))
+
+
+@pytest.mark.parametrize("solver", ["sa", "steepest"])
+def test_large_batch_is_feasible_and_never_below_its_warm_start(solver: str) -> None:
+    scores = _log_probs(512, 8, seed=11)
+    capacity = expert_capacity(512, 8, 2, 1.0)
+    warm = sinkhorn_assignment(scores, 2, capacity, repair=True)
+    result = solve_routing(scores, 2, capacity, solver=solver, group_size=64, seed=0, num_reads=1)
+    _assert_feasible(result.assignment, 8, 2, np.full(8, capacity))
+    assert result.num_groups == 8
+    assert result.energy <= routing_energy(warm, scores) + 1e-9

@@ -6,8 +6,9 @@ same budget. Every arm sees one calibration epoch over the training set (gradien
 update) before it prunes, then --finetune-epochs epochs of the same optimizer on the same
 batches. Arms:
 
-    qubo        QuboPruningCallback: Taylor importance + activation redundancy, one global MAC
-                budget, solved by --solver through qopt.pipeline (Lightning fine-tuning)
+    qubo        QuboPruningCallback: --importance (L1 by default) + activation redundancy
+                (--alpha), one global MAC budget, solved by --solver through qopt.pipeline
+                (Lightning fine-tuning); defaults chosen on a validation split (tune.py)
     l1          L1 filter norm, the same keep ratio in every layer (Li et al., ICLR 2017)
     taylor      first-order Taylor, global greedy ranking of layer-normalized scores
                 (Molchanov et al., CVPR 2019) until the MAC budget holds
@@ -41,8 +42,12 @@ import torch
 import torch_pruning as tp
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelPruning
-from qopt.integrations.lightning import QuboPruningCallback, count_params_and_macs
-from qopt.integrations.lightning._pruning import _Analysis  # groups + exact MAC polynomial
+from qopt.integrations.lightning import (
+    ModelPruningGroups,
+    QuboPruningCallback,
+    count_params_and_macs,
+    model_pruning_groups,
+)
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from torch import nn
@@ -102,13 +107,21 @@ class Classifier(LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": schedule}
 
 
-def data(kind: str, seed: int, batch: int) -> tuple[DataLoader, DataLoader]:
+def data(
+    kind: str, seed: int, batch: int, *, validation: bool = False
+) -> tuple[DataLoader, DataLoader]:
+    """Train and test loaders; with ``validation``, a 75/25 split of the training part
+    instead (the test part is never touched: for choosing hyperparameters)."""
     digits = load_digits()
     x = digits.data.astype(np.float32) / 16.0
     x = x.reshape(-1, 1, 8, 8) if kind == "cnn" else x
     x_tr, x_te, y_tr, y_te = train_test_split(
         x, digits.target, test_size=0.3, stratify=digits.target, random_state=seed
     )
+    if validation:
+        x_tr, x_te, y_tr, y_te = train_test_split(
+            x_tr, y_tr, test_size=0.25, stratify=y_tr, random_state=seed
+        )
     generator = torch.Generator().manual_seed(seed)
     train = DataLoader(
         TensorDataset(torch.as_tensor(x_tr), torch.as_tensor(y_tr)),
@@ -136,8 +149,14 @@ def fit(
     callbacks: list[Any],
     seed: int,
 ) -> None:
-    """``epochs`` epochs after one calibration epoch (lr 0), with Lightning, on CPU."""
+    """``epochs`` epochs after one calibration epoch (lr 0), with Lightning, on CPU.
+
+    The loader's shuffling is reseeded, so every arm sees the same batches in the same order
+    (a paired comparison: without it each arm would get the order left by the arm before).
+    """
     torch.manual_seed(seed)
+    if train.generator is not None:
+        train.generator.manual_seed(seed)
     module = Classifier(model, example, lr)
     trainer = Trainer(
         max_epochs=epochs + 1,
@@ -155,16 +174,17 @@ def fit(
 
 
 def taylor_scores(
-    model: nn.Module, analysis: _Analysis, train: DataLoader
+    model: nn.Module, groups: ModelPruningGroups, train: DataLoader
 ) -> dict[str, np.ndarray]:
     """Molchanov 2019 scores per group, averaged over one pass without weight updates."""
-    scores = {g.name: np.zeros(g.size) for g in analysis.groups}
+    scores = {g.name: np.zeros(g.size) for g in groups}
     model.train()
     for x, y in train:
         model.zero_grad()
         nn.functional.cross_entropy(model(x), y).backward()
-        for g in analysis.groups:
-            for _, root in g.roots:
+        for g in groups:
+            for name in g.layers:
+                root = model.get_submodule(name)
                 scores[g.name] += taylor_importance(
                     root.weight, root.weight.grad, bias=root.bias, bias_grad=root.bias.grad
                 )
@@ -172,25 +192,12 @@ def taylor_scores(
     return scores
 
 
-def prune_with_masks(
-    model: nn.Module, analysis: _Analysis, masks: dict[str, np.ndarray], example: torch.Tensor
-) -> None:
-    graph = tp.DependencyGraph().build_dependency(model, example_inputs=example, verbose=False)
-    names = dict(model.named_modules())
-    for g in analysis.groups:
-        drop = np.flatnonzero(~masks[g.name]).tolist()
-        if drop:
-            root = names[g.roots[0][0]]
-            pruner = graph.get_pruner_of_module(root)
-            graph.get_pruning_group(root, pruner.prune_out_channels, drop).prune()
-
-
-def uniform_counts(analysis: _Analysis, budget: float) -> dict[str, int]:
+def uniform_counts(groups: ModelPruningGroups, budget: float) -> dict[str, int]:
     """The largest common keep ratio whose counts meet the MAC budget."""
-    best = {g.name: 1 for g in analysis.groups}
+    best = {g.name: 1 for g in groups}
     for ratio in np.linspace(1.0, 0.0, 1001):
-        counts = {g.name: max(1, int(np.floor(ratio * g.size))) for g in analysis.groups}
-        if analysis.predict("macs", counts) <= budget:
+        counts = {g.name: max(1, int(np.floor(ratio * g.size))) for g in groups}
+        if groups.cost(counts, "macs") <= budget:
             return counts
     return best
 
@@ -205,7 +212,7 @@ def top_masks(scores: dict[str, np.ndarray], counts: dict[str, int]) -> dict[str
 
 
 def global_greedy(
-    analysis: _Analysis, scores: dict[str, np.ndarray], budget: float
+    groups: ModelPruningGroups, scores: dict[str, np.ndarray], budget: float
 ) -> dict[str, np.ndarray]:
     """Remove the globally lowest layer-normalized score until the MACs meet the budget."""
     normalized = {n: s / (np.linalg.norm(s) or 1.0) for n, s in scores.items()}
@@ -213,7 +220,7 @@ def global_greedy(
     order = sorted((float(v), n, i) for n, s in normalized.items() for i, v in enumerate(s))
     for _, name, i in order:
         counts = {n: int(m.sum()) for n, m in masks.items()}
-        if analysis.predict("macs", counts) <= budget:
+        if groups.cost(counts, "macs") <= budget:
             break
         if counts[name] > 1:
             masks[name][i] = False
@@ -262,7 +269,7 @@ def run_arm(
     if arm == "qubo":
         callback = QuboPruningCallback(
             target_ratio=1.0 / speedup,
-            importance="taylor",
+            importance=args.importance,
             alpha=args.alpha,
             epochs=[0],
             solver=args.solver,
@@ -286,19 +293,21 @@ def run_arm(
             )
         }
     else:
-        analysis = _Analysis(model, example, None)
+        groups = model_pruning_groups(model, example)
         if arm == "tp-group":
             model = tp_group(model, example, budget)
         else:
             if arm == "l1":
                 scores = {
-                    g.name: sum(magnitude_importance(r.weight) for _, r in g.roots)
-                    for g in analysis.groups
+                    g.name: sum(
+                        magnitude_importance(model.get_submodule(n).weight) for n in g.layers
+                    )
+                    for g in groups
                 }
-                masks = top_masks(scores, uniform_counts(analysis, budget))
+                masks = top_masks(scores, uniform_counts(groups, budget))
             else:
-                masks = global_greedy(analysis, taylor_scores(model, analysis, train), budget)
-            prune_with_masks(model, analysis, masks, example)
+                masks = global_greedy(groups, taylor_scores(model, groups, train), budget)
+            groups.prune(model, masks)
         fit(model, example, train, args.finetune_epochs, args.lr, [], seed)
     params, macs = count_params_and_macs(model, example)
     return {
@@ -327,7 +336,11 @@ def main() -> None:
     parser.add_argument("--finetune-epochs", type=int, default=3)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--batch", type=int, default=64)
+    # Chosen on a validation split carved from the training data, never on the test split:
+    # the best single setting over both models and speed-ups of
+    # `python benchmarks/pruning/tune.py` (see docs/pruning.md).
     parser.add_argument("--alpha", type=float, default=0.5)
+    parser.add_argument("--importance", default="l1", choices=("taylor", "l1", "l2", "fisher"))
     parser.add_argument("--solver", default="sa")
     parser.add_argument("--num-reads", type=int, default=32)
     parser.add_argument("--out", type=Path, default=None)

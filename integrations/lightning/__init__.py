@@ -2,7 +2,22 @@
 
 from __future__ import annotations
 
-from qopt.integrations.lightning._pruning import QuboPruningCallback, count_params_and_macs
+from qopt.integrations.lightning._pruning import (
+    ModelPruningGroups,
+    PrunableGroup,
+    QoptPruningWarning,
+    QuboPruningCallback,
+    count_params_and_macs,
+    model_pruning_groups,
+)
 from qopt.integrations.lightning._routing import QuboRoutingCallback
 
-__all__ = ["QuboPruningCallback", "QuboRoutingCallback", "count_params_and_macs"]
+__all__ = [
+    "ModelPruningGroups",
+    "PrunableGroup",
+    "QoptPruningWarning",
+    "QuboPruningCallback",
+    "QuboRoutingCallback",
+    "count_params_and_macs",
+    "model_pruning_groups",
+]

@@ -6,7 +6,11 @@ CVPR 2023), turns each coupled group of output units into a
 :class:`~qopt.problems.pruning.PruningGroup`, lets :func:`qopt.pipeline.solve` pick the units
 to keep under a parameter or MAC budget (:func:`~qopt.problems.pruning.pruning_problem`),
 masks the dropped units while the model fine-tunes, and removes them for real when ``fit``
-ends, again through Torch-Pruning.
+ends, again through Torch-Pruning. The experts of a :class:`qopt.moe.MoE` layer are one
+more group, whose units are whole experts.
+
+:func:`model_pruning_groups` exposes the same analysis (groups and exact cost) for callers that
+select units themselves.
 
 This module imports Lightning and Torch-Pruning at import time; ``qopt`` imports it only
 when ``qopt.integrations.lightning`` is used.
@@ -30,6 +34,7 @@ from torch import nn
 from qopt._optional import import_optional
 from qopt._validation import check_float, check_int
 from qopt.exceptions import InvalidProblemError, SolverConfigurationError, UnknownSolverError
+from qopt.moe import MoE
 from qopt.pipeline import solve
 from qopt.problems.pruning import (
     PruningCost,
@@ -42,13 +47,23 @@ from qopt.problems.pruning import (
 )
 from qopt.solvers import available_solvers
 
-__all__ = ["QoptPruningWarning", "QuboPruningCallback", "count_params_and_macs"]
+__all__ = [
+    "ModelPruningGroups",
+    "PrunableGroup",
+    "QoptPruningWarning",
+    "QuboPruningCallback",
+    "count_params_and_macs",
+    "model_pruning_groups",
+]
 
 _OWNER = "QuboPruningCallback"
 _IMPORTANCES = ("l1", "l2", "taylor", "fisher")
 _BUDGETS = ("macs", "params")
 _COSTED = (nn.Linear, nn.Conv2d)
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
+#: Router logit given to a dropped expert while masked: no top-k choice picks it, and its
+#: softmax probability is exactly 0 in float32 (a finite value keeps log-space Sinkhorn finite).
+_DROPPED_LOGIT = -1.0e4
 
 
 class QoptPruningWarning(UserWarning):
@@ -69,10 +84,12 @@ def _layer_shapes(model: nn.Module, example_input: Any) -> dict[nn.Module, int]:
     def hook(module: nn.Module, _: Any, output: torch.Tensor) -> None:
         if isinstance(module, nn.Conv2d):
             positions[module] = int(output.shape[0] * output.shape[2] * output.shape[3])
-        else:
+        else:  # Linear rows, or MoE tokens
             positions[module] = int(output.numel() // output.shape[-1])
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, _COSTED)]
+    handles = [
+        m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (*_COSTED, MoE))
+    ]
     training = model.training
     try:
         model.eval()
@@ -94,6 +111,10 @@ def _forward(model: nn.Module, example_input: Any) -> Any:
 
 
 def _layer_macs(module: nn.Module, positions: int) -> int:
+    if isinstance(module, MoE):
+        # The experts' two matrix products for each of a token's top_k choices (at evaluation
+        # no token is dropped); the router is an nn.Linear, counted on its own.
+        return positions * module.top_k * 2 * module.d_model * module.d_hidden
     if isinstance(module, nn.Conv2d):
         kernel = module.kernel_size[0] * module.kernel_size[1]
         return positions * module.out_channels * (module.in_channels // module.groups) * kernel
@@ -104,9 +125,11 @@ def _layer_macs(module: nn.Module, positions: int) -> int:
 def count_params_and_macs(model: nn.Module, example_input: Any) -> tuple[int, int]:
     """Parameters of ``model`` and multiply-accumulates of one forward of ``example_input``.
 
-    MACs count the weight multiplications of ``nn.Linear`` and ``nn.Conv2d`` layers, the part
-    structured pruning shrinks; element-wise operations, normalisation and bias additions
-    are not counted. The pruning callback's budget and report use this same count.
+    MACs count the weight multiplications of ``nn.Linear`` and ``nn.Conv2d`` layers and of
+    the experts of :class:`qopt.moe.MoE` layers (``2 * d_model * d_hidden`` per token and
+    choice: a token's MACs depend on ``top_k``, not on how many experts exist), the part
+    structured pruning shrinks; element-wise operations, normalisation, gating and bias
+    additions are not counted. The pruning callback's budget and report use this same count.
 
     Example:
         >>> import torch
@@ -145,42 +168,100 @@ class _Affine:
 
 @dataclass
 class _Group:
-    """One coupled group of output units, as traced by the dependency graph."""
+    """One coupled group of output units, as traced by the dependency graph (or an MoE's experts)."""
 
     name: str
     size: int
-    roots: list[tuple[str, nn.Module]]  # Linear/Conv2d whose outputs are these units
+    roots: list[tuple[str, nn.Module]]  # Linear/Conv2d whose outputs are these units (or the MoE)
     consumers: list[tuple[nn.Module, torch.Tensor, torch.Tensor]]  # (module, positions, unit)
     touched: dict[nn.Module, tuple[str, int]]  # module -> ("in"/"out", units per position)
+    moe: MoE | None = None  # set when the units are the experts of this MoE layer
+
+    def min_keep(self, floor: int) -> int:
+        """The fewest units the group may keep: ``floor``, and ``top_k`` for experts."""
+        return max(floor, self.moe.top_k) if self.moe is not None else floor
+
+
+def _expert_parameters(moe: MoE) -> list[torch.Tensor]:
+    """The per-expert parameters of an MoE layer, expert index first."""
+    return [moe.w_in, moe.b_in, moe.w_out, moe.b_out]
+
+
+def _expert_param_count(moe: MoE) -> int:
+    """Parameters one expert owns: its two layers and its router row."""
+    own = sum(p[0].numel() for p in _expert_parameters(moe))
+    router = moe.router.in_features + (1 if moe.router.bias is not None else 0)
+    return int(own + router)
+
+
+def _experts_leaf() -> Any:
+    """A Torch-Pruning pruner under which an MoE layer is one opaque module of width d_model.
+
+    Without it the tracer walks into the per-expert parameters and index operations and
+    couples them to the layers around. qopt never prunes ``d_model`` through the graph (a
+    layer whose outputs are an MoE's inputs is not a prunable group); experts are removed
+    with :meth:`qopt.moe.MoE.keep_experts`. Built on first use: Torch-Pruning is optional.
+    """
+    base = _tp().pruner.BasePruningFunc
+
+    class ExpertsLeaf(base):  # type: ignore[misc, valid-type]
+        def prune_out_channels(self, layer: nn.Module, idxs: Sequence[int]) -> nn.Module:
+            raise InvalidProblemError("qopt does not prune the d_model of an MoE layer.")
+
+        prune_in_channels = prune_out_channels
+
+        def get_out_channels(self, layer: MoE) -> int:
+            return layer.d_model
+
+        def get_in_channels(self, layer: MoE) -> int:
+            return layer.d_model
+
+    return ExpertsLeaf()
+
+
+def _dependency_graph(model: nn.Module, example_input: Any) -> Any:
+    """Torch-Pruning's dependency graph of ``model``, with MoE layers as opaque leaves."""
+    tp = _tp()
+    training = model.training
+    try:
+        model.eval()  # tracing runs a forward; keep batch-norm statistics untouched
+        return tp.DependencyGraph().build_dependency(
+            model,
+            example_inputs=example_input,
+            customized_pruners={MoE: _experts_leaf()},
+            verbose=False,
+        )
+    finally:
+        model.train(training)
 
 
 class _Analysis:
     """The prunable groups of a model and its exact parameter and MAC cost polynomials."""
 
-    def __init__(self, model: nn.Module, example_input: Any, layers: Sequence[str] | None) -> None:
-        tp = _tp()
+    def __init__(
+        self,
+        model: nn.Module,
+        example_input: Any,
+        layers: Sequence[str] | None,
+        owner: str = _OWNER,
+    ) -> None:
         names = {module: name for name, module in model.named_modules()}
-        training = model.training
+        self.owner = owner
         try:
-            model.eval()  # tracing runs a forward; keep batch-norm statistics untouched
-            graph = tp.DependencyGraph().build_dependency(
-                model, example_inputs=example_input, verbose=False
-            )
+            graph = _dependency_graph(model, example_input)
         except Exception as error:
             raise InvalidProblemError(
-                f"{_OWNER} could not trace {type(model).__name__} with Torch-Pruning's "
+                f"{owner} could not trace {type(model).__name__} with Torch-Pruning's "
                 f"dependency graph ({type(error).__name__}: {error}). Pass an example_input the "
                 "model's forward accepts, or prune a traceable submodule."
             ) from error
-        finally:
-            model.train(training)
         self.graph = graph
         wanted = None if layers is None else set(layers)
         if wanted is not None:
             unknown = sorted(wanted - set(names.values()))
             if unknown:
                 raise SolverConfigurationError(
-                    f"The 'layers' parameter of {_OWNER} names modules that {type(model).__name__} "
+                    f"The 'layers' parameter of {owner} names modules that {type(model).__name__} "
                     f"does not have: {unknown}."
                 )
         self.groups: list[_Group] = []
@@ -191,7 +272,7 @@ class _Analysis:
             name = names[module]
             if wanted is not None and name not in wanted:
                 continue
-            group = self._group(graph, module, names, model)
+            group = self._group(graph, module, names, explicit=wanted is not None)
             if group is None:
                 if wanted is not None:
                     raise InvalidProblemError(
@@ -204,15 +285,29 @@ class _Analysis:
                 continue
             seen.add(group.name)
             self.groups.append(group)
+        for module, name in names.items():
+            if isinstance(module, MoE) and (wanted is None or name in wanted):
+                group = _Group(
+                    name=f"{name}.experts" if name else "experts",
+                    size=module.num_experts,
+                    roots=[(name, module)],
+                    consumers=[],
+                    touched={module.router: ("out", 1)},
+                    moe=module,
+                )
+                self.groups.append(group)
+        # In the model's module order (the trace visits layers last to first).
+        order = {name: i for i, name in enumerate(names.values())}
+        self.groups.sort(key=lambda g: order[g.roots[0][0]])
         if not self.groups:
             raise InvalidProblemError(
-                f"{_OWNER} found no prunable group in {type(model).__name__}: no Linear or Conv2d "
-                "layer feeds another one."
+                f"{owner} found no prunable group in {type(model).__name__}: no Linear or Conv2d "
+                "layer feeds another one, and there is no MoE layer."
             )
-        self._cost_polynomials(model, example_input, names)
+        self._cost_polynomials(model, example_input)
 
     def _group(
-        self, graph: Any, module: nn.Module, names: dict[nn.Module, str], model: nn.Module
+        self, graph: Any, module: nn.Module, names: dict[nn.Module, str], *, explicit: bool
     ) -> _Group | None:
         size = _out_size(module)
         pruner = graph.get_pruner_of_module(module)
@@ -224,12 +319,23 @@ class _Analysis:
             target = item.dep.target.module
             if isinstance(target, nn.Parameter):
                 raise InvalidProblemError(
-                    f"{_OWNER} cannot cost the bare parameter {graph._param_to_name.get(target)!r} "
-                    f"coupled to module {names[module]!r}; wrap it in a module or exclude the layer."
+                    f"{self.owner} cannot cost the bare parameter "
+                    f"{graph._param_to_name.get(target)!r} coupled to module {names[module]!r}; "
+                    "wrap it in a module or exclude the layer."
                 )
             if target not in names:
                 continue
             target_name = names[target]
+            if isinstance(target, MoE):
+                # These units are the MoE's d_model (its residual width): every expert and the
+                # router read all of them. Not a group qopt prunes; the experts are one.
+                if explicit:
+                    raise InvalidProblemError(
+                        f"Module {names[module]!r} cannot be pruned: its outputs are the "
+                        f"d_model of MoE layer {target_name!r}, which qopt does not prune. "
+                        f"Prune the MoE's experts instead (layers=[{target_name!r}])."
+                    )
+                return None
             own_parameters = any(True for _ in target.parameters(recurse=False))
             idxs = torch.as_tensor(list(item.idxs), dtype=torch.long)
             units = torch.as_tensor(list(item.root_idxs), dtype=torch.long)
@@ -239,7 +345,7 @@ class _Analysis:
             elif isinstance(target, _COSTED):
                 if isinstance(target, nn.Conv2d) and target.groups != 1:
                     raise InvalidProblemError(
-                        f"{_OWNER} does not support grouped or depthwise convolution "
+                        f"{self.owner} does not support grouped or depthwise convolution "
                         f"{target_name!r} (groups={target.groups}) in a pruning group; "
                         "leave it out with the 'layers' parameter."
                     )
@@ -252,7 +358,7 @@ class _Analysis:
                     consumers.append((target, idxs[order], units[order]))
             elif own_parameters:
                 raise InvalidProblemError(
-                    f"{_OWNER} cannot cost module {target_name!r} ({type(target).__name__}), "
+                    f"{self.owner} cannot cost module {target_name!r} ({type(target).__name__}), "
                     f"which is coupled to the outputs of {names[module]!r}; only Linear, Conv2d "
                     "and BatchNorm layers are supported. Leave that layer out with 'layers'."
                 )
@@ -261,9 +367,7 @@ class _Analysis:
         name = "+".join(sorted(n for n, _ in roots))
         return _Group(name, size, sorted(roots, key=lambda r: r[0]), consumers, touched)
 
-    def _cost_polynomials(
-        self, model: nn.Module, example_input: Any, names: dict[nn.Module, str]
-    ) -> None:
+    def _cost_polynomials(self, model: nn.Module, example_input: Any) -> None:
         positions = _layer_shapes(model, example_input)
         dims: dict[nn.Module, dict[str, _Affine]] = {}
         for group in self.groups:
@@ -303,6 +407,13 @@ class _Analysis:
                         linear[g] = linear.get(g, 0.0) + v
                     for key, v in quad.items():
                         quadratic[key] = quadratic.get(key, 0.0) + v
+            for group in self.groups:
+                if group.moe is not None and budget == "params":
+                    # An expert's own weights (its router row is counted with the router).
+                    own = sum(p[0].numel() for p in _expert_parameters(group.moe))
+                    linear[group.name] = linear.get(group.name, 0.0) + float(own)
+                # MACs: each token runs top_k experts whatever their number; only the router
+                # shrinks with the experts, and it is counted through `touched`.
             # Whatever no group touches is fixed: the total minus the touched part at full size.
             full = {g.name: float(g.size) for g in self.groups}
             touched_full = (
@@ -320,7 +431,7 @@ class _Analysis:
         }
         return PruningCost(fixed, unit_costs, dict(quadratic))
 
-    def predict(self, budget: str, counts: Mapping[str, int]) -> float:
+    def predict(self, budget: str, counts: Mapping[str, float]) -> float:
         fixed, linear, quadratic = self.polynomials[budget]
         return float(
             fixed
@@ -346,6 +457,230 @@ def _out_size(module: nn.Module) -> int:
     return int(module.num_features)
 
 
+def _remove_units(
+    model: nn.Module, example_input: Any, groups: Sequence[_Group], masks: Mapping[str, Any]
+) -> None:
+    """Remove the units whose mask is False, in place: Torch-Pruning, then MoE experts."""
+    names = dict(model.named_modules())
+    graph = _dependency_graph(model, example_input)
+    for group in groups:
+        keep = _as_bool(masks[group.name])
+        if keep.shape != (group.size,):
+            raise InvalidProblemError(
+                f"The mask of pruning group {group.name!r} must have shape ({group.size},). "
+                f"Got {keep.shape} instead."
+            )
+        if group.moe is not None or keep.all():
+            continue
+        root = names[group.roots[0][0]]
+        pruner = graph.get_pruner_of_module(root)
+        drop = np.flatnonzero(~keep).tolist()
+        graph.get_pruning_group(root, pruner.prune_out_channels, drop).prune()
+    for group in groups:
+        if group.moe is not None:
+            moe = names[group.roots[0][0]]
+            assert isinstance(moe, MoE)
+            keep = _as_bool(masks[group.name])
+            if not keep.all():
+                moe.keep_experts(np.flatnonzero(keep).tolist())
+
+
+@dataclass(frozen=True)
+class PrunableGroup:
+    """A set of units of a model that structured pruning keeps or removes together.
+
+    Attributes:
+        name: The group's label: the names of the layers whose outputs are its units, joined
+            by ``+`` (layers coupled by a residual addition form one group), or
+            ``"<moe>.experts"`` for the experts of the MoE layer ``<moe>``.
+        size: How many units (channels, neurons or experts) the group has.
+        layers: Names of the modules whose outputs are the units: Linear/Conv2d layers, or
+            the one :class:`qopt.moe.MoE` layer.
+        kind: ``"channels"`` (outputs of Linear/Conv2d layers) or ``"experts"``.
+        min_keep: The fewest units a pruned model may keep (``top_k`` for experts).
+
+    Example:
+        >>> from qopt.integrations.lightning import PrunableGroup
+        >>> PrunableGroup("fc1", 16, ("fc1",), "channels", 1).size
+        16
+    """
+
+    name: str
+    size: int
+    layers: tuple[str, ...]
+    kind: str
+    min_keep: int
+
+
+class ModelPruningGroups(Sequence[PrunableGroup]):
+    """The prunable groups of a model and its exact cost: see :func:`model_pruning_groups`.
+
+    A sequence of :class:`PrunableGroup`, plus :meth:`cost` (parameters or MACs of the model
+    for any numbers of units kept per group) and :meth:`prune` (remove units for real).
+
+    Example:
+        >>> import torch
+        >>> from qopt.integrations.lightning import model_pruning_groups
+        >>> model = torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.ReLU(),
+        ...                             torch.nn.Linear(4, 2))
+        >>> groups = model_pruning_groups(model, torch.zeros(1, 8))
+        >>> [g.name for g in groups], groups.cost({"0": 4}), groups.cost({"0": 3})
+        (['0'], 40, 30)
+    """
+
+    def __init__(self, analysis: _Analysis, example_input: Any, min_keep: int) -> None:
+        self._analysis = analysis
+        self._example = example_input
+        self._groups = tuple(
+            PrunableGroup(
+                name=g.name,
+                size=g.size,
+                layers=tuple(n for n, _ in g.roots),
+                kind="experts" if g.moe is not None else "channels",
+                min_keep=g.min_keep(min_keep),
+            )
+            for g in analysis.groups
+        )
+
+    def __len__(self) -> int:
+        return len(self._groups)
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, str):  # by name, too
+            for group in self._groups:
+                if group.name == index:
+                    return group
+            raise KeyError(index)
+        return self._groups[index]
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{g.name!r}: {g.size} {g.kind}" for g in self._groups)
+        return f"ModelPruningGroups({inner})"
+
+    def cost(self, counts: Mapping[str, int], budget: str = "macs") -> int:
+        """Exact MACs (or parameters) of the model pruned to ``counts[name]`` units per group.
+
+        A group missing from ``counts`` keeps all its units. The value is the one
+        :func:`count_params_and_macs` gives on the pruned model.
+        """
+        if budget not in _BUDGETS:
+            raise SolverConfigurationError(
+                f"The 'budget' parameter of ModelPruningGroups.cost must be one of "
+                f"{list(_BUDGETS)}. Got {budget!r} instead."
+            )
+        unknown = sorted(set(counts) - {g.name for g in self._groups})
+        if unknown:
+            raise InvalidProblemError(
+                f"ModelPruningGroups.cost got counts for unknown groups {unknown}; the groups "
+                f"are {[g.name for g in self._groups]}."
+            )
+        full = {g.name: int(counts.get(g.name, g.size)) for g in self._groups}
+        return round(self._analysis.predict(budget, full))
+
+    def prune(self, model: nn.Module, masks: Mapping[str, Any]) -> None:
+        """Remove, in place, the units whose ``masks[name]`` entry is False.
+
+        ``model`` must have the architecture the groups were found in (the model given to
+        :func:`model_pruning_groups`, or a copy of it). Groups missing from ``masks`` are
+        left whole. Channels go through Torch-Pruning, experts through
+        :meth:`qopt.moe.MoE.keep_experts`.
+        """
+        unknown = sorted(set(masks) - {g.name for g in self._groups})
+        if unknown:
+            raise InvalidProblemError(
+                f"ModelPruningGroups.prune got masks for unknown groups {unknown}; the groups "
+                f"are {[g.name for g in self._groups]}."
+            )
+        full = {
+            g.name: masks[g.name] if g.name in masks else np.ones(g.size, dtype=bool)
+            for g in self._groups
+        }
+        for group in self._groups:
+            kept = int(np.count_nonzero(_as_bool(full[group.name])))
+            if kept < group.min_keep:
+                raise InvalidProblemError(
+                    f"The mask of pruning group {group.name!r} keeps {kept} unit(s); it must "
+                    f"keep at least {group.min_keep}."
+                )
+        device = next(model.parameters()).device
+        example = _to_device(self._example, device)
+        # The analysis' groups refer to the analysed model's modules; match them by name.
+        mapped = [
+            _Group(g.name, g.size, list(g.roots), [], {}, g.moe) for g in self._analysis.groups
+        ]
+        _remove_units(model, example, mapped, full)
+
+
+def model_pruning_groups(
+    model: nn.Module,
+    example_inputs: Any,
+    *,
+    layers: Sequence[str] | None = None,
+    min_keep: int = 1,
+) -> ModelPruningGroups:
+    """The groups of units :class:`QuboPruningCallback` would prune, and the exact cost.
+
+    Traces ``model`` with Torch-Pruning's dependency graph (Fang et al., "DepGraph: towards
+    any structural pruning", CVPR 2023). Each Linear/Conv2d whose outputs feed another
+    Linear/Conv2d is a group of channels or neurons (layers coupled by a residual addition
+    or concatenation form one group); the final layer is never one. The experts of each
+    :class:`qopt.moe.MoE` layer form a group whose units are whole experts (its router rows
+    go with them); a layer whose outputs are an MoE's ``d_model`` is not a group.
+
+    Use it to select units with your own criterion under the same exact budget the callback
+    uses, and to remove them: ``groups.cost(counts, "macs")`` and ``groups.prune(model,
+    masks)``.
+
+    Args:
+        model: The network (any ``nn.Module``; a LightningModule works).
+        example_inputs: An input ``model.forward`` accepts (a tensor, a tuple of positional
+            arguments or a dict of keyword arguments), for tracing and counting.
+        layers: Restrict the groups to these module names (Linear/Conv2d whose outputs are
+            the units, or MoE layers); a listed layer that cannot be pruned is an error.
+        min_keep: The fewest units any group keeps (experts: at least ``top_k``).
+
+    Returns:
+        A :class:`ModelPruningGroups` (a sequence of :class:`PrunableGroup`).
+
+    Raises:
+        InvalidProblemError: The model cannot be traced, has no prunable group, or a group
+            couples a module that cannot be costed; the message names the module.
+
+    Example:
+        >>> import torch
+        >>> from qopt.integrations.lightning import count_params_and_macs, model_pruning_groups
+        >>> from qopt.moe import MoE
+        >>> model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(),
+        ...                             torch.nn.Linear(16, 8), MoE(8, 4, d_hidden=8, top_k=2))
+        >>> groups = model_pruning_groups(model, torch.zeros(1, 8))
+        >>> [(g.name, g.size, g.kind, g.min_keep) for g in groups]
+        [('0', 16, 'channels', 1), ('3.experts', 4, 'experts', 2)]
+        >>> groups.prune(model, {"0": [True] * 12 + [False] * 4, "3.experts": [True, False] * 2})
+        >>> count_params_and_macs(model, torch.zeros(1, 8))[0] == groups.cost(
+        ...     {"0": 12, "3.experts": 2}, "params")
+        True
+    """
+    min_keep = check_int(min_keep, "min_keep", "model_pruning_groups", low=1)
+    analysis = _Analysis(model, example_inputs, layers, owner="model_pruning_groups")
+    return ModelPruningGroups(analysis, example_inputs, min_keep)
+
+
+def _as_bool(mask: Any) -> np.ndarray:
+    if isinstance(mask, torch.Tensor):
+        mask = mask.detach().cpu().numpy()
+    return np.asarray(mask, dtype=bool).reshape(-1)
+
+
+def _to_device(example: Any, device: torch.device) -> Any:
+    if isinstance(example, torch.Tensor):
+        return example.to(device)
+    if isinstance(example, tuple | list):
+        return type(example)(x.to(device) if isinstance(x, torch.Tensor) else x for x in example)
+    if isinstance(example, Mapping):
+        return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in example.items()}
+    return example
+
+
 class QuboPruningCallback(Callback):
     """Prune channels and neurons of a LightningModule to a MAC or parameter budget.
 
@@ -363,7 +698,22 @@ class QuboPruningCallback(Callback):
 
     Importance scores are divided by their mean within each group, so layers of different
     scale compete fairly for the global budget. Cost is counted by
-    :func:`count_params_and_macs` on ``example_input``.
+    :func:`count_params_and_macs` on ``example_input``; the groups are those of
+    :func:`model_pruning_groups`.
+
+    **MoE experts.** The experts of every :class:`qopt.moe.MoE` layer form one group whose
+    units are whole experts: importance from the expert's parameters (``"l1"``/``"l2"``:
+    their norm; ``"taylor"`` and ``"fisher"``: first-order Taylor on all of them),
+    redundancy from the similarity of the experts' outputs on the same calibration tokens,
+    at least ``top_k`` kept, and each expert's parameters (two layers plus its router row) or
+    router MACs in the global budget (a token's expert MACs depend on ``top_k``, not on the
+    number of experts, so a MAC budget gains little from experts). While fine-tuning, a
+    dropped expert's router logit is set to -1e4, so top-k and ``"bias"`` routing never pick
+    it; when ``fit`` ends :meth:`qopt.moe.MoE.keep_experts` removes it (router row included).
+
+    **DDP.** Every rank gathers statistics on its own shard; importance and redundancy are
+    averaged across ranks, rank 0 alone solves the QUBO (one solver call, even on a QPU),
+    and its masks are broadcast, so every rank prunes the same units.
 
     Args:
         target_ratio: Fraction of the original MACs (or parameters) to keep, in (0, 1);
@@ -374,14 +724,16 @@ class QuboPruningCallback(Callback):
             et al. 2019) or ``"fisher"`` (Theis et al. 2018).
         alpha: Importance against redundancy in the QUBO, in [0, 1] (1: importance only).
         min_keep: Fewest units any group keeps.
-        layers: Names of the Linear/Conv2d modules whose outputs may be pruned (default: every
-            one whose outputs feed another Linear/Conv2d).
+        layers: Names of the Linear/Conv2d modules whose outputs may be pruned, and of MoE
+            layers whose experts may be (default: every Linear/Conv2d whose outputs feed
+            another one, and every MoE layer).
         example_input: An input of ``pl_module.forward`` for tracing and counting (default:
             ``pl_module.example_input_array``).
         solver: A registry name or a :class:`dimod.Sampler`.
         solver_options: Keyword arguments for the solve, e.g. ``{"num_reads": 50}``.
         monitor: A logged metric (e.g. ``"val_acc"``) to report before and after.
-        calibration_samples: Samples kept per epoch for the redundancy estimate.
+        calibration_samples: Samples (tokens, for MoE experts) kept per epoch for the
+            redundancy estimate.
         remove: Whether to remove the pruned units physically when ``fit`` ends.
 
     Example:
@@ -525,30 +877,64 @@ class QuboPruningCallback(Callback):
         self._example = example
         self._analysis = _Analysis(pl_module, self._device_input(pl_module), self.layers)
         for group in self._analysis.groups:
-            if group.size <= self.min_keep:
+            floor = group.min_keep(self.min_keep)
+            if group.size <= floor:
+                what = (
+                    f"MoE layer {group.roots[0][0]!r} has {group.size} expert(s) and keeps at "
+                    f"least max(min_keep={self.min_keep}, top_k={floor})"
+                    if group.moe is not None
+                    else f"it has {group.size} unit(s) and min_keep={self.min_keep}"
+                )
                 raise InvalidProblemError(
-                    f"Pruning group {group.name!r} has no prunable units: it has {group.size} "
-                    f"unit(s) and min_keep={self.min_keep}."
+                    f"Pruning group {group.name!r} has no prunable units: {what}."
                 )
             if group.name not in self.masks:
                 self.masks[group.name] = torch.ones(group.size, dtype=torch.bool)
+            if group.moe is not None and group.moe.routing in (
+                "sinkhorn",
+                "assignment",
+                "external",
+            ):
+                warnings.warn(
+                    f"{_OWNER}: MoE layer {group.roots[0][0]!r} routes training batches with "
+                    f"{group.moe.routing!r}, which balances load over every expert, so a masked "
+                    "expert can still receive tokens while fine-tuning (evaluation routes by "
+                    "top-k and is exact). Prune with routing='topk' or 'bias' for an exact "
+                    "fine-tuning network.",
+                    QoptPruningWarning,
+                    stacklevel=2,
+                )
         params, macs = count_params_and_macs(pl_module, self._device_input(pl_module))
         self.report.setdefault("params_before", params)
         self.report.setdefault("macs_before", macs)
+        self._check_budget()
         self._install_hooks()
+
+    def _check_budget(self) -> None:
+        """The final budget must fit the minimum keeps: say so before any training."""
+        assert self._analysis is not None
+        floors = {g.name: g.min_keep(self.min_keep) for g in self._analysis.groups}
+        minimum = self._analysis.predict(self.budget, floors)
+        budget = self.target_ratio * self.report[f"{self.budget}_before"]
+        if minimum <= budget + 1e-9:
+            return
+        detail = ", ".join(
+            f"{g.name!r}: {floors[g.name]}"
+            + (f" of {g.size} experts (top_k of MoE {g.roots[0][0]!r})" if g.moe else "")
+            for g in self._analysis.groups
+        )
+        raise InvalidProblemError(
+            f"The budget of {_OWNER} (target_ratio={self.target_ratio:g} of "
+            f"{self.report[f'{self.budget}_before']} {self.budget}: {budget:g}) is below the cost "
+            f"of the minimum keeps ({minimum:g} {self.budget} keeping {detail}). Raise "
+            "target_ratio, lower min_keep, or leave layers out with 'layers'."
+        )
 
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         self._remove_hooks()
 
     def _device_input(self, pl_module: nn.Module) -> Any:
-        device = next(pl_module.parameters()).device
-        if isinstance(self._example, torch.Tensor):
-            return self._example.to(device)
-        if isinstance(self._example, tuple | list):
-            return type(self._example)(
-                x.to(device) if isinstance(x, torch.Tensor) else x for x in self._example
-            )
-        return self._example
+        return _to_device(self._example, next(pl_module.parameters()).device)
 
     def _install_hooks(self) -> None:
         assert self._analysis is not None
@@ -559,6 +945,48 @@ class QuboPruningCallback(Callback):
                 per_consumer.setdefault(module, []).append((group, positions, units))
         for module, entries in per_consumer.items():
             self._handles.append(module.register_forward_pre_hook(self._make_hook(module, entries)))
+        for group in self._analysis.groups:
+            if group.moe is not None:
+                self._handles.append(
+                    group.moe.router.register_forward_hook(self._make_router_hook(group))
+                )
+                self._handles.append(
+                    group.moe.register_forward_pre_hook(self._make_token_hook(group))
+                )
+
+    def _make_router_hook(self, group: _Group) -> Any:
+        """Dropped experts get a router logit no top-k choice picks (and gate exactly 0)."""
+
+        def hook(_module: nn.Module, _args: Any, output: torch.Tensor) -> torch.Tensor | None:
+            mask = self.masks[group.name]
+            if bool(mask.all()):
+                return None
+            return output.masked_fill(~mask.to(output.device), _DROPPED_LOGIT)
+
+        return hook
+
+    def _make_token_hook(self, group: _Group) -> Any:
+        """Keep calibration tokens (an MoE's inputs) for the experts' redundancy."""
+        assert group.moe is not None
+        width = group.moe.d_model
+
+        def hook(module: nn.Module, args: tuple[Any, ...]) -> None:
+            x = args[0] if args else None
+            if not (
+                isinstance(x, torch.Tensor)
+                and self._collecting
+                and module.training
+                and torch.is_grad_enabled()
+            ):
+                return
+            stats = self._stats.setdefault(group.name, {"acts": [], "count": 0})
+            if stats["count"] < self.calibration_samples:
+                tokens = x.detach().reshape(-1, width)
+                take = min(self.calibration_samples - stats["count"], tokens.shape[0])
+                stats["acts"].append(tokens[:take].float().cpu())
+                stats["count"] += take
+
+        return hook
 
     def _make_hook(
         self, module: nn.Module, entries: list[tuple[_Group, torch.Tensor, torch.Tensor]]
@@ -625,20 +1053,36 @@ class QuboPruningCallback(Callback):
         self._stats = {}
 
     def on_after_backward(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if not self._collecting or self.importance != "taylor" or self._analysis is None:
+        if not self._collecting or self._analysis is None:
             return
         for group in self._analysis.groups:
-            score = np.zeros(group.size)
-            for _, root in group.roots:
-                if root.weight.grad is None:
+            if group.moe is not None:
+                if self.importance not in ("taylor", "fisher"):
                     continue
-                bias = root.bias
-                score = score + taylor_importance(
-                    root.weight,
-                    root.weight.grad,
-                    bias=bias,
-                    bias_grad=None if bias is None else bias.grad,
+                # First-order Taylor over all of an expert's parameters (its router row
+                # excluded: the router's gradient says how routing, not the expert, matters).
+                params = _expert_parameters(group.moe)
+                if any(p.grad is None for p in params):
+                    continue
+                weight = torch.cat([p.detach().reshape(group.size, -1) for p in params], dim=1)
+                grad = torch.cat(
+                    [p.grad.reshape(group.size, -1) for p in params if p.grad is not None], dim=1
                 )
+                score = taylor_importance(weight, grad)
+            elif self.importance == "taylor":
+                score = np.zeros(group.size)
+                for _, root in group.roots:
+                    if root.weight.grad is None:
+                        continue
+                    bias = root.bias
+                    score = score + taylor_importance(
+                        root.weight,
+                        root.weight.grad,
+                        bias=bias,
+                        bias_grad=None if bias is None else bias.grad,
+                    )
+            else:
+                continue
             stats = self._stats.setdefault(group.name, {"acts": [], "count": 0})
             stats["taylor"] = stats.get("taylor", 0.0) + score
             stats["taylor_n"] = stats.get("taylor_n", 0) + 1
@@ -646,34 +1090,65 @@ class QuboPruningCallback(Callback):
     def _next_epoch(self) -> int | None:
         return self.epochs[self.steps_done] if self.steps_done < len(self.epochs) else None
 
-    def _scores(self, trainer: Trainer, group: _Group) -> tuple[np.ndarray, np.ndarray | None]:
-        stats = self._stats.get(group.name, {})
-        if self.importance in ("l1", "l2"):
-            p = 1 if self.importance == "l1" else 2
-            score = sum(
+    def _magnitude(self, group: _Group, p: int) -> np.ndarray:
+        if group.moe is not None:
+            weight = torch.cat(
+                [t.detach().reshape(group.size, -1) for t in _expert_parameters(group.moe)], dim=1
+            )
+            return magnitude_importance(weight, p=p)
+        return np.asarray(
+            sum(
                 (magnitude_importance(root.weight, p=p) for _, root in group.roots),
                 np.zeros(group.size),
             )
-        elif self.importance == "taylor" and stats.get("taylor_n"):
+        )
+
+    def _redundancy(self, group: _Group, stats: Mapping[str, Any]) -> np.ndarray | None:
+        if not stats.get("acts"):
+            return None
+        acts = torch.cat(stats["acts"])
+        if group.moe is None:
+            return activation_redundancy(acts)
+        # Experts are redundant when they compute the same function: compare every expert's
+        # output on the same calibration tokens, whichever experts the router chose.
+        moe = group.moe
+        with torch.no_grad():
+            x = acts.to(moe.w_in.device, moe.w_in.dtype)
+            hidden = torch.nn.functional.gelu(
+                torch.einsum("td,edh->teh", x, moe.w_in) + moe.b_in[None]
+            )
+            outputs = torch.einsum("teh,ehd->ted", hidden, moe.w_out) + moe.b_out[None]
+        return activation_redundancy(outputs)
+
+    def _scores(self, trainer: Trainer, group: _Group) -> tuple[np.ndarray, np.ndarray | None]:
+        stats = self._stats.get(group.name, {})
+        if self.importance in ("l1", "l2"):
+            score = self._magnitude(group, 1 if self.importance == "l1" else 2)
+        elif stats.get("taylor_n"):
             score = stats["taylor"] / stats["taylor_n"]
         elif self.importance == "fisher" and stats.get("fisher_n"):
             score = np.asarray(stats["fisher"]) / stats["fisher_n"]
         else:  # no gradient seen this epoch (e.g. resumed at the boundary): fall back to L1
-            score = sum(
-                (magnitude_importance(root.weight) for _, root in group.roots), np.zeros(group.size)
-            )
-        redundancy = None
-        if stats.get("acts") and self.alpha < 1.0:
-            redundancy = activation_redundancy(torch.cat(stats["acts"]))
-        # DDP: every rank scores from its own data; the mean is what all of them use.
+            score = self._magnitude(group, 1)
+        # DDP: every rank scores from its own data; the mean is what all of them use. Every
+        # rank takes part in every reduction, in the same order, whatever it observed.
         score_t = trainer.strategy.reduce(
             torch.as_tensor(score, dtype=torch.float64), reduce_op="mean"
         )
         score = np.asarray(score_t.cpu().numpy(), dtype=float)
-        if redundancy is not None:
-            r = trainer.strategy.reduce(torch.as_tensor(redundancy), reduce_op="mean")
-            redundancy = np.asarray(r.cpu().numpy(), dtype=float)
-        return score, redundancy
+        if self.alpha >= 1.0:
+            return score, None
+        local = self._redundancy(group, stats)
+        seen = 0.0 if local is None else float(stats.get("count", 1))
+        weighted = np.zeros((group.size, group.size)) if local is None else local * seen
+        total = trainer.strategy.reduce(
+            torch.as_tensor(np.append(weighted.reshape(-1), seen), dtype=torch.float64),
+            reduce_op="sum",
+        )
+        total_np = np.asarray(total.cpu().numpy(), dtype=float)
+        if total_np[-1] <= 0:
+            return score, None
+        return score, total_np[:-1].reshape(group.size, group.size) / total_np[-1]
 
     # -- the pruning step ------------------------------------------------------------------
 
@@ -692,7 +1167,6 @@ class QuboPruningCallback(Callback):
         original = self.report[f"{self.budget}_before"]
         budget = ratio * original
         masks = self._select(trainer, budget)
-        masks = trainer.strategy.broadcast(masks, src=0)  # every rank prunes the same units
         for name, mask in masks.items():
             self.masks[name] = mask
         counts = {name: int(mask.sum()) for name, mask in self.masks.items()}
@@ -714,8 +1188,9 @@ class QuboPruningCallback(Callback):
     def _select(self, trainer: Trainer, budget: float) -> dict[str, torch.Tensor]:
         assert self._analysis is not None
         alive = {name: mask.numpy().astype(bool) for name, mask in self.masks.items()}
+        cost = self._analysis.cost(self.budget, alive)
         groups = []
-        for group in self._analysis.groups:
+        for group in self._analysis.groups:  # every rank: the scores are reduced across ranks
             score, redundancy = self._scores(trainer, group)
             index = np.flatnonzero(alive[group.name])
             score = score[index]
@@ -725,15 +1200,10 @@ class QuboPruningCallback(Callback):
                     group.name,
                     importance=score / mean,
                     redundancy=None if redundancy is None else redundancy[np.ix_(index, index)],
-                    unit_cost=0.0,  # replaced by the analysis' exact cost below
-                    min_keep=min(self.min_keep, len(index)),
+                    unit_cost=cost.unit_costs[group.name],
+                    min_keep=min(group.min_keep(self.min_keep), len(index)),
                 )
             )
-        cost = self._analysis.cost(self.budget, alive)
-        groups = [
-            PruningGroup(g.name, g.importance, g.redundancy, cost.unit_costs[g.name], g.min_keep)
-            for g in groups
-        ]
         problem = pruning_problem(
             groups,
             budget=budget,
@@ -742,31 +1212,41 @@ class QuboPruningCallback(Callback):
             alpha=self.alpha,
             fill="budget",
         )
-        try:
-            solution = solve(problem, solver=self.solver, **self.solver_options)
-            chosen = solution.value
-        except (KeyboardInterrupt, InvalidProblemError):
-            raise
-        except Exception as error:  # a solver must never stop training
+        chosen: Mapping[str, Any] | None = None
+        failed = 0
+        if trainer.is_global_zero:  # one solve (one QPU call), then broadcast
+            try:
+                solution = solve(problem, solver=self.solver, **self.solver_options)
+                chosen = solution.value
+            except (KeyboardInterrupt, InvalidProblemError):
+                raise
+            except Exception as error:  # a solver must never stop training
+                failed = 1
+                warnings.warn(
+                    f"{_OWNER}: solving the pruning QUBO failed ({type(error).__name__}: {error}); "
+                    "kept units chosen greedily by importance per cost instead.",
+                    QoptPruningWarning,
+                    stacklevel=2,
+                )
+                everything: dict[Hashable, int] = {
+                    (g.name, i): 1 for g in groups for i in range(g.num_units)
+                }
+                assert problem.repair is not None and problem.decode is not None
+                chosen = problem.decode(dict(problem.repair(everything)))
+            assert chosen is not None
+            selected: dict[str, torch.Tensor] = {}
+            for group in self._analysis.groups:
+                full = np.zeros(group.size, dtype=bool)
+                kept = np.asarray(chosen[group.name], dtype=bool)
+                full[np.flatnonzero(alive[group.name])[kept]] = True
+                selected[group.name] = torch.as_tensor(full)
+            masks: dict[str, torch.Tensor] | None = selected
+        else:
+            masks = None
+        masks, failed = trainer.strategy.broadcast((masks, failed), src=0)
+        assert masks is not None
+        if failed:
             self.report["fallbacks"] = self.report.get("fallbacks", 0) + 1
-            warnings.warn(
-                f"{_OWNER}: solving the pruning QUBO failed ({type(error).__name__}: {error}); "
-                "kept units chosen greedily by importance per cost instead.",
-                QoptPruningWarning,
-                stacklevel=2,
-            )
-            everything: dict[Hashable, int] = {
-                (g.name, i): 1 for g in groups for i in range(g.num_units)
-            }
-            assert problem.repair is not None and problem.decode is not None
-            chosen = problem.decode(dict(problem.repair(everything)))
-        masks = {}
-        for group in self._analysis.groups:
-            full = np.zeros(group.size, dtype=bool)
-            full[np.flatnonzero(alive[group.name])[np.asarray(chosen[group.name], dtype=bool)]] = (
-                True
-            )
-            masks[group.name] = torch.as_tensor(full)
         return masks
 
     # -- the end: a physically smaller model -----------------------------------------------
@@ -790,30 +1270,15 @@ class QuboPruningCallback(Callback):
             self.report.update(params_after=params, macs_after=macs)
 
     def prune_model(self, model: nn.Module) -> None:
-        """Remove the masked units from ``model`` in place, with Torch-Pruning.
+        """Remove the masked units from ``model`` in place.
 
-        ``model`` must have the architecture the masks were chosen for (the one given to
-        ``fit``); the callback calls this when ``fit`` ends.
+        Channels and neurons go through Torch-Pruning's dependency graph, MoE experts through
+        :meth:`qopt.moe.MoE.keep_experts` (router rows too). ``model`` must have the
+        architecture the masks were chosen for (the one given to ``fit``); the callback calls
+        this when ``fit`` ends.
         """
-        tp = _tp()
-        example = self._device_input(model)
-        names = dict(model.named_modules())
-        training = model.training
-        try:
-            model.eval()
-            graph = tp.DependencyGraph().build_dependency(
-                model, example_inputs=example, verbose=False
-            )
-        finally:
-            model.train(training)
         assert self._analysis is not None
-        for group in self._analysis.groups:
-            drop = torch.nonzero(~self.masks[group.name]).flatten().tolist()
-            if not drop:
-                continue
-            root = names[group.roots[0][0]]
-            pruner = graph.get_pruner_of_module(root)
-            graph.get_pruning_group(root, pruner.prune_out_channels, drop).prune()
+        _remove_units(model, self._device_input(model), self._analysis.groups, self.masks)
 
     # -- checkpointing ---------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import warnings
 from pathlib import Path
 from typing import Any
@@ -11,12 +12,17 @@ import pytest
 import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
-from qopt.integrations.lightning import QuboPruningCallback, count_params_and_macs
-from qopt.integrations.lightning._pruning import QoptPruningWarning
+from qopt.integrations.lightning import (
+    QoptPruningWarning,
+    QuboPruningCallback,
+    count_params_and_macs,
+    model_pruning_groups,
+)
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from qopt.exceptions import InvalidProblemError, SolverConfigurationError, UnknownSolverError
+from qopt.moe import MoE
 
 SOLVE = {"num_reads": 8, "seed": 0}
 
@@ -207,3 +213,169 @@ def test_state_key_tells_configurations_apart() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         a.load_state_dict(b.state_dict())
+
+
+# -- the public groups API -------------------------------------------------------------------
+
+
+def test_model_pruning_groups_cost_is_exact_after_pruning() -> None:
+    torch.manual_seed(3)
+    model = TinyCNN()
+    example = torch.zeros(1, 1, 8, 8)
+    groups = model_pruning_groups(model, example)
+    assert [(g.name, g.size, g.kind) for g in groups] == [
+        ("net.0", 6, "channels"),
+        ("net.3", 8, "channels"),
+        ("net.6", 12, "channels"),
+    ]
+    assert groups["net.3"].layers == ("net.3",)
+    generator = torch.Generator().manual_seed(0)
+    masks = {g.name: torch.rand(g.size, generator=generator) < 0.6 for g in groups}
+    masks["net.0"][0] = True  # every group keeps one unit
+    counts = {name: int(mask.sum()) for name, mask in masks.items()}
+    predicted = (groups.cost(counts, "params"), groups.cost(counts, "macs"))
+    assert predicted < count_params_and_macs(model, example)
+    groups.prune(model, masks)
+    assert count_params_and_macs(model, example) == predicted
+    assert model.net[3].out_channels == counts["net.3"]
+    with pytest.raises(InvalidProblemError, match="unknown groups"):
+        groups.cost({"net.9": 1})
+    with pytest.raises(InvalidProblemError, match=r"'net\.0' keeps 0"):
+        groups.prune(TinyCNN(), {"net.0": torch.zeros(6, dtype=torch.bool)})
+
+
+# -- MoE experts as a prunable group ----------------------------------------------------------
+
+
+class TinyMoE(LightningModule):
+    """Linear -> Linear -> MoE -> Linear; only the first layer and the experts are prunable."""
+
+    def __init__(self, num_experts: int = 6, top_k: int = 2, lr: float = 0.05) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(16, 24),
+            nn.ReLU(),
+            nn.Linear(24, 8),
+            MoE(8, num_experts, d_hidden=32, top_k=top_k, aux_loss_weight=0.01),
+            nn.ReLU(),
+            nn.Linear(8, 3),
+        )
+        self.lr = lr
+        self.example_input_array = torch.zeros(4, 16)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        return nn.functional.cross_entropy(self(x), y) + self.net[3].aux_loss
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=self.lr)
+
+
+def _moe_data() -> DataLoader:
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 16, generator=generator)
+    y = (x[:, 0] > 0).long() + (x[:, 1] > 0.5).long()
+    return DataLoader(TensorDataset(x, y), batch_size=16)
+
+
+def test_moe_experts_are_a_group_and_the_pruned_model_matches_the_report() -> None:
+    torch.manual_seed(4)
+    model = TinyMoE()
+    groups = model_pruning_groups(model, model.example_input_array)
+    # net.2 feeds the MoE's d_model: not a group; the experts are one, keeping >= top_k.
+    assert [(g.name, g.kind, g.min_keep) for g in groups] == [
+        ("net.0", "channels", 1),
+        ("net.3.experts", "experts", 2),
+    ]
+    callback = QuboPruningCallback(target_ratio=0.5, budget="params", solver_options=SOLVE)
+    _trainer([callback]).fit(model, _moe_data())
+    report = callback.report
+    moe = model.net[3]
+    kept = report["kept"]["net.3.experts"]
+    assert 2 <= kept < 6 and moe.num_experts == kept
+    assert tuple(moe.router.weight.shape) == (kept, 8) and moe.w_in.shape[0] == kept
+    assert moe.expert_bias.shape == (kept,)
+    params, macs = count_params_and_macs(model, model.example_input_array)
+    assert (params, macs) == (report["params_after"], report["macs_after"])
+    assert (report["params_predicted"], report["macs_predicted"]) == (params, macs)
+    assert params <= report["budget"] < report["params_before"]
+    # The smaller model still trains and routes over its remaining experts.
+    model.train()
+    x, y = next(iter(_moe_data()))
+    loss = nn.functional.cross_entropy(model(x), y) + moe.aux_loss
+    loss.backward()
+    assert moe.w_in.grad is not None and moe.router.weight.grad is not None
+    assert len(moe.last_stats.load) == kept and sum(moe.last_stats.load) == 2 * len(x)
+
+
+def test_kept_experts_compute_what_they_did_for_tokens_routed_to_them() -> None:
+    torch.manual_seed(5)
+    model = TinyMoE(num_experts=8, lr=0.0)  # lr 0: the weights stay those of `original`
+    original = copy.deepcopy(model)
+    callback = QuboPruningCallback(
+        target_ratio=0.6, budget="params", layers=["net.3"], remove=False, solver_options=SOLVE
+    )
+    _trainer([callback], max_epochs=1).fit(model, _moe_data())
+    keep = callback.masks["net.3.experts"]
+    assert 2 <= int(keep.sum()) < 8
+    model.eval()
+    original.eval()
+    x = torch.randn(256, 16)
+    callback._install_hooks()
+    masked = model(x)  # fine-tuning network: dropped experts masked at the router
+    callback._remove_hooks()
+    callback.prune_model(model)
+    assert model.net[3].num_experts == int(keep.sum())
+    pruned = model(x)
+    torch.testing.assert_close(pruned, masked)
+    # Tokens whose two chosen experts both survive get exactly the output they had.
+    with torch.no_grad():
+        hidden = original.net[:3](x)
+        chosen = original.net[3].router(hidden).topk(2, dim=-1).indices
+    survived = keep[chosen].all(dim=1)
+    assert 0 < int(survived.sum()) < len(x)
+    with torch.no_grad():
+        torch.testing.assert_close(pruned[survived], original(x)[survived])
+
+
+def test_too_few_experts_for_the_budget_names_the_module() -> None:
+    # Three experts, top-2: at least 2 stay, which a 40% parameter budget cannot hold.
+    callback = QuboPruningCallback(target_ratio=0.4, budget="params", layers=["net.3"])
+    with pytest.raises(InvalidProblemError, match=r"below the cost of the minimum keeps.*'net\.3'"):
+        _trainer([callback], max_epochs=1).fit(TinyMoE(num_experts=3), _moe_data())
+    with pytest.raises(
+        InvalidProblemError, match=r"'net\.3\.experts' has no prunable units.*'net\.3'"
+    ):
+        _trainer([QuboPruningCallback(target_ratio=0.5, layers=["net.3"])], max_epochs=1).fit(
+            TinyMoE(num_experts=2), _moe_data()
+        )
+    with pytest.raises(InvalidProblemError, match=r"'net\.2' cannot be pruned.*MoE layer 'net\.3'"):
+        model_pruning_groups(TinyMoE(), torch.zeros(4, 16), layers=["net.2"])
+
+
+def test_moe_macs_count_top_k_experts_per_token_and_keep_experts_checks_its_input() -> None:
+    layer = MoE(8, 4, d_hidden=16, top_k=2)
+    params, macs = count_params_and_macs(layer, torch.zeros(5, 8))
+    # Router 5 tokens x 4 experts x 8, plus 2 experts per token x (8x16 + 16x8).
+    assert macs == 5 * 4 * 8 + 5 * 2 * (8 * 16 + 16 * 8)
+    assert params == 4 * 8 + 4 * (8 * 16 + 16 + 16 * 8 + 8)
+    with pytest.raises(InvalidProblemError, match="at least top_k=2"):
+        layer.keep_experts([1])
+    with pytest.raises(InvalidProblemError, match="distinct expert indices"):
+        layer.keep_experts([1, 1])
+    with pytest.raises(InvalidProblemError, match="distinct expert indices"):
+        layer.keep_experts([0, 4])
+
+
+def test_batch_wide_moe_routing_warns_that_masking_is_inexact() -> None:
+    model = TinyMoE()
+    model.net[3].routing = "sinkhorn"
+    callback = QuboPruningCallback(target_ratio=0.8, budget="params", solver_options=SOLVE)
+    with pytest.warns(
+        QoptPruningWarning, match=r"'net\.3' routes training batches with 'sinkhorn'"
+    ):
+        _trainer([callback], max_epochs=1, limit_train_batches=1).fit(model, _moe_data())
+    assert model.net[3].num_experts == callback.report["kept"]["net.3.experts"]

@@ -1,0 +1,110 @@
+"""Choose the QUBO pruning hyperparameters on a validation split (never the test split).
+
+For each model and seed, the training part of run.py's split (70% of digits) is split again
+75/25 into fit and validation sets; the model is trained on the fit set, pruned by every
+configuration in the grid (and by the L1 and Taylor baselines for reference) and fine-tuned
+exactly as in run.py, and scored on the validation set. Prints the median validation
+accuracy change per configuration and speed-up, and writes the runs to
+benchmarks/results/pruning-tune-<time>.json.
+
+    python benchmarks/pruning/tune.py                                   # 5 seeds, mlp and cnn
+    python benchmarks/pruning/tune.py --models mlp --alphas 0.5 1.0 --importances taylor l1
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import itertools
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import EXAMPLE, MODELS, REPO, accuracy, data, fit, make_model, run_arm
+
+from qopt.bench import machine_info
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--speedups", type=float, nargs="+", default=[2.0, 3.0])
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    parser.add_argument("--alphas", type=float, nargs="+", default=[0.25, 0.5, 0.75, 1.0])
+    parser.add_argument("--importances", nargs="+", default=["taylor", "l1"])
+    parser.add_argument("--baselines", nargs="*", default=["l1", "taylor"])
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--finetune-epochs", type=int, default=3)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--solver", default="sa")
+    parser.add_argument("--num-reads", type=int, default=32)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+
+    configs = [
+        {"arm": "qubo", "importance": imp, "alpha": alpha}
+        for imp, alpha in itertools.product(args.importances, args.alphas)
+    ] + [{"arm": arm} for arm in args.baselines]
+    runs: list[dict[str, Any]] = []
+    for kind in args.models:
+        for seed in range(args.seeds):
+            train, val = data(kind, seed, args.batch, validation=True)
+            torch.manual_seed(seed)
+            base = make_model(kind)
+            fit(base, EXAMPLE[kind], train, args.epochs, args.lr, [], seed)
+            base_accuracy = accuracy(base, val)
+            for speedup, config in itertools.product(args.speedups, configs):
+                arm_args = copy.copy(args)
+                arm_args.importance = config.get("importance", "taylor")
+                arm_args.alpha = config.get("alpha", 0.5)
+                run = run_arm(config["arm"], kind, base, train, val, speedup, arm_args, seed)
+                label = (
+                    f"qubo {config['importance']} alpha={config['alpha']:g}"
+                    if config["arm"] == "qubo"
+                    else config["arm"]
+                )
+                run.update(config=label, delta=run["accuracy"] - base_accuracy)
+                runs.append(run)
+                print(f"{kind} seed={seed} {speedup:g}x {label:26s} {100 * run['delta']:+.2f}")
+                sys.stdout.flush()
+
+    print("\n| model | speed-up | configuration | validation accuracy change, median [min, max] |")
+    print("| --- | --- | --- | --- |")
+    for kind, speedup in itertools.product(args.models, args.speedups):
+        labels = dict.fromkeys(r["config"] for r in runs)
+        for label in labels:
+            deltas = [
+                100 * r["delta"]
+                for r in runs
+                if (r["model"], r["speedup"], r["config"]) == (kind, speedup, label)
+            ]
+            print(
+                f"| {kind} | {speedup:g}x | {label} | {statistics.median(deltas):+.2f} "
+                f"[{min(deltas):+.2f}, {max(deltas):+.2f}] |"
+            )
+    out = REPO / "benchmarks" / "results" / f"pruning-tune-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
+        json.dumps(
+            {
+                "args": {k: str(v) for k, v in vars(args).items()},
+                "machine": machine_info(),
+                "runs": runs,
+            },
+            indent=1,
+        )
+    )
+    print(f"\nraw results: {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -188,7 +188,15 @@ def _solve(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _bench(args: argparse.Namespace, out: TextIO) -> int:
-    from qopt.bench import Summary, compare_solvers, format_table, machine_info
+    from qopt.bench import (
+        Comparison,
+        Summary,
+        compare_solvers,
+        format_table,
+        plot_quality_vs_time,
+        plot_tts_vs_size,
+        write_results,
+    )
     from qopt.io import load_problem
 
     if args.seeds < 1:
@@ -198,15 +206,22 @@ def _bench(args: argparse.Namespace, out: TextIO) -> int:
     solvers: dict[str, dict[str, Any]] = {
         name.strip(): {} for name in args.solvers.split(",") if name.strip()
     }
+    if not solvers:
+        raise _UsageError(f"--solvers must name at least one backend. Got {args.solvers!r}.")
+    if args.plot is not None:
+        # Fail before solving anything when matplotlib is missing.
+        from qopt._optional import import_optional
+
+        import_optional("matplotlib", "plot", purpose="qopt bench --plot")
+    comparisons: list[Comparison] = []
     summaries: list[Summary] = []
-    raw: list[dict[str, Any]] = []
     for path in args.files:
         problem = load_problem(path, format=args.format)
         comparison = compare_solvers(
             problem, solvers, seeds=args.seeds, target_ratio=args.target_ratio
         )
+        comparisons.append(comparison)
         summaries += comparison.summaries
-        raw += [asdict(t) for t in comparison.trials]
         out.write(
             f"{problem.name}: target {comparison.target:g} = {args.target_ratio:g} x "
             f"{comparison.reference_source} {comparison.reference:g}\n"
@@ -217,17 +232,26 @@ def _bench(args: argparse.Namespace, out: TextIO) -> int:
     )
     out.write("TTS99/ETS99 = time/energy to reach the target with 99% confidence.\n")
     if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(
-                {
-                    "machine": machine_info(),
-                    "summaries": [s.to_dict() for s in summaries],
-                    "trials": raw,
-                },
-                handle,
-                indent=2,
-            )
+        write_results(
+            args.json,
+            {
+                "summaries": [s.to_dict() for s in summaries],
+                "trials": [asdict(t) for c in comparisons for t in c.trials],
+            },
+        )
         out.write(f"raw results written to {args.json}\n")
+    if args.plot is not None:
+        from pathlib import Path
+
+        folder = Path(args.plot)
+        written = [folder / "bench-quality-vs-time.png"]
+        plot_quality_vs_time(comparisons, written[0])
+        if len({s.num_variables for s in summaries}) > 1:
+            written.append(folder / "bench-tts-vs-size.png")
+            plot_tts_vs_size(comparisons, written[1])
+        else:
+            out.write("one problem size only: no TTS-vs-size plot\n")
+        out.write(f"plots written: {', '.join(str(p) for p in written)}\n")
     return 0
 
 
@@ -301,6 +325,12 @@ def _parser() -> argparse.ArgumentParser:
         help="file format (default: from the name)",
     )
     bench.add_argument("--json", metavar="PATH", help="also write raw results to PATH")
+    bench.add_argument(
+        "--plot",
+        metavar="DIR",
+        help="also write PNG plots to DIR: bench-quality-vs-time.png, and "
+        "bench-tts-vs-size.png when the files have several sizes (needs qopt[plot])",
+    )
     bench.set_defaults(run=_bench)
 
     from qopt.nas.cli import add_nas_parser

@@ -110,8 +110,44 @@ def test_bench_without_best_known_uses_best_found(tmp_path: Path) -> None:
     assert code == 0 and "best found by any solver here 2" in text
 
 
-@pytest.mark.parametrize(("flag", "value"), [("--seeds", "0"), ("--target-ratio", "1.5")])
+@pytest.mark.parametrize(
+    ("flag", "value"), [("--seeds", "0"), ("--target-ratio", "1.5"), ("--solvers", ",")]
+)
 def test_bench_refuses_bad_arguments(tmp_path: Path, flag: str, value: str) -> None:
     path = tmp_path / "tri.txt"
     path.write_text("3 3\n1 2 1\n2 3 1\n1 3 1\n")
     assert run("bench", str(path), "--format", "maxcut", flag, value)[0] == 2
+
+
+def test_bench_writes_plots(shared_data: Path, tmp_path: Path) -> None:
+    files = [str(shared_data / "beasley" / f"bqp{n}-1.txt") for n in (50, 100)]
+    code, text = run(
+        "bench", *files, "--solvers", "sa,steepest", "--seeds", "2", "--plot", str(tmp_path)
+    )
+    assert code == 0 and "plots written" in text
+    for name in ("bench-quality-vs-time.png", "bench-tts-vs-size.png"):
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bench_plots_no_tts_curve_for_one_size(tmp_path: Path) -> None:
+    path = tmp_path / "tri.txt"
+    path.write_text("3 3\n1 2 1\n2 3 1\n1 3 1\n")
+    code, text = run(
+        "bench", str(path), "--format", "maxcut", "--solvers", "sa", "--seeds", "2",
+        "--plot", str(tmp_path / "p"),
+    )  # fmt: skip
+    assert code == 0 and "no TTS-vs-size plot" in text
+    assert (tmp_path / "p" / "bench-quality-vs-time.png").exists()
+    assert not (tmp_path / "p" / "bench-tts-vs-size.png").exists()
+
+
+def test_bench_plot_without_matplotlib_says_what_to_install(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    path = tmp_path / "tri.txt"
+    path.write_text("3 3\n1 2 1\n2 3 1\n1 3 1\n")
+    code, _ = run("bench", str(path), "--format", "maxcut", "--plot", str(tmp_path))
+    assert code == 2 and "qopt[plot]" in capsys.readouterr().err

@@ -2,11 +2,13 @@
 decomposition with a QAOA subsolver on G-set beside SA.
 
 Each subcommand prints medians over seeds with [min, max] and writes every run as JSON under
-benchmarks/results/ (or --out).
+benchmarks/results/ (or --out). Metering, tables and the JSON writer are qopt.bench's, the
+same harness ``qopt bench`` and benchmarks/solvers/run.py use.
 
     python benchmarks/qaoa/run.py qiskit  --sizes 8 12 16 --reps 2 --maxiter 50 --seeds 3
     python benchmarks/qaoa/run.py scaling --sizes 8 12 16 20 24 --reps 3 --seeds 3
-    python benchmarks/qaoa/run.py gset    --instances G1 G2 --seeds 2 --max-iterations 1000
+    python benchmarks/qaoa/run.py gset    --instances G1 G6 G7 --seeds 2 --initial steepest \
+        --max-iterations 1500 --patience 1500 --threads 1 --controls random
 
 Timings depend on the machine and on what else runs on it: each JSON file records the
 machine, the commit, torch's thread count and the exact arguments.
@@ -15,25 +17,343 @@ machine, the commit, torch's thread count and the exact arguments.
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
-import sys
+from collections.abc import Callable, Iterable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import dimod
+import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from harness import (  # this folder is not a package: its path is added above
-    REPO,
-    compare_with_qiskit,
-    gset_decomposition,
-    qaoa_scaling,
-    table,
+from qopt.bench import (
+    Trial,
+    format_runs_table,
+    machine_info,
+    metered_sample,
+    results_path,
+    run_trials,
     write_results,
 )
+from qopt.io import load_problem
+from qopt.problems.maxcut import maxcut_bqm, random_regular_graph
+from qopt.solvers import SimulatedAnnealingSolver
+from qopt.solvers.decomposition import DecompositionSolver
+from qopt.solvers.qaoa import QAOASolver, qaoa_cost_diagonal, qaoa_expectation
 
-from qopt.bench import machine_info
+REPO = Path(__file__).resolve().parents[2]
+RESULTS = REPO / "benchmarks" / "results"
+
+
+def three_regular_maxcut(n: int, seed: int) -> tuple[dimod.BinaryQuadraticModel, float]:
+    """A random 3-regular MaxCut BQM (energy = -cut) and its maximum cut (by enumeration)."""
+    bqm = maxcut_bqm(random_regular_graph(n, 3, seed=seed))
+    best = -float(qaoa_cost_diagonal(bqm).min())
+    return bqm, best
+
+
+def warm_up(solver: dimod.Sampler) -> None:
+    """One untimed solve of a 4-node ring: the first torch optimizer built in a process
+    imports torch's compiler stack (about a second), qiskit builds its caches; neither is
+    the per-solve cost a training loop pays."""
+    solver.sample(maxcut_bqm([(0, 1), (1, 2), (2, 3), (3, 0)]))
+
+
+def qiskit_solver_class() -> Callable[..., dimod.Sampler] | None:
+    """``QiskitQAOASolver``, or ``None`` when qiskit (or the module) is not importable."""
+    try:
+        from qopt.solvers.qiskit_qaoa import QiskitQAOASolver
+    except ImportError:
+        return None
+    return QiskitQAOASolver
+
+
+def qiskit_angles_in_qopt_convention(
+    parameters: dict[str, float], bqm: dimod.BinaryQuadraticModel
+) -> tuple[list[float], list[float]]:
+    """Map qiskit's optimal ``β[k]``, ``γ[k]`` to :class:`QAOASolver`'s angles.
+
+    Qiskit applies ``exp(-i γ H)`` with ``H`` the BQM energy (minus a constant) and
+    ``exp(-i β ΣX)``; qopt applies ``exp(-i γ' C)`` with ``C = (E - mean) / scale`` and
+    ``exp(+i β' ΣX)``. So ``γ' = γ · scale`` and ``β' = -β``; the expectation of the same
+    circuit can then be computed exactly (no shot noise) by :func:`qaoa_expectation`.
+    """
+    spin = bqm.spin
+    scale = (
+        max([abs(b) for b in spin.linear.values()] + [abs(b) for b in spin.quadratic.values()])
+        or 1.0
+    )
+
+    def angles(letter: str) -> list[float]:
+        named = {k: v for k, v in parameters.items() if k.startswith(letter)}
+        return [named[k] for k in sorted(named, key=lambda k: int(k.split("[")[1].rstrip("]")))]
+
+    return [g * scale for g in angles("γ")], [-b for b in angles("β")]
+
+
+def compare_with_qiskit(
+    sizes: Iterable[int],
+    *,
+    reps: int,
+    maxiter: int,
+    seeds: Iterable[int],
+    qiskit_max_n: int = 16,
+    shots: int = 1024,
+    log: Callable[[str], None] = print,
+) -> list[dict[str, Any]]:
+    """qopt ``qaoa`` against ``qaoa-qiskit`` on 3-regular MaxCut, at equal p and budget.
+
+    Three arms per (n, seed): ``qaoa-qiskit`` (COBYLA, ``maxiter`` iterations, ``shots``
+    shots per evaluation), ``qaoa[cobyla]`` (qopt with the same optimizer, iteration budget
+    and linear-ramp start, exact expectations) and ``qaoa`` (qopt's defaults: L-BFGS with
+    INTERP, ``maxiter`` evaluations per depth). Both qopt arms sample without polishing, like
+    qiskit. The expectation ratio is ``<cut> / max cut`` computed exactly at each arm's final
+    angles (qiskit's too, converted by :func:`qiskit_angles_in_qopt_convention`).
+    """
+    qiskit = qiskit_solver_class()
+    if qiskit is None:
+        log("qaoa-qiskit is not importable here (pip install 'qopt[qiskit]'): qopt arms only.")
+    rows: list[dict[str, Any]] = []
+    for n in sizes:
+        for seed in seeds:
+            bqm, best = three_regular_maxcut(n, seed)
+            arms: list[tuple[str, dimod.Sampler, int]] = [
+                (
+                    "qaoa[cobyla]",
+                    QAOASolver(
+                        reps=reps,
+                        maxiter=maxiter,
+                        optimizer="cobyla",
+                        init="ramp",
+                        seed=seed,
+                        polish=False,
+                        num_reads=shots,
+                    ),
+                    maxiter,
+                ),
+                (
+                    "qaoa",
+                    QAOASolver(
+                        reps=reps, maxiter=maxiter, seed=seed, polish=False, num_reads=shots
+                    ),
+                    maxiter,
+                ),
+            ]
+            if qiskit is not None and n <= qiskit_max_n:
+                arms.append(
+                    (
+                        "qaoa-qiskit",
+                        qiskit(reps=reps, maxiter=maxiter, seed=seed, shots=shots, max_qubits=n),
+                        maxiter,
+                    )
+                )
+            for name, solver, _ in arms:
+                warm_up(solver)
+                sampleset, meter = metered_sample(solver, bqm, name=name)
+                info = sampleset.info
+                if name == "qaoa-qiskit":
+                    gammas, betas = qiskit_angles_in_qopt_convention(
+                        info["optimal_parameters"], bqm
+                    )
+                    expectation = qaoa_expectation(bqm, gammas, betas)
+                    evaluations = info["num_function_evaluations"]
+                    reported = info.get("expected_energy")
+                else:
+                    expectation = info["expectation"]
+                    evaluations = info["evaluations"]
+                    reported = expectation
+                energies = sampleset.record.energy
+                counts = sampleset.record.num_occurrences
+                row = {
+                    "benchmark": "qiskit",
+                    "n": n,
+                    "seed": seed,
+                    "solver": name,
+                    "reps": reps,
+                    "maxiter": maxiter,
+                    "max_cut": best,
+                    "expectation_ratio": -expectation / best,
+                    "reported_expectation_ratio": None if reported is None else -reported / best,
+                    "best_sample_ratio": -float(energies.min()) / best,
+                    "sample_mean_ratio": -float(np.average(energies, weights=counts)) / best,
+                    "evaluations": evaluations,
+                    **meter,
+                }
+                rows.append(row)
+                log(
+                    f"  n={n:>2} seed={seed} {name:<13} {row['wall_s']:8.3f}s "
+                    f"ratio <C> {row['expectation_ratio']:.4f} evals {evaluations}"
+                )
+    return rows
+
+
+def qaoa_scaling(
+    sizes: Iterable[int],
+    *,
+    reps: int,
+    maxiter: int,
+    seeds: Iterable[int],
+    dtype: str = "float32",
+    device: str = "cpu",
+    log: Callable[[str], None] = print,
+) -> list[dict[str, Any]]:
+    """Time to optimize and sample qopt ``qaoa`` on 3-regular MaxCut as n grows."""
+    rows: list[dict[str, Any]] = []
+    for n in sizes:
+        for seed in seeds:
+            bqm, best = (
+                three_regular_maxcut(n, seed)
+                if n <= 26
+                else (
+                    maxcut_bqm(random_regular_graph(n, 3, seed=seed)),
+                    math.nan,
+                )
+            )
+            solver = QAOASolver(reps=reps, maxiter=maxiter, seed=seed, dtype=dtype, device=device)
+            warm_up(solver)
+            sampleset, meter = metered_sample(solver, bqm, name="qaoa")
+            info = sampleset.info
+            timing = info["timing"]
+            row = {
+                "benchmark": "scaling",
+                "n": n,
+                "seed": seed,
+                "solver": "qaoa",
+                "reps": reps,
+                "maxiter": maxiter,
+                "dtype": dtype,
+                "device": device,
+                "max_cut": best,
+                "expectation_ratio": -info["expectation"] / best,
+                "best_sample_ratio": -float(sampleset.first.energy) / best,
+                "evaluations": info["evaluations"],
+                "optimize_and_sample_s": timing["sampling_ns"] / 1e9,
+                "seconds_per_evaluation": timing["sampling_ns"] / 1e9 / max(1, info["evaluations"]),
+                **meter,
+            }
+            rows.append(row)
+            log(
+                f"  n={n:>2} seed={seed} {row['wall_s']:8.3f}s "
+                f"({row['seconds_per_evaluation'] * 1e3:.1f} ms/eval, {info['evaluations']} evals) "
+                f"ratio <C> {row['expectation_ratio']:.4f}"
+            )
+    return rows
+
+
+class RandomChild(dimod.Sampler):
+    """A control subsolver: ``num_reads`` uniformly random assignments of the subproblem.
+
+    Run in place of QAOA it shows how much of the search's progress the large-neighbourhood
+    search itself (its acceptance rule and descents) makes without a real subsolver.
+    """
+
+    def __init__(self, *, num_reads: int = 100, seed: int | None = None) -> None:
+        self.num_reads = num_reads
+        self.rng = np.random.default_rng(seed)
+
+    @property
+    def parameters(self) -> dict[str, list[Any]]:
+        return {}
+
+    @property
+    def properties(self) -> dict[str, Any]:
+        return {}
+
+    def sample(self, bqm: dimod.BinaryQuadraticModel, **parameters: Any) -> dimod.SampleSet:
+        bits = self.rng.integers(0, 2, size=(self.num_reads, bqm.num_variables), dtype=np.int8)
+        if bqm.vartype is dimod.SPIN:
+            bits = 2 * bits - 1
+        return dimod.SampleSet.from_samples_bqm((bits, list(bqm.variables)), bqm)
+
+
+def _decomposition_facts(sampleset: dimod.SampleSet) -> dict[str, Any]:
+    info = sampleset.info["decomposition"]
+    return {
+        "initial_cut": -info["initial_energy"],
+        "iterations": info["iterations"],
+        "improvements": info["improvements"],
+        "accepted": info["accepted"],
+        "uphill": info["uphill"],
+        "stopped": info["stopped"],
+        "child_seconds": info["child_seconds"],
+    }
+
+
+def gset_decomposition(
+    names: Iterable[str],
+    *,
+    data: Path,
+    seeds: Iterable[int],
+    subproblem_size: int,
+    max_iterations: int,
+    patience: int,
+    reps: int,
+    initial: str = "sa",
+    acceptance: str = "anneal",
+    time_limit: float | None = None,
+    controls: Iterable[str] = (),
+    log: Callable[[str], None] = print,
+) -> list[Trial]:
+    """Decomposition with a QAOA subsolver on G-set instances, beside SA.
+
+    Per instance and seed: ``sa`` (qopt's default, 10 reads x 1000 sweeps) and
+    ``qaoa+decompose`` (:class:`DecompositionSolver` over :class:`QAOASolver`), with the cut
+    of the search's starting state in ``info`` so that the subproblems' share is visible.
+    ``controls`` adds the same search over other children: ``"random"`` (random
+    assignments, see :class:`RandomChild`) and ``"exact"`` (dimod's exact solver).
+    """
+
+    def search(child: Callable[[int], dimod.Sampler]) -> Callable[[int], dimod.Sampler]:
+        return lambda seed: DecompositionSolver(
+            child(seed),
+            subproblem_size=subproblem_size,
+            max_iterations=max_iterations,
+            patience=patience,
+            initial=initial,
+            acceptance=acceptance,
+            time_limit=time_limit,
+            seed=seed,
+        )
+
+    arms: dict[str, Callable[[int], dimod.Sampler]] = {
+        "qaoa+decompose": search(
+            lambda seed: QAOASolver(reps=reps, maxiter=30, num_reads=100, seed=seed)
+        )
+    }
+    for control in controls:
+        if control == "random":
+            arms["random+decompose"] = search(lambda seed: RandomChild(seed=seed))
+        elif control == "exact":
+            arms["exact+decompose"] = search(lambda seed: dimod.ExactSolver())
+        else:
+            raise ValueError(f"Unknown control {control!r}: 'random' or 'exact'.")
+    trials: list[Trial] = []
+    for name in names:
+        problem = load_problem(data / "gset" / f"{name}.txt")
+        for seed in seeds:
+            runs = run_trials(
+                problem, lambda s: SimulatedAnnealingSolver(seed=s), seeds=[seed], name="sa"
+            )
+            for arm, factory in arms.items():
+                runs += run_trials(
+                    problem, factory, seeds=[seed], name=arm, extract=_decomposition_facts
+                )
+            trials += runs
+            log(
+                f"  {name} seed={seed}: "
+                + "; ".join(
+                    f"{t.solver} {t.objective:.0f}"
+                    + (f" from {t.info['initial_cut']:.0f}" if t.info else "")
+                    + f" ({t.wall_s:.1f}s"
+                    + (f", {t.info['iterations']} subproblems" if t.info else "")
+                    + ")"
+                    for t in runs
+                )
+                + f"; best known {problem.best_known:g}"
+            )
+    return trials
 
 
 def speedups(rows: list[dict[str, Any]]) -> str:
@@ -90,14 +410,26 @@ def main() -> None:
     gset.add_argument("--patience", type=int, default=200)
     gset.add_argument("--reps", type=int, default=2, help="QAOA depth of the subsolver")
     gset.add_argument("--initial", default="sa", choices=["sa", "steepest", "random"])
+    gset.add_argument("--acceptance", default="anneal", choices=["anneal", "greedy"])
+    gset.add_argument(
+        "--time-limit", type=float, default=None, help="seconds per decomposition run"
+    )
+    gset.add_argument(
+        "--controls",
+        nargs="*",
+        default=[],
+        choices=["random", "exact"],
+        help="also run the search over random assignments / an exact subsolver",
+    )
 
     for p in (qiskit, scaling, gset):
         p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+        p.add_argument("--first-seed", type=int, default=0, help="seeds run from this one")
         p.add_argument("--out", type=Path, default=None, help="JSON file to write")
     args = parser.parse_args()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    seeds = range(args.seeds)
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
 
     if args.benchmark == "qiskit":
         rows = compare_with_qiskit(
@@ -110,7 +442,7 @@ def main() -> None:
         )
         print()
         print(
-            table(
+            format_runs_table(
                 rows,
                 ["n", "solver"],
                 ["wall_s", "evaluations", "expectation_ratio", "best_sample_ratio"],
@@ -132,7 +464,7 @@ def main() -> None:
         )
         print()
         print(
-            table(
+            format_runs_table(
                 rows,
                 ["n"],
                 [
@@ -147,7 +479,7 @@ def main() -> None:
         provenance = sorted({r["energy_provenance"] for r in rows})
         print(f"energy: {', '.join(provenance)} ({rows[0]['energy_method']})")
     else:
-        rows = gset_decomposition(
+        trials = gset_decomposition(
             args.instances,
             data=args.data,
             seeds=seeds,
@@ -156,13 +488,24 @@ def main() -> None:
             patience=args.patience,
             reps=args.reps,
             initial=args.initial,
+            acceptance=args.acceptance,
+            time_limit=args.time_limit,
+            controls=args.controls,
         )
-        for row in rows:
-            if row["solver"] == "qaoa+decompose":
-                row["initial_ratio"] = row["initial_cut"] / row["best_known"]
+        best_known = {
+            name: load_problem(args.data / "gset" / f"{name}.txt").best_known
+            for name in args.instances
+        }
+        rows = []
+        for trial in trials:
+            best = best_known[trial.problem] or math.nan
+            row = {**asdict(trial), **trial.info, "ratio": trial.objective / best}
+            if "initial_cut" in trial.info:
+                row["initial_ratio"] = trial.info["initial_cut"] / best
+            rows.append(row)
         print()
         print(
-            table(
+            format_runs_table(
                 rows,
                 ["problem", "solver"],
                 ["ratio", "initial_ratio", "wall_s", "energy_j", "iterations"],
@@ -170,15 +513,14 @@ def main() -> None:
         )
         print(
             "ratio: cut / best known; initial_ratio: the cut the search started from "
-            f"({args.initial!r} start), so ratio - initial_ratio is what the QAOA subproblems added."
+            f"({args.initial!r} start), so ratio - initial_ratio is what the subproblems added."
         )
 
     info = {**machine_info(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__}
     print(f"\nmachine: {info}")
     path = write_results(
-        args.benchmark,
+        args.out or results_path(RESULTS, f"qaoa-{args.benchmark}"),
         {"machine": info, "arguments": {k: str(v) for k, v in vars(args).items()}, "runs": rows},
-        args.out,
     )
     print(f"raw results: {path}")
 

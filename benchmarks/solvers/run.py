@@ -5,19 +5,30 @@ over calling dwave-samplers directly on the same BQM, and writes the raw trials 
 
     python benchmarks/solvers/run.py                      # the figures in docs/benchmarks.md
     python benchmarks/solvers/run.py --seeds 3 --gset G1  # a quick look
+    python benchmarks/solvers/run.py --plot docs/img      # also the PNG plots (qopt[plot])
+
+Runs, tables, JSON and plots come from qopt.bench, the harness behind ``qopt bench``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from qopt.bench import Summary, compare_solvers, format_table, machine_info
+from qopt.bench import (
+    Comparison,
+    Summary,
+    compare_solvers,
+    format_table,
+    machine_info,
+    plot_quality_vs_time,
+    plot_tts_vs_size,
+    write_results,
+)
 from qopt.io import ProblemFile, load_problem
 from qopt.problems.maxcut import maxcut_bqm, random_regular_graph
 
@@ -82,6 +93,9 @@ def main() -> None:
     parser.add_argument(
         "--out", type=Path, default=REPO / "benchmarks" / "results" / "solvers.json"
     )
+    parser.add_argument(
+        "--plot", type=Path, default=None, metavar="DIR", help="also write PNG plots to DIR"
+    )
     args = parser.parse_args()
 
     edges = random_regular_graph(36, 3, seed=0)
@@ -90,11 +104,13 @@ def main() -> None:
         + [(load_problem(args.data / "beasley" / f"{n}.txt"), 1.0, {}) for n in args.beasley]
         + [(ProblemFile("3reg36", "maxcut", maxcut_bqm(edges), "max"), 0.90, QAOA_36)]
     )
+    comparisons: list[Comparison] = []
     summaries: list[Summary] = []
     trials: list[dict[str, Any]] = []
     for problem, ratio, extra in problems:
         solvers = {**SOLVERS, **extra}
         comparison = compare_solvers(problem, solvers, seeds=args.seeds, target_ratio=ratio)
+        comparisons.append(comparison)
         summaries += comparison.summaries
         trials += [asdict(t) for t in comparison.trials]
 
@@ -124,18 +140,19 @@ def main() -> None:
         )
     print(f"medians of {args.overhead_repeats} interleaved runs.")
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps(
-            {
-                "machine": machine_info(),
-                "summaries": [s.to_dict() for s in summaries],
-                "trials": trials,
-                "overhead": results,
-            },
-            indent=2,
-        )
+    write_results(
+        args.out,
+        {
+            "machine": machine_info(),
+            "summaries": [s.to_dict() for s in summaries],
+            "trials": trials,
+            "overhead": results,
+        },
     )
+    if args.plot is not None:
+        plot_quality_vs_time(comparisons, args.plot / "solvers-quality-vs-time.png")
+        plot_tts_vs_size(comparisons, args.plot / "solvers-tts-vs-size.png")
+        print(f"plots: {args.plot}/solvers-quality-vs-time.png, solvers-tts-vs-size.png")
     print(f"raw results: {args.out}")
 
 

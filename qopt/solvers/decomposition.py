@@ -1,14 +1,27 @@
 """Large-neighbourhood search: solve a BQM bigger than a solver can take, a piece at a time.
 
 :class:`DecompositionSolver` wraps any :class:`dimod.Sampler` (QAOA, a QPU, SA, ...) limited
-to small problems. From a good starting state it repeatedly picks a subproblem of at most
+to small problems. From a starting state it repeatedly picks a subproblem of at most
 ``subproblem_size`` variables, fixes every other variable at its current value (conditioning
-the BQM on them), has the child solve the small BQM that remains, and keeps the child's
-answer when the full energy does not rise. A greedy one-flip descent then settles the
-variables around the change. This is the decomposition loop of D-Wave's hybrid workflows
-(``EnergyImpactDecomposer`` feeding a QPU subsampler, Booth, Reinhardt & Roy, "Partitioning
-optimization problems for hybrid classical/quantum execution", D-Wave technical report
-14-1006A (2017)), the large-neighbourhood search of Shaw (CP 1998).
+the BQM on them), has the child solve the small BQM that remains, and moves to one of the
+child's answers, each followed by a greedy one-flip descent of the variables around it.
+This is the decomposition loop of D-Wave's hybrid workflows (``EnergyImpactDecomposer``
+feeding a QPU subsampler, Booth, Reinhardt & Roy, "Partitioning optimization problems for
+hybrid classical/quantum execution", D-Wave technical report 14-1006A (2017)), the
+large-neighbourhood search of Shaw (CP 1998).
+
+Which moves it accepts decides how far it gets from a weak start. Accepting only moves that
+do not raise the energy (``acceptance="greedy"``) stops in the first state that no
+subproblem can improve: on G-set from a steepest-descent start about 0.99 of the best known
+cut on G1 and 0.97-0.98 on G6, with an exact child as with QAOA. The default,
+``acceptance="anneal"``, is large-neighbourhood search with a simulated-annealing acceptance
+criterion (Ropke & Pisinger, "An adaptive large neighborhood search heuristic for the
+pickup and delivery problem with time windows", Transportation Science 40(4), 2006) plus a
+tabu list (Glover, "Tabu search - part I", ORSA J. Computing 1(3), 1989): when no child
+answer improves, one is proposed at random and accepted with probability
+``exp(-rise / T)``, ``T`` falling over the run; the variables an accepted move changed are
+kept out of the next subproblems for a while, so the search cannot climb straight back; the
+best state seen is returned.
 
 It is implemented here with numpy and scipy on dimod, not on dwave-hybrid: importing
 ``hybrid`` pulls in dwave-system and the cloud client (about 2 s), its runnables add thread
@@ -22,6 +35,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import dimod
@@ -38,8 +52,35 @@ _INITIAL = ("steepest", "sa", "random")
 #: Default subproblem size: QAOA solves 12 variables in tens of milliseconds.
 _DEFAULT_SUBPROBLEM = 12
 
-#: Distinct child samples tried per subproblem (see _Search.try_candidates).
+#: Distinct child samples tried per subproblem (see _Search.propose).
 _CANDIDATES = 4
+
+_ACCEPTANCE = ("anneal", "greedy")
+
+#: Annealing acceptance: probability of accepting a typical (median) energy rise at the start
+#: and at the end of the schedule; the temperature falls geometrically in between.
+_ACCEPT_START = 0.3
+_ACCEPT_END = 1e-3
+
+#: Number of recent energy rises whose median sets the temperature's scale.
+_RISE_WINDOW = 64
+
+#: Tabu tenure in iterations: the number of variables over this (66 for 800 variables).
+_TENURE_DIVISOR = 12
+
+
+def _temperature(rises: list[float], progress: float) -> float:
+    """The annealing temperature at ``progress`` in [0, 1] of the schedule.
+
+    A move that raises the energy by the median of the recent rises is accepted with a
+    probability falling geometrically from ``_ACCEPT_START`` to ``_ACCEPT_END``: the scale
+    adapts to the problem's energy units and to how far the state is from a local minimum,
+    with nothing to tune per instance.
+    """
+    scale = float(np.median(rises))
+    progress = min(max(progress, 0.0), 1.0)
+    probability = _ACCEPT_START ** (1.0 - progress) * _ACCEPT_END**progress
+    return scale / math.log(1.0 / probability)
 
 
 #: Per-call parameters of the search itself; every other sample() parameter goes to the child.
@@ -95,11 +136,14 @@ class _Search:
         self.x[index] += delta
         self.field += np.asarray(self.coupling[index].T @ delta).ravel()
 
-    def descend(self, around: np.ndarray) -> None:
-        """Greedy one-flip descent, started from the variables ``around`` a change."""
+    def descend(self, around: np.ndarray, frozen: np.ndarray | None = None) -> None:
+        """Greedy one-flip descent, started from the variables ``around`` a change; the
+        ``frozen`` variables are not flipped."""
+        fixed = set() if frozen is None else set(frozen.tolist())
         candidates = set(around.tolist())
         for i in around.tolist():
             candidates.update(self.neighbours(i)[0].tolist())
+        candidates -= fixed
         while candidates:
             pool = np.fromiter(candidates, dtype=np.int64)
             gains = self.flip_energies(pool)
@@ -109,6 +153,7 @@ class _Search:
             i = int(pool[best])
             self.change(np.array([i]), np.array([-self.x[i] if self.spin else 1.0 - self.x[i]]))
             candidates = {int(j) for j in pool[gains < 0]} | set(self.neighbours(i)[0].tolist())
+            candidates -= fixed
 
     def snapshot(self) -> tuple[np.ndarray, np.ndarray, float]:
         return self.x.copy(), self.field.copy(), self.energy
@@ -116,48 +161,55 @@ class _Search:
     def restore(self, saved: tuple[np.ndarray, np.ndarray, float]) -> None:
         self.x, self.field, self.energy = saved[0].copy(), saved[1].copy(), saved[2]
 
-    def try_candidates(
+    def propose(
         self,
-        index: np.ndarray,
-        sub: dimod.BinaryQuadraticModel,
-        result: dimod.SampleSet,
+        moves: Iterable[tuple[np.ndarray, np.ndarray]],
         count: int,
-    ) -> bool:
-        """Apply the child's best distinct samples in turn, each followed by a descent; keep
-        the best outcome if the energy does not rise. Return whether one was kept.
+        frozen: np.ndarray | None = None,
+    ) -> list[tuple[np.ndarray, np.ndarray, float]]:
+        """The states reachable by the first ``count`` distinct ``moves``, lowest first.
 
-        The descent moves variables outside the subproblem, so the child's second-best
-        sample can end lower than its best: trying a few costs little and helps.
+        A move sets ``x[index] = values``; each is followed by a greedy descent of the other
+        variables around it; the outcomes that differ from the current state are returned
+        (the current state is left as it was). The variables the child set are frozen during that descent, so that it
+        cannot simply undo them; the descent still moves the variables around them, so the
+        child's second-best answer can end lower than its best: trying a few costs little
+        and helps, and under the annealing acceptance the non-improving ones are the moves
+        that leave a local minimum.
         """
-        before = self.energy
-        tolerance = 1e-9 * max(1.0, abs(before))
-        position = [result.variables.index(self.labels[i]) for i in index.tolist()]
-        order = np.argsort(result.record.energy, kind="stable")
         saved = self.snapshot()
-        best: tuple[np.ndarray, np.ndarray, float] | None = None
+        outcomes: list[tuple[np.ndarray, np.ndarray, float]] = []
         seen: set[bytes] = set()
-        for row in order.tolist():
-            values = result.record.sample[row, position].astype(float)
-            key = values.tobytes()
+        for index, values in moves:
+            key = index.tobytes() + values.tobytes()
             if key in seen:
                 continue
             seen.add(key)
             if len(seen) > count:
                 break
-            proposed = float(sub.energy((values, [self.labels[i] for i in index.tolist()])))
-            if proposed > before + tolerance:
-                break
             self.change(index, values)
-            self.descend(index)
-            if best is None or self.energy < best[2]:
-                best = self.snapshot()
+            self.descend(index, frozen=index if frozen is None else np.concatenate([index, frozen]))
+            if not np.array_equal(self.x, saved[0]):
+                outcomes.append(self.snapshot())
             self.restore(saved)
-        if best is None:
-            return False
-        self.restore(best)
-        return True
+        return sorted(outcomes, key=lambda outcome: outcome[2])
 
-    def grow(self, seed: int, size: int, rng: np.random.Generator, noise: float) -> np.ndarray:
+    def local_moves(
+        self, index: np.ndarray, result: dimod.SampleSet
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """The child's samples of a subproblem over ``index``, lowest energy first."""
+        position = [result.variables.index(self.labels[i]) for i in index.tolist()]
+        for row in np.argsort(result.record.energy, kind="stable").tolist():
+            yield index, result.record.sample[row, position].astype(float)
+
+    def grow(
+        self,
+        seed: int,
+        size: int,
+        rng: np.random.Generator,
+        noise: float,
+        blocked: set[int] | frozenset[int] = frozenset(),
+    ) -> np.ndarray:
         """A connected subproblem: from ``seed``, add the neighbour that makes flipping the
         whole set cheapest.
 
@@ -167,11 +219,12 @@ class _Search:
         that are nearly free to flip together are where a joint change can pay, and where a
         one-flip descent cannot go. ``noise`` (relative to the typical flip energy)
         randomizes the choice so the search does not cycle. When the component is
-        exhausted, a random variable restarts the growth.
+        exhausted, a random variable restarts the growth. ``blocked`` variables are never
+        added.
         """
         n = len(self.labels)
         chosen = [seed]
-        in_set = {seed}
+        in_set = {seed, *blocked}
         joint: dict[int, float] = {}
         step = -2.0 * self.x if self.spin else 1.0 - 2.0 * self.x
         flips = step * self.field
@@ -190,7 +243,9 @@ class _Search:
                 current = keys[int(np.argmin(scores))]
                 del joint[current]
             else:
-                free = np.setdiff1d(np.arange(n), chosen)
+                free = np.setdiff1d(np.arange(n), np.fromiter(in_set, np.int64, len(in_set)))
+                if not len(free):
+                    break
                 current = int(rng.choice(free))
             chosen.append(current)
             in_set.add(current)
@@ -221,19 +276,27 @@ class DecompositionSolver(dimod.ComposedSampler):
     Large-neighbourhood search (see the module docstring): start from simulated annealing
     (or a steepest-descent local minimum, or random), then each iteration
 
-    1. picks a connected subproblem of ``subproblem_size`` variables: on even iterations
-       grown from the variable with the smallest flip energy not used as a seed lately (the
-       energy-impact ranking of dwave-hybrid's ``EnergyImpactDecomposer``), on odd ones
-       from a random variable; the set grows by the neighbour that makes flipping the whole
-       set cheapest, with random noise so that the search does not cycle;
+    1. picks a connected subproblem of ``subproblem_size`` variables outside the tabu list:
+       on even iterations grown from the variable with the smallest flip energy not used as
+       a seed lately (the energy-impact ranking of dwave-hybrid's
+       ``EnergyImpactDecomposer``), on odd ones from a random variable; the set grows by the
+       neighbour that makes flipping the whole set cheapest, with random noise so that the
+       search does not cycle;
     2. fixes the other variables and has the child solve the conditioned BQM;
-    3. applies the child's best few distinct samples, each followed by a greedy one-flip
-       descent of the whole problem around the change, and keeps the best outcome if the
-       energy does not rise (equal-energy moves cross plateaus);
+    3. applies each of the child's best four distinct samples in turn, followed by a greedy
+       one-flip descent of the variables around it (the subproblem's and the tabu variables
+       stay as set), and collects the outcomes that change the state;
+    4. moves to the lowest outcome if it lowers the energy. Otherwise, with
+       ``acceptance="anneal"`` (default), to a random outcome with probability
+       ``exp(-rise / T)``: ``T`` makes the median of the recent rises acceptable with
+       probability 0.3 at the start and 0.001 at the end (by iterations, or by time under
+       ``time_limit`` if that comes first), and the variables the move changed join the tabu
+       list for ``max(10, n / 12)`` iterations. With ``"greedy"``, to the lowest outcome if
+       the energy does not rise (equal-energy moves cross plateaus);
 
-    and stops after ``max_iterations``, after ``patience`` iterations without improvement, or
-    after ``time_limit`` seconds. A BQM no larger than ``subproblem_size`` goes to the child
-    whole.
+    and stops after ``max_iterations``, after ``patience`` iterations without a new best, or
+    after ``time_limit`` seconds, returning the best state seen. A BQM no larger than
+    ``subproblem_size`` goes to the child whole.
 
     Args:
         child: Any :class:`dimod.Sampler`; its lowest-energy sample per subproblem is used.
@@ -251,6 +314,7 @@ class DecompositionSolver(dimod.ComposedSampler):
             ``info["decomposition"]["initial_energy"]`` records where the search started, so
             the child's share can be reported: on G-set the SA start is within 0.5% of the
             best known cut and QAOA subproblems add next to nothing.
+        acceptance: ``"anneal"`` (default) or ``"greedy"``, see above.
         seed: Seed of the search's choices and of the initial state; ``None`` draws one.
 
     Example:
@@ -273,6 +337,7 @@ class DecompositionSolver(dimod.ComposedSampler):
         patience: int = 200,
         time_limit: float | None = None,
         initial: str = "sa",
+        acceptance: str = "anneal",
         seed: int | None = None,
     ) -> None:
         owner = type(self).__name__
@@ -308,6 +373,12 @@ class DecompositionSolver(dimod.ComposedSampler):
                 f"{', '.join(repr(c) for c in _INITIAL)}. Got {initial!r} instead."
             )
         self.initial = initial
+        if acceptance not in _ACCEPTANCE:
+            raise SolverConfigurationError(
+                f"The 'acceptance' parameter of {owner} must be one of "
+                f"{', '.join(repr(c) for c in _ACCEPTANCE)}. Got {acceptance!r} instead."
+            )
+        self.acceptance = acceptance
         self.seed = None if seed is None else check_int(seed, "seed", owner, low=0, high=2**32 - 1)
 
     @property
@@ -391,9 +462,10 @@ class DecompositionSolver(dimod.ComposedSampler):
 
         Returns:
             One sample, the best found, with ``info["decomposition"]``: ``initial_energy``,
-            ``iterations``, ``improvements``, ``accepted`` (moves, equal energy included),
-            ``stopped`` (why), ``trace`` (``[iteration, energy]`` at each improvement) and
-            ``child_seconds``; and ``info["timing"]``.
+            ``iterations``, ``improvements`` (new best states), ``accepted`` (moves, equal
+            energy and uphill included), ``uphill`` (accepted moves that raised the energy),
+            ``acceptance``, ``stopped`` (why), ``trace`` (``[iteration, energy]`` at each new
+            best) and ``child_seconds``; and ``info["timing"]``.
         """
         owner = type(self).__name__
         check_bqm(bqm, owner, allow_empty=True)
@@ -429,7 +501,16 @@ class DecompositionSolver(dimod.ComposedSampler):
         last_seeded = np.full(n, -(10**9))
         recent = max(1, n // size)  # a seed rests this many iterations
         trace: list[list[float]] = [[0, initial_energy]]
-        stale = accepted = improvements = iteration = 0
+        stale = accepted = uphill = improvements = iteration = 0
+        best = search.snapshot()
+        # Variables moved by an accepted move stay out of subproblems (and out of the
+        # descents that follow them) for `tenure` iterations: otherwise the next subproblem,
+        # picked where flips are cheapest, is the one just disturbed, and the search climbs
+        # straight back into the local minimum it left (tabu search, Glover, ORSA J. Comput.
+        # 1, 1989).
+        tabu_until = np.full(n, -1)
+        tenure = max(10, n // _TENURE_DIVISOR) if self.acceptance == "anneal" else 0
+        rises: list[float] = []  # recent energy rises of proposed moves: the temperature's scale
         child_ns = 0
         stopped = "max_iterations"
         start = time.perf_counter()
@@ -437,35 +518,69 @@ class DecompositionSolver(dimod.ComposedSampler):
             if stale >= patience:
                 stopped = "patience"
                 break
-            if time_limit is not None and time.perf_counter() - start >= time_limit:
+            elapsed = time.perf_counter() - start
+            if time_limit is not None and elapsed >= time_limit:
                 stopped = "time_limit"
                 break
+            tabu = np.flatnonzero(tabu_until > iteration)
+            if len(tabu) > n - size:  # too few free variables left for a subproblem
+                tabu_until[:] = -1
+                tabu = tabu[:0]
+            blocked = set(tabu.tolist())
             if iteration % 2 == 0:
                 flips = search.flip_energies()
                 flips[iteration - last_seeded < recent] = math.inf
+                flips[tabu] = math.inf
                 seed_variable = int(np.argmin(flips))
                 noise = 0.1
             else:
-                seed_variable = int(rng.integers(n))
+                seed_variable = int(rng.choice(np.setdiff1d(np.arange(n), tabu)))
                 noise = 1.0
             last_seeded[seed_variable] = iteration
-            index = search.grow(seed_variable, size, rng, noise)
+            index = search.grow(seed_variable, size, rng, noise, blocked)
             sub = search.subproblem(index)
             before = search.energy
             c0 = time.perf_counter_ns()
             result = self.child.sample(sub, **parameters)
             result.resolve()
             child_ns += time.perf_counter_ns() - c0
+            progress = iteration / max_iterations
+            if time_limit is not None:
+                progress = max(progress, elapsed / time_limit)
             iteration += 1
-            if len(result) and search.try_candidates(index, sub, result, _CANDIDATES):
-                accepted += 1
+            outcomes = (
+                search.propose(search.local_moves(index, result), _CANDIDATES, tabu)
+                if len(result)
+                else []
+            )
             tolerance = 1e-9 * max(1.0, abs(before))
-            if search.energy < before - tolerance:  # moves never raise the energy
+            if outcomes:
+                proposal = outcomes[0]
+                if self.acceptance == "anneal" and proposal[2] >= before - tolerance:
+                    # No improvement on offer: propose one outcome at random, as simulated
+                    # annealing proposes a random neighbour; always taking the lowest would
+                    # mostly pick equal-energy moves and wander on a plateau.
+                    proposal = outcomes[int(rng.integers(len(outcomes)))]
+                rise = proposal[2] - before
+                take = rise <= tolerance
+                if not take and self.acceptance == "anneal":
+                    rises = [*rises[-(_RISE_WINDOW - 1) :], rise]
+                    temperature = _temperature(rises, progress)
+                    take = bool(rng.random() < math.exp(-rise / temperature))
+                    uphill += take
+                if take:
+                    if self.acceptance == "anneal":
+                        tabu_until[proposal[0] != search.x] = iteration + tenure
+                    search.restore(proposal)
+                    accepted += 1
+            if search.energy < best[2] - 1e-9 * max(1.0, abs(best[2])):
+                best = search.snapshot()
                 improvements += 1
                 stale = 0
                 trace.append([iteration, search.energy])
             else:
                 stale += 1
+        search.restore(best)
         t2 = time.perf_counter_ns()
 
         sample = search.x.astype(np.int8)[None, :]
@@ -475,6 +590,8 @@ class DecompositionSolver(dimod.ComposedSampler):
                 "iterations": iteration,
                 "improvements": improvements,
                 "accepted": accepted,
+                "uphill": uphill,
+                "acceptance": self.acceptance,
                 "stopped": stopped,
                 "trace": trace,
                 "subproblem_size": size,

@@ -84,19 +84,63 @@ def test_qaoa_child_gets_within_a_few_percent_of_sa_on_maxcut() -> None:
     assert info["iterations"] <= 60 and info["improvements"] >= 1
 
 
+@pytest.mark.parametrize("acceptance", ["anneal", "greedy"])
 @pytest.mark.parametrize("vartype", ["SPIN", "BINARY"])
 @pytest.mark.parametrize("initial", ["steepest", "sa", "random"])
-def test_search_never_ends_above_its_start(vartype: str, initial: str) -> None:
+def test_search_never_ends_above_its_start(vartype: str, initial: str, acceptance: str) -> None:
     bqm = dimod.generators.gnp_random_bqm(40, 0.2, vartype, random_state=3)
     sampleset = DecompositionSolver(
-        ExactSolver(), subproblem_size=8, max_iterations=40, initial=initial, seed=2
+        ExactSolver(),
+        subproblem_size=8,
+        max_iterations=40,
+        initial=initial,
+        acceptance=acceptance,
+        seed=2,
     ).sample(bqm)
     dimod.testing.assert_sampleset_energies(sampleset, bqm)
     info = sampleset.info["decomposition"]
+    assert info["acceptance"] == acceptance
     assert sampleset.first.energy <= info["initial_energy"] + 1e-9
+    # The answer is the best state seen, even when the search last moved uphill.
+    assert sampleset.first.energy == pytest.approx(info["trace"][-1][1])
+    if acceptance == "greedy":
+        assert info["uphill"] == 0
     energies = [energy for _, energy in info["trace"]]
     assert energies == sorted(energies, reverse=True)  # improvements only go down
     assert set(sampleset.info["timing"]) == {"preprocessing_ns", "sampling_ns", "postprocessing_ns"}
+
+
+def frustrated_graph(seed: int, n: int = 80, density: float = 0.15) -> dimod.BinaryQuadraticModel:
+    """A +/-1-weighted random graph (a small G6-G10 look-alike) as an Ising model."""
+    rng = np.random.default_rng(seed)
+    edges = [(i, j) for i in range(n) for j in range(i + 1, n) if rng.random() < density]
+    couplings = {edge: float(rng.choice([-1, 1])) for edge in edges}
+    return dimod.BinaryQuadraticModel.from_ising({}, couplings)
+
+
+def test_annealing_acceptance_climbs_out_of_local_minima_that_stop_greedy() -> None:
+    bqm = frustrated_graph(2)
+    best = SimulatedAnnealingSolver(seed=0).sample(bqm).first.energy
+
+    def final(acceptance: str, seed: int) -> float:
+        solver = DecompositionSolver(
+            ExactSolver(),
+            subproblem_size=5,
+            max_iterations=150,
+            patience=150,
+            initial="steepest",
+            acceptance=acceptance,
+            seed=seed,
+        )
+        sampleset = solver.sample(bqm)
+        if acceptance == "anneal":
+            assert sampleset.info["decomposition"]["uphill"] > 0
+        return float(sampleset.first.energy)
+
+    greedy = [final("greedy", seed) for seed in range(3)]
+    anneal = [final("anneal", seed) for seed in range(3)]
+    assert sorted(anneal)[1] < sorted(greedy)[1]  # medians
+    assert sum(e == best for e in anneal) >= 2 > sum(e == best for e in greedy)
 
 
 def test_exact_subproblems_reach_the_optimum_of_a_small_problem() -> None:
@@ -198,6 +242,7 @@ def test_metered_decomposition_keeps_a_solve_record() -> None:
         ({"patience": 0}, "'patience'"),
         ({"time_limit": 0.0}, "'time_limit'"),
         ({"initial": "tabu"}, "'initial'"),
+        ({"acceptance": "late"}, "'acceptance'"),
         ({"seed": -1}, "'seed'"),
     ],
 )

@@ -16,7 +16,7 @@ The pieces, from the bottom up:
 - :func:`write_results`: JSON with :func:`machine_info` (machine, cores, Python, commit);
 - :func:`plot_quality_vs_time` and :func:`plot_tts_vs_size` (matplotlib, the ``plot`` extra).
 
-Example:
+Examples:
     >>> import dimod
     >>> from qopt.bench import run_trials, summarize
     >>> from qopt.io import ProblemFile
@@ -134,7 +134,7 @@ def metered_sample(
         The sample set and its cost: ``wall_s``, ``cpu_s``, ``energy_j``,
         ``energy_provenance``, ``energy_method``, ``fallback`` and ``mock``.
 
-    Example:
+    Examples:
         >>> import dimod
         >>> from qopt.bench import metered_sample
         >>> from qopt.solvers import ExactSolver
@@ -183,7 +183,7 @@ def run_trials(
         extract: Reads extra facts from each sample set into ``Trial.info`` (e.g. the
             starting energy of a decomposition).
 
-    Example:
+    Examples:
         >>> import dimod
         >>> from qopt.bench import run_trials
         >>> from qopt.io import ProblemFile
@@ -239,7 +239,7 @@ def summarize(
 
     Mock trials keep their quality but lose their times and joules: those are never reported.
 
-    Example:
+    Examples:
         >>> import dimod
         >>> from qopt.bench import run_trials, summarize
         >>> from qopt.io import ProblemFile
@@ -320,7 +320,7 @@ def compare_solvers(
         seeds: Runs per solver, seeded 0..seeds-1.
         target_ratio: In (0, 1].
 
-    Example:
+    Examples:
         >>> import dimod
         >>> from qopt.bench import compare_solvers
         >>> from qopt.io import ProblemFile
@@ -369,7 +369,7 @@ def _number(value: float | None, unit: str = "") -> str:
 def format_table(summaries: Sequence[Summary]) -> str:
     """A plain-text table, one row per (problem, solver).
 
-    Example:
+    Examples:
         >>> from qopt.bench import Summary, format_table
         >>> row = Summary("p", "sa", 3, 10, "given", 10, 10, 10, 10, 0.0, 1.0, 0.2, 0.2,
         ...               2.0, 2.0, "estimated", 0, False)
@@ -398,7 +398,7 @@ def format_table(summaries: Sequence[Summary]) -> str:
 def format_spread(values: Iterable[float | None], digits: int = 4) -> str:
     """``median [min, max]`` of the values that are numbers (``None`` and NaN are skipped).
 
-    Example:
+    Examples:
         >>> from qopt.bench import format_spread
         >>> format_spread([0.5, 0.25, None, 1.0]), format_spread([2, 2]), format_spread([None])
         ('0.5 [0.25, 1]', '2', 'n/a')
@@ -420,7 +420,7 @@ def format_runs_table(
     Rows are plain dicts (one per run), e.g. ``dataclasses.asdict(trial)`` merged with its
     ``info``; a missing or ``None`` cell is skipped.
 
-    Example:
+    Examples:
         >>> from qopt.bench import format_runs_table
         >>> rows = [{"n": 8, "time": 1.0}, {"n": 8, "time": 3.0}, {"n": 12, "time": 5.0}]
         >>> print(format_runs_table(rows, ["n"], ["time"]))
@@ -450,7 +450,7 @@ def format_runs_table(
 def machine_info() -> dict[str, Any]:
     """What ran the benchmark: machine, Python, core count, and the commit.
 
-    Example:
+    Examples:
         >>> from qopt.bench import machine_info
         >>> sorted(machine_info())
         ['commit', 'cores', 'cpu', 'machine', 'python']
@@ -486,7 +486,7 @@ def machine_info() -> dict[str, Any]:
 def results_path(folder: str | os.PathLike[str], kind: str) -> Path:
     """``folder/<kind>-<YYYYmmdd-HHMMSS>.json``: a fresh results file name.
 
-    Example:
+    Examples:
         >>> from qopt.bench import results_path
         >>> results_path("out", "qaoa-gset").name.startswith("qaoa-gset-")
         True
@@ -500,7 +500,7 @@ def write_results(path: str | os.PathLike[str], payload: Mapping[str, Any]) -> P
     ``machine`` is :func:`machine_info` unless the payload brings its own (e.g. with torch's
     thread count added). Dataclasses inside (trials, summaries) are written as dicts.
 
-    Example:
+    Examples:
         >>> import json, tempfile
         >>> from pathlib import Path
         >>> from qopt.bench import write_results
@@ -578,7 +578,7 @@ def plot_quality_vs_time(
         UnknownSolverError: A solver in ``solvers`` is not in the results.
         MissingDependencyError: matplotlib is not installed (``pip install "qopt[plot]"``).
 
-    Example:
+    Examples:
         >>> import dimod
         >>> from qopt.bench import compare_solvers, plot_quality_vs_time
         >>> from qopt.io import ProblemFile
@@ -685,7 +685,7 @@ def plot_tts_vs_size(
         UnknownSolverError: A solver in ``solvers`` is not in the results.
         MissingDependencyError: matplotlib is not installed (``pip install "qopt[plot]"``).
 
-    Example:
+    Examples:
         >>> import dimod
         >>> from qopt.bench import compare_solvers, plot_tts_vs_size
         >>> from qopt.io import ProblemFile

@@ -41,7 +41,7 @@ The ``1e-6 * R`` term keeps the margin above floating-point rounding of energies
 heuristic solvers; an explicit ``penalty=`` (in the constraint's own units) with a repair step
 (:class:`qopt.pipeline.Formulation`) is the way out.
 
-Example:
+Examples:
     >>> import dimod
     >>> from qopt.constraints import ConstrainedQUBO
     >>> objective = dimod.BinaryQuadraticModel({"a": -1.0, "b": -2.0, "c": 0.5}, {}, 0.0, "BINARY")
@@ -141,7 +141,7 @@ class LinearConstraint:
         InvalidProblemError: No terms, a repeated variable, a non-finite coefficient or
             right-hand side, an unknown sense, or an empty label.
 
-    Example:
+    Examples:
         >>> c = LinearConstraint({"x": 2, "y": 1}, "<=", 2, "budget")
         >>> str(c), c.violation({"x": 1, "y": 1}), c.violation({"x": 1, "y": 0})
         ('2*x + y <= 2', 1.0, 0.0)
@@ -320,7 +320,7 @@ class ConstrainedQUBO:
     Raises:
         InvalidProblemError: ``objective`` is not a BQM, is SPIN, or has non-finite biases.
 
-    Example:
+    Examples:
         >>> import dimod
         >>> model = ConstrainedQUBO(dimod.BinaryQuadraticModel({0: -1, 1: -1, 2: -1}, {}, 0,
         ...                                                    "BINARY"))
@@ -395,7 +395,7 @@ class ConstrainedQUBO:
             InvalidProblemError: The label is taken, the coefficients are off a common grid,
                 or no binary assignment satisfies the constraint.
 
-        Example:
+        Examples:
             >>> model = ConstrainedQUBO()
             >>> model.add_constraint(LinearConstraint({"x": 1, "y": 1}, ">=", 1, "cover"))
             'cover'
@@ -483,7 +483,7 @@ class ConstrainedQUBO:
         Raises:
             InvalidProblemError: No variables, a repeated variable, or a taken label.
 
-        Example:
+        Examples:
             >>> model = ConstrainedQUBO()
             >>> model.add_one_hot(["red", "green", "blue"])
             'one_hot_0'
@@ -503,7 +503,7 @@ class ConstrainedQUBO:
             InvalidProblemError: No variables, a repeated variable, ``k`` not an int in
                 ``[0, len(variables)]``, or a taken label.
 
-        Example:
+        Examples:
             >>> model = ConstrainedQUBO()
             >>> model.add_k_of_n(["a", "b", "c", "d"], 2, label="two experts")
             'two experts'
@@ -532,7 +532,7 @@ class ConstrainedQUBO:
             InvalidProblemError: No terms, a non-finite number, numbers off a common grid of
                 step 1e-6 or more, a right-hand side no assignment reaches, or a taken label.
 
-        Example:
+        Examples:
             >>> model = ConstrainedQUBO()
             >>> model.add_equality({"x": 0.5, "y": 0.25, "z": 0.25}, 0.5, label="half")
             'half'
@@ -561,7 +561,7 @@ class ConstrainedQUBO:
             InvalidProblemError: No terms, no bound, a non-finite number, ``lb > ub``, numbers
                 off a common grid, bounds no assignment can meet, or a taken label.
 
-        Example:
+        Examples:
             >>> model = ConstrainedQUBO()
             >>> model.add_inequality({"a": 1, "b": 1, "c": 1}, lb=1, ub=2, label="some")
             'some'
@@ -650,7 +650,7 @@ class ConstrainedQUBO:
             InvalidProblemError: ``cqm`` is not a CQM, has a non-binary variable, a quadratic or
                 soft constraint, or a constraint that fails the checks of :meth:`add_constraint`.
 
-        Example:
+        Examples:
             >>> import dimod
             >>> x, y, z = dimod.Binaries(["x", "y", "z"])
             >>> cqm = dimod.ConstrainedQuadraticModel()
@@ -704,7 +704,7 @@ class ConstrainedQUBO:
     def to_cqm(self) -> dimod.ConstrainedQuadraticModel:
         """The model as a dimod CQM (hard linear constraints), e.g. for a CQM solver.
 
-        Example:
+        Examples:
             >>> model = ConstrainedQUBO()
             >>> model.add_one_hot(["a", "b"], label="one")
             'one'
@@ -803,7 +803,7 @@ class ConstrainedQUBO:
         weight equals it; with ``"auto"`` they follow the rules of the module docstring.
         Constraints that no assignment can violate get 0.0 (they are left out of the BQM).
 
-        Example:
+        Examples:
             >>> import dimod
             >>> objective = dimod.BinaryQuadraticModel({"a": 3.0, "b": -1.0}, {}, 0, "BINARY")
             >>> model = ConstrainedQUBO(objective)
@@ -837,7 +837,7 @@ class ConstrainedQUBO:
         Raises:
             SolverConfigurationError: ``penalty`` is neither ``"auto"`` nor a finite float > 0.
 
-        Example:
+        Examples:
             >>> model = ConstrainedQUBO()
             >>> model.add_inequality({"a": 1, "b": 1, "c": 1}, ub=2, label="cap")
             'cap'
@@ -879,7 +879,7 @@ class ConstrainedQUBO:
     def objective_energy(self, sample: Mapping[Hashable, Any]) -> float:
         """The objective's energy at ``sample`` (no penalty); extra keys are ignored.
 
-        Example:
+        Examples:
             >>> import dimod
             >>> model = ConstrainedQUBO(dimod.BinaryQuadraticModel({"a": -1}, {}, 0.5, "BINARY"))
             >>> model.objective_energy({"a": 1, "slack[x][0]": 1})
@@ -898,7 +898,7 @@ class ConstrainedQUBO:
         Raises:
             InvalidProblemError: A constraint variable is missing or not 0/1.
 
-        Example:
+        Examples:
             >>> model = ConstrainedQUBO()
             >>> model.add_k_of_n(["a", "b", "c"], 2, label="two")
             'two'
@@ -910,7 +910,7 @@ class ConstrainedQUBO:
     def is_feasible(self, sample: Mapping[Hashable, Any]) -> bool:
         """Whether ``sample`` satisfies every constraint exactly (on the integer form).
 
-        Example:
+        Examples:
             >>> model = ConstrainedQUBO()
             >>> model.add_one_hot(["a", "b"])
             'one_hot_0'

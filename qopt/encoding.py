@@ -26,7 +26,7 @@ choice adds) are linear in the bits under both encodings, so they go into the QU
 through :class:`qopt.constraints.ConstrainedQUBO`, and :meth:`SpaceEncoding.repair` makes any
 bit pattern valid and feasible.
 
-Example:
+Examples:
     >>> from qopt.encoding import CategoricalParameter, FloatParameter, IntParameter, SpaceEncoding
     >>> space = SpaceEncoding({
     ...     "optimizer": CategoricalParameter(("adam", "sgd", "rmsprop")),
@@ -83,7 +83,7 @@ _SCHEMES = ("auto", "one-hot", "domain-wall")
 class CategoricalParameter:
     """Unordered choices; encoded one-hot (one bit when there are only two).
 
-    Example:
+    Examples:
         >>> CategoricalParameter(("relu", "gelu")).choices
         ('relu', 'gelu')
     """
@@ -100,7 +100,7 @@ class CategoricalParameter:
 class IntParameter:
     """Integers ``low, low + step, ..., high``; ``log`` places a thinned grid geometrically.
 
-    Example:
+    Examples:
         >>> IntParameter(2, 10, step=2)
         IntParameter(low=2, high=10, step=2, log=False)
     """
@@ -132,7 +132,7 @@ class IntParameter:
 class FloatParameter:
     """Floats in ``[low, high]``: on the ``step`` lattice if given, else on a grid of bins.
 
-    Example:
+    Examples:
         >>> FloatParameter(0.0, 1.0, step=0.25)
         FloatParameter(low=0.0, high=1.0, step=0.25, log=False)
     """
@@ -184,7 +184,7 @@ class ParameterConstraint:
     cost, a domain-wall bit the difference between neighbouring values' costs), so the
     constraint enters the QUBO exactly as a penalty and no infeasible point is ever proposed.
 
-    Example:
+    Examples:
         >>> ParameterConstraint({"width_1": 1, "width_2": 1}, ub=96, label="budget").ub
         96.0
         >>> c = ParameterConstraint({"op": {"conv3x3": 0.12, "skip": 0.0}, "width": 0.01}, ub=0.5)
@@ -270,7 +270,7 @@ class ParameterConstraint:
         For a caller that encodes a categorical by the positions of its choices (as Optuna
         samplers do): ``choices`` maps a parameter name to its choices in order.
 
-        Example:
+        Examples:
             >>> c = ParameterConstraint({"op": {"conv": 3.0}}, ub=2)
             >>> c.with_positions({"op": ["skip", "conv"]}).terms
             {'op': (0.0, 3.0)}
@@ -417,7 +417,7 @@ class ParameterEncoding:
         cost; domain-wall bit ``j`` (on when the index exceeds ``j``) carries the step
         ``costs[j + 1] - costs[j]``, and the steps telescope to ``costs[k] - costs[0]``.
 
-        Example:
+        Examples:
             >>> space = SpaceEncoding({"w": IntParameter(1, 3)})
             >>> space.parameters["w"].function_coefficients([5.0, 2.0, 7.0])
             (5.0, array([-3.,  5.]))
@@ -520,7 +520,7 @@ class SpaceEncoding:
             satisfies the constraints.
         SolverConfigurationError: An unknown scheme or an out-of-range option.
 
-    Example:
+    Examples:
         >>> from qopt.encoding import IntParameter, ParameterConstraint, SpaceEncoding
         >>> space = SpaceEncoding(
         ...     {"a": IntParameter(0, 3), "b": IntParameter(0, 3)},
@@ -727,7 +727,7 @@ class SpaceEncoding:
     def constraint_totals(self, params: Mapping[str, Any]) -> dict[str, float]:
         """The left-hand side of each constraint (by :attr:`ParameterConstraint.name`) at a point.
 
-        Example:
+        Examples:
             >>> space = SpaceEncoding(
             ...     {"op": CategoricalParameter(("conv", "skip")), "w": IntParameter(8, 32, step=8)},
             ...     constraints=[ParameterConstraint({"op": {"conv": 9}, "w": 1}, ub=40, label="size")],

@@ -5,7 +5,7 @@ back into the problem's own objective (a cut value for MaxCut), and the best-kno
 a ``best_known.csv`` sits beside the file (as in the G-set and Beasley folders of the shared
 benchmark data).
 
-Example:
+Examples:
     >>> import pathlib, tempfile
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "triangle.txt"
     >>> _ = path.write_text("3 3\\n1 2 1\\n2 3 1\\n1 3 1\\n")

@@ -5,7 +5,7 @@ energy. Energy is ``"measured"`` only when read from a hardware counter (NVML fo
 for a CPU package); otherwise it is ``"estimated"`` and the record names the model and its
 inputs. Remote QPUs report ``"not measured"`` unless the vendor reports energy.
 
-Example:
+Examples:
     >>> from qopt.metering import Meter
     >>> with Meter() as meter:
     ...     _ = sum(range(10_000))
@@ -129,7 +129,7 @@ class Meter:
         remote: ``True`` for work done on a remote machine (a QPU, a cloud solver): its energy
             is ``"not measured"`` because no counter of ours sees it.
 
-    Example:
+    Examples:
         >>> with Meter() as meter:
         ...     pass
         >>> meter.reading.energy.provenance in ("measured", "estimated")

@@ -35,7 +35,7 @@ or a thin wrapper is enough):
    your gating weights); if ``decision.aux_loss`` is not ``None``, add it to the loss your
    ``training_step`` optimizes (``distill`` mode relies on it).
 
-Example:
+Examples:
     >>> import torch
     >>> from qopt.moe import MoE, Routable
     >>> _ = torch.manual_seed(0)
@@ -111,7 +111,7 @@ class Routable(Protocol):
 
     See the module documentation for how to adapt a layer that is not :class:`MoE`.
 
-    Example:
+    Examples:
         >>> from qopt.moe import MoE, Routable
         >>> isinstance(MoE(8, 2), Routable)
         True
@@ -186,7 +186,7 @@ class MoE(nn.Module):
         bias_update_rate: Step of the per-expert bias update (``"bias"`` routing).
         sinkhorn_iterations: Sinkhorn iterations (``"sinkhorn"`` routing).
 
-    Example:
+    Examples:
         >>> import torch
         >>> from qopt.moe import MoE
         >>> layer = MoE(8, 4, routing="assignment", capacity_factor=1.0)
@@ -410,7 +410,7 @@ class MoE(nn.Module):
             InvalidProblemError: Fewer than ``top_k`` indices, a repeated index, or one out of
                 range.
 
-        Example:
+        Examples:
             >>> import torch
             >>> from qopt.moe import MoE
             >>> layer = MoE(8, 4, top_k=2)
@@ -466,7 +466,7 @@ class MarkovMixture:
         concentration: Dirichlet concentration of each transition row; smaller is sparser.
         seed: Seed of the sources (not of the sampled sequences).
 
-    Example:
+    Examples:
         >>> from qopt.moe import MarkovMixture
         >>> tokens, sources = MarkovMixture(num_sources=4, vocab_size=16).sample(3, 10, seed=0)
         >>> tokens.shape, sources.tolist()
@@ -538,7 +538,7 @@ class MoELanguageModel(nn.Module):
         **moe_options: Passed to every :class:`MoE` (``top_k``, ``capacity_factor``,
             ``routing``, ...).
 
-    Example:
+    Examples:
         >>> import torch
         >>> from qopt.moe import MoELanguageModel
         >>> model = MoELanguageModel(16, d_model=8, num_layers=1, num_heads=2, num_experts=2)
@@ -679,7 +679,7 @@ def demo(
         the last five steps), ``max_violation`` and ``dropped_fraction`` (means over training
         steps) and ``seconds`` (wall clock of the whole run).
 
-    Example:
+    Examples:
         >>> from qopt.moe import demo
         >>> results = demo(steps=2, batch_size=2, length=9)
         >>> sorted(results), results["qubo"]["dropped_fraction"]

@@ -10,7 +10,7 @@ infeasible one is repaired (when a repair is given) and the repaired sample is a
 The candidate with the lowest *objective* energy (no penalty) wins; ties go to a raw sample over
 a repaired one, then to the lower penalized energy.
 
-Example:
+Examples:
     >>> import dimod
     >>> from qopt.constraints import ConstrainedQUBO
     >>> from qopt.pipeline import Formulation, solve
@@ -81,7 +81,7 @@ class Formulation(Generic[T]):
         SolverConfigurationError: ``decode`` or ``repair`` is not callable, or ``penalty`` is
             neither ``"auto"`` nor a finite float > 0.
 
-    Example:
+    Examples:
         >>> import dimod
         >>> from qopt.constraints import ConstrainedQUBO
         >>> model = ConstrainedQUBO()
@@ -164,7 +164,7 @@ class Solution(Generic[T]):
             penalized energies.
         record: The solve's :class:`~qopt.metering.SolveRecord` (shared by a batch).
 
-    Example:
+    Examples:
         >>> import dimod
         >>> bqm = dimod.BinaryQuadraticModel({"x": -1.0}, {}, 0.0, "BINARY")
         >>> solution = solve(bqm, "exact")
@@ -373,7 +373,7 @@ def solve(
         UnknownSolverError: ``solver`` is a name that is not registered.
         SolverUnavailableError: The solver returned no samples, or samples missing a variable.
 
-    Example:
+    Examples:
         >>> import dimod
         >>> from qopt.constraints import ConstrainedQUBO
         >>> model = ConstrainedQUBO(dimod.BinaryQuadraticModel({"a": -1, "b": -1}, {}, 0,
@@ -418,7 +418,7 @@ def solve_batch(
         InvalidProblemError: A problem is empty, has non-finite biases, or its repair returned
             an infeasible sample; the message names the problem's index.
 
-    Example:
+    Examples:
         >>> import dimod
         >>> from qopt.constraints import ConstrainedQUBO
         >>> problems = []

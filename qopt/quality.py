@@ -1,6 +1,6 @@
 """Solution quality and time-to-solution, as the quantum-optimization literature reports them.
 
-Example:
+Examples:
     >>> from qopt.quality import approximation_ratio, tts
     >>> approximation_ratio(11612, 11624, sense="max")
     0.9989676531314522

@@ -131,7 +131,7 @@ def count_params_and_macs(model: nn.Module, example_input: Any) -> tuple[int, in
     structured pruning shrinks; element-wise operations, normalisation, gating and bias
     additions are not counted. The pruning callback's budget and report use this same count.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from qopt.integrations.lightning import count_params_and_macs
         >>> model = torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
@@ -499,7 +499,7 @@ class PrunableGroup:
         kind: ``"channels"`` (outputs of Linear/Conv2d layers) or ``"experts"``.
         min_keep: The fewest units a pruned model may keep (``top_k`` for experts).
 
-    Example:
+    Examples:
         >>> from qopt.integrations.lightning import PrunableGroup
         >>> PrunableGroup("fc1", 16, ("fc1",), "channels", 1).size
         16
@@ -518,7 +518,7 @@ class ModelPruningGroups(Sequence[PrunableGroup]):
     A sequence of :class:`PrunableGroup`, plus :meth:`cost` (parameters or MACs of the model
     for any numbers of units kept per group) and :meth:`prune` (remove units for real).
 
-    Example:
+    Examples:
         >>> import torch
         >>> from qopt.integrations.lightning import model_pruning_groups
         >>> model = torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.ReLU(),
@@ -646,7 +646,7 @@ def model_pruning_groups(
         InvalidProblemError: The model cannot be traced, has no prunable group, or a group
             couples a module that cannot be costed; the message names the module.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from qopt.integrations.lightning import count_params_and_macs, model_pruning_groups
         >>> from qopt.moe import MoE
@@ -736,7 +736,7 @@ class QuboPruningCallback(Callback):
             redundancy estimate.
         remove: Whether to remove the pruned units physically when ``fit`` ends.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from lightning.pytorch import Trainer
         >>> from lightning.pytorch.demos.boring_classes import BoringModel

@@ -136,7 +136,7 @@ class QuboRoutingCallback(Callback):
         SolverConfigurationError: At construction, for an invalid option.
         InvalidProblemError: In :meth:`setup`, when the model has no routable module.
 
-    Example:
+    Examples:
         >>> import lightning.pytorch as pl, torch
         >>> from qopt.integrations.lightning import QuboRoutingCallback
         >>> from qopt.moe import MoE

@@ -2,7 +2,7 @@
 
 Importing this module imports Optuna; ``import qopt`` does not.
 
-Example:
+Examples:
     >>> import optuna
     >>> from qopt.integrations.optuna import QuboSampler
     >>> study = optuna.create_study(sampler=QuboSampler(solver="sa", seed=0))

@@ -18,7 +18,7 @@ def random_qubo_objective(
     """A random QUBO matrix (upper triangular, ``N(0, 1)`` entries on a random sparse pattern)
     and its exact minimum, found by enumerating all ``2^n_bits`` states.
 
-    Example:
+    Examples:
         >>> Q, optimum = random_qubo_objective(8, seed=1)
         >>> Q.shape, optimum < 0
         ((8, 8), True)
@@ -41,7 +41,7 @@ def demo_study(n_trials: int = 40, seed: int = 0, *, n_bits: int = 16) -> dict[s
         ``{"optimum", "qubo_sampler", "tpe", "n_trials", "n_bits", "seed"}``: the enumerated
         optimum and each sampler's best value (lower is better).
 
-    Example:
+    Examples:
         >>> from qopt.integrations.optuna import demo_study
         >>> result = demo_study(n_trials=12, seed=0, n_bits=6)
         >>> sorted(result)

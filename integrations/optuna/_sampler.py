@@ -150,7 +150,7 @@ class QuboSampler(BaseSampler):
         SolverConfigurationError: An option is unknown or out of range.
         UnknownSolverError: ``solver`` is not a registered name.
 
-    Example:
+    Examples:
         >>> import optuna
         >>> from qopt.integrations.optuna import QuboSampler
         >>> optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -7,7 +7,7 @@ The space model (:class:`SearchSpace`, :class:`Choice`, :class:`Budget`, :class:
 called (``pip install 'qopt[optuna]'``); a spec with a ``train`` section trains Lightning
 modules (``qopt[lightning]``), and plots need ``qopt[plot]``.
 
-Example:
+Examples:
     >>> from qopt.nas import Budget, Choice, Objective, PairCost, SearchSpace
     >>> space = SearchSpace(
     ...     [Choice.integers("width_1", 16, 64, step=16), Choice.integers("width_2", 16, 64, step=16)],
@@ -62,7 +62,7 @@ def _load_runner() -> Any:
 def run_search(space: SearchSpace, **options: Any) -> RunSummary:
     """Search ``space``; see :func:`qopt.nas._runner.run_search` for the options.
 
-    Example:
+    Examples:
         >>> space = SearchSpace([Choice.integers("w", 1, 6)])
         >>> run_search(space, sampler="random", n_trials=6, seed=0, objective=lambda a: -a["w"]).best[0]["architecture"]
         {'w': 6}
@@ -74,7 +74,7 @@ def run_search(space: SearchSpace, **options: Any) -> RunSummary:
 def status(run_dir: str) -> RunSummary:
     """Where the search in ``run_dir`` stands; see :func:`qopt.nas._runner.status`.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> d = tempfile.mkdtemp()
         >>> _ = run_search(SearchSpace([Choice.integers("w", 1, 3)]), run_dir=d, sampler="random",
@@ -89,7 +89,7 @@ def status(run_dir: str) -> RunSummary:
 def export(run_dir: str, path: str | None = None) -> list[dict[str, Any]]:
     """The best architecture (Pareto front) of ``run_dir`` as JSON-ready dicts.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> d = tempfile.mkdtemp()
         >>> _ = run_search(SearchSpace([Choice.integers("w", 1, 3)]), run_dir=d, sampler="random",
@@ -104,7 +104,7 @@ def export(run_dir: str, path: str | None = None) -> list[dict[str, Any]]:
 def export_model(run_dir: str, **options: Any) -> Any:
     """The best architecture as a torch module; see :func:`qopt.nas._runner.export_model`.
 
-    Example:
+    Examples:
         >>> import tempfile, torch
         >>> d = tempfile.mkdtemp()
         >>> _ = run_search(SearchSpace([Choice("width", "ordinal", (2, 4))]), run_dir=d,
@@ -118,7 +118,7 @@ def export_model(run_dir: str, **options: Any) -> Any:
 def load_model(path: str, **options: Any) -> Any:
     """A module saved by ``export_model(..., path=)``; see :func:`qopt.nas._runner.load_model`.
 
-    Example:
+    Examples:
         >>> load_model.__name__
         'load_model'
     """
@@ -133,7 +133,7 @@ def report(
     Plots (``pip install 'qopt[plot]'``): ``history.png`` (each trial's first objective and
     the best so far) and, with two objectives, ``pareto.png``.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> d = tempfile.mkdtemp()
         >>> _ = run_search(SearchSpace([Choice.integers("w", 1, 3)]), run_dir=d, sampler="random",
@@ -167,7 +167,7 @@ def demo(
 
     Prints the best architecture and how many evaluated trials went over the budget (none).
 
-    Example:
+    Examples:
         >>> import io
         >>> buffer = io.StringIO()
         >>> summary = demo(buffer, n_trials=12, seed=0)

@@ -64,7 +64,7 @@ class OptunaPruningCallback(lightning.Callback):
         trial: The Optuna trial (single objective; multi-objective studies cannot prune).
         monitor: The logged metric to report.
 
-    Example:
+    Examples:
         >>> import optuna
         >>> trial = optuna.create_study().ask()
         >>> OptunaPruningCallback(trial, "val_acc").monitor
@@ -98,7 +98,7 @@ class OptunaPruningCallback(lightning.Callback):
 def make_pruner(training: Training) -> optuna.pruners.BasePruner:
     """The Optuna pruner named in a spec's ``train`` section.
 
-    Example:
+    Examples:
         >>> type(make_pruner(Training(pruner="successive-halving"))).__name__
         'SuccessiveHalvingPruner'
     """
@@ -122,7 +122,7 @@ def measure_model(model: nn.Module) -> dict[str, float]:
     MACs count the weight multiplications of linear and convolution layers
     (:func:`qopt.integrations.lightning.count_params_and_macs`); FLOPs are about twice that.
 
-    Example:
+    Examples:
         >>> model = torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.Linear(4, 2))
         >>> model.example_input_array = torch.zeros(1, 8)
         >>> measure_model(model)
@@ -161,7 +161,7 @@ class LightningEvaluator:
         seed: Seed of every trial's training (``seed + trial number``).
         weights_dir: Where to save each completed trial's ``state_dict``.
 
-    Example:
+    Examples:
         >>> from qopt.nas import Choice, SearchSpace
         >>> from qopt.nas._spec import Training
         >>> space = SearchSpace([Choice("w", "ordinal", (2, 4))], train=Training(max_epochs=1))

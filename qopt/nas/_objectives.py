@@ -43,7 +43,7 @@ def nas_bench_201_space(
         dataset: ``"cifar10"``, ``"cifar100"`` or ``"imagenet"``.
         name: Study name (default ``"nb201-<dataset>"``).
 
-    Example:
+    Examples:
         >>> space = nas_bench_201_space(max_mparams=0.8)
         >>> space.size, space.within_budget({f"Op{i}": "nor_conv_3x3" for i in range(6)})
         (15625, False)
@@ -144,7 +144,7 @@ def resolve_evaluator(
     Raises:
         InvalidProblemError: No ``evaluate`` entry, or its module or function does not exist.
 
-    Example:
+    Examples:
         >>> space = nas_bench_201_space()
         >>> metrics = resolve_evaluator(space, seed=0)({f"Op{i}": "skip_connect" for i in range(6)})
         >>> sorted(metrics)

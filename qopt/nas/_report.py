@@ -67,7 +67,7 @@ def top_k(run_dir: str | Path, k: int = 10) -> list[dict[str, Any]]:
     objective. Each record has ``trial``, ``architecture``, ``values``, ``costs``,
     ``within_budget`` and, for trained models, ``measured`` (params, MACs).
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from qopt.nas import Choice, SearchSpace, run_search
         >>> d = tempfile.mkdtemp()
@@ -94,7 +94,7 @@ def top_k(run_dir: str | Path, k: int = 10) -> list[dict[str, Any]]:
 def format_table(records: Sequence[dict[str, Any]], space: SearchSpace | None = None) -> str:
     """A Markdown table of trial records (:func:`top_k`): architecture, objectives, costs.
 
-    Example:
+    Examples:
         >>> print(format_table([{"rank": 1, "trial": 4, "architecture": {"w": 2},
         ...                      "values": {"loss": 0.0}, "costs": {}}]))
         | rank | trial | architecture | loss |
@@ -124,7 +124,7 @@ def format_table(records: Sequence[dict[str, Any]], space: SearchSpace | None = 
 def history(run_dir: str | Path, objective: int = 0) -> dict[str, list[float]]:
     """Completed trials in order: trial numbers, values of one objective, best so far.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from qopt.nas import Choice, SearchSpace, run_search
         >>> d = tempfile.mkdtemp()

@@ -376,7 +376,7 @@ def run_search(
     Returns:
         A :class:`RunSummary`.
 
-    Example:
+    Examples:
         >>> from qopt.nas import Choice, Objective, SearchSpace, run_search
         >>> space = SearchSpace([Choice.integers("w", 1, 8)], objectives=[Objective("loss")])
         >>> summary = run_search(space, sampler="random", n_trials=8, seed=0,
@@ -556,7 +556,7 @@ def _load(run_dir: str | Path) -> tuple[optuna.Study, SearchSpace, str]:
 def status(run_dir: str | Path) -> RunSummary:
     """Where the search in ``run_dir`` stands (counts and the best so far).
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from qopt.nas import Choice, SearchSpace, run_search
         >>> space = SearchSpace([Choice.integers("w", 1, 4)])
@@ -573,7 +573,7 @@ def status(run_dir: str | Path) -> RunSummary:
 def export(run_dir: str | Path, path: str | Path | None = None) -> list[dict[str, Any]]:
     """The best architecture (or Pareto front) of ``run_dir``; also written to ``path`` as JSON.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from qopt.nas import Choice, SearchSpace, run_search
         >>> space = SearchSpace([Choice.integers("w", 1, 4)])
@@ -616,7 +616,7 @@ def export_model(
         InvalidProblemError: No completed trial, a tabular benchmark (no model to build), or
             a builder that does not return a torch module.
 
-    Example:
+    Examples:
         >>> import tempfile, torch
         >>> from qopt.nas import Choice, SearchSpace, run_search
         >>> d = tempfile.mkdtemp()
@@ -675,7 +675,7 @@ def export_model(
 def load_model(path: str | Path, *, build: Callable[[dict[str, Any]], Any] | None = None) -> Any:
     """Rebuild a module saved by ``export_model(..., path=)`` and load its weights.
 
-    Example:
+    Examples:
         >>> import tempfile, torch
         >>> from qopt.nas import Choice, SearchSpace, run_search
         >>> d = tempfile.mkdtemp()

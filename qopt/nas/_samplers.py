@@ -36,7 +36,7 @@ class ArchitectureCodec:
     Budgets become :class:`qopt.encoding.ParameterConstraint` objects with per-value costs by
     position, which :mod:`qopt.encoding` turns into exact coefficients on the choice's bits.
 
-    Example:
+    Examples:
         >>> from qopt.nas import nas_bench_201_space
         >>> codec = ArchitectureCodec(nas_bench_201_space(max_mparams=0.6))
         >>> sorted(codec.distributions())[:2], len(codec.constraints())
@@ -212,7 +212,7 @@ class _ArchitectureSampler(BaseSampler):
 class RandomArchitectureSampler(_ArchitectureSampler):
     """Uniform random architectures within budget (rejection sampling), no repeats.
 
-    Example:
+    Examples:
         >>> from qopt.nas import nas_bench_201_space
         >>> sampler = RandomArchitectureSampler(ArchitectureCodec(nas_bench_201_space()), seed=0)
         >>> type(sampler).__name__
@@ -238,7 +238,7 @@ class RegularizedEvolutionSampler(_ArchitectureSampler):
     child changes one choice at random (within budget, not yet evaluated). The state lives in
     the storage, so a resumed run continues the same evolution.
 
-    Example:
+    Examples:
         >>> from qopt.nas import nas_bench_201_space
         >>> codec = ArchitectureCodec(nas_bench_201_space())
         >>> RegularizedEvolutionSampler(codec, population_size=10, sample_size=3).population_size
@@ -293,7 +293,7 @@ class LocalSearchSampler(_ArchitectureSampler):
     neighbour left restarts from a random architecture. The climb number is stored on each
     trial (``"qopt_nas:climb"``), so the search resumes where it stopped.
 
-    Example:
+    Examples:
         >>> from qopt.nas import nas_bench_201_space
         >>> LocalSearchSampler(ArchitectureCodec(nas_bench_201_space())).__class__.__name__
         'LocalSearchSampler'
@@ -342,7 +342,7 @@ def make_sampler(
     ``options`` are further keyword options of :class:`QuboSampler` (``surrogate``,
     ``target_transform``, ...), for ``name="qubo"`` only.
 
-    Example:
+    Examples:
         >>> from qopt.nas import nas_bench_201_space
         >>> sampler, codec = make_sampler("qubo", nas_bench_201_space(), seed=0)
         >>> [c.label for c in codec.constraints()]  # per-op costs on the six categoricals

@@ -51,7 +51,7 @@ class Choice:
             ``"ordinal"`` (ordered values).
         values: The values, in order (for ``"int"``, use :meth:`integers`).
 
-    Example:
+    Examples:
         >>> Choice("op", "categorical", ("conv3x3", "conv1x1", "skip")).values
         ('conv3x3', 'conv1x1', 'skip')
         >>> Choice.integers("width", 16, 64, step=16).values
@@ -91,7 +91,7 @@ class Choice:
     def integers(cls, name: str, low: int, high: int, step: int = 1) -> Choice:
         """An ``"int"`` choice over ``low, low + step, ..., high``.
 
-        Example:
+        Examples:
             >>> Choice.integers("depth", 1, 3).values
             (1, 2, 3)
         """
@@ -132,7 +132,7 @@ class PairCost:
     costs indexed by value positions, ``table[i][j]`` for the ``i``-th value of ``first`` and
     the ``j``-th of ``second``.
 
-    Example:
+    Examples:
         >>> PairCost("w1", "w2", coefficient=1.0).coefficient
         1.0
     """
@@ -189,7 +189,7 @@ class Budget:
         pairs: Quadratic terms (:class:`PairCost`).
         constant: Cost of the fixed part of the network.
 
-    Example:
+    Examples:
         >>> b = Budget("params", 100, costs={"op": {"conv": 80, "skip": 0}}, constant=10)
         >>> b.cost({"op": "conv"}), b.is_linear
         (90.0, True)
@@ -267,7 +267,7 @@ def _lookup(table: Mapping[Any, float], value: Any) -> float:
 class Objective:
     """A metric the search optimizes, with its direction.
 
-    Example:
+    Examples:
         >>> Objective("val_acc", "maximize").direction
         'maximize'
     """
@@ -307,7 +307,7 @@ class Training:
         accelerator: Lightning accelerator (``"cpu"``, ``"gpu"``, ``"auto"``).
         save_weights: Keep each completed trial's weights in ``RUN_DIR/weights/``.
 
-    Example:
+    Examples:
         >>> Training(max_epochs=3, monitor="val_acc").pruner
         'median'
     """
@@ -378,7 +378,7 @@ class SearchSpace:
         InvalidProblemError: Duplicate or unknown choice names, an empty objective list, a
             budget no architecture meets.
 
-    Example:
+    Examples:
         >>> space = SearchSpace(
         ...     [Choice.integers("w1", 8, 32, step=8), Choice.integers("w2", 8, 32, step=8)],
         ...     budgets=[Budget("params", 600, pairs=(PairCost("w1", "w2", coefficient=1.0),))],
@@ -487,7 +487,7 @@ class SearchSpace:
     def cost(self, architecture: Mapping[str, Any], budget: int | str = 0) -> float:
         """The cost of ``architecture`` under a budget (by index or name).
 
-        Example:
+        Examples:
             >>> space = SearchSpace([Choice("op", "categorical", ("a", "b"))],
             ...     budgets=[Budget("flops", 5, costs={"op": {"a": 3, "b": 7}})])
             >>> space.cost({"op": "b"}, "flops")
@@ -555,7 +555,7 @@ class SearchSpace:
     def random_architecture(self, rng: np.random.Generator, *, tries: int = 1000) -> dict[str, Any]:
         """A uniformly random architecture within budget (rejection, then repair).
 
-        Example:
+        Examples:
             >>> import numpy as np
             >>> space = SearchSpace([Choice.integers("w", 1, 9)],
             ...     budgets=[Budget("c", 3, costs={"w": {v: v for v in range(1, 10)}})])
@@ -677,7 +677,7 @@ class SearchSpace:
     def to_dict(self) -> dict[str, Any]:
         """The spec as plain data (what :func:`load_spec` reads back).
 
-        Example:
+        Examples:
             >>> space = SearchSpace([Choice("op", "categorical", ("a", "b"))])
             >>> SearchSpace.from_dict(space.to_dict()).choices["op"].values
             ('a', 'b')
@@ -908,7 +908,7 @@ def load_spec(path: str | Path) -> SearchSpace:
         InvalidProblemError: The spec is malformed (unknown choice type, empty values,
             impossible budget, bad entry point).
 
-    Example:
+    Examples:
         >>> import tempfile, pathlib
         >>> text = '''
         ... name: tiny

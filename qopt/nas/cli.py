@@ -14,7 +14,7 @@ _SAMPLERS = ("qubo", "random", "evolution", "local", "tpe", "nsga2")
 def add_nas_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``qopt nas SPEC | status RUN | export RUN`` to an argparse subparsers object.
 
-    Example:
+    Examples:
         >>> parser = argparse.ArgumentParser(prog="qopt")
         >>> _ = add_nas_parser(parser.add_subparsers(dest="command"))
         >>> args = parser.parse_args(["nas", "space.yaml", "--trials", "20", "--sampler", "tpe"])
@@ -55,7 +55,7 @@ def add_nas_parser(subparsers: Any) -> argparse.ArgumentParser:
 def run_nas_command(args: argparse.Namespace, out: TextIO) -> int:
     """Run a parsed ``qopt nas`` command; return the exit status.
 
-    Example:
+    Examples:
         >>> import io, tempfile, pathlib
         >>> d = pathlib.Path(tempfile.mkdtemp())
         >>> _ = (d / "s.json").write_text('{"name": "t", "choices": [{"name": "op", '

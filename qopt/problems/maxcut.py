@@ -1,6 +1,6 @@
 """MaxCut as a BQM, and the random regular graphs used by QAOA benchmarks.
 
-Example:
+Examples:
     >>> from qopt.problems.maxcut import cut_value, maxcut_bqm, random_regular_graph
     >>> edges = random_regular_graph(8, 3, seed=0)
     >>> bqm = maxcut_bqm(edges)

@@ -15,7 +15,7 @@ the repair and decode steps enforce it exactly, including the part of the cost b
 number of units kept in two groups (a layer between two pruned layers costs
 ``k_in * k_out``).
 
-Example:
+Examples:
     >>> import numpy as np
     >>> from qopt.pipeline import solve
     >>> from qopt.problems.pruning import PruningGroup, pruning_problem
@@ -82,7 +82,7 @@ class PruningGroup:
             network).
         keep: Keep exactly this many units (k of n); ``None`` lets the budget decide.
 
-    Example:
+    Examples:
         >>> from qopt.problems.pruning import PruningGroup
         >>> PruningGroup("conv1", importance=[1.0, 0.2, 0.7], min_keep=1).num_units
         3
@@ -115,7 +115,7 @@ class PruningCost:
         unit_costs: Per group, shape ``(n_g,)``.
         interactions: ``{(g, h): coefficient}`` (``g == h`` allowed: ``k_g ** 2``).
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from qopt.problems.pruning import PruningCost
         >>> cost = PruningCost(10.0, {"a": np.ones(3), "b": np.ones(2)}, {("a", "b"): 4.0})
@@ -304,7 +304,7 @@ def pruning_problem(
         InvalidProblemError: A group with no units, bad shapes, or a budget below the cost of
             the minimum keeps (the message gives both numbers).
 
-    Example:
+    Examples:
         >>> from qopt.pipeline import solve
         >>> from qopt.problems.pruning import PruningGroup, pruning_problem
         >>> groups = [PruningGroup("a", [4.0, 1.0, 3.0], unit_cost=2.0),
@@ -580,7 +580,7 @@ def magnitude_importance(weight: Any, *, p: int = 1, bias: Any = None) -> np.nda
         p: 1 or 2.
         bias: Optional shape ``(out,)``, included in the norm.
 
-    Example:
+    Examples:
         >>> from qopt.problems.pruning import magnitude_importance
         >>> magnitude_importance([[1.0, -2.0], [0.5, 0.5]]).tolist()
         [3.0, 1.0]
@@ -608,7 +608,7 @@ def taylor_importance(
         bias: Optional shape ``(out,)``.
         bias_grad: Its gradient, shape ``(out,)``.
 
-    Example:
+    Examples:
         >>> from qopt.problems.pruning import taylor_importance
         >>> taylor_importance([[1.0, 2.0], [3.0, 0.0]], [[0.5, -0.5], [0.1, 9.0]]).round(6).tolist()
         [0.25, 0.09]
@@ -634,7 +634,7 @@ def fisher_importance(activations: Any, activation_grads: Any) -> np.ndarray:
         activations: Shape ``(N, units, *spatial)``: the unit's output on a calibration batch.
         activation_grads: The loss gradient with respect to ``activations``, same shape.
 
-    Example:
+    Examples:
         >>> from qopt.problems.pruning import fisher_importance
         >>> fisher_importance([[1.0, 2.0], [1.0, 0.0]], [[2.0, 0.5], [0.0, 1.0]]).tolist()
         [1.0, 0.25]
@@ -665,7 +665,7 @@ def activation_redundancy(activations: Any, *, center: bool = True) -> np.ndarra
     Returns:
         Shape ``(units, units)``, symmetric, values in ``[0, 1]``, zero diagonal.
 
-    Example:
+    Examples:
         >>> from qopt.problems.pruning import activation_redundancy
         >>> activation_redundancy([[1.0, 2.0, 0.0], [2.0, 4.0, 1.0], [3.0, 6.0, 0.0]]).round(2).tolist()
         [[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0]]

@@ -21,7 +21,7 @@ than its capacity.
 An assignment is an int array of shape ``(T, k)``: the experts of each token, ``-1`` where a
 slot was dropped for lack of capacity.
 
-Example:
+Examples:
     >>> import numpy as np
     >>> from qopt.problems.routing import (
     ...     affinity, exact_assignment, routing_stats, solve_routing)
@@ -135,7 +135,7 @@ def expert_capacity(num_tokens: int, num_experts: int, k: int, capacity_factor: 
     The Switch Transformer definition (Fedus et al., JMLR 2022); a factor of 1.0 gives the
     perfectly balanced load and no room to spare.
 
-    Example:
+    Examples:
         >>> from qopt.problems.routing import expert_capacity
         >>> expert_capacity(1024, 8, 2, 1.25)
         320
@@ -184,7 +184,7 @@ def routing_stats(
 ) -> RoutingStats:
     """Load balance, drops and capacity violations of an assignment of shape ``(T, k)``.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from qopt.problems.routing import routing_stats
         >>> stats = routing_stats(np.array([[0], [0], [1], [-1]]), 3, capacity=2)
@@ -221,7 +221,7 @@ def routing_stats(
 def affinity(assignment: Any, scores: Any) -> float:
     """Sum of the scores of the kept token-expert pairs (what linear routing maximizes).
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from qopt.problems.routing import affinity
         >>> affinity(np.array([[1], [-1]]), np.array([[0.0, 2.0], [5.0, 1.0]]))
@@ -240,7 +240,7 @@ def affinity(assignment: Any, scores: Any) -> float:
 def topk_assignment(scores: Any, k: int) -> np.ndarray:
     """The ``k`` best experts of each token, best first, ignoring capacity.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from qopt.problems.routing import topk_assignment
         >>> topk_assignment(np.array([[0.1, 0.7, 0.2]]), 2).tolist()
@@ -257,7 +257,7 @@ def apply_capacity(assignment: Any, capacity: int | np.ndarray, num_experts: int
     Priority follows GShard (Lepikhin et al., ICLR 2021): every token's first choice before
     any second choice, and earlier tokens first within a choice rank.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from qopt.problems.routing import apply_capacity
         >>> apply_capacity(np.array([[0, 1], [0, 1], [0, 2]]), 2, 3).tolist()
@@ -280,7 +280,7 @@ def apply_capacity(assignment: Any, capacity: int | np.ndarray, num_experts: int
 def greedy_assignment(scores: Any, k: int, capacity: int | np.ndarray) -> np.ndarray:
     """Top-k routing with capacity, overflow dropped (Switch Transformer, Fedus et al. 2022).
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from qopt.problems.routing import greedy_assignment
         >>> greedy_assignment(np.array([[1.0, 0.0], [1.0, 0.0]]), 1, 1).tolist()
@@ -309,7 +309,7 @@ def sinkhorn_plan(
     Reference: Cuturi, "Sinkhorn Distances", NeurIPS 2013; as used for routing by S-BASE
     (Clark et al., ICML 2022).
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from qopt.problems.routing import sinkhorn_plan
         >>> plan = sinkhorn_plan(np.array([[3.0, 0.0], [2.0, 0.0]]), num_iterations=200)
@@ -361,7 +361,7 @@ def sinkhorn_assignment(
         repair: Complete the assignment with :func:`repair_assignment` instead of dropping
             overflow (needs capacities adding up to at least ``T k``).
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from qopt.problems.routing import sinkhorn_assignment
         >>> sinkhorn_assignment(np.array([[3.0, 0.0], [2.0, 0.0]]), 1, 1).tolist()
@@ -390,7 +390,7 @@ def exact_assignment(scores: Any, k: int, capacity: int | np.ndarray) -> np.ndar
     simplex), whose constraint matrix is totally unimodular, so the vertex it returns is
     integral.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from qopt.problems.routing import exact_assignment
         >>> exact_assignment(np.array([[3.0, 2.9], [1.0, 0.0]]), 1, 1).tolist()
@@ -486,7 +486,7 @@ def repair_assignment(
         k: Experts per token.
         capacity: Slots per expert, adding up to at least ``T k``.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from qopt.problems.routing import repair_assignment
         >>> scores = np.array([[2.0, 1.0], [2.0, 0.0], [0.0, 1.0]])
@@ -570,7 +570,7 @@ class PairwiseTerms:
         diversity_weight: Scale of the expert-similarity term.
         communication_weight: Scale of the communication term.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from qopt.problems.routing import PairwiseTerms
         >>> terms = PairwiseTerms(communication_cost=PairwiseTerms.device_cost([0, 0, 1, 1]))
@@ -660,7 +660,7 @@ def knn_similarity(
     blocks of that many tokens (the groups :func:`solve_routing` solves together), since
     pairs across groups never meet in one QUBO.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from qopt.problems.routing import knn_similarity
         >>> x = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]])
@@ -700,7 +700,7 @@ def routing_energy(assignment: Any, scores: Any, pairwise: PairwiseTerms | None 
     This is the energy :func:`routing_problem` minimizes (without penalties), so classical
     and QUBO routes can be compared on the same scale.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from qopt.problems.routing import PairwiseTerms, routing_energy
         >>> scores = np.zeros((2, 2))
@@ -759,7 +759,7 @@ def routing_problem(
     Raises:
         InvalidProblemError: Non-finite scores, ``k`` out of range, or capacity too small for k.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from qopt.pipeline import solve
         >>> from qopt.problems.routing import routing_problem
@@ -1025,7 +1025,7 @@ def routing_bqm(
     (the default of :func:`routing_problem`); the provable ``"auto"`` weights are only
     available through :func:`routing_problem`.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from qopt.problems.routing import routing_bqm
         >>> bqm = routing_bqm(np.zeros((3, 2)), 1, 2, penalty=1.0)
@@ -1165,7 +1165,7 @@ def solve_routing(
     Returns:
         A :class:`RoutingSolution`; its assignment is always feasible.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from qopt.problems.routing import routing_stats, solve_routing
         >>> scores = np.random.default_rng(1).normal(size=(16, 4))

@@ -1,6 +1,6 @@
 """Every optimizer qopt can send a QUBO to, as a :class:`dimod.Sampler`.
 
-Example:
+Examples:
     >>> import dimod
     >>> from qopt.solvers import get_solver
     >>> bqm = dimod.generators.ran_r(1, 12, seed=3)

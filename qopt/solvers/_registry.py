@@ -150,7 +150,7 @@ _REGISTERED: dict[str, SolverSpec] = {}
 def register_solver(spec: SolverSpec) -> None:
     """Add a backend to the registry (replacing one of the same name registered earlier).
 
-    Example:
+    Examples:
         >>> import dimod
         >>> from qopt.solvers import SolverSpec, get_solver, register_solver
         >>> register_solver(SolverSpec("random", dimod.RandomSampler, "uniform random samples"))
@@ -250,7 +250,7 @@ def get_solver(
         SolverConfigurationError: An option is unknown or out of range.
         MissingDependencyError: The backend's optional packages are not installed.
 
-    Example:
+    Examples:
         >>> import dimod
         >>> from qopt.solvers import get_solver
         >>> solver = get_solver("sa", num_reads=5, seed=7)

@@ -62,7 +62,7 @@ class SimulatedAnnealingSolver(_UpstreamSolver):
     Reference: Kirkpatrick, Gelatt & Vecchi, "Optimization by simulated annealing",
     Science 220 (1983).
 
-    Example:
+    Examples:
         >>> import dimod
         >>> from qopt.solvers import SimulatedAnnealingSolver
         >>> bqm = dimod.BinaryQuadraticModel({"a": -1, "b": -1}, {("a", "b"): 2}, 0, "BINARY")
@@ -96,7 +96,7 @@ class TabuSolver(_UpstreamSolver):
     Reference: Palubeckis, "Multistart tabu search strategies for the unconstrained binary
     quadratic optimization problem", Annals of Operations Research 131 (2004).
 
-    Example:
+    Examples:
         >>> import dimod
         >>> from qopt.solvers import TabuSolver
         >>> bqm = dimod.BinaryQuadraticModel({"a": -1, "b": -1}, {("a", "b"): 2}, 0, "BINARY")
@@ -126,7 +126,7 @@ class SteepestDescentSolver(_UpstreamSolver):
         num_reads: Random starting states, each descended to a local minimum.
         seed: Seed for reproducible samples; ``None`` draws one.
 
-    Example:
+    Examples:
         >>> import dimod
         >>> from qopt.solvers import SteepestDescentSolver
         >>> bqm = dimod.BinaryQuadraticModel({"a": -1}, {}, 0, "BINARY")
@@ -155,7 +155,7 @@ class ExactSolver(_UpstreamSolver):
     Raises:
         ProblemTooLargeError: At :meth:`sample` time, for a BQM above ``max_variables``.
 
-    Example:
+    Examples:
         >>> import dimod
         >>> from qopt.solvers import ExactSolver
         >>> bqm = dimod.BinaryQuadraticModel({"a": -1, "b": -1}, {("a", "b"): 2}, 0, "BINARY")

@@ -50,7 +50,7 @@ class FallbackComposite(dimod.ComposedSampler):
         fallback_name: The fallback's registry name, for messages.
         retry_after: Seconds after a failure during which the child is skipped (0: always retry).
 
-    Example:
+    Examples:
         >>> import dimod
         >>> from qopt.solvers import FallbackComposite, SimulatedAnnealingSolver
         >>> class Broken(dimod.Sampler):
@@ -152,7 +152,7 @@ class MeteredComposite(dimod.ComposedSampler):
         child: The solver to measure.
         name: The registry name, stored in the record.
 
-    Example:
+    Examples:
         >>> import dimod
         >>> from qopt.metering import record_of
         >>> from qopt.solvers import MeteredComposite, SimulatedAnnealingSolver

@@ -317,7 +317,7 @@ class DecompositionSolver(dimod.ComposedSampler):
         acceptance: ``"anneal"`` (default) or ``"greedy"``, see above.
         seed: Seed of the search's choices and of the initial state; ``None`` draws one.
 
-    Example:
+    Examples:
         >>> import dimod
         >>> from qopt.solvers import ExactSolver
         >>> from qopt.solvers.decomposition import DecompositionSolver

@@ -9,7 +9,7 @@ detected locally before any connection is attempted, so a fallback to a local so
 This module imports dwave-system at import time; the registry imports it only when a D-Wave
 backend is asked for, so ``import qopt`` stays light.
 
-Example:
+Examples:
     >>> from qopt.solvers.dwave import leap_status
     >>> ready, message = leap_status()   # reads the local config; no network
     >>> isinstance(ready, bool) and isinstance(message, str)
@@ -107,7 +107,7 @@ def leap_status() -> tuple[bool, str]:
     Returns:
         ``(True, where)`` when a token is configured, or ``(False, why and how to configure)``.
 
-    Example:
+    Examples:
         >>> from qopt.solvers.dwave import leap_status
         >>> ready, message = leap_status()
         >>> message.startswith("Leap token configured") if ready else "dwave config" in message
@@ -351,7 +351,7 @@ class DWaveSolver(_LeapSolver):
     setting problem", Quantum Information Processing 7 (2008); Cai, Macready & Roy, "A practical
     heuristic for finding graph minors", arXiv:1406.2741 (2014) (minorminer).
 
-    Example:
+    Examples:
         >>> import dimod
         >>> from dwave.system.testing import MockDWaveSampler
         >>> from qopt.solvers.dwave import DWaveSolver
@@ -579,7 +579,7 @@ class LeapHybridSolver(_LeapSolver):
         SolverConfigurationError: At construction, for an option out of range or of the
             wrong type, or connection options given together with ``sampler``.
 
-    Example:
+    Examples:
         >>> from qopt.solvers.dwave import LeapHybridSolver
         >>> solver = LeapHybridSolver(time_limit=5)   # nothing connects yet
         >>> solver.remote, solver.connected, solver.time_limit

@@ -99,7 +99,7 @@ def linear_ramp_angles(reps: int, delta_t: float = 0.75) -> tuple[np.ndarray, np
     Returns:
         ``(gammas, betas)``, each of length ``reps``.
 
-    Example:
+    Examples:
         >>> gammas, betas = linear_ramp_angles(2)
         >>> gammas.round(4).tolist(), betas.round(4).tolist()
         ([0.1875, 0.5625], [0.5625, 0.1875])
@@ -118,7 +118,7 @@ def interpolate_angles(gammas: np.ndarray, betas: np.ndarray) -> tuple[np.ndarra
     ``i = 1..p+1`` with ``x_0 = x_{p+1} = 0``; the optimal schedule keeps its shape as ``p``
     grows, so this start is close to the new optimum.
 
-    Example:
+    Examples:
         >>> g, b = interpolate_angles(np.array([0.4]), np.array([0.3]))
         >>> g.tolist(), b.tolist()
         ([0.4, 0.4], [0.3, 0.3])
@@ -174,7 +174,7 @@ def max_qubits_for_memory(dtype: str = "float32", available_bytes: int | None = 
         dtype: ``"float32"`` or ``"float64"``.
         available_bytes: Free memory; ``None`` reads the host's (MemAvailable).
 
-    Example:
+    Examples:
         >>> max_qubits_for_memory("float32", available_bytes=16 << 30)
         28
         >>> max_qubits_for_memory("float64", available_bytes=80 * 10**9)
@@ -256,7 +256,7 @@ def qaoa_cost_diagonal(
     b_uv x_v)``: for each variable one broadcast addition of its field over the later
     variables, so memory is the output plus a half-length field vector.
 
-    Example:
+    Examples:
         >>> import dimod
         >>> bqm = dimod.BinaryQuadraticModel({"a": 1.0, "b": -2.0}, {("a", "b"): 3.0}, 0.5, "BINARY")
         >>> qaoa_cost_diagonal(bqm).tolist()
@@ -597,7 +597,7 @@ def qaoa_expectation(
     Galda et al. ("Transferability of optimal QAOA parameters between random graphs", IEEE
     QCE 2021). The result is in the BQM's energy units, offset included.
 
-    Example:
+    Examples:
         >>> import dimod
         >>> ring = dimod.BinaryQuadraticModel.from_ising({}, {(i, (i + 1) % 8): 1 for i in range(8)})
         >>> round(qaoa_expectation(ring, [math.pi / 8], [math.pi / 8]), 6)  # p=1 optimum: 3/4 cut
@@ -622,7 +622,7 @@ def qaoa_gradient(
     Returns:
         ``(expectation, d/dgammas, d/dbetas)`` in the BQM's energy units.
 
-    Example:
+    Examples:
         >>> import dimod
         >>> ring = dimod.BinaryQuadraticModel.from_ising({}, {(i, (i + 1) % 8): 1 for i in range(8)})
         >>> value, d_gamma, d_beta = qaoa_gradient(ring, [math.pi / 8], [math.pi / 8])
@@ -698,7 +698,7 @@ class QAOASolver(dimod.Sampler):
             torch sees no GPU.
         ProblemTooLargeError: At :meth:`sample` time, for a BQM above ``max_qubits``.
 
-    Example:
+    Examples:
         >>> import dimod
         >>> from qopt.solvers.qaoa import QAOASolver
         >>> ring = dimod.BinaryQuadraticModel.from_ising({}, {(i, (i + 1) % 6): 1 for i in range(6)})

@@ -96,7 +96,7 @@ def bqm_to_quadratic_program(
     Raises:
         InvalidProblemError: ``bqm`` is not a BQM or has a non-finite bias.
 
-    Example:
+    Examples:
         >>> import dimod
         >>> from qopt.solvers.qiskit_qaoa import bqm_to_quadratic_program
         >>> bqm = dimod.BinaryQuadraticModel({"a": 1.0, ("b", 2): -2.0}, {("a", ("b", 2)): 3.0},
@@ -149,7 +149,7 @@ def quadratic_program_to_bqm(
         InvalidProblemError: The program has constraints or a non-binary variable, or
             ``labels`` does not give one distinct label per variable.
 
-    Example:
+    Examples:
         >>> import dimod
         >>> from qopt.solvers.qiskit_qaoa import bqm_to_quadratic_program, quadratic_program_to_bqm
         >>> bqm = dimod.BinaryQuadraticModel({"a": 1.0}, {("a", "b"): -1.0}, 2.0, "SPIN")
@@ -222,7 +222,7 @@ def ibm_status() -> tuple[bool, str]:
     Returns:
         ``(configured, message)``; reading errors are reported in the message, never raised.
 
-    Example:
+    Examples:
         >>> from qopt.solvers.qiskit_qaoa import ibm_status
         >>> configured, message = ibm_status()
         >>> isinstance(configured, bool) and isinstance(message, str)
@@ -343,7 +343,7 @@ class QiskitQAOASolver(dimod.Sampler):
     Raises:
         SolverConfigurationError: An option is out of range or unknown (at construction).
 
-    Example:
+    Examples:
         >>> import dimod
         >>> from qopt.solvers.qiskit_qaoa import QiskitQAOASolver
         >>> bqm = dimod.BinaryQuadraticModel({"a": -1, "b": -1}, {("a", "b"): 2}, 0, "BINARY")

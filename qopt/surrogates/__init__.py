@@ -6,7 +6,7 @@ minimize. :func:`transform_targets` tames failed or extreme observations first, 
 :func:`fit_diagnostics` (in sample) and :func:`prediction_diagnostics` (out of sample: predictions
 made before the points were evaluated) say how well a model ranks the best observations.
 
-Example:
+Examples:
     >>> import numpy as np
     >>> from qopt.surrogates import FactorizationMachine, transform_targets
     >>> rng = np.random.default_rng(0)

@@ -34,7 +34,7 @@ def fit_diagnostics(
         observations (NaN when fewer than 3); ``best_rank``: the observed rank (0 = best) of the
         observation the model predicts best; ``top_rmse``: RMS error over the best observations.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from qopt.surrogates import SparseBayesianQuadraticRegression, fit_diagnostics
         >>> rng = np.random.default_rng(1)
@@ -69,7 +69,7 @@ def predicted_quantile(prediction: float, y: np.ndarray) -> float:
     scale-free, so predictions made at different times (different fits, different target
     transforms) can be compared with the quantile the point's observed value later takes.
 
-    Example:
+    Examples:
         >>> from qopt.surrogates import predicted_quantile
         >>> predicted_quantile(0.5, [0.0, 1.0, 2.0, 3.0])
         0.25
@@ -104,7 +104,7 @@ def prediction_diagnostics(
         spread); ``oos_top_spearman``: the same over the best observations only;
         ``oos_n``: the number of pairs.
 
-    Example:
+    Examples:
         >>> from qopt.surrogates import prediction_diagnostics
         >>> d = prediction_diagnostics([0.1, 0.4, 0.2, 0.9, 0.5, 0.7], [1, 3, 2, 6, 4, 5])
         >>> d["oos_spearman"], d["oos_n"]

@@ -40,7 +40,7 @@ def transform_targets(y: np.ndarray | list[float], method: str = "rank") -> np.n
     Returns:
         Transformed values with mean 0 and unit variance (all zero when they are all equal).
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from qopt.surrogates import transform_targets
         >>> transform_targets([1.0, 2.0, 1e9, np.inf], "rank").round(2).tolist()

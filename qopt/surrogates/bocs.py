@@ -56,7 +56,7 @@ class SparseBayesianQuadraticRegression:
         warm_start: Continue the previous chain when the feature count is unchanged.
         seed: Seed of the chain.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from qopt.surrogates import SparseBayesianQuadraticRegression
         >>> rng = np.random.default_rng(0)

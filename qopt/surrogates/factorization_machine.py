@@ -38,7 +38,7 @@ class FactorizationMachine:
         bootstrap: Fit a bootstrap resample of the data.
         seed: Seed of the initialization (and the resample).
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from qopt.surrogates import FactorizationMachine
         >>> X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]])

@@ -3,7 +3,9 @@
 # across workers. Prints the SQLAlchemy URL on its last line. Installs the server from Debian's
 # packages when it is missing.
 set -euo pipefail
-port="${QOPT_PG_PORT:-54329}"
+# A free loopback port unless QOPT_PG_PORT names one (a server left from an earlier run keeps
+# its port busy).
+port="${QOPT_PG_PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}"
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   apt-get update -qq >/dev/null
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import Any
 
 import dimod
 import numpy as np
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 
 from qopt.encoding import (
     CategoricalParameter,
+    DenseEnergy,
     FloatParameter,
     IntParameter,
     Parameter,
@@ -442,3 +444,50 @@ def test_per_value_cost_forms_agree_and_bad_terms_are_named() -> None:
         ParameterConstraint({"op": {}}, ub=1)
     with pytest.raises(InvalidProblemError, match="not a choice of parameter 'op'"):
         by_value.with_positions({"op": ("skip", "none")})
+
+
+def test_dense_energy_matches_the_bqm_and_leaves_out_slack() -> None:
+    rng = np.random.default_rng(0)
+    labels: list[Any] = [*range(6), "slack"]
+    bqm = dimod.BinaryQuadraticModel(
+        {v: rng.normal() for v in labels},
+        {
+            (u, v): rng.normal()
+            for u in labels
+            for v in labels
+            if str(u) < str(v) and rng.random() < 0.6
+        },
+        1.5,
+        dimod.BINARY,
+    )
+    energy = DenseEnergy(bqm, 6)
+    for _ in range(20):
+        x = rng.integers(0, 2, size=6)
+        assert energy.of(x) + bqm.offset == pytest.approx(
+            bqm.energy({**dict(enumerate(x)), "slack": 0})
+        )
+    row = rng.integers(0, 2, size=6)
+    patterns = np.eye(3, dtype=np.int8)
+    scores = energy.group_scores(row, slice(0, 3), patterns)
+    for k, p in enumerate(patterns):
+        full = row.copy()
+        full[:3] = p
+        assert scores[k] == pytest.approx(energy.of(full) - energy.of(np.r_[0, 0, 0, row[3:]]))
+
+
+def test_wall_strength_is_twice_the_largest_reach_of_one_bit() -> None:
+    space = SpaceEncoding({"a": IntParameter(0, 4), "b": IntParameter(0, 3)}, scheme="domain-wall")
+    rng = np.random.default_rng(2)
+    labels: list[Any] = [*range(space.n_bits), "slack", 99]
+    bqm = dimod.BinaryQuadraticModel(
+        {v: rng.normal() for v in labels},
+        {(u, v): rng.normal() for u in labels for v in labels if str(u) < str(v)},
+        0.0,
+        dimod.BINARY,
+    )
+    reach = [
+        abs(bqm.get_linear(i)) + sum(abs(b) for b in bqm.adj[i].values())
+        for i in range(space.n_bits)
+    ]
+    assert space.wall_penalty_strength(bqm) == pytest.approx(2 * max(reach))
+    assert space.wall_penalty_strength(dimod.BinaryQuadraticModel(dimod.BINARY)) == 1.0

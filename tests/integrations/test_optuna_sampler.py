@@ -340,30 +340,6 @@ def test_demo_study_reports_both_samplers() -> None:
     assert result["optimum"] == optimum
 
 
-def test_dense_energy_matches_the_bqm_and_repair_uses_it() -> None:
-    import dimod
-    from qopt.integrations.optuna._sampler import _DenseEnergy
-
-    rng = np.random.default_rng(0)
-    bqm = dimod.BinaryQuadraticModel(
-        {i: rng.normal() for i in range(6)},
-        {(i, j): rng.normal() for i in range(6) for j in range(i + 1, 6) if rng.random() < 0.6},
-        1.5,
-        dimod.BINARY,
-    )
-    energy = _DenseEnergy(bqm, 6)
-    for _ in range(20):
-        x = rng.integers(0, 2, size=6)
-        assert energy.of(x) + bqm.offset == pytest.approx(bqm.energy(dict(enumerate(x))))
-    row = rng.integers(0, 2, size=6)
-    patterns = np.eye(3, dtype=np.int8)
-    scores = energy.group_scores(row, slice(0, 3), patterns)
-    for k, p in enumerate(patterns):
-        full = row.copy()
-        full[:3] = p
-        assert scores[k] == pytest.approx(energy.of(full) - energy.of(np.r_[0, 0, 0, row[3:]]))
-
-
 def test_finished_trials_are_encoded_once() -> None:
     sampler = fast_sampler()
     study = optuna.create_study(sampler=sampler)
@@ -397,24 +373,3 @@ def test_local_search_perturbs_the_incumbent_once_the_model_optimum_is_taken() -
         distance = sum(t.params[k] != best.params[k] for k in t.params)
         assert 1 <= distance <= 2
     assert study.best_value == -1.0
-
-
-def test_fast_wall_strength_equals_the_encodings() -> None:
-    import dimod
-    from qopt.integrations.optuna._sampler import _SpaceEncoding
-
-    from qopt.encoding import IntParameter, SpaceEncoding
-
-    parameters = {"a": IntParameter(0, 4), "b": IntParameter(0, 3)}
-    fast, base = _SpaceEncoding(parameters), SpaceEncoding(parameters)
-    rng = np.random.default_rng(2)
-    labels: list[Any] = [*range(fast.n_bits), "slack", 99]
-    bqm = dimod.BinaryQuadraticModel(
-        {v: rng.normal() for v in labels},
-        {(u, v): rng.normal() for u in labels for v in labels if str(u) < str(v)},
-        0.0,
-        dimod.BINARY,
-    )
-    assert fast.wall_penalty_strength(bqm) == pytest.approx(base.wall_penalty_strength(bqm))
-    empty = dimod.BinaryQuadraticModel(dimod.BINARY)
-    assert fast.wall_penalty_strength(empty) == base.wall_penalty_strength(empty) == 1.0

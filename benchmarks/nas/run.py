@@ -16,14 +16,13 @@ sampler variant is ``qubo:key=value,...`` with QuboSampler options (``surrogate=
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from qopt.bench import machine_info
+from qopt.bench import results_path, write_results
 
 
 def parse_sampler(spec: str) -> tuple[str, int, dict[str, Any]]:
@@ -88,19 +87,8 @@ def main() -> None:
         f"{args.seeds} seeds"
     )
     print(table(raw, args.samplers, args.evaluations))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"nas-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(
-        json.dumps(
-            {
-                "args": vars(args),
-                "machine": machine_info(),
-                "optimum": optimum,
-                "results": raw,
-            },
-            indent=1,
-        )
+    path = write_results(
+        results_path(args.out, "nas"), {"args": vars(args), "optimum": optimum, "results": raw}
     )
     print(f"raw results written to {path}")
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import statistics
 import time
 import warnings
@@ -53,7 +52,7 @@ from sklearn.model_selection import train_test_split
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from qopt.bench import machine_info
+from qopt.bench import results_path, write_results
 from qopt.problems.pruning import magnitude_importance, taylor_importance
 
 REPO = Path(__file__).resolve().parents[2]
@@ -381,20 +380,9 @@ def main() -> None:
                     f"| {kind} | {speedup:g}x | {arm} | {statistics.median(deltas):+.2f} pp "
                     f"[{min(deltas):+.2f}, {max(deltas):+.2f}] | {ratio:.3f} | {len(chosen)} |"
                 )
-    out = (
-        args.out
-        or REPO / "benchmarks" / "results" / f"pruning-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        json.dumps(
-            {
-                "args": {k: str(v) for k, v in vars(args).items()},
-                "machine": machine_info(),
-                "runs": runs,
-            },
-            indent=1,
-        )
+    out = write_results(
+        args.out or results_path(REPO / "benchmarks" / "results", "pruning"),
+        {"args": {k: str(v) for k, v in vars(args).items()}, "runs": runs},
     )
     print(f"\nraw results: {out}")
 

@@ -16,10 +16,8 @@ from __future__ import annotations
 import argparse
 import copy
 import itertools
-import json
 import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run import EXAMPLE, MODELS, REPO, accuracy, data, fit, make_model, run_arm
 
-from qopt.bench import machine_info
+from qopt.bench import results_path, write_results
 
 
 def main() -> None:
@@ -91,17 +89,9 @@ def main() -> None:
                 f"| {kind} | {speedup:g}x | {label} | {statistics.median(deltas):+.2f} "
                 f"[{min(deltas):+.2f}, {max(deltas):+.2f}] |"
             )
-    out = REPO / "benchmarks" / "results" / f"pruning-tune-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        json.dumps(
-            {
-                "args": {k: str(v) for k, v in vars(args).items()},
-                "machine": machine_info(),
-                "runs": runs,
-            },
-            indent=1,
-        )
+    out = write_results(
+        results_path(REPO / "benchmarks" / "results", "pruning-tune"),
+        {"args": {k: str(v) for k, v in vars(args).items()}, "runs": runs},
     )
     print(f"\nraw results: {out}")
 

@@ -1175,6 +1175,7 @@ def solve_routing(
     """
     from qopt.pipeline import Formulation, solve
     from qopt.solvers import get_solver
+    from qopt.solvers.classical import SimulatedAnnealingSolver
 
     values = _check_scores(scores, "solve_routing")
     num_tokens, num_experts = values.shape
@@ -1221,7 +1222,7 @@ def solve_routing(
     parameters = getattr(sampler, "parameters", {})
     child = getattr(sampler, "child", sampler)
     if (
-        type(child).__name__ == "SimulatedAnnealingSolver"
+        isinstance(child, SimulatedAnnealingSolver)
         and "beta_range" not in sample_params
         and "beta_range" in parameters
     ):

@@ -7,15 +7,19 @@ mean, median and quartiles of the regret and the fraction of runs finding the op
 raw results as JSON to benchmarks/results/nas-<time>.json.
 
 Sampler names: ``qubo``, ``random``, ``evolution``, ``local``, ``tpe``, ``nsga2``; a QUBO
-sampler variant is ``qubo:key=value,...`` with QuboSampler options (``surrogate=bocs``,
-``target_transform=exp``) or ``startup=N`` (start design length).
+sampler variant is ``qubo:key=value;...`` with QuboSampler options over the architecture-search
+defaults (``qopt.nas._samplers.QUBO_DEFAULTS``: ``trust_region=None`` turns the trust region
+off, ``target_transform='rank'``, ``surrogate='bocs'``) or ``startup=N`` (start design length).
 
     python benchmarks/nas/run.py --seeds 50 --evaluations 25 50 100 150
+    python benchmarks/nas/run.py --from a.json b.json   # tables of runs split by sampler
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -25,16 +29,28 @@ import numpy as np
 from qopt.bench import results_path, write_results
 
 
-def parse_sampler(spec: str) -> tuple[str, int, dict[str, Any]]:
-    """``"qubo:surrogate=bocs,startup=20"`` -> ``("qubo", 20, {"surrogate": "bocs"})``."""
+def parse_sampler(spec: str) -> tuple[str, int | None, dict[str, Any]]:
+    """``"qubo:surrogate=bocs;startup=20"`` -> ``("qubo", 20, {"surrogate": "bocs"})``.
+
+    Without ``startup`` the runner's default start applies (``None``).
+
+    Options are separated by ``;`` (or ``,`` when no value holds a comma); values are Python
+    literals where they parse as one (``trust_region=None``, ``surrogate_options={"l2": 0.1}``)
+    and strings otherwise.
+    """
     name, _, rest = spec.partition(":")
-    startup, options = 10, {}
-    for item in filter(None, rest.split(",")):
+    startup: int | None = None  # the runner's default (qopt.nas._samplers.QUBO_STARTUP, TPE 10)
+    options: dict[str, Any] = {}
+    for item in filter(None, rest.split(";" if ";" in rest or "{" in rest else ",")):
         key, _, value = item.partition("=")
+        try:
+            parsed = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            parsed = value
         if key == "startup":
-            startup = int(value)
+            startup = int(parsed)
         else:
-            options[key] = value
+            options[key] = parsed
     return name, startup, options
 
 
@@ -48,7 +64,26 @@ def main() -> None:
     )
     parser.add_argument("--max-mparams", type=float, default=0.6, help="parameter budget (M)")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "results"))
+    parser.add_argument(
+        "--from",
+        dest="sources",
+        nargs="+",
+        metavar="JSON",
+        help="print the tables of earlier runs' raw results (merged) instead of running",
+    )
     args = parser.parse_args()
+    if args.sources:
+        merged: list[dict[str, Any]] = []
+        for source in args.sources:
+            merged += json.loads(Path(source).read_text())["results"]
+        samplers = list(dict.fromkeys(r["sampler"] for r in merged))
+        evaluations = sorted({r["evaluations"] for r in merged})
+        print(table(merged, samplers, evaluations))
+        reference = next((s for s in samplers if s.startswith("qubo")), None)
+        if reference is not None and len(samplers) > 1:
+            print()
+            print(paired(merged, reference, samplers, evaluations))
+        return
 
     from qopt.nas import nas_bench_201_space
     from qopt.nas._objectives import _NB201Table, nb201_key
@@ -64,7 +99,7 @@ def main() -> None:
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             start = time.perf_counter()
             # One run to the longest budget; shorter budgets read its prefix (same trajectory).
-            summary, history = _run(space, sampler, seed, longest)
+            summary, history, durations = _run(space, sampler, seed, longest)
             wall = time.perf_counter() - start
             for n in args.evaluations:
                 prefix = history[:n]
@@ -79,6 +114,10 @@ def main() -> None:
                         "over_budget_evaluated": summary.n_over_budget_evaluated,
                         "rejected": summary.n_rejected,
                         "wall_s_full_run": wall,
+                        # Trial durations: the proposal (Optuna samples inside the trial)
+                        # plus a table lookup; timing-sensitive.
+                        "proposal_s_mean": float(np.mean(durations[:n])),
+                        "proposal_s_max": float(np.max(durations[:n])),
                     }
                 )
     print(
@@ -87,6 +126,10 @@ def main() -> None:
         f"{args.seeds} seeds"
     )
     print(table(raw, args.samplers, args.evaluations))
+    reference = next((s for s in args.samplers if s.startswith("qubo")), None)
+    if reference is not None and len(args.samplers) > 1:
+        print()
+        print(paired(raw, reference, args.samplers, args.evaluations))
     path = write_results(
         results_path(args.out, "nas"), {"args": vars(args), "optimum": optimum, "results": raw}
     )
@@ -97,8 +140,8 @@ def table(raw: list[dict[str, Any]], samplers: list[str], evaluations: list[int]
     """Markdown table: regret mean +- standard error, median [quartiles], found optimum."""
     lines = [
         "| sampler | evals | mean regret (± s.e.) | median [q25, q75] | found optimum | "
-        "over budget | rejected |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "over budget | rejected | proposal s (mean / max) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for sampler in samplers:
         for n in evaluations:
@@ -110,13 +153,59 @@ def table(raw: list[dict[str, Any]], samplers: list[str], evaluations: list[int]
                 f"| {sampler} | {n} | {regret.mean():.3f} ± {se:.3f} | {q50:.3f} "
                 f"[{q25:.3f}, {q75:.3f}] | {np.mean([r['found_optimum'] for r in rows]):.2f} | "
                 f"{sum(r['over_budget_evaluated'] for r in rows)} | "
-                f"{sum(r['rejected'] for r in rows)} |"
+                f"{sum(r['rejected'] for r in rows)} | "
+                f"{np.mean([r['proposal_s_mean'] for r in rows]):.3f} / "
+                f"{max(r['proposal_s_max'] for r in rows):.3f} |"
             )
     return "\n".join(lines)
 
 
-def _run(space: Any, sampler: str, seed: int, n: int) -> tuple[Any, list[tuple[str, float]]]:
-    """Run one in-memory search; the (table key, observed val_acc) of each evaluation in order."""
+def paired(
+    raw: list[dict[str, Any]], reference: str, samplers: list[str], evaluations: list[int]
+) -> str:
+    """Markdown table: ``reference`` against each other sampler, seed by seed.
+
+    Mean regret difference (negative: ``reference`` better) with its standard error, the
+    seeds where each is better, and the two-sided Wilcoxon signed-rank p-value (zero
+    differences dropped; Wilcoxon 1945).
+    """
+    from scipy.stats import wilcoxon
+
+    lines = [
+        f"| {reference} vs | evals | mean diff (± s.e.) | {reference} better / worse | "
+        "Wilcoxon p |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for other in samplers:
+        if other == reference:
+            continue
+        for n in evaluations:
+            mine = {
+                r["seed"]: r["regret"]
+                for r in raw
+                if r["sampler"] == reference and r["evaluations"] == n
+            }
+            theirs = {
+                r["seed"]: r["regret"]
+                for r in raw
+                if r["sampler"] == other and r["evaluations"] == n
+            }
+            seeds = sorted(set(mine) & set(theirs))
+            diff = np.array([mine[s] - theirs[s] for s in seeds])
+            se = diff.std(ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else float("nan")
+            p = float(wilcoxon(diff, zero_method="wilcox").pvalue) if np.any(diff != 0) else 1.0
+            lines.append(
+                f"| {other} | {n} | {diff.mean():+.3f} ± {se:.3f} | "
+                f"{int((diff < 0).sum())} / {int((diff > 0).sum())} | {p:.3g} |"
+            )
+    return "\n".join(lines)
+
+
+def _run(
+    space: Any, sampler: str, seed: int, n: int
+) -> tuple[Any, list[tuple[str, float]], list[float]]:
+    """Run one in-memory search: the summary, the (table key, observed val_acc) of each
+    evaluation in order, and each evaluated trial's duration in seconds."""
     import optuna
 
     from qopt.nas._objectives import nb201_key
@@ -128,14 +217,16 @@ def _run(space: Any, sampler: str, seed: int, n: int) -> tuple[Any, list[tuple[s
     study = _open_study(space, optuna.storages.InMemoryStorage(), name, create=True)
     job = _Job(space.to_dict(), None, None, name, seed, n, "sa", startup, options)
     _worker(job, 0, space=space, study=study)
-    history = []
+    history, durations = [], []
     for t in sorted(
         study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)), key=lambda t: t.number
     ):
         arch = trial_architecture(t)
         assert arch is not None
         history.append((nb201_key(arch), float(t.values[0])))
-    return _summarize(study, space, name), history
+        assert t.datetime_start is not None and t.datetime_complete is not None
+        durations.append((t.datetime_complete - t.datetime_start).total_seconds())
+    return _summarize(study, space, name), history, durations
 
 
 if __name__ == "__main__":

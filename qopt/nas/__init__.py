@@ -128,10 +128,14 @@ def load_model(path: str, **options: Any) -> Any:
 def report(
     run_dir: str, *, top: int = 10, plots: str | None = None
 ) -> tuple[str, list[dict[str, Any]]]:
-    """The top-``top`` table of a run (Markdown) and its records; PNG plots into ``plots``.
+    """The top-``top`` table of a run (Markdown) and its records; plots into ``plots``.
 
-    Plots (``pip install 'qopt[plot]'``): ``history.png`` (each trial's first objective and
-    the best so far) and, with two objectives, ``pareto.png``.
+    Plots (``pip install 'qopt[plot]'``: matplotlib, plotly, scikit-learn): ``history.png``
+    and ``history.html`` (each trial's first objective and the best so far),
+    ``importance.png`` and ``importance.html`` (fANOVA importance of each choice), with two
+    objectives ``pareto.png``, and with two objectives or a budget ``pareto.html`` (the
+    Pareto front, infeasible points marked). A missing package raises
+    :class:`qopt.exceptions.MissingDependencyError` before any file is written.
 
     Examples:
         >>> import tempfile

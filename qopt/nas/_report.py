@@ -1,7 +1,7 @@
-"""Results of a search: the top-k table and plots (best so far, Pareto front).
+"""Results of a search: the top-k table and plots (best so far, Pareto front, importance).
 
-Imported lazily by :mod:`qopt.nas`; imports Optuna at top level and matplotlib when plotting
-(``pip install 'qopt[plot]'``).
+Imported lazily by :mod:`qopt.nas`; imports Optuna at top level, matplotlib for PNG plots and
+plotly for HTML plots when plotting (``pip install 'qopt[plot]'``).
 """
 
 from __future__ import annotations
@@ -14,16 +14,22 @@ from typing import Any
 from optuna.trial import FrozenTrial, TrialState
 
 from qopt.exceptions import InvalidProblemError
-from qopt.nas._runner import _load, _trial_record
+from qopt.nas._runner import _STATUS, _load, _trial_record
 from qopt.nas._spec import SearchSpace
 
 __all__ = [
     "format_table",
     "history",
+    "html_history",
+    "html_importance",
+    "html_pareto",
+    "importances",
     "pareto",
     "plot_history",
+    "plot_importance",
     "plot_pareto",
     "top_k",
+    "tradeoff",
     "write_plots",
 ]
 
@@ -222,15 +228,284 @@ def plot_pareto(run_dir: str | Path, path: str | Path | None = None) -> Any:
     return figure
 
 
-def write_plots(run_dir: str | Path, out_dir: str | Path) -> list[Path]:
-    """``history.png`` (and ``pareto.png`` for two objectives) in ``out_dir``; their paths."""
+def importances(run_dir: str | Path, objective: int = 0) -> dict[str, float]:
+    """Importance of each choice for one objective (fANOVA: Hutter, Hoos & Leyton-Brown,
+    ICML 2014, as :func:`optuna.importance.get_param_importances` computes it, seed 0).
+
+    Shares summing to 1, largest first; choices that never varied are left out.
+
+    Raises:
+        InvalidProblemError: Fewer than two completed trials.
+
+    Examples:
+        >>> import tempfile
+        >>> from qopt.nas import Choice, SearchSpace, run_search
+        >>> d = tempfile.mkdtemp()
+        >>> space = SearchSpace([Choice.integers("a", 1, 4), Choice.integers("b", 1, 4)])
+        >>> _ = run_search(space, run_dir=d, sampler="random", n_trials=12, seed=0,
+        ...                objective=lambda arch: 10 * arch["a"] + arch["b"])
+        >>> shares = importances(d)
+        >>> next(iter(shares)), round(sum(shares.values()), 6)
+        ('a', 1.0)
+    """
+    import optuna
+
+    from qopt._optional import import_optional
+
+    import_optional("sklearn", "plot", "Parameter importance (fANOVA)")
+    trials, space = _complete(run_dir)
+    if len(trials) < 2:
+        raise InvalidProblemError(
+            f"Parameter importance needs at least two completed trials; study '{space.name}' "
+            f"has {len(trials)}. Run more trials first."
+        )
+    study = _study_of(run_dir)
+    shares = optuna.importance.get_param_importances(
+        study,
+        evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0),
+        target=lambda t: float(t.values[objective]),
+    )
+    return {str(k): float(v) for k, v in shares.items()}
+
+
+def _study_of(run_dir: str | Path) -> Any:
+    study, _, _ = _load(run_dir)
+    return study
+
+
+def plot_importance(run_dir: str | Path, path: str | Path | None = None) -> Any:
+    """Bar chart of :func:`importances` (first objective); the Figure (PNG at ``path``)."""
     plt = _pyplot()
+    _, space = _complete(run_dir)
+    shares = importances(run_dir)
+    names = list(shares)[::-1]
+    figure, axes = plt.subplots(figsize=(6, 0.8 + 0.35 * max(1, len(names))))
+    axes.barh(names, [shares[n] for n in names], color="C0")
+    axes.set_xlabel(f"importance for {space.objectives[0].name} (fANOVA)")
+    axes.set_title(f"{space.name}: parameter importance")
+    figure.tight_layout()
+    if path is not None:
+        figure.savefig(path, dpi=120)
+    return figure
+
+
+def tradeoff(run_dir: str | Path) -> dict[str, Any]:
+    """The points of the Pareto plot: two objectives, or the objective against the first budget.
+
+    With two objectives the axes are the objectives; with one objective and a budget, the
+    budget's cost (x, smaller is better) against the objective (y). Every completed trial is a
+    point; ``front`` marks the non-dominated ones among those within every budget, and
+    ``feasible`` whether a point is within budget. Over-budget proposals that were rejected
+    (never evaluated) have no objective value: ``rejected`` holds their trial numbers and,
+    on a cost axis, their costs.
+
+    Raises:
+        InvalidProblemError: One objective and no budget: nothing to trade off.
+
+    Examples:
+        >>> import tempfile
+        >>> from qopt.nas import Budget, Choice, SearchSpace, run_search
+        >>> d = tempfile.mkdtemp()
+        >>> space = SearchSpace([Choice.integers("w", 1, 6)],
+        ...                     budgets=[Budget("params", 4, costs={"w": {v: v for v in range(1, 7)}})])
+        >>> _ = run_search(space, run_dir=d, sampler="random", n_trials=4, seed=0,
+        ...                objective=lambda a: -a["w"])
+        >>> data = tradeoff(d)
+        >>> data["names"], all(data["feasible"]), sorted(data["x"])
+        (['params', 'objective'], True, [1.0, 2.0, 3.0, 4.0])
+    """
+    study, space, _ = _load(run_dir)
+    trials, _ = _complete(run_dir)
+    names = [o.name for o in space.objectives]
+    signs = _signs(space)
+    limits = {b.name: b.max for b in space.budgets}
+
+    def feasible(t: FrozenTrial) -> bool:
+        return all(
+            float(t.user_attrs.get(f"cost:{n}", -math.inf)) <= m + 1e-9 for n, m in limits.items()
+        )
+
+    rejected = [
+        t
+        for t in study.get_trials(deepcopy=False)
+        if t.state == TrialState.FAIL and t.user_attrs.get(_STATUS) == "rejected"
+    ]
+    if len(names) >= 2:
+        axes = names[:2]
+        xs = [float(t.values[0]) for t in trials]
+        ys = [float(t.values[1]) for t in trials]
+        x_sign, y_sign = signs[0], signs[1]
+        rejected_x: list[float] = []
+    elif space.budgets:
+        budget = space.budgets[0].name
+        axes = [budget, names[0]]
+        xs = [float(t.user_attrs.get(f"cost:{budget}", math.nan)) for t in trials]
+        ys = [float(t.values[0]) for t in trials]
+        x_sign, y_sign = 1.0, signs[0]
+        rejected_x = [float(t.user_attrs.get(f"cost:{budget}", math.nan)) for t in rejected]
+    else:
+        raise InvalidProblemError(
+            f"A Pareto plot needs two objectives or a budget; study '{space.name}' has one "
+            f"objective ({names[0]}) and no budget."
+        )
+    ok = [feasible(t) for t in trials]
+    inside = [i for i in range(len(trials)) if ok[i]]
+    ranks = _pareto_ranks([[x_sign * xs[i], y_sign * ys[i]] for i in inside])
+    front = [False] * len(trials)
+    for i, r in zip(inside, ranks, strict=True):
+        front[i] = r == 0
+    return {
+        "names": axes,
+        "trial": [t.number for t in trials],
+        "x": xs,
+        "y": ys,
+        "front": front,
+        "feasible": ok,
+        "rejected": [t.number for t in rejected],
+        "rejected_x": rejected_x,
+        "limit": limits.get(axes[0]),
+    }
+
+
+def _plotly() -> Any:
+    from qopt._optional import import_optional
+
+    import_optional("plotly", "plot", "qopt nas HTML plots")
+    import plotly.graph_objects as go
+
+    return go
+
+
+def html_history(run_dir: str | Path) -> Any:
+    """Optuna's interactive optimization history (first objective); a plotly Figure."""
+    _plotly()
+    import optuna
+
+    study, space, _ = _load(run_dir)
+    objective = space.objectives[0]
+    return optuna.visualization.plot_optimization_history(
+        study,
+        target=lambda t: float(t.values[0]),
+        target_name=f"{objective.name} ({objective.direction})",
+    )
+
+
+def html_importance(run_dir: str | Path) -> Any:
+    """Interactive bar chart of :func:`importances`; a plotly Figure."""
+    go = _plotly()
+    _, space = _complete(run_dir)
+    shares = importances(run_dir)
+    names = list(shares)[::-1]
+    figure = go.Figure(go.Bar(x=[shares[n] for n in names], y=names, orientation="h"))
+    figure.update_layout(
+        title=f"{space.name}: parameter importance (fANOVA)",
+        xaxis_title=f"importance for {space.objectives[0].name}",
+    )
+    return figure
+
+
+def html_pareto(run_dir: str | Path) -> Any:
+    """Interactive Pareto plot of :func:`tradeoff`, infeasible points marked; a plotly Figure.
+
+    Completed trials within budget are blue, the front is joined in red, completed trials
+    over a budget are grey crosses; on a cost axis the budget is a dashed line and rejected
+    over-budget proposals (never evaluated) are red crosses along the bottom edge.
+    """
+    go = _plotly()
+    data = tradeoff(run_dir)
+    _, space = _complete(run_dir)
+    figure = go.Figure()
+
+    def add(indices: list[int], name: str, **style: Any) -> None:
+        figure.add_trace(
+            go.Scatter(
+                x=[data["x"][i] for i in indices],
+                y=[data["y"][i] for i in indices],
+                text=[f"trial {data['trial'][i]}" for i in indices],
+                name=name,
+                **style,
+            )
+        )
+
+    n = len(data["trial"])
+    add(
+        [i for i in range(n) if data["feasible"][i] and not data["front"][i]],
+        "trial",
+        mode="markers",
+        marker={"color": "#1f77b4", "opacity": 0.6},
+    )
+    add(
+        sorted((i for i in range(n) if data["front"][i]), key=lambda i: data["x"][i]),
+        "Pareto front",
+        mode="lines+markers",
+        marker={"color": "#d62728"},
+    )
+    add(
+        [i for i in range(n) if not data["feasible"][i]],
+        "over budget",
+        mode="markers",
+        marker={"color": "#7f7f7f", "symbol": "x"},
+    )
+    if data["rejected_x"]:
+        bottom = min(data["y"]) if data["y"] else 0.0
+        figure.add_trace(
+            go.Scatter(
+                x=data["rejected_x"],
+                y=[bottom] * len(data["rejected_x"]),
+                text=[f"trial {t}: rejected, not evaluated" for t in data["rejected"]],
+                name="rejected (over budget, not evaluated)",
+                mode="markers",
+                marker={"color": "#d62728", "symbol": "x", "size": 9},
+            )
+        )
+    if data["limit"] is not None:
+        figure.add_vline(x=data["limit"], line_dash="dash", annotation_text="budget")
+    figure.update_layout(
+        title=f"{space.name}: Pareto front ({len(data['rejected'])} rejected over budget)",
+        xaxis_title=data["names"][0],
+        yaxis_title=data["names"][1],
+    )
+    return figure
+
+
+def write_plots(run_dir: str | Path, out_dir: str | Path, *, html: bool = True) -> list[Path]:
+    """PNG and HTML plots of a run in ``out_dir``; their paths.
+
+    PNG (matplotlib): ``history.png``, ``importance.png`` (two or more completed trials) and,
+    with two objectives, ``pareto.png``. HTML (plotly; the files share one ``plotly.min.js``
+    written beside them, so they open offline): ``history.html``, ``importance.html`` and,
+    with two objectives or a budget, ``pareto.html`` (infeasible points marked).
+
+    Raises:
+        MissingDependencyError: matplotlib, scikit-learn (importance) or, with ``html=True``,
+            plotly is not installed (``pip install 'qopt[plot]'``); checked before any file
+            is written.
+    """
+    from qopt._optional import import_optional
+
+    plt = _pyplot()
+    trials, space = _complete(run_dir)
+    if len(trials) >= 2:
+        import_optional("sklearn", "plot", "Parameter importance (fANOVA)")
+    if html:
+        _plotly()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _, space = _complete(run_dir)
     written = [out / "history.png"]
     plt.close(plot_history(run_dir, written[0]))
     if len(space.objectives) == 2:
         written.append(out / "pareto.png")
-        plt.close(plot_pareto(run_dir, written[1]))
+        plt.close(plot_pareto(run_dir, written[-1]))
+    if len(trials) >= 2:
+        written.append(out / "importance.png")
+        plt.close(plot_importance(run_dir, written[-1]))
+    if html:
+        figures = [("history.html", html_history(run_dir))]
+        if len(trials) >= 2:
+            figures.append(("importance.html", html_importance(run_dir)))
+        if len(space.objectives) >= 2 or space.budgets:
+            figures.append(("pareto.html", html_pareto(run_dir)))
+        for name, figure in figures:
+            figure.write_html(out / name, include_plotlyjs="directory")
+            written.append(out / name)
     return written

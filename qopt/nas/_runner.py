@@ -185,7 +185,7 @@ class _Job:
     seed: int | None
     n_trials: int
     solver: str
-    n_startup_trials: int
+    n_startup_trials: int | None
     sampler_options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -341,7 +341,7 @@ def run_search(
     workers: int = 1,
     seed: int | None = None,
     solver: str = "sa",
-    n_startup_trials: int = 10,
+    n_startup_trials: int | None = None,
     objective: Callable[[dict[str, Any]], Mapping[str, float] | float] | None = None,
     progress: bool = False,
 ) -> RunSummary:
@@ -368,7 +368,8 @@ def run_search(
         workers: Processes on this machine (needs ``run_dir`` or ``storage``).
         seed: Seed (worker ``i`` uses ``seed + 7919 * i``).
         solver: qopt solver for ``sampler="qubo"``.
-        n_startup_trials: Start design length of the qubo and tpe samplers.
+        n_startup_trials: Start design length of the qubo and tpe samplers (``None``: 5 for
+            qubo, :data:`qopt.nas._samplers.QUBO_STARTUP`; 10 for tpe).
         objective: A function of the architecture dict, instead of the spec's ``evaluate``
             (``workers=1`` only: it is not sent to other processes).
         progress: Show a tqdm progress bar with an ETA.

@@ -46,7 +46,7 @@ def add_nas_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="export: also save the best architecture as a torch module (definition + weights)",
     )
     nas.add_argument("--top", type=int, default=10, help="report: rows of the table")
-    nas.add_argument("--plots", help="report: write PNG plots into this folder")
+    nas.add_argument("--plots", help="report: write PNG and HTML plots into this folder")
     nas.add_argument("--no-progress", action="store_true", help="no progress bar")
     nas.set_defaults(run=run_nas_command)
     return nas

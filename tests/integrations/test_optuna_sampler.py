@@ -373,3 +373,43 @@ def test_local_search_perturbs_the_incumbent_once_the_model_optimum_is_taken() -
         distance = sum(t.params[k] != best.params[k] for k in t.params)
         assert 1 <= distance <= 2
     assert study.best_value == -1.0
+
+
+def test_trust_region_proposes_the_model_best_untried_point_near_the_incumbent() -> None:
+    def objective(trial: optuna.Trial) -> float:
+        x = [trial.suggest_categorical(f"x{i}", ["a", "b", "c", "d"]) for i in range(4)]
+        return float(sum(v != "c" for v in x) + (x[0] == "a"))
+
+    sampler = fast_sampler(trust_region=1, n_startup_trials=4)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(objective, n_trials=25)
+    trials = study.trials
+    local = [t for t in trials if t.system_attrs.get("qopt:candidate") == "trust-region"]
+    assert len(local) >= 10
+    for t in local:
+        earlier = [u for u in trials if u.number < t.number]
+        best = min(earlier, key=lambda u: (u.value, u.number))
+        # One change away from the incumbent, never a repeat, and no QUBO was solved for it.
+        assert sum(t.params[k] != best.params[k] for k in t.params) == 1
+        assert all(u.params != t.params for u in earlier)
+        assert t.system_attrs["qopt:qubo_variables"] is None
+    assert study.best_value == 0.0
+
+
+def test_trust_region_falls_back_to_the_qubo_when_the_ball_is_exhausted() -> None:
+    # Two binary choices: after the start every radius-1 ball is soon fully evaluated.
+    def objective(trial: optuna.Trial) -> float:
+        return float(sum(trial.suggest_int(f"x{i}", 0, 2) for i in range(2)))
+
+    study = optuna.create_study(sampler=fast_sampler(trust_region=1, n_startup_trials=3))
+    study.optimize(objective, n_trials=9)
+    sources = [t.system_attrs.get("qopt:candidate") for t in study.trials]
+    assert "trust-region" in sources
+    assert any(s is not None and s.startswith(("solver", "neighbour")) for s in sources)
+    assert len({tuple(t.params.values()) for t in study.trials}) == 9
+
+
+@pytest.mark.parametrize("radius", [0, -1, 1.5])
+def test_trust_region_must_be_a_positive_int(radius: Any) -> None:
+    with pytest.raises(SolverConfigurationError, match="trust_region"):
+        QuboSampler(trust_region=radius)

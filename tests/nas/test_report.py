@@ -11,9 +11,21 @@ import numpy as np
 import optuna
 import pytest
 
-from qopt.exceptions import InvalidProblemError
-from qopt.nas import Choice, Objective, SearchSpace, report, run_search
-from qopt.nas._report import history, pareto, plot_history, plot_pareto, top_k
+from qopt.exceptions import InvalidProblemError, MissingDependencyError
+from qopt.nas import Budget, Choice, Objective, SearchSpace, report, run_search
+from qopt.nas._report import (
+    history,
+    html_history,
+    html_pareto,
+    importances,
+    pareto,
+    plot_history,
+    plot_importance,
+    plot_pareto,
+    top_k,
+    tradeoff,
+    write_plots,
+)
 from qopt.nas._runner import _load
 from qopt.nas.cli import add_nas_parser
 
@@ -92,7 +104,15 @@ def test_pareto_plot_of_two_objectives(tmp_path: Path) -> None:
     )
     assert len(rest.get_xdata()) + len(front.get_xdata()) == len(trials)
     table, records = report(str(tmp_path), top=3, plots=str(tmp_path / "plots"))
-    assert {p.name for p in (tmp_path / "plots").iterdir()} == {"history.png", "pareto.png"}
+    assert {p.name for p in (tmp_path / "plots").iterdir()} == {
+        "history.png",
+        "pareto.png",
+        "importance.png",
+        "history.html",
+        "importance.html",
+        "pareto.html",
+        "plotly.min.js",
+    }
     assert all(r["pareto_rank"] == 0 for r in records[: sum(data["front"])][:3])
     assert "| error | speed |" in table
 
@@ -112,3 +132,109 @@ def test_cli_report(toy_run: Path, tmp_path: Path) -> None:
     assert args.run(args, out) == 0
     assert out.getvalue().count("\n") == 2 + 2 + 1
     assert (tmp_path / "history.png").exists()
+
+
+def test_html_history_holds_every_completed_trial(toy_run: Path) -> None:
+    trials = complete_trials(toy_run)
+    figure = html_history(toy_run)
+    points = next(t for t in figure.data if t.mode == "markers")
+    assert list(points.x) == [t.number for t in trials]
+    assert list(points.y) == [t.values[0] for t in trials]
+
+
+def test_importance_finds_the_choice_that_matters(tmp_path: Path) -> None:
+    space = SearchSpace([Choice.integers("a", 1, 5), Choice.integers("b", 1, 5)])
+    run_search(
+        space,
+        run_dir=tmp_path,
+        sampler="random",
+        n_trials=20,
+        seed=0,
+        objective=lambda arch: 10.0 * arch["a"] + 0.1 * arch["b"],
+    )
+    shares = importances(tmp_path)
+    assert list(shares) == ["a", "b"]
+    assert shares["a"] > 0.9
+    assert sum(shares.values()) == pytest.approx(1.0)
+    figure = plot_importance(tmp_path)
+    bars = figure.axes[0].patches
+    assert sorted(b.get_width() for b in bars) == sorted(shares.values())
+
+
+def budget_space() -> SearchSpace:
+    return SearchSpace(
+        [Choice.integers("w", 1, 8), Choice("act", "categorical", ("relu", "tanh"))],
+        budgets=[Budget("params", 5, costs={"w": {v: v for v in range(1, 9)}})],
+        objectives=[Objective("acc", "maximize")],
+    )
+
+
+def test_pareto_of_one_objective_is_against_the_budget_with_rejected_points_marked(
+    tmp_path: Path,
+) -> None:
+    # TPE ignores the budget: some proposals are over it, rejected and never evaluated.
+    run_search(
+        budget_space(),
+        run_dir=tmp_path,
+        sampler="tpe",
+        n_trials=16,
+        seed=1,
+        n_startup_trials=12,
+        objective=lambda arch: arch["w"] + (0.5 if arch["act"] == "relu" else 0.0),
+    )
+    study, _, _ = _load(tmp_path)
+    rejected = [
+        t
+        for t in study.get_trials()
+        if t.state == optuna.trial.TrialState.FAIL
+        and t.user_attrs.get("qopt_nas:status") == "rejected"
+    ]
+    assert rejected, "the seed should give over-budget proposals"
+    data = tradeoff(tmp_path)
+    trials = complete_trials(tmp_path)
+    assert data["names"] == ["params", "acc"]
+    assert data["x"] == [t.user_attrs["cost:params"] for t in trials]
+    assert all(data["feasible"]) and all(x <= 5 for x in data["x"])
+    assert data["rejected"] == [t.number for t in rejected]
+    assert all(x > 5 for x in data["rejected_x"])
+    # Front: no feasible trial has lower cost and higher accuracy.
+    for x, y, on_front in zip(data["x"], data["y"], data["front"], strict=True):
+        dominated = any(
+            (x2 <= x and y2 >= y) and (x2, y2) != (x, y)
+            for x2, y2 in zip(data["x"], data["y"], strict=True)
+        )
+        assert on_front == (not dominated)
+    figure = html_pareto(tmp_path)
+    by_name = {t.name: t for t in figure.data}
+    marked = by_name["rejected (over budget, not evaluated)"]
+    assert sorted(marked.x) == sorted(data["rejected_x"])
+    assert sorted(by_name["Pareto front"].x) == sorted(
+        x for x, f in zip(data["x"], data["front"], strict=True) if f
+    )
+    written = write_plots(tmp_path, tmp_path / "plots")
+    assert {p.name for p in written} == {
+        "history.png",
+        "importance.png",
+        "history.html",
+        "importance.html",
+        "pareto.html",
+    }
+    assert "Plotly.newPlot" in (tmp_path / "plots" / "pareto.html").read_text()
+    assert (tmp_path / "plots" / "plotly.min.js").exists()
+
+
+def test_html_plots_without_plotly_fail_clearly_before_writing(
+    toy_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "plotly", None)  # makes `import plotly` fail
+    monkeypatch.setitem(sys.modules, "plotly.graph_objects", None)
+    with pytest.raises(MissingDependencyError, match=r"plotly.*qopt\[plot\]"):
+        write_plots(toy_run, tmp_path / "plots")
+    assert not (tmp_path / "plots").exists()
+    # The PNG plots alone still work.
+    assert [p.name for p in write_plots(toy_run, tmp_path / "png", html=False)] == [
+        "history.png",
+        "importance.png",
+    ]

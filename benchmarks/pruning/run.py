@@ -7,8 +7,10 @@ update) before it prunes, then --finetune-epochs epochs of the same optimizer on
 batches. Arms:
 
     qubo        QuboPruningCallback: --importance (L1 by default) + activation redundancy
-                (--alpha), one global MAC budget, solved by --solver through qopt.pipeline
-                (Lightning fine-tuning); defaults chosen on a validation split (tune.py)
+                (--alpha), one global MAC budget (--balance: pull towards the uniform
+                split, 0 by default), solved by --solver through qopt.pipeline and polished
+                by 1-swap local search (--no-polish to turn off), Lightning fine-tuning;
+                settings chosen on a validation split (tune.py)
     l1          L1 filter norm, the same keep ratio in every layer (Li et al., ICLR 2017)
     taylor      first-order Taylor, global greedy ranking of layer-normalized scores
                 (Molchanov et al., CVPR 2019) until the MAC budget holds
@@ -18,11 +20,14 @@ batches. Arms:
                 reference only; zeroed weights do not remove MACs on dense hardware
 
 MACs are counted by qopt.integrations.lightning.count_params_and_macs (Linear and Conv2d
-multiply-accumulates). Prints, per model and speed-up, the median accuracy change (pruned and
-fine-tuned minus the unpruned model) over seeds with [min, max] and the median MAC ratio, and
-writes every run to benchmarks/results/pruning-<time>.json.
+multiply-accumulates); the QUBO arm also checks that the callback's reported parameters and
+MACs equal the counts of the pruned model. Prints, per model and speed-up, the median accuracy
+change (pruned and fine-tuned minus the unpruned model) over seeds with [min, max] and the
+median MAC ratio, then QUBO against each structured baseline paired by seed (wins / ties /
+losses, the median difference, a two-sided Wilcoxon signed-rank p-value), and writes every
+run to benchmarks/results/pruning-<time>.json.
 
-    python benchmarks/pruning/run.py                                    # 5 seeds, 2x and 3x
+    python benchmarks/pruning/run.py --seeds 10                         # the docs' table
     python benchmarks/pruning/run.py --seeds 2 --epochs 5 --finetune-epochs 2   # a quick check
 """
 
@@ -270,12 +275,19 @@ def run_arm(
             target_ratio=1.0 / speedup,
             importance=args.importance,
             alpha=args.alpha,
+            balance=args.balance,
+            polish=args.polish,
             epochs=[0],
             solver=args.solver,
             solver_options={"num_reads": args.num_reads, "seed": seed},
         )
         fit(model, example, train, args.finetune_epochs, args.lr, [callback], seed)
         extra = {"kept": callback.report["kept"], "fallbacks": callback.report.get("fallbacks", 0)}
+        # What the callback reports is what the pruned model really costs.
+        counted = count_params_and_macs(model, example)
+        reported = (callback.report["params_after"], callback.report["macs_after"])
+        if counted != reported:
+            raise AssertionError(f"reported params/MACs {reported} != counted {counted}")
     elif arm == "unstructured":
         pruning = ModelPruning(
             "l1_unstructured",
@@ -323,6 +335,47 @@ def run_arm(
     }
 
 
+def by_seed(runs: list[dict[str, Any]], kind: str, speedup: float, arm: str) -> dict[int, float]:
+    """Accuracy per seed of one arm on one model and speed-up."""
+    return {
+        r["seed"]: r["accuracy"]
+        for r in runs
+        if (r["model"], r["speedup"], r["arm"]) == (kind, speedup, arm)
+    }
+
+
+def paired(runs: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    """Per seed, QUBO against each other structured arm: wins/ties/losses, Wilcoxon p."""
+    others = [a for a in ("l1", "taylor", "tp-group") if a in args.arms]
+    if "qubo" not in args.arms or not others:
+        return
+    try:
+        from scipy.stats import wilcoxon
+    except ImportError:  # scipy is a qopt dependency; stay usable without it all the same
+        wilcoxon = None
+    print(
+        "\n| model | speed-up | QUBO vs | wins / ties / losses | median paired difference | "
+        "Wilcoxon p (two-sided) |"
+    )
+    print("| --- | --- | --- | --- | --- | --- |")
+    for kind in args.models:
+        for speedup in args.speedups:
+            qubo = by_seed(runs, kind, speedup, "qubo")
+            for other in others:
+                theirs = by_seed(runs, kind, speedup, other)
+                seeds = sorted(set(qubo) & set(theirs))
+                diffs = [100 * (qubo[s] - theirs[s]) for s in seeds]
+                wins = sum(d > 1e-9 for d in diffs)
+                losses = sum(d < -1e-9 for d in diffs)
+                p = "n/a"
+                if wilcoxon is not None and wins + losses > 0:
+                    p = f"{wilcoxon(diffs, zero_method='wilcox').pvalue:.2f}"
+                print(
+                    f"| {kind} | {speedup:g}x | {other} | {wins} / {len(diffs) - wins - losses} "
+                    f"/ {losses} | {statistics.median(diffs):+.2f} pp | {p} |"
+                )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -339,6 +392,8 @@ def main() -> None:
     # the best single setting over both models and speed-ups of
     # `python benchmarks/pruning/tune.py` (see docs/pruning.md).
     parser.add_argument("--alpha", type=float, default=0.5)
+    parser.add_argument("--balance", type=float, default=0.0)
+    parser.add_argument("--polish", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--importance", default="l1", choices=("taylor", "l1", "l2", "fisher"))
     parser.add_argument("--solver", default="sa")
     parser.add_argument("--num-reads", type=int, default=32)
@@ -380,6 +435,7 @@ def main() -> None:
                     f"| {kind} | {speedup:g}x | {arm} | {statistics.median(deltas):+.2f} pp "
                     f"[{min(deltas):+.2f}, {max(deltas):+.2f}] | {ratio:.3f} | {len(chosen)} |"
                 )
+    paired(runs, args)
     out = write_results(
         args.out or results_path(REPO / "benchmarks" / "results", "pruning"),
         {"args": {k: str(v) for k, v in vars(args).items()}, "runs": runs},

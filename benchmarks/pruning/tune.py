@@ -9,6 +9,7 @@ benchmarks/results/pruning-tune-<time>.json.
 
     python benchmarks/pruning/tune.py                                   # 5 seeds, mlp and cnn
     python benchmarks/pruning/tune.py --models mlp --alphas 0.5 1.0 --importances taylor l1
+    python benchmarks/pruning/tune.py --models mlp --importances l1 --alphas 0.5 --balances 0 10
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
     parser.add_argument("--alphas", type=float, nargs="+", default=[0.25, 0.5, 0.75, 1.0])
     parser.add_argument("--importances", nargs="+", default=["taylor", "l1"])
+    parser.add_argument("--balances", type=float, nargs="+", default=[0.0])
+    parser.add_argument("--polish", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--baselines", nargs="*", default=["l1", "taylor"])
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--finetune-epochs", type=int, default=3)
@@ -49,8 +52,8 @@ def main() -> None:
     torch.set_num_threads(1)
 
     configs = [
-        {"arm": "qubo", "importance": imp, "alpha": alpha}
-        for imp, alpha in itertools.product(args.importances, args.alphas)
+        {"arm": "qubo", "importance": imp, "alpha": alpha, "balance": balance}
+        for imp, alpha, balance in itertools.product(args.importances, args.alphas, args.balances)
     ] + [{"arm": arm} for arm in args.baselines]
     runs: list[dict[str, Any]] = []
     for kind in args.models:
@@ -64,15 +67,17 @@ def main() -> None:
                 arm_args = copy.copy(args)
                 arm_args.importance = config.get("importance", "taylor")
                 arm_args.alpha = config.get("alpha", 0.5)
+                arm_args.balance = config.get("balance", 0.0)
                 run = run_arm(config["arm"], kind, base, train, val, speedup, arm_args, seed)
                 label = (
-                    f"qubo {config['importance']} alpha={config['alpha']:g}"
+                    f"qubo {config['importance']} alpha={config['alpha']:g} "
+                    f"balance={config['balance']:g}"
                     if config["arm"] == "qubo"
                     else config["arm"]
                 )
                 run.update(config=label, delta=run["accuracy"] - base_accuracy)
                 runs.append(run)
-                print(f"{kind} seed={seed} {speedup:g}x {label:26s} {100 * run['delta']:+.2f}")
+                print(f"{kind} seed={seed} {speedup:g}x {label:36s} {100 * run['delta']:+.2f}")
                 sys.stdout.flush()
 
     print("\n| model | speed-up | configuration | validation accuracy change, median [min, max] |")

@@ -720,9 +720,17 @@ class QuboPruningCallback(Callback):
             0.5 is a 2x reduction.
         budget: ``"macs"`` or ``"params"``.
         epochs: Epochs at whose end to prune; the budget tightens geometrically over them.
-        importance: ``"l1"``/``"l2"`` (weight magnitude), ``"taylor"`` (first order, Molchanov
-            et al. 2019) or ``"fisher"`` (Theis et al. 2018).
+        importance: ``"l1"`` (default)/``"l2"`` (weight magnitude), ``"taylor"`` (first order,
+            Molchanov et al. 2019) or ``"fisher"`` (Theis et al. 2018). L1 is the default because
+            it is what the benchmark measured best (docs/pruning.md: Taylor scores rank MLP
+            neurons badly).
         alpha: Importance against redundancy in the QUBO, in [0, 1] (1: importance only).
+        balance: Pull of each group's kept count towards the uniform split (every group
+            keeping the same fraction of its units, the fraction that meets the budget), as
+            ``pruning_problem(balance=...)``: 0 lets the scores split the budget across
+            groups freely; larger values trade that freedom for the uniform split.
+        polish: Refine the solver's answer by 1-swap local search within each group
+            (``pruning_problem(polish=True)``): never a worse objective, same counts.
         min_keep: Fewest units any group keeps.
         layers: Names of the Linear/Conv2d modules whose outputs may be pruned, and of MoE
             layers whose experts may be (default: every Linear/Conv2d whose outputs feed
@@ -763,8 +771,10 @@ class QuboPruningCallback(Callback):
         target_ratio: float,
         budget: str = "macs",
         epochs: Sequence[int] = (0,),
-        importance: str = "taylor",
+        importance: str = "l1",
         alpha: float = 0.5,
+        balance: float = 0.0,
+        polish: bool = True,
         min_keep: int = 1,
         layers: Sequence[str] | None = None,
         example_input: Any = None,
@@ -807,6 +817,8 @@ class QuboPruningCallback(Callback):
             )
         self.importance = importance
         self.alpha = check_float(alpha, "alpha", _OWNER, low=0.0, high=1.0)
+        self.balance = check_float(balance, "balance", _OWNER, low=0.0)
+        self.polish = bool(polish)
         self.min_keep = check_int(min_keep, "min_keep", _OWNER, low=1)
         if layers is not None and (
             isinstance(layers, str) or not all(isinstance(n, str) for n in layers)
@@ -1210,7 +1222,9 @@ class QuboPruningCallback(Callback):
             fixed_cost=cost.fixed,
             interactions=cost.interactions,
             alpha=self.alpha,
+            balance=self.balance,
             fill="budget",
+            polish=self.polish,
         )
         chosen: Mapping[str, Any] | None = None
         failed = 0

@@ -29,6 +29,7 @@ Examples:
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
@@ -262,8 +263,10 @@ def pruning_problem(
     fixed_cost: float = 0.0,
     interactions: Mapping[tuple[str, str], float] | None = None,
     alpha: float = 0.5,
+    balance: float = 0.0,
     penalty: float | Literal["auto"] = "auto",
     fill: bool | str = True,
+    polish: bool = False,
 ) -> Formulation:
     """Which units of each group to keep, as a constrained QUBO with a repair step.
 
@@ -289,16 +292,32 @@ def pruning_problem(
         fixed_cost: Cost of everything no group can remove.
         interactions: ``{(g, h): b}`` adds ``b * k_g * k_h`` to the cost (``k`` = number kept).
         alpha: Weight of importance against redundancy, in ``[0, 1]`` (1: importance only).
+        balance: Weight, ``>= 0``, of a soft pull of each group's number of kept units
+            ``k_g`` towards ``K_g``, its count at the uniform keep ratio that meets the
+            budget: the objective gains ``balance * v * (k_g - K_g) ** 2 / n_g`` per group
+            (not for groups with a fixed ``keep``), where ``v = |alpha * mean(I)| / max|I|``
+            is the mean reward of one unit (1 when that is 0). A group whose count
+            strays from ``K_g`` by a fraction ``f`` of its units pays ``balance * f ** 2``
+            times what its ``n_g`` average units are worth. 0 (the default) lets the scores
+            alone split the budget across groups; a large value keeps every group near the
+            uniform split and leaves the QUBO to choose which units, not how many.
         penalty: Constraint penalty passed to :class:`~qopt.pipeline.Formulation`.
         fill: What repair and decode do with budget left over: ``True`` adds back units that
             improve the objective while they fit (a local improvement; the optimum is
             unchanged), ``"budget"`` adds the best units per cost until none fits (for
             pruning, where an unused budget is lost accuracy), ``False`` nothing.
+        polish: After the fill, repair and decode also swap a kept unit for a dropped one
+            of the same group while that lowers the objective and the swap fits the budget
+            (best improvement first, 1-swap local search). A swap leaves every group's count
+            unchanged, so it refines which units a sample keeps, never how many; a heuristic
+            solver's answer to a penalized budget is often a few swaps from the best mask
+            with its counts.
 
     Returns:
         A :class:`~qopt.pipeline.Formulation` whose ``decode`` gives ``{name: bool mask}``
         and whose ``repair`` returns a sample meeting every constraint and the exact budget.
-        The exact cost function is ``formulation.cost`` (a :class:`PruningCost`).
+        The exact cost function is ``formulation.cost`` (a :class:`PruningCost`), and
+        ``formulation.reference_counts`` the per-group counts ``K_g`` of the uniform split.
 
     Raises:
         InvalidProblemError: A group with no units, bad shapes, or a budget below the cost of
@@ -320,6 +339,7 @@ def pruning_problem(
     budget = check_float(budget, "budget", _OWNER, low=0.0)
     fixed_cost = check_float(fixed_cost, "fixed_cost", _OWNER)
     alpha = check_float(alpha, "alpha", _OWNER, low=0.0, high=1.0)
+    balance = check_float(balance, "balance", _OWNER, low=0.0)
     if fill not in (True, False, "budget"):
         raise InvalidProblemError(
             f"The 'fill' parameter of {_OWNER} must be True, False or 'budget'. "
@@ -359,6 +379,17 @@ def pruning_problem(
         )
 
     scale = max(float(np.abs(g["importance"]).max()) for g in checked) or 1.0
+    reference = _reference_counts(checked, cost, budget)
+    if balance > 0:
+        # v: the mean reward of one unit, so that balance is free of the scores' scale.
+        mean_reward = alpha * float(np.mean(np.concatenate([g["importance"] for g in checked])))
+        unit_value = abs(mean_reward) / scale or 1.0
+        for g in checked:
+            g["balance"] = 0.0 if g["keep"] is not None else balance * unit_value / g["n"]
+            g["target"] = reference[g["name"]]
+    else:
+        for g in checked:
+            g["balance"], g["target"] = 0.0, 0.0
     objective = dimod.BinaryQuadraticModel(dimod.BINARY)
     for g in checked:
         name, n = g["name"], g["n"]
@@ -370,6 +401,15 @@ def pruning_problem(
                 objective.add_quadratic(
                     (name, i), (name, j), (1.0 - alpha) * g["redundancy"][i, j] / (n - 1)
                 )
+        if g["balance"] > 0:
+            # c (sum_i x_i - K) ** 2 = c (sum_i (1 - 2K) x_i + 2 sum_{i<j} x_i x_j + K ** 2),
+            # using x_i ** 2 = x_i for binary x.
+            c, target = g["balance"], g["target"]
+            for i in range(n):
+                objective.add_linear((name, i), c * (1.0 - 2.0 * target))
+            for i, j in itertools.combinations(range(n), 2):
+                objective.add_quadratic((name, i), (name, j), 2.0 * c)
+            objective.offset += c * target**2
 
     model = ConstrainedQUBO(objective)
     for g in checked:
@@ -382,7 +422,6 @@ def pruning_problem(
             )
 
     if pairs:
-        reference = _reference_counts(checked, cost, budget)
         constant, unit_linear = cost.linearized(reference)
     else:
         constant, unit_linear = cost.fixed, {g: np.array(u) for g, u in cost.unit_costs.items()}
@@ -408,7 +447,15 @@ def pruning_problem(
         # Decoding enforces the exact budget (and fills what it leaves unused), so every
         # decoded mask is within budget whatever the sample.
         masks = _repair_masks(
-            checked, masks_of(sample), cost, weights, (budget, math.inf), alpha, scale, fill=fill
+            checked,
+            masks_of(sample),
+            cost,
+            weights,
+            (budget, math.inf),
+            alpha,
+            scale,
+            fill=fill,
+            polish=polish,
         )
         if cost(masks) > budget + 1e-9:
             masks = {name: m.copy() for name, m in minimum.items()}
@@ -416,7 +463,15 @@ def pruning_problem(
 
     def repair(sample: Mapping[Any, int]) -> dict[Any, int]:
         masks = _repair_masks(
-            checked, masks_of(sample), cost, weights, (budget, rhs), alpha, scale, fill=fill
+            checked,
+            masks_of(sample),
+            cost,
+            weights,
+            (budget, rhs),
+            alpha,
+            scale,
+            fill=fill,
+            polish=polish,
         )
         if not within(masks):  # only when exact-k groups block the greedy: cheapest is safe
             masks = {name: m.copy() for name, m in minimum.items()}
@@ -425,6 +480,8 @@ def pruning_problem(
     formulation = Formulation(model, decode=decode, repair=repair, penalty=penalty)
     # The exact cost, for callers that report it (the pruning callback does).
     formulation.cost = cost  # type: ignore[attr-defined]
+    # The uniform split that `balance` pulls towards.
+    formulation.reference_counts = reference  # type: ignore[attr-defined]
     return formulation
 
 
@@ -475,6 +532,7 @@ def _repair_masks(
     scale: float,
     *,
     fill: bool | str,
+    polish: bool = False,
 ) -> dict[str, np.ndarray]:
     """Greedy repair: fix the counts, drop the worst value per cost, then fill back.
 
@@ -487,7 +545,12 @@ def _repair_masks(
         # Objective decrease from keeping each unit, given the others kept in its group
         # (the zero diagonal of the redundancy leaves the unit itself out).
         shared = g["redundancy"] @ mask / max(g["n"] - 1, 1)
-        return np.asarray(alpha * g["importance"] / scale - (1.0 - alpha) * shared)
+        value = alpha * g["importance"] / scale - (1.0 - alpha) * shared
+        if g.get("balance", 0.0) > 0:
+            # c ((k + 1 - K) ** 2 - (k - K) ** 2) with k the others kept: c (2 (k - K) + 1).
+            others = mask.sum() - mask
+            value = value - g["balance"] * (2.0 * (others - g["target"]) + 1.0)
+        return np.asarray(value)
 
     def step_cost(name: str, counts: Mapping[str, float], sign: int) -> float:
         # Change of the bilinear part when group `name` keeps one unit more (+1) or less (-1).
@@ -558,6 +621,32 @@ def _repair_masks(
             masks[best[1]][best[2]] = 1.0
             exact += best[3]
             linear += float(weights[best[1]][best[2]])
+
+    if polish and exact <= budget + 1e-9 and linear <= rhs + 1e-9:
+        for g in groups:
+            name, mask = g["name"], masks[g["name"]]
+            shared = (1.0 - alpha) * g["redundancy"] / max(g["n"] - 1, 1)
+            # Each accepted swap lowers the objective, so this ends; the cap bounds the time.
+            for _ in range(4 * g["n"]):
+                kept, dropped = np.flatnonzero(mask == 1), np.flatnonzero(mask == 0)
+                if kept.size == 0 or dropped.size == 0:
+                    break
+                value = gains(g, mask)
+                # Dropping i and keeping j lowers the objective by value[j] - value[i], plus
+                # the redundancy j no longer shares with i (value[j] counted i as kept).
+                change = value[dropped][None, :] - value[kept][:, None]
+                change = change + shared[np.ix_(kept, dropped)]
+                extra = g["unit_cost"][dropped][None, :] - g["unit_cost"][kept][:, None]
+                extra_linear = weights[name][dropped][None, :] - weights[name][kept][:, None]
+                fits = (exact + extra <= budget + 1e-9) & (linear + extra_linear <= rhs + 1e-9)
+                change = np.where(fits, change, -np.inf)
+                a, b = np.unravel_index(int(np.argmax(change)), change.shape)
+                if change[a, b] <= 1e-12:
+                    break
+                i, j = int(kept[a]), int(dropped[b])
+                mask[i], mask[j] = 0.0, 1.0
+                exact += float(extra[a, b])
+                linear += float(extra_linear[a, b])
     return masks
 
 

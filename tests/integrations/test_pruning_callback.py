@@ -196,6 +196,7 @@ def test_clear_errors_name_the_module() -> None:
         ({"target_ratio": 0.5, "epochs": [1, 1]}, SolverConfigurationError, "'epochs'"),
         ({"target_ratio": 0.5, "importance": "random"}, SolverConfigurationError, "'importance'"),
         ({"target_ratio": 0.5, "min_keep": 0}, SolverConfigurationError, "'min_keep'"),
+        ({"target_ratio": 0.5, "balance": -1.0}, ValueError, "'balance'"),
         ({"target_ratio": 0.5, "solver": "nope"}, UnknownSolverError, "Known solvers"),
         ({"target_ratio": 0.5, "solver": 3}, SolverConfigurationError, "'solver'"),
     ],
@@ -379,3 +380,26 @@ def test_batch_wide_moe_routing_warns_that_masking_is_inexact() -> None:
     ):
         _trainer([callback], max_epochs=1, limit_train_batches=1).fit(model, _moe_data())
     assert model.net[3].num_experts == callback.report["kept"]["net.3.experts"]
+
+
+def test_balance_keeps_every_group_near_the_uniform_split() -> None:
+    def kept_fractions(balance: float) -> list[float]:
+        torch.manual_seed(4)
+        model = TinyCNN()
+        callback = QuboPruningCallback(
+            target_ratio=0.4, importance="l1", balance=balance, solver_options=SOLVE
+        )
+        _trainer([callback], max_epochs=1).fit(model, _data())
+        # The pruned model is the one reported, whatever the balance.
+        macs = count_params_and_macs(model, torch.zeros(1, 1, 8, 8))[1]
+        assert macs == callback.report["macs_after"] <= callback.report["budget"]
+        sizes = {"net.0": 6, "net.3": 8, "net.6": 12}
+        return [callback.report["kept"][name] / size for name, size in sizes.items()]
+
+    free, balanced = kept_fractions(0.0), kept_fractions(1000.0)
+    # Without balance the scores hand nearly all of the budget to two layers (here 1/6, 1, 1).
+    # With a strong pull the two convolutions, which hold most MACs, keep the same fraction
+    # up to one unit of the smaller one; budget the rounding leaves goes to the cheap units of
+    # the linear layer (fill="budget"), so the spread shrinks without vanishing.
+    assert abs(balanced[0] - balanced[1]) <= 1 / 6 + 1e-9
+    assert max(balanced) - min(balanced) < (max(free) - min(free)) / 2

@@ -53,13 +53,23 @@ def problems(
         pairs[("g0", "g0")] = float(draw(st.integers(0, 2)))
     fixed = float(draw(st.integers(0, 5)))
     alpha = draw(st.sampled_from([0.3, 0.5, 1.0]))
+    balance = draw(st.sampled_from([0.0, 0.0, 0.5, 5.0]))
+    polish = draw(st.booleans())
     # A budget between the cheapest feasible mask and everything kept.
     minimum = {g.name: _cheapest(g, g.keep if g.keep is not None else g.min_keep) for g in groups}
     cost = PruningCost(fixed, {g.name: np.asarray(g.unit_cost, float) for g in groups}, pairs)
     low = cost(minimum)
     high = cost({g.name: np.ones(g.num_units) for g in groups})
     budget = low + draw(st.floats(0.0, 1.0)) * (high - low)
-    return {"groups": groups, "budget": budget, "fixed": fixed, "pairs": pairs, "alpha": alpha}
+    return {
+        "groups": groups,
+        "budget": budget,
+        "fixed": fixed,
+        "pairs": pairs,
+        "alpha": alpha,
+        "balance": balance,
+        "polish": polish,
+    }
 
 
 def _cheapest(group: PruningGroup, count: int) -> np.ndarray:
@@ -76,6 +86,8 @@ def _build(case: dict):
         fixed_cost=case["fixed"],
         interactions=case["pairs"],
         alpha=case["alpha"],
+        balance=case["balance"],
+        polish=case["polish"],
     )
 
 
@@ -108,9 +120,12 @@ def test_every_repaired_sample_is_feasible_and_within_budget(
     _assert_valid(case, problem.decode(sample), problem.cost)
 
 
-def _objective(case: dict, masks: dict) -> float:
+def _objective(case: dict, masks: dict, reference: dict | None = None) -> float:
+    """The documented objective, written out term by term."""
     groups = case["groups"]
     scale = max(float(np.abs(np.asarray(g.importance)).max()) for g in groups) or 1.0
+    everything = np.concatenate([np.asarray(g.importance, dtype=float) for g in groups])
+    unit_value = abs(case["alpha"] * everything.mean()) / scale or 1.0
     total = 0.0
     for g in groups:
         x = np.asarray(masks[g.name], dtype=float)
@@ -120,6 +135,10 @@ def _objective(case: dict, masks: dict) -> float:
         np.fill_diagonal(redundancy, 0.0)
         total -= case["alpha"] * importance @ x / scale
         total += (1 - case["alpha"]) * (x @ np.triu(redundancy, 1) @ x) / max(g.num_units - 1, 1)
+        if case.get("balance") and g.keep is None:
+            assert reference is not None
+            deviation = x.sum() - reference[g.name]
+            total += case["balance"] * unit_value * deviation**2 / g.num_units
     return total
 
 
@@ -141,9 +160,14 @@ def test_qubo_optimum_equals_brute_force_over_feasible_masks(case: dict) -> None
             for g in groups
         )
         if counts_ok and problem.cost(masks) <= case["budget"] + 1e-9:
-            best = min(best, _objective(case, masks))
+            best = min(best, _objective(case, masks, problem.reference_counts))
     assert solution.feasible
-    assert _objective(case, solution.value) == pytest.approx(best, abs=1e-9)
+    value = _objective(case, solution.value, problem.reference_counts)
+    assert value == pytest.approx(best, abs=1e-9)
+    # The QUBO's objective is the documented one, balance term and its offset included.
+    assert problem.model.objective.energy(
+        {(g.name, i): int(solution.value[g.name][i]) for g in groups for i in range(g.num_units)}
+    ) == pytest.approx(value, abs=1e-9)
     _assert_valid(case, solution.value, problem.cost)
 
 
@@ -227,3 +251,33 @@ def test_objective_is_the_documented_qubo() -> None:
     objective: dimod.BinaryQuadraticModel = problem.model.objective
     assert objective.get_linear(("a", 2)) == pytest.approx(-0.25)
     assert objective.get_quadratic(("a", 1), ("a", 2)) == pytest.approx(0.75 * 1 / 2)
+
+
+def test_balance_pulls_each_group_towards_the_uniform_split() -> None:
+    # Group "a" scores far higher, so without balance the budget goes to it; with a strong
+    # balance both groups keep the same fraction, chosen by importance within each.
+    groups = [
+        PruningGroup("a", [10.0, 10.5, 10.2, 10.9], unit_cost=1.0),
+        PruningGroup("b", [1.0, 1.9, 1.5, 1.2], unit_cost=1.0),
+    ]
+    free = solve(pruning_problem(groups, budget=4, alpha=1.0), solver="exact").value
+    assert free["a"].sum() == 3 and free["b"].sum() == 1
+    problem = pruning_problem(groups, budget=4, alpha=1.0, balance=50.0)
+    assert problem.reference_counts == pytest.approx({"a": 2.0, "b": 2.0})
+    balanced = solve(problem, solver="exact").value
+    assert balanced["a"].tolist() == [False, True, False, True]  # the two best of each
+    assert balanced["b"].tolist() == [False, True, True, False]
+    with pytest.raises(ValueError, match="'balance' parameter of pruning_problem"):
+        pruning_problem(groups, budget=4, balance=-1.0)
+
+
+def test_polish_swaps_to_the_best_units_for_the_counts_kept() -> None:
+    # Whatever the sample keeps, polish ends at the best units for that count: here,
+    # with importance only, the top 3 of each group.
+    rng = np.random.default_rng(0)
+    groups = [PruningGroup(name, rng.random(10), unit_cost=1.0) for name in ("a", "b")]
+    problem = pruning_problem(groups, budget=6, alpha=1.0, fill=False, polish=True)
+    worst = {(g.name, i): int(i in np.argsort(g.importance)[:3]) for g in groups for i in range(10)}
+    masks = problem.decode(problem.repair(worst))
+    for g in groups:
+        assert set(np.flatnonzero(masks[g.name])) == set(np.argsort(g.importance)[-3:])

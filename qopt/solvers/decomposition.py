@@ -1,41 +1,50 @@
 """Large-neighbourhood search: solve a BQM bigger than a solver can take, a piece at a time.
 
 :class:`DecompositionSolver` wraps any :class:`dimod.Sampler` (QAOA, a QPU, SA, ...) limited
-to small problems. From a starting state it repeatedly picks a subproblem of at most
-``subproblem_size`` variables, fixes every other variable at its current value (conditioning
-the BQM on them), has the child solve the small BQM that remains, and moves to one of the
-child's answers, each followed by a greedy one-flip descent of the variables around it.
+to small problems. It is a destroy-and-repair large-neighbourhood search (Shaw, CP 1998;
+Ropke & Pisinger, "An adaptive large neighborhood search heuristic for the pickup and
+delivery problem with time windows", Transportation Science 40(4), 2006) in which the
+search destroys and the child repairs. Each iteration
+
+1. **perturbs** the state (the search's own move): it flips a small connected set of
+   variables that are cheap to flip together, grown from a random variable, and lets a
+   greedy one-flip descent settle the variables around it;
+2. **repairs** it with the child, ``repairs`` times: it picks a connected subproblem of
+   ``subproblem_size`` variables next to the disturbance, seeded where a flip would gain
+   most; fixes every other variable at its current value (conditioning the BQM on them);
+   has the child solve the small BQM that remains; and applies the child's lowest answer,
+   judged on that conditioned BQM (boundary fields included), only if it lowers the energy
+   (then descends around it). A child answer never makes the state worse;
+3. **accepts** the perturbed-and-repaired state if its energy did not rise, or, with
+   ``acceptance="anneal"`` (default), with probability ``exp(-rise / T)``, ``T`` falling
+   over the run (a simulated-annealing acceptance criterion, as in Ropke & Pisinger);
+   otherwise it returns to the state before the perturbation. The best state seen is
+   returned.
+
+Why this split: an earlier version used the child's answers themselves as the moves to
+anneal over. A good child (QAOA, an exact solver) answers with the subproblem's optimum and
+a few states near it, often the current assignment itself; random answers are large random
+perturbations, which is what an annealed search needs to leave a local minimum, so that
+search did better fed random answers than QAOA's on 9 of 10 G-set graphs. Here the
+perturbation is the search's and the optimization the child's: with QAOA as the child the
+search ends above the same search without a child on every G-set graph, and above it fed
+random answers on most, by a small margin (benchmarks/qaoa, ``gset --controls random none``).
+
 This is the decomposition loop of D-Wave's hybrid workflows (``EnergyImpactDecomposer``
-feeding a QPU subsampler, Booth, Reinhardt & Roy, "Partitioning optimization problems for
-hybrid classical/quantum execution", D-Wave technical report 14-1006A (2017)), the
-large-neighbourhood search of Shaw (CP 1998).
-
-Which moves it accepts decides how far it gets from a weak start. Accepting only moves that
-do not raise the energy (``acceptance="greedy"``) stops in the first state that no
-subproblem can improve: on G-set from a steepest-descent start about 0.99 of the best known
-cut on G1 and 0.97-0.98 on G6, with an exact child as with QAOA. The default,
-``acceptance="anneal"``, is large-neighbourhood search with a simulated-annealing acceptance
-criterion (Ropke & Pisinger, "An adaptive large neighborhood search heuristic for the
-pickup and delivery problem with time windows", Transportation Science 40(4), 2006) plus a
-tabu list (Glover, "Tabu search - part I", ORSA J. Computing 1(3), 1989): when no child
-answer improves, one is proposed at random and accepted with probability
-``exp(-rise / T)``, ``T`` falling over the run; the variables an accepted move changed are
-kept out of the next subproblems for a while, so the search cannot climb straight back; the
-best state seen is returned.
-
-It is implemented here with numpy and scipy on dimod, not on dwave-hybrid: importing
-``hybrid`` pulls in dwave-system and the cloud client (about 2 s), its runnables add thread
-and state-copy overhead to every iteration, and qopt's base install (where the ``qaoa``
-backend lives) does not include the ``dwave`` extra. The pieces are small: an energy-impact
-ranking (the flip energy of each variable, as ``hybrid.utils.flip_energy_gains``), a
-connected neighbourhood grown from a seed variable, and the conditioning of the BQM.
+feeding a QPU subsampler; Booth, Reinhardt & Roy, "Partitioning optimization problems for
+hybrid classical/quantum execution", D-Wave technical report 14-1006A (2017)), implemented
+with numpy and scipy on dimod rather than on dwave-hybrid: importing ``hybrid`` pulls in
+dwave-system and the cloud client (about 2 s), its runnables add thread and state-copy
+overhead to every iteration, and qopt's base install (where the ``qaoa`` backend lives) does
+not include the ``dwave`` extra. The pieces are small: flip energies (as
+``hybrid.utils.flip_energy_gains``), a connected neighbourhood grown from a seed variable,
+and the conditioning of the BQM.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Iterator
 from typing import Any
 
 import dimod
@@ -52,8 +61,8 @@ _INITIAL = ("steepest", "sa", "random")
 #: Default subproblem size: QAOA solves 12 variables in tens of milliseconds.
 _DEFAULT_SUBPROBLEM = 12
 
-#: Distinct child samples tried per subproblem (see _Search.propose).
-_CANDIDATES = 4
+#: Child calls (repairs) per iteration by default.
+_REPAIRS = 2
 
 _ACCEPTANCE = ("anneal", "greedy")
 
@@ -64,9 +73,6 @@ _ACCEPT_END = 1e-3
 
 #: Number of recent energy rises whose median sets the temperature's scale.
 _RISE_WINDOW = 64
-
-#: Tabu tenure in iterations: the number of variables over this (66 for 800 variables).
-_TENURE_DIVISOR = 12
 
 
 def _temperature(rises: list[float], progress: float) -> float:
@@ -161,46 +167,27 @@ class _Search:
     def restore(self, saved: tuple[np.ndarray, np.ndarray, float]) -> None:
         self.x, self.field, self.energy = saved[0].copy(), saved[1].copy(), saved[2]
 
-    def propose(
-        self,
-        moves: Iterable[tuple[np.ndarray, np.ndarray]],
-        count: int,
-        frozen: np.ndarray | None = None,
-    ) -> list[tuple[np.ndarray, np.ndarray, float]]:
-        """The states reachable by the first ``count`` distinct ``moves``, lowest first.
+    def flip(self, index: np.ndarray) -> None:
+        """Flip every variable of ``index``."""
+        self.change(index, -self.x[index] if self.spin else 1.0 - self.x[index])
 
-        A move sets ``x[index] = values``; each is followed by a greedy descent of the other
-        variables around it; the outcomes that differ from the current state are returned
-        (the current state is left as it was). The variables the child set are frozen during that descent, so that it
-        cannot simply undo them; the descent still moves the variables around them, so the
-        child's second-best answer can end lower than its best: trying a few costs little
-        and helps, and under the annealing acceptance the non-improving ones are the moves
-        that leave a local minimum.
+    def best_answer(
+        self, index: np.ndarray, sub: dimod.BinaryQuadraticModel, result: dimod.SampleSet
+    ) -> tuple[np.ndarray, float] | None:
+        """The child's lowest answer for the variables ``index``, and its energy.
+
+        Energies are recomputed on the conditioned subproblem ``sub`` (whose offset makes
+        them full-problem energies, boundary fields included) rather than read from the
+        child's sample set, so a child that reports energies of its own (a QPU's, a scaled
+        model's) is judged like any other.
         """
-        saved = self.snapshot()
-        outcomes: list[tuple[np.ndarray, np.ndarray, float]] = []
-        seen: set[bytes] = set()
-        for index, values in moves:
-            key = index.tobytes() + values.tobytes()
-            if key in seen:
-                continue
-            seen.add(key)
-            if len(seen) > count:
-                break
-            self.change(index, values)
-            self.descend(index, frozen=index if frozen is None else np.concatenate([index, frozen]))
-            if not np.array_equal(self.x, saved[0]):
-                outcomes.append(self.snapshot())
-            self.restore(saved)
-        return sorted(outcomes, key=lambda outcome: outcome[2])
-
-    def local_moves(
-        self, index: np.ndarray, result: dimod.SampleSet
-    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """The child's samples of a subproblem over ``index``, lowest energy first."""
+        if not len(result):
+            return None
         position = [result.variables.index(self.labels[i]) for i in index.tolist()]
-        for row in np.argsort(result.record.energy, kind="stable").tolist():
-            yield index, result.record.sample[row, position].astype(float)
+        samples = result.record.sample[:, position].astype(float)
+        energies = sub.energies((samples, [self.labels[i] for i in index.tolist()]))
+        row = int(np.argmin(energies))
+        return samples[row], float(energies[row])
 
     def grow(
         self,
@@ -273,26 +260,23 @@ class _Search:
 class DecompositionSolver(dimod.ComposedSampler):
     """Solve a BQM of any size with a child limited to ``subproblem_size`` variables.
 
-    Large-neighbourhood search (see the module docstring): start from simulated annealing
-    (or a steepest-descent local minimum, or random), then each iteration
+    Destroy-and-repair large-neighbourhood search (see the module docstring): start from
+    simulated annealing (or a steepest-descent local minimum, or random), then each iteration
 
-    1. picks a connected subproblem of ``subproblem_size`` variables outside the tabu list:
-       on even iterations grown from the variable with the smallest flip energy not used as
-       a seed lately (the energy-impact ranking of dwave-hybrid's
-       ``EnergyImpactDecomposer``), on odd ones from a random variable; the set grows by the
-       neighbour that makes flipping the whole set cheapest, with random noise so that the
-       search does not cycle;
-    2. fixes the other variables and has the child solve the conditioned BQM;
-    3. applies each of the child's best four distinct samples in turn, followed by a greedy
-       one-flip descent of the variables around it (the subproblem's and the tabu variables
-       stay as set), and collects the outcomes that change the state;
-    4. moves to the lowest outcome if it lowers the energy. Otherwise, with
-       ``acceptance="anneal"`` (default), to a random outcome with probability
-       ``exp(-rise / T)``: ``T`` makes the median of the recent rises acceptable with
-       probability 0.3 at the start and 0.001 at the end (by iterations, or by time under
-       ``time_limit`` if that comes first), and the variables the move changed join the tabu
-       list for ``max(10, n / 12)`` iterations. With ``"greedy"``, to the lowest outcome if
-       the energy does not rise (equal-energy moves cross plateaus);
+    1. flips a connected set of ``perturbation_size`` variables (default: half the
+       subproblem size) grown from a random variable by the neighbour that makes flipping
+       the whole set cheapest (with noise), and descends the variables around it by greedy
+       one-flip moves, the flipped set held fixed;
+    2. ``repairs`` times: grows a connected subproblem of ``subproblem_size`` variables
+       from the neighbour of the flipped set whose flip would gain most, fixes every other
+       variable, has the child solve the conditioned BQM, and applies the child's lowest
+       answer (judged on the conditioned BQM) if and only if it lowers the energy, followed
+       by a descent around it;
+    3. keeps the result if the energy did not rise; otherwise, with ``acceptance="anneal"``
+       (default), keeps it with probability ``exp(-rise / T)``, ``T`` making the median of
+       the recent rises acceptable with probability 0.3 at the start and 0.001 at the end
+       (by iterations, or by time under ``time_limit`` if that comes first); else returns
+       to the state before step 1. With ``"greedy"`` it never keeps a rise;
 
     and stops after ``max_iterations``, after ``patience`` iterations without a new best, or
     after ``time_limit`` seconds, returning the best state seen. A BQM no larger than
@@ -303,7 +287,7 @@ class DecompositionSolver(dimod.ComposedSampler):
         subproblem_size: Variables per subproblem; at most the child's ``max_qubits`` when
             it has that attribute. ``None``: 12 (or the child's ``max_qubits`` if smaller),
             where a QAOA child takes tens of milliseconds per subproblem.
-        max_iterations: Subproblems solved at most.
+        max_iterations: Iterations (perturbation and repairs) at most.
         patience: Stop after this many iterations without a lower energy.
         time_limit: Seconds after which to stop (checked between iterations); ``None``: none.
         initial: ``"sa"`` (default: the best of qopt's default simulated annealing, 10 reads
@@ -311,10 +295,15 @@ class DecompositionSolver(dimod.ComposedSampler):
             hybrid-solver practice of letting a fast classical heuristic do the bulk while the
             child's subproblems refine its state), ``"steepest"`` (steepest descent from a
             random state: shows what the subproblems achieve on their own) or ``"random"``.
-            ``info["decomposition"]["initial_energy"]`` records where the search started, so
-            the child's share can be reported: on G-set the SA start is within 0.5% of the
-            best known cut and QAOA subproblems add next to nothing.
+            ``info["decomposition"]["initial_energy"]`` records where the search started and
+            ``child_gain`` how much energy the child's answers removed, so the child's share
+            can be reported: on G-set the SA start is within 0.5% of the best known cut and
+            QAOA subproblems add next to nothing to it.
         acceptance: ``"anneal"`` (default) or ``"greedy"``, see above.
+        perturbation_size: Variables flipped by each perturbation; ``None``: half of
+            ``subproblem_size`` (at least 1).
+        repairs: Child calls per iteration. ``0`` runs the search's own moves only (no
+            child): the control that shows what the child adds.
         seed: Seed of the search's choices and of the initial state; ``None`` draws one.
 
     Examples:
@@ -338,6 +327,8 @@ class DecompositionSolver(dimod.ComposedSampler):
         time_limit: float | None = None,
         initial: str = "sa",
         acceptance: str = "anneal",
+        perturbation_size: int | None = None,
+        repairs: int = _REPAIRS,
         seed: int | None = None,
     ) -> None:
         owner = type(self).__name__
@@ -379,6 +370,12 @@ class DecompositionSolver(dimod.ComposedSampler):
                 f"{', '.join(repr(c) for c in _ACCEPTANCE)}. Got {acceptance!r} instead."
             )
         self.acceptance = acceptance
+        self.perturbation_size = (
+            None
+            if perturbation_size is None
+            else check_int(perturbation_size, "perturbation_size", owner, low=1)
+        )
+        self.repairs = check_int(repairs, "repairs", owner, low=0)
         self.seed = None if seed is None else check_int(seed, "seed", owner, low=0, high=2**32 - 1)
 
     @property
@@ -465,7 +462,10 @@ class DecompositionSolver(dimod.ComposedSampler):
             ``iterations``, ``improvements`` (new best states), ``accepted`` (moves, equal
             energy and uphill included), ``uphill`` (accepted moves that raised the energy),
             ``acceptance``, ``stopped`` (why), ``trace`` (``[iteration, energy]`` at each new
-            best) and ``child_seconds``; and ``info["timing"]``.
+            best), ``subproblem_size``, ``perturbation_size``, ``child_calls``,
+            ``child_improvements`` (child answers that lowered the energy and were applied),
+            ``child_gain`` (the energy they removed, descents after them included) and
+            ``child_seconds``; and ``info["timing"]``.
         """
         owner = type(self).__name__
         check_bqm(bqm, owner, allow_empty=True)
@@ -498,22 +498,17 @@ class DecompositionSolver(dimod.ComposedSampler):
 
         n = bqm.num_variables
         size = min(self.subproblem_size, n)
-        last_seeded = np.full(n, -(10**9))
-        recent = max(1, n // size)  # a seed rests this many iterations
+        kick_size = min(self.perturbation_size or max(1, size // 2), n - 1) or 1
         trace: list[list[float]] = [[0, initial_energy]]
         stale = accepted = uphill = improvements = iteration = 0
+        child_calls = child_improvements = 0
+        child_gain = 0.0
         best = search.snapshot()
-        # Variables moved by an accepted move stay out of subproblems (and out of the
-        # descents that follow them) for `tenure` iterations: otherwise the next subproblem,
-        # picked where flips are cheapest, is the one just disturbed, and the search climbs
-        # straight back into the local minimum it left (tabu search, Glover, ORSA J. Comput.
-        # 1, 1989).
-        tabu_until = np.full(n, -1)
-        tenure = max(10, n // _TENURE_DIVISOR) if self.acceptance == "anneal" else 0
-        rises: list[float] = []  # recent energy rises of proposed moves: the temperature's scale
+        rises: list[float] = []  # recent energy rises of whole moves: the temperature's scale
         child_ns = 0
         stopped = "max_iterations"
         start = time.perf_counter()
+        everything = np.arange(n)
         while iteration < max_iterations:
             if stale >= patience:
                 stopped = "patience"
@@ -522,57 +517,58 @@ class DecompositionSolver(dimod.ComposedSampler):
             if time_limit is not None and elapsed >= time_limit:
                 stopped = "time_limit"
                 break
-            tabu = np.flatnonzero(tabu_until > iteration)
-            if len(tabu) > n - size:  # too few free variables left for a subproblem
-                tabu_until[:] = -1
-                tabu = tabu[:0]
-            blocked = set(tabu.tolist())
-            if iteration % 2 == 0:
-                flips = search.flip_energies()
-                flips[iteration - last_seeded < recent] = math.inf
-                flips[tabu] = math.inf
-                seed_variable = int(np.argmin(flips))
-                noise = 0.1
-            else:
-                seed_variable = int(rng.choice(np.setdiff1d(np.arange(n), tabu)))
-                noise = 1.0
-            last_seeded[seed_variable] = iteration
-            index = search.grow(seed_variable, size, rng, noise, blocked)
-            sub = search.subproblem(index)
-            before = search.energy
-            c0 = time.perf_counter_ns()
-            result = self.child.sample(sub, **parameters)
-            result.resolve()
-            child_ns += time.perf_counter_ns() - c0
             progress = iteration / max_iterations
             if time_limit is not None:
                 progress = max(progress, elapsed / time_limit)
             iteration += 1
-            outcomes = (
-                search.propose(search.local_moves(index, result), _CANDIDATES, tabu)
-                if len(result)
-                else []
-            )
-            tolerance = 1e-9 * max(1.0, abs(before))
-            if outcomes:
-                proposal = outcomes[0]
-                if self.acceptance == "anneal" and proposal[2] >= before - tolerance:
-                    # No improvement on offer: propose one outcome at random, as simulated
-                    # annealing proposes a random neighbour; always taking the lowest would
-                    # mostly pick equal-energy moves and wander on a plateau.
-                    proposal = outcomes[int(rng.integers(len(outcomes)))]
-                rise = proposal[2] - before
-                take = rise <= tolerance
-                if not take and self.acceptance == "anneal":
-                    rises = [*rises[-(_RISE_WINDOW - 1) :], rise]
-                    temperature = _temperature(rises, progress)
-                    take = bool(rng.random() < math.exp(-rise / temperature))
-                    uphill += take
-                if take:
-                    if self.acceptance == "anneal":
-                        tabu_until[proposal[0] != search.x] = iteration + tenure
-                    search.restore(proposal)
-                    accepted += 1
+            before = search.snapshot()
+            # Destroy (the search's own move): flip a connected set that is cheap to flip
+            # together, grown from a random variable, and let a one-flip descent settle the
+            # variables around it (the flipped ones stay flipped, or it would undo them).
+            kicked = search.grow(int(rng.integers(n)), kick_size, rng, 1.0)
+            search.flip(kicked)
+            search.descend(kicked, frozen=kicked)
+            # Repair (the child's job): re-solve the subproblems where flipping a variable
+            # would gain most, next to the disturbance; an answer is applied only if it
+            # lowers the energy, so the child can help but never hurt.
+            blocked = set(kicked.tolist())
+            for _ in range(self.repairs):
+                if time_limit is not None and time.perf_counter() - start >= time_limit:
+                    break
+                frontier = np.setdiff1d(
+                    np.concatenate([search.neighbours(i)[0] for i in kicked.tolist()]), kicked
+                )
+                if not len(frontier):
+                    frontier = np.setdiff1d(everything, kicked)
+                gains = search.flip_energies(frontier)
+                spread = float(np.abs(gains).mean()) or 1.0
+                noisy = gains + 0.1 * spread * rng.standard_normal(len(frontier))
+                index = search.grow(int(frontier[int(np.argmin(noisy))]), size, rng, 0.1, blocked)
+                sub = search.subproblem(index)
+                c0 = time.perf_counter_ns()
+                result = self.child.sample(sub, **parameters)
+                result.resolve()
+                child_ns += time.perf_counter_ns() - c0
+                child_calls += 1
+                answer = search.best_answer(index, sub, result)
+                current = search.energy
+                if answer is None or answer[1] >= current - 1e-9 * max(1.0, abs(current)):
+                    continue  # the current assignment of the subproblem is kept
+                search.change(index, answer[0])
+                search.descend(index, frozen=kicked)
+                child_improvements += 1
+                child_gain += current - search.energy
+            rise = search.energy - before[2]
+            tolerance = 1e-9 * max(1.0, abs(before[2]))
+            take = rise <= tolerance
+            if not take and self.acceptance == "anneal":
+                rises = [*rises[-(_RISE_WINDOW - 1) :], rise]
+                take = bool(rng.random() < math.exp(-rise / _temperature(rises, progress)))
+                uphill += take
+            if take:
+                accepted += 1
+            else:
+                search.restore(before)
             if search.energy < best[2] - 1e-9 * max(1.0, abs(best[2])):
                 best = search.snapshot()
                 improvements += 1
@@ -595,6 +591,10 @@ class DecompositionSolver(dimod.ComposedSampler):
                 "stopped": stopped,
                 "trace": trace,
                 "subproblem_size": size,
+                "perturbation_size": kick_size,
+                "child_calls": child_calls,
+                "child_improvements": child_improvements,
+                "child_gain": child_gain,
                 "child_seconds": child_ns / 1e9,
             },
             "timing": {

@@ -239,6 +239,35 @@ def test_without_polish_samples_come_from_the_state() -> None:
     assert abs(raw.record.energy.mean() - raw.info["expectation"]) < 5 * spread
 
 
+def subproblem_like(seed: int, n: int = 10) -> dimod.BinaryQuadraticModel:
+    """A subproblem as DecompositionSolver hands it out on +/-1-weighted G-set graphs:
+    sparse +/-1 couplings inside, strong integer fields from the fixed boundary."""
+    rng = np.random.default_rng(seed)
+    fields = {i: float(rng.integers(-6, 7)) for i in range(n)}
+    couplings = {
+        (i, j): float(rng.choice([-1, 1]))
+        for i in range(n)
+        for j in range(i + 1, n)
+        if rng.random() < 0.3
+    }
+    return dimod.BinaryQuadraticModel.from_ising(fields, couplings)
+
+
+def test_raw_p1_shots_find_the_optimum_of_subproblems_that_random_draws_miss() -> None:
+    # The decomposition's child reads the lowest of 100 unpolished shots: at p = 1 that is
+    # the subproblem's optimum, where 100 uniformly random states rarely include it.
+    qaoa_hits = random_hits = 0
+    for seed in range(8):
+        bqm = subproblem_like(seed)
+        optimum = float(qaoa_cost_diagonal(bqm).min())
+        shots = QAOASolver(reps=1, num_reads=100, polish=False, seed=seed).sample(bqm)
+        qaoa_hits += bool(shots.first.energy == optimum)
+        draws = np.random.default_rng(seed).choice([-1, 1], size=(100, bqm.num_variables))
+        random_hits += bool(min(bqm.energies((draws, list(bqm.variables)))) == optimum)
+    assert qaoa_hits >= 7
+    assert random_hits <= 3
+
+
 def test_seed_makes_samples_reproducible() -> None:
     bqm = random_bqm(8, "SPIN", seed=6)
     first = QAOASolver(seed=42, polish=False).sample(bqm)

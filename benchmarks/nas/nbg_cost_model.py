@@ -7,8 +7,16 @@ the RMSE and, for a budget at the median cost, how many architectures within the
 constraint "model + margin <= budget" would cut off when the margin is the worst
 underestimate (so that no over-budget architecture is ever proposed).
 
+``--relaxations`` instead measures the lower bounds a QUBO can use as a relaxation (never
+cutting off an architecture within budget): least squares shifted down by its worst
+overestimate, and the tightest linear lower bound (a linear program,
+``qopt.nas._objectives._nbg_lower_bound``, what ``nas_bench_graph_space`` uses). For budgets at
+the 25th, 50th and 75th percentile it prints the share of the *over-budget* cells each bound
+excludes (the larger, the fewer proposals the runner has to reject).
+
     pip install nas-bench-graph==1.4.0
     python benchmarks/nas/nbg_cost_model.py --datasets cora arxiv
+    python benchmarks/nas/nbg_cost_model.py --relaxations --datasets cora pubmed arxiv
 """
 
 from __future__ import annotations
@@ -56,7 +64,11 @@ def features(rows: np.ndarray, quadratic: bool) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--datasets", nargs="+", default=["cora", "arxiv"])
+    parser.add_argument("--relaxations", action="store_true")
     args = parser.parse_args()
+    if args.relaxations:
+        relaxations(args.datasets)
+        return
     print("| dataset | cost | model | max abs error | RMSE | range | cut off at median budget |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for dataset in args.datasets:
@@ -74,6 +86,36 @@ def main() -> None:
                     f"| {dataset} | {name} | {label} | {np.abs(error).max():.4g} | "
                     f"{np.sqrt((error**2).mean()):.3g} | {np.ptp(y):.4g} | "
                     f"{1 - kept.sum() / inside.sum():.0%} |"
+                )
+
+
+def relaxations(datasets: list[str]) -> None:
+    """Print the share of over-budget cells each linear lower bound excludes."""
+    from qopt.nas._objectives import _NBG_COLUMNS, _nbg_column, _nbg_lower_bound
+
+    print(
+        "| dataset | cost | budget (percentile) | over budget | excluded: shifted least "
+        "squares | excluded: LP lower bound |"
+    )
+    print("| --- | --- | --- | --- | --- | --- |")
+    for dataset in datasets:
+        for kind, column in _NBG_COLUMNS.items():
+            y = _nbg_column(dataset, column)
+            grid = np.indices(y.shape).reshape(y.ndim, -1).T
+            cost = y.ravel()
+            keep = np.isfinite(cost)
+            A = features(grid[keep], quadratic=False)
+            w = np.linalg.lstsq(A, cost[keep], rcond=None)[0]
+            shifted = A @ w - float(np.max(A @ w - cost[keep]))
+            constant, parts = _nbg_lower_bound(dataset, kind)
+            lp = constant + sum(part[grid[keep][:, i]] for i, part in enumerate(parts))
+            assert np.all(shifted <= cost[keep] + 1e-12) and np.all(lp <= cost[keep])
+            for q in (25, 50, 75):
+                budget = float(np.percentile(cost[keep], q))
+                over = cost[keep] > budget
+                print(
+                    f"| {dataset} | {kind} | {budget:.4g} ({q}th) | {over.mean():.0%} | "
+                    f"{np.mean(shifted[over] > budget):.0%} | {np.mean(lp[over] > budget):.0%} |"
                 )
 
 

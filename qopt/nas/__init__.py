@@ -5,7 +5,8 @@ The space model (:class:`SearchSpace`, :class:`Choice`, :class:`Budget`, :class:
 :class:`Training`, :func:`load_spec`) is framework-free; :func:`run_search`, :func:`status`,
 :func:`report`, :func:`export`, :func:`export_model` and :func:`demo` import Optuna when
 called (``pip install 'qopt[optuna]'``); a spec with a ``train`` section trains Lightning
-modules (``qopt[lightning]``), and plots need ``qopt[plot]``.
+modules (``qopt[lightning]``), and plots need ``qopt[plot]``. The tabular benchmarks
+(:func:`nas_bench_201_space`, :func:`nas_bench_graph_space`) need ``qopt[bench]``.
 
 Examples:
     >>> from qopt.nas import Budget, Choice, Objective, PairCost, SearchSpace
@@ -23,7 +24,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from qopt.nas._objectives import NB201_OPS, nas_bench_201_space, resolve_evaluator
+from qopt.nas._objectives import (
+    NB201_OPS,
+    NBG_DATASETS,
+    NBG_LINKS,
+    nas_bench_201_space,
+    nas_bench_graph_space,
+    resolve_evaluator,
+)
 from qopt.nas._spec import Budget, Choice, Objective, PairCost, SearchSpace, Training, load_spec
 
 if TYPE_CHECKING:
@@ -31,6 +39,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "NB201_OPS",
+    "NBG_DATASETS",
+    "NBG_LINKS",
     "Budget",
     "Choice",
     "Objective",
@@ -43,6 +53,7 @@ __all__ = [
     "load_model",
     "load_spec",
     "nas_bench_201_space",
+    "nas_bench_graph_space",
     "report",
     "resolve_evaluator",
     "run_search",

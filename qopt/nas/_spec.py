@@ -179,7 +179,11 @@ class Budget:
     """A hard constraint ``cost(architecture) <= max`` on params, FLOPs, latency or a user cost.
 
     The cost is ``constant + sum(costs[choice][value]) + sum(pair costs)``: linear (per-choice
-    costs only) or quadratic (pair costs, e.g. parameters of consecutive widths).
+    costs only) or quadratic (pair costs, e.g. parameters of consecutive widths). With
+    ``exact``, the budget holds on an exact cost that no low-order polynomial gives (a table's
+    column, as NAS-Bench-Graph's parameters and latency): the polynomial is then a *lower
+    bound* on it, which the QUBO uses as a relaxation (it never cuts off an architecture
+    within budget), and every check before an evaluation uses the exact cost.
 
     Args:
         name: Label (e.g. ``"params"``).
@@ -188,6 +192,9 @@ class Budget:
         costs: Per-choice costs: choice name to ``{value: cost}`` (missing values cost 0).
         pairs: Quadratic terms (:class:`PairCost`).
         constant: Cost of the fixed part of the network.
+        exact: Where the exact cost comes from, ``"benchmark:nbg-<dataset>:params"`` or
+            ``"benchmark:nbg-<dataset>:latency"`` (see
+            :func:`qopt.nas.nas_bench_graph_space`); ``None``: the polynomial is exact.
 
     Examples:
         >>> b = Budget("params", 100, costs={"op": {"conv": 80, "skip": 0}}, constant=10)
@@ -201,8 +208,14 @@ class Budget:
     costs: Mapping[str, Mapping[Any, float]] = field(default_factory=dict)
     pairs: tuple[PairCost, ...] = ()
     constant: float = 0.0
+    exact: str | None = None
 
     def __post_init__(self) -> None:
+        if self.exact is not None and (not isinstance(self.exact, str) or ":" not in self.exact):
+            raise InvalidProblemError(
+                f"Budget '{self.name}' has exact={self.exact!r}; write "
+                "'benchmark:nbg-<dataset>:params' (or ':latency'), or leave it out."
+            )
         if self.kind not in _BUDGET_KINDS:
             raise InvalidProblemError(
                 f"Budget '{self.name}' has kind {self.kind!r}; use one of {list(_BUDGET_KINDS)}."
@@ -226,8 +239,8 @@ class Budget:
 
     @property
     def is_linear(self) -> bool:
-        """True when the cost has no pair terms (it enters the QUBO exactly)."""
-        return not self.pairs
+        """True when the budget enters the QUBO exactly: no pair terms, no ``exact`` cost."""
+        return not self.pairs and self.exact is None
 
     @property
     def choice_names(self) -> list[str]:
@@ -238,7 +251,10 @@ class Budget:
         return list(dict.fromkeys(names))
 
     def cost(self, architecture: Mapping[str, Any]) -> float:
-        """The cost of an architecture dict (choice name to value)."""
+        """The polynomial cost of an architecture dict (choice name to value).
+
+        With ``exact`` set this is the lower bound; :meth:`SearchSpace.cost` gives the exact cost.
+        """
         total = self.constant
         for name, table in self.costs.items():
             total += _lookup(table, architecture[name])
@@ -460,6 +476,19 @@ class SearchSpace:
                         f"{_where(self.source, f'budgets[{b_index}].pairs[{p_index}]')}: {error}"
                     ) from error
                 self._pair_matrices[(b_index, p_index)] = m
+        #: Exact costs (budget index -> function of value positions); the polynomial of such a
+        #: budget is a lower bound on it.
+        self._exact: dict[int, Any] = {}
+        for b_index, budget in enumerate(self.budgets):
+            if budget.exact is not None:
+                from qopt.nas._objectives import exact_cost
+
+                try:
+                    self._exact[b_index] = exact_cost(budget.exact, self)
+                except InvalidProblemError as error:
+                    raise InvalidProblemError(
+                        f"{_where(self.source, f'budgets[{b_index}].exact')}: {error}"
+                    ) from error
         self._check_budgets_feasible()
 
     # ------------------------------------------------------------------ costs
@@ -498,6 +527,8 @@ class SearchSpace:
         return self._cost_at(b_index, positions)
 
     def _cost_at(self, b_index: int, positions: Mapping[str, int]) -> float:
+        if b_index in self._exact:
+            return float(self._exact[b_index](positions))
         total = self.budgets[b_index].constant
         for name, costs in self.unary_costs(b_index).items():
             total += costs[positions[name]]
@@ -691,6 +722,8 @@ class SearchSpace:
                 }
             if b.constant:
                 entry["constant"] = b.constant
+            if b.exact is not None:
+                entry["exact"] = b.exact
             if b.pairs:
                 entry["pairs"] = [
                     {"between": [p.first, p.second]}
@@ -817,6 +850,7 @@ def _from_dict(data: Mapping[str, Any], source: Mapping[str, int]) -> SearchSpac
                     costs=costs,
                     pairs=tuple(pairs),
                     constant=raw.get("constant", 0.0),
+                    exact=raw.get("exact"),
                 )
             )
         except InvalidProblemError as error:

@@ -8,7 +8,14 @@ BQM, sends it to a metered solver, picks the best candidate and decodes it;
 Candidate selection: every raw sample that satisfies the constraints is a candidate; every
 infeasible one is repaired (when a repair is given) and the repaired sample is a candidate too.
 The candidate with the lowest *objective* energy (no penalty) wins; ties go to a raw sample over
-a repaired one, then to the lower penalized energy.
+a repaired one, then to the lower penalized energy. Selection works on the sample array:
+feasibility and objective are evaluated on all rows at once, repeated samples are repaired
+once, and a single read is taken as it is.
+
+Large formulations (thousands of variables, solved in a training loop) can bring their own
+array-level pieces: a prebuilt penalized ``bqm`` (instead of ``model.to_bqm(penalty)``), a
+``feasible_rows`` check and a ``repair_rows`` step over 0/1 sample arrays (instead of the
+model's constraints and a dict-per-sample ``repair``); :mod:`qopt.problems.routing` does.
 
 Examples:
     >>> import dimod
@@ -75,10 +82,22 @@ class Formulation(Generic[T]):
         repair: Maps any sample to a feasible one (over the same decision variables). It must
             succeed for every input; :func:`solve` raises if it returns an infeasible sample.
         penalty: ``"auto"`` (provable weights, see :mod:`qopt.constraints`) or a float > 0.
+        bqm: The penalized BQM to solve, when the caller builds it faster than
+            ``model.to_bqm(penalty)`` (e.g. from numpy arrays); it must contain every decision
+            variable, and any other variable counts as slack. ``penalty`` is then unused.
+        feasible_rows: Feasibility of many samples at once, replacing the model's constraints:
+            takes a 0/1 array of shape ``(n, len(model.variables))`` (columns in the order of
+            ``model.variables``) and returns ``n`` booleans. For models whose constraints are
+            cheaper to check in bulk than to register one by one on a ConstrainedQUBO.
+        repair_rows: The array form of ``repair`` (give one or the other): takes the
+            infeasible samples as a 0/1 ``int8`` array of shape ``(n, len(model.variables))``
+            and returns an array of the same shape whose every row is feasible.
 
     Raises:
-        InvalidProblemError: ``model`` is neither a ConstrainedQUBO nor a valid BINARY BQM.
-        SolverConfigurationError: ``decode`` or ``repair`` is not callable, or ``penalty`` is
+        InvalidProblemError: ``model`` is neither a ConstrainedQUBO nor a valid BINARY BQM,
+            or ``bqm`` is not a valid BQM.
+        SolverConfigurationError: ``decode``, ``repair``, ``feasible_rows`` or ``repair_rows``
+            is not callable, both ``repair`` and ``repair_rows`` are given, or ``penalty`` is
             neither ``"auto"`` nor a finite float > 0.
 
     Examples:
@@ -89,6 +108,19 @@ class Formulation(Generic[T]):
         'one_hot_0'
         >>> Formulation(model, decode=lambda s: s["a"], penalty=2.0).penalty
         2.0
+
+        The array forms: feasibility and repair over many samples at once.
+
+        >>> import numpy as np
+        >>> objective = dimod.BinaryQuadraticModel({"a": 1.0, "b": 2.0}, {}, 0.0, "BINARY")
+        >>> def one_hot(rows):
+        ...     return rows.sum(axis=1) == 1
+        >>> def first_only(rows):
+        ...     return np.tile(np.array([1, 0], dtype=np.int8), (rows.shape[0], 1))
+        >>> fast = Formulation(objective, feasible_rows=one_hot, repair_rows=first_only,
+        ...                    bqm=objective)
+        >>> solve(fast, "exact").sample
+        {'a': 1, 'b': 0}
     """
 
     @overload
@@ -99,6 +131,9 @@ class Formulation(Generic[T]):
         decode: None = None,
         repair: Callable[[Sample], Mapping[Hashable, int]] | None = None,
         penalty: float | Literal["auto"] = "auto",
+        bqm: dimod.BinaryQuadraticModel | None = None,
+        feasible_rows: Callable[[np.ndarray], np.ndarray] | None = None,
+        repair_rows: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> None: ...
 
     @overload
@@ -109,6 +144,9 @@ class Formulation(Generic[T]):
         decode: Callable[[Sample], T],
         repair: Callable[[Sample], Mapping[Hashable, int]] | None = None,
         penalty: float | Literal["auto"] = "auto",
+        bqm: dimod.BinaryQuadraticModel | None = None,
+        feasible_rows: Callable[[np.ndarray], np.ndarray] | None = None,
+        repair_rows: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> None: ...
 
     def __init__(
@@ -118,6 +156,9 @@ class Formulation(Generic[T]):
         decode: Callable[[Sample], T] | None = None,
         repair: Callable[[Sample], Mapping[Hashable, int]] | None = None,
         penalty: float | Literal["auto"] = "auto",
+        bqm: dimod.BinaryQuadraticModel | None = None,
+        feasible_rows: Callable[[np.ndarray], np.ndarray] | None = None,
+        repair_rows: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> None:
         owner = "Formulation"
         if isinstance(model, dimod.BinaryQuadraticModel):
@@ -127,21 +168,51 @@ class Formulation(Generic[T]):
                 f"{owner} expects a ConstrainedQUBO or a dimod.BinaryQuadraticModel. Got "
                 f"{type(model).__name__} instead."
             )
-        for name, function in (("decode", decode), ("repair", repair)):
+        functions = (
+            ("decode", decode),
+            ("repair", repair),
+            ("feasible_rows", feasible_rows),
+            ("repair_rows", repair_rows),
+        )
+        for name, function in functions:
             if function is not None and not callable(function):
                 raise SolverConfigurationError(
                     f"The '{name}' parameter of {owner} must be a callable or None. Got "
                     f"{function!r} instead."
                 )
+        if repair is not None and repair_rows is not None:
+            raise SolverConfigurationError(
+                f"{owner} takes 'repair' (one sample as a dict) or 'repair_rows' (many samples "
+                "as an array), not both."
+            )
+        if bqm is not None:
+            check_bqm(bqm, f"{owner} (the 'bqm' parameter)")
+            if bqm.vartype is not dimod.BINARY:
+                raise InvalidProblemError(
+                    f"The 'bqm' parameter of {owner} must be a BINARY BQM. Got "
+                    f"{bqm.vartype.name} instead."
+                )
         self.model = model
         self.decode = decode
         self.repair = repair
         self.penalty = _check_penalty(penalty, owner)
+        self.bqm = bqm
+        self.feasible_rows = feasible_rows
+        self.repair_rows = repair_rows
 
     def __repr__(self) -> str:
+        described = {
+            # A routing BQM has thousands of variables: name its size, not its biases.
+            "bqm": None
+            if self.bqm is None
+            else f"<BinaryQuadraticModel, {self.bqm.num_variables} variables>",
+            "feasible_rows": None if self.feasible_rows is None else repr(self.feasible_rows),
+            "repair_rows": None if self.repair_rows is None else repr(self.repair_rows),
+        }
+        extras = "".join(f", {name}={text}" for name, text in described.items() if text)
         return (
             f"Formulation({self.model!r}, decode={self.decode!r}, repair={self.repair!r}, "
-            f"penalty={self.penalty!r})"
+            f"penalty={self.penalty!r}{extras})"
         )
 
 
@@ -212,12 +283,42 @@ def _bqm_of(formulation: Formulation[Any], owner: str) -> dimod.BinaryQuadraticM
         raise InvalidProblemError(
             f"{owner} was given an empty model (no variables): there is nothing to solve."
         )
-    return check_bqm(formulation.model.to_bqm(formulation.penalty), owner)
+    if formulation.bqm is None:
+        return check_bqm(formulation.model.to_bqm(formulation.penalty), owner)
+    labels = formulation.bqm.variables  # one lookup: the property is not free
+    missing = [v for v in formulation.model.variables if v not in labels]
+    if missing:
+        raise InvalidProblemError(
+            f"{owner}: the Formulation's 'bqm' lacks decision variable(s) {missing[:3]!r} of "
+            "its model; the penalized BQM must contain every decision variable."
+        )
+    return formulation.bqm
+
+
+def _feasible(formulation: Formulation[Any], rows: np.ndarray) -> np.ndarray:
+    """Feasibility of each row (columns in the order of ``model.variables``)."""
+    if formulation.feasible_rows is None:
+        return np.asarray(formulation.model._feasible_rows(rows), dtype=bool)
+    result = np.asarray(formulation.feasible_rows(rows))
+    if result.shape != (rows.shape[0],):
+        raise InvalidProblemError(
+            f"The feasible_rows function must return one boolean per sample: shape "
+            f"({rows.shape[0]},). Got shape {result.shape} instead."
+        )
+    return result.astype(bool)
+
+
+def _violated(formulation: Formulation[Any], sample: Sample) -> list[str]:
+    """Labels of the constraints ``sample`` breaks (``[]`` when ``feasible_rows`` decides)."""
+    if formulation.feasible_rows is not None:
+        return []
+    return sorted(label for label, amount in formulation.model.violations(sample).items() if amount)
 
 
 def _checked_repair(
     formulation: Formulation[Any], sample: Sample, variables: Sequence[Hashable]
-) -> Sample:
+) -> np.ndarray:
+    """``repair(sample)`` as a row over ``variables``, checked to be binary and feasible."""
     model = formulation.model
     assert formulation.repair is not None
     repaired = formulation.repair(dict(sample))
@@ -249,14 +350,73 @@ def _checked_repair(
             f"The repair function returned non-binary values, e.g. {odd[0][0]!r}: {odd[0][1]!r}; "
             "samples must be 0 or 1."
         )
-    violated = {label: amount for label, amount in model.violations(result).items() if amount}
-    if violated:
+    row = np.array([1 if result[v] == 1 else 0 for v in variables], dtype=np.int8)
+    if not _feasible(formulation, row[None, :])[0]:
+        violated = _violated(
+            formulation, {v: int(x) for v, x in zip(variables, row.tolist(), strict=True)}
+        )
         raise InvalidProblemError(
             f"The repair function returned a sample that violates constraint(s) "
-            f"{sorted(violated)[:3]!r}; repair must return a feasible sample for any input. "
+            f"{violated[:3]!r}; repair must return a feasible sample for any input. "
             f"Input: {sample!r}."
         )
-    return {v: 1 if result[v] == 1 else 0 for v in variables}
+    return row
+
+
+def _repaired_rows(formulation: Formulation[Any], rows: np.ndarray) -> np.ndarray:
+    """``repair_rows(rows)``, checked: same shape, 0/1 entries, every row feasible."""
+    assert formulation.repair_rows is not None
+    fixed = np.asarray(formulation.repair_rows(rows.astype(np.int8, copy=True)))
+    if fixed.shape != rows.shape:
+        raise InvalidProblemError(
+            f"The repair_rows function must return an array of the shape it was given, "
+            f"{rows.shape}. Got shape {fixed.shape} instead."
+        )
+    if not np.isin(fixed, (0, 1)).all():
+        raise InvalidProblemError(
+            "The repair_rows function returned non-binary values; samples must be 0 or 1."
+        )
+    fixed = fixed.astype(np.int8)
+    bad = np.flatnonzero(~_feasible(formulation, fixed))
+    if bad.size:
+        raise InvalidProblemError(
+            f"The repair_rows function returned {bad.size} infeasible sample(s) (row "
+            f"{int(bad[0])} of {rows.shape[0]} first); repair must return a feasible sample for "
+            "any input."
+        )
+    return fixed
+
+
+def _columns(sampleset: dimod.SampleSet, variables: Sequence[Hashable], where: str) -> np.ndarray:
+    """Positions of ``variables`` among the sample set's columns, looked up in one pass."""
+    labels = sampleset.variables  # one lookup: the property resolves the sample set each time
+    if list(labels)[: len(variables)] == list(variables):
+        return np.arange(len(variables))  # the usual layout: decision variables first, in order
+    missing = [v for v in variables if v not in labels]
+    if missing:
+        raise SolverUnavailableError(
+            f"The solver's samples{where} lack variable(s) {missing[:3]!r} of the model."
+        )
+    return np.fromiter((labels.index(v) for v in variables), dtype=np.int64, count=len(variables))
+
+
+def _unique_rows(samples: np.ndarray, occurrences: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First occurrence of each distinct row, in order, and the occurrences summed per row.
+
+    What ``SampleSet.aggregate()`` does, without building a new sample set or sorting whole
+    rows as structured values (the cost of ``np.unique(axis=0)`` on wide samples).
+    """
+    packed = np.packbits(samples.astype(bool), axis=1)
+    first: dict[bytes, int] = {}
+    inverse = np.fromiter(
+        (first.setdefault(row.tobytes(), i) for i, row in enumerate(packed)),
+        dtype=np.int64,
+        count=packed.shape[0],
+    )
+    keep = np.flatnonzero(inverse == np.arange(inverse.size))
+    totals = np.zeros(samples.shape[0], dtype=np.int64)
+    np.add.at(totals, inverse, occurrences)
+    return keep, totals[keep]
 
 
 def _select(
@@ -265,47 +425,56 @@ def _select(
     """Pick the best candidate of ``sampleset`` (see the module docstring)."""
     model = formulation.model
     variables = list(model.variables)
-    aggregated = sampleset.aggregate()
-    if len(aggregated) == 0:
+    if len(sampleset) == 0:
         raise SolverUnavailableError(
             f"The solver returned no samples{where}; ask for at least one read (num_reads >= 1)."
         )
-    missing = [v for v in variables if v not in aggregated.variables]
-    if missing:
-        raise SolverUnavailableError(
-            f"The solver's samples{where} lack variable(s) {missing[:3]!r} of the model."
-        )
-    columns = [aggregated.variables.index(v) for v in variables]
-    rows = np.asarray(aggregated.record.sample)[:, columns]
-    occurrences = np.asarray(aggregated.record.num_occurrences)
-    energies = np.asarray(aggregated.record.energy, dtype=float)
-    feasible = model._feasible_rows(rows)
+    columns = _columns(sampleset, variables, where)
+    samples = np.asarray(sampleset.record.sample)
+    occurrences = np.asarray(sampleset.record.num_occurrences, dtype=np.int64)
+    energies = np.asarray(sampleset.record.energy, dtype=float)
+    if samples.shape[0] > 1:
+        # Repeated samples (slack included) are selected and repaired once.
+        keep, occurrences = _unique_rows(samples, occurrences)
+        samples, energies = samples[keep], energies[keep]
+    rows = samples[:, columns]
+    feasible = _feasible(formulation, rows)
     objectives = np.asarray(model.objective.energies((rows, variables)), dtype=float)
+
+    def as_sample(row: np.ndarray) -> Sample:
+        return {v: int(x) for v, x in zip(variables, row.tolist(), strict=True)}
 
     # (objective, repaired?, penalized energy, row): the smallest tuple wins.
     best: tuple[float, int, float, int] | None = None
-    best_sample: Sample | None = None
+    best_row: np.ndarray | None = None
     candidates = np.flatnonzero(feasible)
     if candidates.size:
         first = candidates[np.lexsort((energies[candidates], objectives[candidates]))[0]]
         best = (float(objectives[first]), 0, float(energies[first]), int(first))
-        best_sample = {v: int(x) for v, x in zip(variables, rows[best[3]].tolist(), strict=True)}
-    if formulation.repair is not None:
-        for i in np.flatnonzero(~feasible):
-            raw = {v: int(x) for v, x in zip(variables, rows[i].tolist(), strict=True)}
-            fixed = _checked_repair(formulation, raw, variables)
-            key = (model.objective_energy(fixed), 1, float(energies[i]), int(i))
-            if best is None or key < best:
-                best, best_sample = key, fixed
+        best_row = rows[first]
+    broken = np.flatnonzero(~feasible)
+    if broken.size and (formulation.repair is not None or formulation.repair_rows is not None):
+        if formulation.repair_rows is not None:
+            fixed = _repaired_rows(formulation, rows[broken])
+        else:
+            fixed = np.stack(
+                [_checked_repair(formulation, as_sample(rows[i]), variables) for i in broken]
+            )
+        fixed_objectives = np.asarray(
+            model.objective.energies((fixed, variables)), dtype=float
+        ).reshape(-1)
+        # Ties between repaired samples go to the lower penalized energy, then the earlier row.
+        j = int(np.lexsort((broken, energies[broken], fixed_objectives))[0])
+        key = (float(fixed_objectives[j]), 1, float(energies[broken[j]]), int(broken[j]))
+        if best is None or key < best:
+            best, best_row = key, fixed[j]
 
-    is_feasible = best_sample is not None
-    if best_sample is None:
+    is_feasible = best_row is not None
+    if best_row is None:
         lowest = int(np.argmin(energies))
-        best_sample = {v: int(x) for v, x in zip(variables, rows[lowest].tolist(), strict=True)}
+        best_row = rows[lowest]
         best = (float(objectives[lowest]), 0, float(energies[lowest]), lowest)
-        violated = sorted(
-            label for label, amount in model.violations(best_sample).items() if amount
-        )
+        violated = _violated(formulation, as_sample(best_row))
         warnings.warn(
             f"No feasible sample among {int(occurrences.sum())} from solver "
             f"'{record.solver}'{where} and no repair was given; returning the lowest-energy "
@@ -316,6 +485,7 @@ def _select(
             stacklevel=3,
         )
     assert best is not None
+    best_sample = as_sample(best_row)
     value = (
         formulation.decode(dict(best_sample)) if formulation.decode else cast(T, dict(best_sample))
     )
@@ -447,10 +617,11 @@ def solve_batch(
     record = record_of(sampleset)
     raw = np.asarray(sampleset.record.sample)
     occurrences = np.asarray(sampleset.record.num_occurrences)
+    columns = sampleset.variables  # one lookup: the property resolves the sample set each time
     solutions: list[Solution[Any]] = []
     for i, (formulation, bqm) in enumerate(zip(items, bqms, strict=True)):
         labels = list(bqm.variables)
-        rows = raw[:, [sampleset.variables.index((i, v)) for v in labels]]
+        rows = raw[:, [columns.index((i, v)) for v in labels]]
         own = dimod.SampleSet.from_samples(
             (rows, labels),
             dimod.BINARY,

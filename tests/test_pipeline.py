@@ -383,3 +383,123 @@ def test_solve_batch_warns_with_the_problem_index() -> None:
     with pytest.warns(QoptInfeasibleWarning, match=r"\(batch problem 1\)"):
         solutions = solve_batch([choose_one([1.0, 2.0]), weak], "sa", num_reads=5, seed=0)
     assert solutions[0].feasible and not solutions[1].feasible
+
+
+# ----------------------------------------------------------------------- array-level formulations
+
+
+def one_hot_rows(rows: np.ndarray) -> np.ndarray:
+    """The ``choose one`` constraint on a sample array."""
+    return np.asarray(rows).sum(axis=1) == 1
+
+
+def keep_first_on_rows(rows: np.ndarray) -> np.ndarray:
+    """:func:`keep_first_on` on a sample array (columns x0, x1, ... in order)."""
+    first = np.where(rows.any(axis=1), rows.argmax(axis=1), 0)
+    out = np.zeros_like(rows)
+    out[np.arange(rows.shape[0]), first] = 1
+    return out
+
+
+@FAST
+@given(
+    values=st.lists(st.floats(-5, 5, allow_nan=False), min_size=2, max_size=5),
+    data=st.data(),
+)
+def test_array_repair_selects_exactly_as_the_dict_repair(
+    values: list[float], data: st.DataObject
+) -> None:
+    model = choose_one(values)
+    names = list(model.variables)
+    rows = data.draw(
+        st.lists(
+            st.fixed_dictionaries({v: st.integers(0, 1) for v in names}), min_size=1, max_size=8
+        )
+    )
+    by_dict = solve(Formulation(model, repair=keep_first_on), FixedSampler(rows))
+    # The objective alone as the model: feasibility and repair come from the array callables.
+    arrays = Formulation(
+        model.objective,
+        feasible_rows=one_hot_rows,
+        repair_rows=keep_first_on_rows,
+        bqm=model.to_bqm(),
+    )
+    by_array = solve(arrays, FixedSampler(rows))
+    assert by_array.sample == by_dict.sample
+    assert by_array.objective == by_dict.objective
+    assert (by_array.repaired, by_array.feasible) == (by_dict.repaired, by_dict.feasible)
+    assert (by_array.num_samples, by_array.num_infeasible) == (
+        by_dict.num_samples,
+        by_dict.num_infeasible,
+    )
+
+
+def test_array_repair_sees_each_distinct_sample_once_and_a_single_read_as_is() -> None:
+    model = choose_one([1.0, 2.0, 3.0])
+    seen: list[int] = []
+
+    def repair_rows(rows: np.ndarray) -> np.ndarray:
+        seen.append(rows.shape[0])
+        assert rows.dtype == np.int8
+        return keep_first_on_rows(rows)
+
+    formulation = Formulation(
+        model.objective, feasible_rows=one_hot_rows, repair_rows=repair_rows, bqm=model.to_bqm()
+    )
+    rows = [{"x0": 0, "x1": 1, "x2": 1}] * 3 + [{"x0": 0, "x1": 0, "x2": 0}] * 2
+    solution = solve(formulation, FixedSampler(rows))
+    assert seen == [2]  # five infeasible reads, two distinct ones, one call
+    assert (solution.num_samples, solution.num_infeasible) == (5, 5)
+    assert solution.sample == {"x0": 1, "x1": 0, "x2": 0} and solution.repaired
+    single = solve(formulation, FixedSampler([{"x0": 0, "x1": 0, "x2": 1}]))
+    assert single.sample == {"x0": 0, "x1": 0, "x2": 1} and not single.repaired
+    assert (single.num_samples, single.num_infeasible) == (1, 0)
+
+
+def test_a_given_bqm_is_solved_instead_of_the_models() -> None:
+    model = choose_one([1.0, 2.0])
+    # A BQM that prefers x1: the solver sees it, the objective (x0 cheaper) judges.
+    custom = dimod.BinaryQuadraticModel({"x0": 5.0, "x1": -1.0}, {}, 0.0, "BINARY")
+    solution = solve(Formulation(model, bqm=custom), "exact")
+    assert solution.sampleset.first.sample == {"x0": 0, "x1": 1}
+    assert solution.sample == {"x0": 1, "x1": 0}  # the exact solver's feasible rows include it
+    assert solution.objective == 1.0
+
+
+def test_feasible_rows_replaces_the_models_constraints() -> None:
+    model = choose_one([1.0, 2.0])
+
+    def never(rows: np.ndarray) -> np.ndarray:
+        return np.zeros(rows.shape[0], dtype=bool)
+
+    with pytest.warns(QoptInfeasibleWarning):
+        solution = solve(Formulation(model, feasible_rows=never), "exact")
+    assert not solution.feasible
+
+
+@pytest.mark.parametrize(
+    ("repair_rows", "message"),
+    [
+        (lambda rows: rows[:, :1], "shape"),
+        (lambda rows: np.full_like(rows, 2), "non-binary"),
+        (lambda rows: np.zeros_like(rows), "infeasible"),
+    ],
+)
+def test_bad_array_repairs_raise(repair_rows: Any, message: str) -> None:
+    model = choose_one([1.0, 2.0])
+    formulation = Formulation(model, repair_rows=repair_rows)
+    with pytest.raises(InvalidProblemError, match=message):
+        solve(formulation, FixedSampler([{"x0": 1, "x1": 1}]))
+
+
+def test_bad_array_options_raise() -> None:
+    model = choose_one([1.0, 2.0])
+    with pytest.raises(SolverConfigurationError, match="not both"):
+        Formulation(model, repair=keep_first_on, repair_rows=keep_first_on_rows)
+    with pytest.raises(SolverConfigurationError, match="feasible_rows"):
+        Formulation(model, feasible_rows=3)  # type: ignore[call-overload]
+    lacking = dimod.BinaryQuadraticModel({"x0": 1.0}, {}, 0.0, "BINARY")
+    with pytest.raises(InvalidProblemError, match="lacks decision variable"):
+        solve(Formulation(model, bqm=lacking), "exact")
+    with pytest.raises(InvalidProblemError, match="one boolean per sample"):
+        solve(Formulation(model, feasible_rows=lambda rows: np.ones(7, bool)), "exact")

@@ -51,7 +51,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from qopt.bench import machine_info
+from qopt.bench import machine_info, results_path, write_results
 from qopt.moe import MarkovMixture, MoELanguageModel
 
 REPO = Path(__file__).resolve().parents[2]
@@ -378,19 +378,21 @@ def report(runs: list[dict[str, Any]]) -> str:
 
 
 def save(out: Path, args: argparse.Namespace, runs: list[dict[str, Any]], machine: Any) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "args": {k: str(v) for k, v in vars(args).items()},
-        "machine": machine if machine is not None else machine_info(),
+        "machine": machine,  # None until the grid is complete: write_results fills it in
         "complete": machine is not None,
         "runs": runs,
     }
-    out.write_text(json.dumps(payload, indent=1))
+    write_results(out, payload)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument(
+        "--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1"
+    )
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS))
     parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS))
@@ -408,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--solver-options",
         default="{}",
-        help="JSON options for get_solver (default: the callback's, 1 read x 100 sweeps for sa)",
+        help="JSON options for get_solver (default: the callback's, 1 read x 20 sweeps for sa)",
     )
     parser.add_argument(
         "--lazy-every", type=int, default=8, help="solve every N steps (qubo-bias-lazy)"
@@ -437,15 +439,19 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
 
-    out = args.out or REPO / "benchmarks" / "results" / f"moe-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out = args.out or results_path(REPO / "benchmarks" / "results", "moe")
     runs: list[dict[str, Any]] = []
+    done: set[tuple[Any, ...]] = set()
     for path in args.merge:
-        runs.extend(json.loads(Path(path).read_text())["runs"])
-    done = {(r["dataset"], r["top_k"], r["capacity_factor"], r["seed"], r["arm"]) for r in runs}
+        for r in json.loads(Path(path).read_text())["runs"]:
+            key = (r["dataset"], r["top_k"], r["capacity_factor"], r["seed"], r["arm"])
+            if key not in done:  # overlapping files: the first one listed wins
+                done.add(key)
+                runs.append(r)
     for dataset in args.datasets:
         for k in args.top_k:
             for cf in args.capacity_factors:
-                for seed in range(args.seeds):
+                for seed in range(args.first_seed, args.first_seed + args.seeds):
                     for arm in args.arms:
                         if arm == "dense" and (k, cf) != (args.top_k[0], args.capacity_factors[0]):
                             continue  # dense ignores k and capacity: run it once per seed

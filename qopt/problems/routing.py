@@ -36,8 +36,9 @@ Examples:
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -50,6 +51,7 @@ from qopt._validation import check_float
 from qopt.exceptions import InvalidProblemError, SolverConfigurationError
 
 if TYPE_CHECKING:
+    from qopt.constraints import ConstrainedQUBO
     from qopt.pipeline import Formulation, Solution
 
 __all__ = [
@@ -478,6 +480,9 @@ def repair_assignment(
     the tokens still short, best score first. When the greedy fill gets stuck (a short token
     whose only experts with room are ones it already has), an exact b-matching that rewards
     every kept pair finishes the job, so the result is feasible whenever any assignment is.
+    Before that, one exchange usually unsticks it: another token moves from an expert the
+    stuck token lacks to one with room, and the stuck token takes the freed slot (the
+    exchange that loses the least score).
 
     Args:
         assignment: Shape ``(T, k')`` of expert indices (``-1`` empty), or a 0/1 matrix of
@@ -536,12 +541,44 @@ def repair_assignment(
                 matrix[t, e] = True
                 need[t] -= 1
                 room[e] -= 1
+        for t in np.flatnonzero(need > 0):
+            while need[t] > 0 and _swap_in(matrix, values, room, int(t)):
+                need[t] -= 1
         if need.any():
-            # Stuck: re-solve exactly, rewarding every pair already kept so few move.
+            # Still stuck: re-solve exactly, rewarding every pair already kept so few move.
             spread = float(values.max() - values.min()) + 1.0
             bonus = np.where(matrix, spread * 2.0, 0.0)
             return _b_matching(values, k, cap, bonus=bonus)
     return _from_matrix(matrix, values, k)
+
+
+def _swap_in(matrix: np.ndarray, values: np.ndarray, room: np.ndarray, t: int) -> bool:
+    """Give token ``t`` one more expert through a single exchange; False when none exists.
+
+    Token ``t`` is short, and every expert with room is one it already has. Another token
+    ``u`` that uses an expert ``f`` which ``t`` lacks, and lacks an expert ``e`` with room,
+    moves from ``f`` to ``e``; ``t`` takes ``f``. Of all such exchanges, the one with the
+    largest ``values[t, f] + values[u, e] - values[u, f]`` is made. ``matrix`` and ``room``
+    are updated in place.
+    """
+    best: tuple[float, int, int, int] | None = None
+    lacks = ~matrix[t]
+    for e in np.flatnonzero(room > 0):
+        movable = matrix & ~matrix[:, e][:, None] & lacks[None, :]  # (u, f): u on f, not on e
+        movable[t] = False
+        movable[:, e] = False
+        if not movable.any():
+            continue
+        gain = np.where(movable, values[t][None, :] + values[:, e][:, None] - values, -np.inf)
+        u, f = np.unravel_index(int(np.argmax(gain)), gain.shape)
+        if best is None or gain[u, f] > best[0]:
+            best = (float(gain[u, f]), int(u), int(f), int(e))
+    if best is None:
+        return False
+    _, mover, freed, target = best
+    matrix[mover, freed], matrix[mover, target], matrix[t, freed] = False, True, True
+    room[target] -= 1
+    return True
 
 
 # --------------------------------------------------------------------------- QUBO formulation
@@ -881,6 +918,15 @@ def _split_capacity(
     return [shares[i] for i in range(len(groups))]
 
 
+@functools.lru_cache(maxsize=64)
+def _pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.triu_indices(n, 1)``, cached: every group and expert asks for the same few sizes."""
+    rows, cols = np.triu_indices(n, 1)
+    rows.flags.writeable = False
+    cols.flags.writeable = False
+    return rows, cols
+
+
 def _slack_coefficients(capacity: int) -> np.ndarray:
     """The slack bits dimod gives ``sum <= capacity`` (``add_linear_inequality_constraint``).
 
@@ -919,19 +965,13 @@ class _Vectors:
     slack: list[tuple[int, np.ndarray, int]]
 
 
-def _routing_vectors(
-    values: np.ndarray,
-    k: int,
-    cap: np.ndarray,
-    pairwise: PairwiseTerms | None,
-    penalty: float | None,
-) -> _Vectors:
-    """The routing QUBO of :func:`routing_problem` (``penalty`` a float or None), in numpy.
+def _objective_terms(
+    values: np.ndarray, pairwise: PairwiseTerms | None
+) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    """The routing objective over indices ``t * E + e``: linear biases and quadratic parts.
 
-    Term for term the BQM that ``routing_problem(...).model.to_bqm(penalty)`` builds through
-    :class:`~qopt.constraints.ConstrainedQUBO` (the same penalties ``P (sum - rhs)**2`` and
-    the same slack encoding), without a Python call per term. The capacity constraints stay
-    dense cliques over each expert's tokens: that is the honest model of "at most c of these".
+    The negated scores, each token's centred (a constant under "exactly k"), and the
+    :class:`PairwiseTerms` as lists of (rows, cols, data) arrays.
     """
     num_tokens, num_experts = values.shape
     centred = values - values.mean(axis=1, keepdims=True)
@@ -953,6 +993,26 @@ def _routing_vectors(
             rows.append(index[:, e].reshape(-1))
             cols.append(index[:, f].reshape(-1))
             data.append(np.tile(expert[e, f], num_tokens))
+    return linear, rows, cols, data
+
+
+def _routing_vectors(
+    values: np.ndarray,
+    k: int,
+    cap: np.ndarray,
+    pairwise: PairwiseTerms | None,
+    penalty: float | None,
+) -> _Vectors:
+    """The routing QUBO of :func:`routing_problem` (``penalty`` a float or None), in numpy.
+
+    Term for term the BQM that ``routing_problem(...).model.to_bqm(penalty)`` builds through
+    :class:`~qopt.constraints.ConstrainedQUBO` (the same penalties ``P (sum - rhs)**2`` and
+    the same slack encoding), without a Python call per term. The capacity constraints stay
+    dense cliques over each expert's tokens: that is the honest model of "at most c of these".
+    """
+    num_tokens, num_experts = values.shape
+    index = np.arange(num_tokens * num_experts).reshape(num_tokens, num_experts)
+    linear, rows, cols, data = _objective_terms(values, pairwise)
     if penalty is None:
         # Half the largest change one flip can make to the objective (see routing_problem).
         swing = np.abs(linear)
@@ -963,14 +1023,14 @@ def _routing_vectors(
     weight = float(penalty)
     linear = linear + weight * (1 - 2 * k)
     offset = weight * k * k * num_tokens
-    e, f = np.triu_indices(num_experts, 1)
+    e, f = _pairs(num_experts)
     rows.append(index[:, e].reshape(-1))
     cols.append(index[:, f].reshape(-1))
     data.append(np.full(num_tokens * e.size, 2 * weight))
     slack: list[tuple[int, np.ndarray, int]] = []
     slack_linear: list[np.ndarray] = []
     next_index = num_tokens * num_experts
-    t, u = np.triu_indices(num_tokens, 1)
+    t, u = _pairs(num_tokens)
     for expert_index in range(num_experts):
         c_e = int(cap[expert_index])
         if c_e >= num_tokens:  # a capacity of T or more cannot bind
@@ -993,7 +1053,7 @@ def _routing_vectors(
             rows.append(np.repeat(column, bits.size))
             cols.append(np.tile(bits, num_tokens))
             data.append(np.tile(2 * weight * coefficients, num_tokens))
-            i, j = np.triu_indices(bits.size, 1)
+            i, j = _pairs(bits.size)
             rows.append(bits[i])
             cols.append(bits[j])
             data.append(2 * weight * coefficients[i] * coefficients[j])
@@ -1092,10 +1152,11 @@ class RoutingSolution:
         assignment: Shape ``(T, k)``: every token's experts, best score first.
         energy: :func:`routing_energy` of the assignment (negated affinity plus pairwise terms).
         affinity: Sum of the scores of the assigned pairs.
-        num_samples: Samples the solver returned, over all groups.
-        num_infeasible: Of those, how many broke a constraint before repair.
+        num_samples: Samples the solver returned, counted once per group (one read of a
+            batch of G groups counts G).
+        num_infeasible: Of those, how many broke a constraint of their group before repair.
         num_groups: Token groups solved together in one batch.
-        warm_start_kept: Groups where the warm start beat every solver sample and was kept.
+        warm_start_kept: Groups where the warm start beat the pipeline's answer and was kept.
         solver_wall_s: Wall-clock seconds the solver took (from the solve records).
         solutions: The pipeline's :class:`~qopt.pipeline.Solution` of the one solve that
             served all groups (its ``sampleset`` holds the raw samples).
@@ -1135,14 +1196,17 @@ def solve_routing(
     when omitted) and each expert's capacity is shared among the groups. Each group's routing
     QUBO (:func:`routing_bqm`: the same BQM as :func:`routing_problem`, built from numpy
     arrays) becomes one block of a single block-diagonal BQM that goes to the solver in one
-    call through :func:`qopt.pipeline.solve` (metered like every solve). Every raw sample is
-    then checked and repaired group by group (:func:`repair_assignment`) in numpy, and each
-    group keeps its best repaired sample over the reads.
+    call through :func:`qopt.pipeline.solve` (metered like every solve). The pipeline selects
+    the answer as for any formulation: the model's objective is the block-diagonal routing
+    objective, its constraints (``k`` experts per token, each group's capacity share) are
+    checked on the whole sample array at once (``feasible_rows``), and every infeasible
+    sample is repaired group by group with :func:`repair_assignment` (``repair_rows``), so
+    the best sample over the reads wins (whole samples: groups are not mixed across reads).
 
     A classical warm start (``"sinkhorn"`` or ``"greedy"``, repaired to feasibility) sets
     the capacity split, is handed to the solver as its initial state when the solver takes
     ``initial_states`` (every slack bit set so that the state pays no penalty), and is kept
-    for any group where it beats every solver sample, so the result is never worse than the
+    for any group where it beats the pipeline's answer, so the result is never worse than the
     warm start on the objective. Simulated annealing without an explicit ``beta_range``
     gets dwave-samplers' default schedule computed here in numpy (dwave-samplers evaluates
     it in a Python loop that costs more than the anneal at these sizes); from a warm start,
@@ -1217,6 +1281,7 @@ def solve_routing(
         for g, c, p in zip(groups, group_caps, group_pairwise, strict=True)
     ]
     bqm, slack_starts = _block_diagonal(blocks, num_tokens * num_experts, groups, num_experts)
+    slacks = [b.slack for b in blocks]
 
     sampler = get_solver(solver) if isinstance(solver, str) else solver  # solve() meters it
     parameters = getattr(sampler, "parameters", {})
@@ -1235,50 +1300,132 @@ def solve_routing(
         and "initial_states" not in sample_params
         and "initial_states" in parameters
     ):
-        state = _warm_state(warm, blocks, slack_starts, groups, group_caps, bqm.num_variables)
+        state = _warm_state(warm, slacks, slack_starts, groups, group_caps, bqm.num_variables)
         # The BQM's variables are 0..n-1 in order, so the array needs no labels.
         sample_params["initial_states"] = state[None, :]
-    solution = solve(Formulation(bqm), sampler, **sample_params)
+    model, feasible_rows, repair_rows = _block_formulation(
+        values, k, groups, group_caps, group_pairwise
+    )
+    decisions = num_tokens * num_experts
+
+    def decode(sample: Mapping[Hashable, int]) -> np.ndarray:
+        flat = np.array(list(map(sample.__getitem__, range(decisions))), dtype=bool)
+        return _from_matrix(flat.reshape(num_tokens, num_experts), values, k)
+
+    formulation = Formulation(
+        model, decode=decode, bqm=bqm, feasible_rows=feasible_rows, repair_rows=repair_rows
+    )
+    solution = solve(formulation, sampler, **sample_params)
+    assignment = solution.value
+    kept = 0
+    if warm is not None:
+        # The warm start is feasible in every group: keep it wherever it beats the solver.
+        for g, p in zip(groups, group_pairwise, strict=True):
+            if (
+                routing_energy(warm[g], values[g], p)
+                < routing_energy(assignment[g], values[g], p) - 1e-12
+            ):
+                assignment[g] = warm[g]
+                kept += 1
+
+    # Raw samples before repair, counted per group (one read seen by G groups is G samples).
     sampleset = solution.sampleset
     position = np.empty(bqm.num_variables, dtype=np.int64)
     position[np.asarray(list(sampleset.variables), dtype=np.int64)] = np.arange(bqm.num_variables)
-    raw = np.asarray(sampleset.record.sample)[:, position[: num_tokens * num_experts]]
+    raw = np.asarray(sampleset.record.sample)[:, position[:decisions]]
     occurrences = np.asarray(sampleset.record.num_occurrences, dtype=np.int64)
-    matrices = raw.reshape(-1, num_tokens, num_experts).astype(bool)
-
-    assignment = np.full((num_tokens, k), -1, dtype=np.int64)
-    kept = num_samples = num_infeasible = 0
-    for g, c, p in zip(groups, group_caps, group_pairwise, strict=True):
-        block = matrices[:, g]
-        feasible = (block.sum(axis=2) == k).all(axis=1) & (block.sum(axis=1) <= c).all(axis=1)
-        num_samples += int(occurrences.sum())
-        num_infeasible += int(occurrences[~feasible].sum())
-        best: np.ndarray | None = None
-        best_energy = math.inf
-        for r in range(block.shape[0]):
-            if feasible[r]:
-                chosen = _from_matrix(block[r], values[g], k)
-            else:
-                chosen = repair_assignment(block[r], values[g], k, c)
-            energy = routing_energy(chosen, values[g], p)
-            if energy < best_energy - 1e-12:
-                best, best_energy = chosen, energy
-        assert best is not None
-        if warm is not None and routing_energy(warm[g], values[g], p) < best_energy - 1e-12:
-            best = warm[g]
-            kept += 1
-        assignment[g] = best
+    group_ok = _groups_feasible(raw, num_experts, k, groups, group_caps)
     return RoutingSolution(
         assignment=assignment,
         energy=routing_energy(assignment, values, pairwise),
         affinity=affinity(assignment, values),
-        num_samples=num_samples,
-        num_infeasible=num_infeasible,
+        num_samples=int(occurrences.sum()) * len(groups),
+        num_infeasible=int((occurrences[:, None] * ~group_ok).sum()),
         num_groups=len(groups),
         warm_start_kept=kept,
         solver_wall_s=float(solution.record.wall_s) if solution.record is not None else 0.0,
         solutions=[solution],
     )
+
+
+def _groups_feasible(
+    rows: np.ndarray,
+    num_experts: int,
+    k: int,
+    groups: list[np.ndarray],
+    group_caps: list[np.ndarray],
+) -> np.ndarray:
+    """Per sample and group: every token has ``k`` experts and no expert exceeds its share.
+
+    ``rows`` has shape ``(n, T * E)`` (decision ``t * E + e``); returns shape ``(n, G)``.
+    Groups are consecutive token ranges, so each check is one ``reduceat`` over the tokens.
+    """
+    matrices = np.asarray(rows, dtype=np.int64).reshape(rows.shape[0], -1, num_experts)
+    starts = np.array([int(g[0]) for g in groups])
+    tokens_ok = matrices.sum(axis=2) == k  # (n, T)
+    every_token = np.logical_and.reduceat(tokens_ok, starts, axis=1)  # (n, G)
+    loads = np.add.reduceat(matrices, starts, axis=1)  # (n, G, E)
+    within = (loads <= np.stack(group_caps)[None]).all(axis=2)
+    result: np.ndarray = every_token & within
+    return result
+
+
+def _block_formulation(
+    values: np.ndarray,
+    k: int,
+    groups: list[np.ndarray],
+    group_caps: list[np.ndarray],
+    group_pairwise: list[PairwiseTerms | None],
+) -> tuple[ConstrainedQUBO, Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]]:
+    """The block-diagonal routing objective as a model, with its array feasibility and repair.
+
+    Returns a :class:`~qopt.constraints.ConstrainedQUBO` holding only the objective (the
+    constraints would cost a Python call per token to register; ``feasible_rows`` checks
+    them on the sample array instead) and the ``feasible_rows`` / ``repair_rows`` pair for
+    :class:`~qopt.pipeline.Formulation`.
+    """
+    from qopt.constraints import ConstrainedQUBO
+
+    num_tokens, num_experts = values.shape
+    linear_parts: list[np.ndarray] = []
+    rows: list[np.ndarray] = []
+    cols: list[np.ndarray] = []
+    data: list[np.ndarray] = []
+    for g, p in zip(groups, group_pairwise, strict=True):
+        linear, r, c, d = _objective_terms(values[g], p)
+        shift = int(g[0]) * num_experts  # groups are contiguous: local index + shift is global
+        linear_parts.append(linear)
+        rows.extend(part + shift for part in r)
+        cols.extend(part + shift for part in c)
+        data.extend(d)
+    empty = np.zeros(0, dtype=np.int64)
+    objective = dimod.BinaryQuadraticModel.from_numpy_vectors(
+        np.concatenate(linear_parts),
+        (
+            np.concatenate(rows) if rows else empty,
+            np.concatenate(cols) if cols else empty,
+            np.concatenate(data) if data else np.zeros(0),
+        ),
+        0.0,
+        dimod.BINARY,
+    )
+    model = ConstrainedQUBO(objective)
+
+    def feasible_rows(samples: np.ndarray) -> np.ndarray:
+        ok = _groups_feasible(samples, num_experts, k, groups, group_caps)
+        return np.asarray(ok.all(axis=1), dtype=bool)
+
+    def repair_rows(samples: np.ndarray) -> np.ndarray:
+        out = np.array(samples, dtype=np.int8, copy=True)
+        fixed = out.reshape(out.shape[0], num_tokens, num_experts)  # a view of ``out``
+        ok = _groups_feasible(out, num_experts, k, groups, group_caps)
+        for r, i in zip(*np.nonzero(~ok), strict=True):
+            g = groups[i]  # only the broken groups: feasible ones are kept as the solver left them
+            repaired = repair_assignment(fixed[r, g].astype(bool), values[g], k, group_caps[i])
+            fixed[r, g] = _as_matrix(repaired, num_experts)
+        return out
+
+    return model, feasible_rows, repair_rows
 
 
 def _group_vectors(
@@ -1345,7 +1492,7 @@ def _block_diagonal(
 
 def _warm_state(
     warm: np.ndarray,
-    blocks: list[_Vectors],
+    slacks: list[list[tuple[int, np.ndarray, int]]],
     slack_starts: list[int],
     groups: list[np.ndarray],
     group_caps: list[np.ndarray],
@@ -1360,10 +1507,10 @@ def _warm_state(
     state = np.zeros(num_variables, dtype=np.int8)
     matrix = _as_matrix(warm, num_experts)
     state[: matrix.size] = matrix.reshape(-1)
-    for b, start, g, c in zip(blocks, slack_starts, groups, group_caps, strict=True):
+    for slack, start, g, c in zip(slacks, slack_starts, groups, group_caps, strict=True):
         load = matrix[g].sum(axis=0)
         position = start
-        for e, coefficients, _ in b.slack:
+        for e, coefficients, _ in slack:
             bits = _slack_bits(int(c[e] - load[e]), coefficients)
             state[position : position + bits.size] = bits
             position += bits.size

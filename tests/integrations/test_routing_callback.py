@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -303,3 +305,17 @@ def test_asynchronous_needs_bias_mode() -> None:
         QuboRoutingCallback(asynchronous=True)
     with pytest.raises(SolverConfigurationError, match="'penalty' parameter"):
         QuboRoutingCallback(penalty=-1.0)
+
+
+@pytest.mark.skipif(not hasattr(os, "setpriority"), reason="thread niceness is a POSIX feature")
+def test_background_solver_thread_runs_at_lower_priority() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from qopt.integrations.lightning._routing import _lower_priority
+
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    with ThreadPoolExecutor(max_workers=1, initializer=_lower_priority) as pool:
+        seen = pool.submit(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        assert seen.result() == min(19, base + 10)
+    # The calling thread keeps its own priority.
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base

@@ -108,11 +108,27 @@ def test_repair_keeps_a_feasible_assignment_unchanged() -> None:
 
 def test_repair_escapes_when_greedy_fill_gets_stuck() -> None:
     # Tokens 0 and 1 hold experts 0 and 1; token 2 needs two experts but only expert 2 has
-    # room: the greedy fill is stuck and the exact fallback must move something.
+    # room: the greedy fill is stuck and an exchange (or the exact fallback) must move something.
     scores = np.array([[5.0, 5.0, 0.0], [5.0, 5.0, 0.0], [0.0, 0.0, 1.0]])
     start = np.array([[0, 1], [0, 1], [-1, -1]])
     fixed = repair_assignment(start, scores, 2, 2)
     _assert_feasible(fixed, 3, 2, np.full(3, 2))
+
+
+def test_repair_unsticks_with_the_cheapest_single_exchange(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Experts 0 and 1 are full; token 2 holds the only expert with room and needs one more.
+    # Token 1 moving from expert 0 to expert 2 (and token 2 taking expert 0) loses nothing;
+    # every other exchange loses 2. No linear program is needed for it.
+    import qopt.problems.routing as routing
+
+    def no_lp(*args: object, **kwargs: object) -> np.ndarray:
+        raise AssertionError("the exact fallback was not needed")
+
+    monkeypatch.setattr(routing, "_b_matching", no_lp)
+    scores = np.array([[5.0, 5.0, 1.0], [5.0, 5.0, 3.0], [2.0, 0.0, 9.0]])
+    start = np.array([[0, 1], [0, 1], [2, -1]])
+    fixed = repair_assignment(start, scores, 2, 2)
+    assert fixed.tolist() == [[0, 1], [1, 2], [2, 0]]
 
 
 @pytest.mark.parametrize(
@@ -352,7 +368,7 @@ def test_block_diagonal_bqm_prices_the_warm_start_at_its_objective() -> None:
         _group_vectors(scores[g], 2, c, None, None) for g, c in zip(groups, shares, strict=True)
     ]
     bqm, starts = _block_diagonal(blocks, 40 * 4, groups, 4)
-    state = _warm_state(warm, blocks, starts, groups, shares, bqm.num_variables)
+    state = _warm_state(warm, [b.slack for b in blocks], starts, groups, shares, bqm.num_variables)
     centred = routing_energy(warm, scores) + 2 * scores.mean(axis=1).sum()
     assert bqm.energy((state, list(range(bqm.num_variables)))) == pytest.approx(centred)
     one_more = state.copy()
@@ -378,3 +394,24 @@ def test_large_batch_is_feasible_and_never_below_its_warm_start(solver: str) -> 
     _assert_feasible(result.assignment, 8, 2, np.full(8, capacity))
     assert result.num_groups == 8
     assert result.energy <= routing_energy(warm, scores) + 1e-9
+
+
+def test_the_pipeline_selects_and_repairs_the_routing_solve() -> None:
+    # A penalty far too weak to enforce anything: raw samples break the constraints, and the
+    # answer must come out of the Formulation's repair inside qopt.pipeline.
+    scores = _log_probs(48, 4, seed=3)
+    capacity = expert_capacity(48, 4, 1, 1.0)
+    result = solve_routing(
+        scores, 1, capacity, group_size=16, warm_start=None, penalty=1e-3, seed=0, num_reads=3
+    )
+    (solution,) = result.solutions
+    assert solution.num_infeasible == 3 and solution.repaired and solution.feasible
+    _assert_feasible(result.assignment, 4, 1, np.full(4, capacity))
+    # The pipeline's chosen sample is the assignment (no warm start to fall back on) ...
+    matrix = np.zeros((48, 4), dtype=int)
+    matrix[np.arange(48), result.assignment[:, 0]] = 1
+    assert [solution.sample[i] for i in range(48 * 4)] == matrix.reshape(-1).tolist()
+    # ... and its objective the centred routing energy of that assignment.
+    centred = scores - scores.mean(axis=1, keepdims=True)
+    assert solution.objective == pytest.approx(routing_energy(result.assignment, centred))
+    assert result.num_infeasible == result.num_samples == 3 * 3  # per group, before repair

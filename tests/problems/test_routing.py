@@ -21,6 +21,7 @@ from qopt.problems.routing import (
     expert_capacity,
     greedy_assignment,
     knn_similarity,
+    polish_assignment,
     repair_assignment,
     routing_bqm,
     routing_energy,
@@ -402,7 +403,15 @@ def test_the_pipeline_selects_and_repairs_the_routing_solve() -> None:
     scores = _log_probs(48, 4, seed=3)
     capacity = expert_capacity(48, 4, 1, 1.0)
     result = solve_routing(
-        scores, 1, capacity, group_size=16, warm_start=None, penalty=1e-3, seed=0, num_reads=3
+        scores,
+        1,
+        capacity,
+        group_size=16,
+        warm_start=None,
+        penalty=1e-3,
+        polish=None,
+        seed=0,
+        num_reads=3,
     )
     (solution,) = result.solutions
     assert solution.num_infeasible == 3 and solution.repaired and solution.feasible
@@ -415,3 +424,125 @@ def test_the_pipeline_selects_and_repairs_the_routing_solve() -> None:
     centred = scores - scores.mean(axis=1, keepdims=True)
     assert solution.objective == pytest.approx(routing_energy(result.assignment, centred))
     assert result.num_infeasible == result.num_samples == 3 * 3  # per group, before repair
+
+
+# --------------------------------------------------------------------------- polish
+
+
+@st.composite
+def _polish_cases(
+    draw: st.DrawFn,
+) -> tuple[np.ndarray, np.ndarray, int, np.ndarray, PairwiseTerms | None]:
+    """A feasible assignment (repaired from random content), with or without pairwise terms."""
+    scores, matrix, k, capacity = draw(_repair_cases())
+    num_tokens, num_experts = scores.shape
+    start = repair_assignment(matrix, scores, k, capacity)
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    kind = draw(st.sampled_from(["linear", "tokens", "experts"]))
+    terms = None
+    if kind == "tokens":
+        weights = rng.normal(size=(num_tokens, num_tokens))
+        terms = PairwiseTerms(token_similarity=weights + weights.T, similarity_weight=0.7)
+    elif kind == "experts":
+        cost = rng.uniform(size=(num_experts, num_experts))
+        terms = PairwiseTerms(
+            expert_similarity=cost + cost.T,
+            token_similarity=np.abs(rng.normal(size=(num_tokens, num_tokens))),
+        )
+    return scores, start, k, capacity, terms
+
+
+@settings(max_examples=150, deadline=None)
+@given(_polish_cases())
+def test_polish_stays_feasible_and_never_raises_the_energy(
+    case: tuple[np.ndarray, np.ndarray, int, np.ndarray, PairwiseTerms | None],
+) -> None:
+    scores, start, k, capacity, terms = case
+    polished = polish_assignment(start, scores, k, capacity, pairwise=terms)
+    _assert_feasible(polished, scores.shape[1], k, capacity)
+    assert routing_energy(polished, scores, terms) <= routing_energy(start, scores, terms) + 1e-9
+    if terms is None and k == 1:
+        # Cycle canceling on a linear objective stops only at the optimum (Klein 1967).
+        optimum = affinity(exact_assignment(scores, k, capacity), scores)
+        assert affinity(polished, scores) == pytest.approx(optimum, abs=1e-9)
+
+
+def test_polish_reaches_the_exact_optimum_from_sinkhorn() -> None:
+    for k in (1, 2):
+        scores = _log_probs(256, 8, seed=21)
+        capacity = expert_capacity(256, 8, k, 1.0)
+        warm = sinkhorn_assignment(scores, k, capacity, repair=True)
+        optimum = affinity(exact_assignment(scores, k, capacity), scores)
+        assert optimum - affinity(warm, scores) > 0.01 * abs(optimum)  # Sinkhorn alone: > 1 %
+        polished = polish_assignment(warm, scores, k, capacity)
+        assert affinity(polished, scores) == pytest.approx(optimum, abs=1e-9)
+
+
+def test_polish_refuses_an_infeasible_assignment() -> None:
+    scores = _log_probs(4, 2, seed=0)
+    with pytest.raises(InvalidProblemError, match="feasible assignment"):
+        polish_assignment(np.array([[0], [0], [0], [1]]), scores, 1, 2)  # expert 0 over
+    with pytest.raises(InvalidProblemError, match="feasible assignment"):
+        polish_assignment(np.array([[0], [1], [-1], [1]]), scores, 1, 2)  # a dropped slot
+    with pytest.raises(SolverConfigurationError, match="'max_rounds' parameter"):
+        polish_assignment(np.array([[0], [0], [1], [1]]), scores, 1, 2, max_rounds=-1)
+    # No rounds: the input comes back as it was.
+    start = np.array([[1], [0], [1], [0]])
+    assert polish_assignment(start, scores, 1, 2, max_rounds=0).tolist() == start.tolist()
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_solve_routing_within_one_percent_of_the_exact_optimum_at_callback_settings(
+    k: int,
+) -> None:
+    # The callback's defaults: groups of 32, one read of 20 sweeps from Sinkhorn, polish.
+    scores = _log_probs(512, 8, seed=7)
+    capacity = expert_capacity(512, 8, k, 1.0)
+    optimum = affinity(exact_assignment(scores, k, capacity), scores)  # linear_sum_assignment / LP
+    options = {"group_size": 32, "seed": 0, "num_reads": 1, "num_sweeps": 20}
+    result = solve_routing(scores, k, capacity, **options)
+    assert optimum - result.affinity <= 0.01 * abs(optimum)
+    stats = routing_stats(result.assignment, 8, capacity)
+    assert stats.capacity_violation == 0 and stats.dropped == 0 and stats.max_violation <= 0.05
+    # What does the work: without the polish the annealer returns its warm start, > 1 % off,
+    # and polishing inside the groups alone is held back by the capacity split.
+    plain = solve_routing(scores, k, capacity, polish=None, **options)
+    assert optimum - plain.affinity > 0.01 * abs(optimum)
+    groups = solve_routing(scores, k, capacity, polish="groups", **options)
+    assert plain.affinity < groups.affinity < result.affinity + 1e-9
+    assert result.polish_gain > 0 and plain.polish_gain == 0
+
+
+def test_pairwise_objective_never_gets_worse_than_its_warm_start_or_its_sample() -> None:
+    scores = _log_probs(128, 8, seed=3)
+    capacity = expert_capacity(128, 8, 1, 1.0)
+    hidden = np.random.default_rng(3).normal(size=(128, 16))
+    terms = PairwiseTerms(
+        token_similarity=knn_similarity(hidden, num_neighbors=4, block_size=32),
+        similarity_weight=0.1,
+    )
+    result = solve_routing(scores, 1, capacity, pairwise=terms, group_size=32, seed=0)
+    warm = sinkhorn_assignment(scores, 1, capacity, repair=True)
+    assert result.warm_energy == pytest.approx(routing_energy(warm, scores, terms))
+    assert result.energy == pytest.approx(routing_energy(result.assignment, scores, terms))
+    assert result.energy < result.warm_energy  # strictly better on this instance
+    assert result.energy <= result.sample_energy + 1e-9
+    _assert_feasible(result.assignment, 8, 1, np.full(8, capacity))
+
+
+def test_routing_problem_decodes_a_polished_assignment() -> None:
+    scores = _log_probs(24, 4, seed=9)
+    optimum = affinity(exact_assignment(scores, 1, 6), scores)
+    formulation = routing_problem(scores, 1, 6)
+    assert formulation.decode is not None and formulation.repair is not None
+    # Any feasible sample decodes to the optimum: the polish finishes the job.
+    start = formulation.repair({(t, e): 0 for t in range(24) for e in range(4)})
+    assert affinity(formulation.decode(start), scores) == pytest.approx(optimum)
+    unpolished = routing_problem(scores, 1, 6, polish=False)
+    assert unpolished.decode is not None
+    assert affinity(unpolished.decode(start), scores) < optimum - 1e-6
+
+
+def test_bad_polish_option_is_refused() -> None:
+    with pytest.raises(SolverConfigurationError, match="'polish' parameter"):
+        solve_routing(_log_probs(8, 2, seed=0), 1, 4, polish="everywhere")  # type: ignore[arg-type]

@@ -4,12 +4,14 @@ For each model and seed, the training part of run.py's split (70% of digits) is 
 75/25 into fit and validation sets; the model is trained on the fit set, pruned by every
 configuration in the grid (and by the L1 and Taylor baselines for reference) and fine-tuned
 exactly as in run.py, and scored on the validation set. Prints the median validation
-accuracy change per configuration and speed-up, and writes the runs to
+accuracy change per configuration and speed-up, with wins / ties / losses against the L1 and
+Taylor baselines paired by seed (when they run), and writes the runs to
 benchmarks/results/pruning-tune-<time>.json.
 
     python benchmarks/pruning/tune.py                                   # 5 seeds, mlp and cnn
     python benchmarks/pruning/tune.py --models mlp --alphas 0.5 1.0 --importances taylor l1
     python benchmarks/pruning/tune.py --models mlp --importances l1 --alphas 0.5 --balances 0 10
+    python benchmarks/pruning/tune.py --models cnn --importances l1 --alphas 0.5 --balances 0 3 --greedy
 """
 
 from __future__ import annotations
@@ -41,6 +43,11 @@ def main() -> None:
     parser.add_argument("--importances", nargs="+", default=["taylor", "l1"])
     parser.add_argument("--balances", type=float, nargs="+", default=[0.0])
     parser.add_argument("--polish", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument(
+        "--greedy",
+        action="store_true",
+        help="also run every QUBO configuration with run.py's qubo-greedy arm (no solver)",
+    )
     parser.add_argument("--baselines", nargs="*", default=["l1", "taylor"])
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--finetune-epochs", type=int, default=3)
@@ -51,9 +58,12 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
 
+    qubo_arms = ["qubo", "qubo-greedy"] if args.greedy else ["qubo"]
     configs = [
-        {"arm": "qubo", "importance": imp, "alpha": alpha, "balance": balance}
-        for imp, alpha, balance in itertools.product(args.importances, args.alphas, args.balances)
+        {"arm": arm, "importance": imp, "alpha": alpha, "balance": balance}
+        for arm, imp, alpha, balance in itertools.product(
+            qubo_arms, args.importances, args.alphas, args.balances
+        )
     ] + [{"arm": arm} for arm in args.baselines]
     runs: list[dict[str, Any]] = []
     for kind in args.models:
@@ -70,9 +80,9 @@ def main() -> None:
                 arm_args.balance = config.get("balance", 0.0)
                 run = run_arm(config["arm"], kind, base, train, val, speedup, arm_args, seed)
                 label = (
-                    f"qubo {config['importance']} alpha={config['alpha']:g} "
+                    f"{config['arm']} {config['importance']} alpha={config['alpha']:g} "
                     f"balance={config['balance']:g}"
-                    if config["arm"] == "qubo"
+                    if "importance" in config
                     else config["arm"]
                 )
                 run.update(config=label, delta=run["accuracy"] - base_accuracy)
@@ -80,19 +90,34 @@ def main() -> None:
                 print(f"{kind} seed={seed} {speedup:g}x {label:36s} {100 * run['delta']:+.2f}")
                 sys.stdout.flush()
 
-    print("\n| model | speed-up | configuration | validation accuracy change, median [min, max] |")
-    print("| --- | --- | --- | --- |")
+    baselines = [b for b in ("l1", "taylor") if b in args.baselines]
+    print(
+        "\n| model | speed-up | configuration | validation accuracy change, median [min, max] | "
+        + "".join(f"vs {b}: wins / ties / losses | " for b in baselines)
+    )
+    print("| --- | --- | --- | --- |" + " --- |" * len(baselines))
     for kind, speedup in itertools.product(args.models, args.speedups):
         labels = dict.fromkeys(r["config"] for r in runs)
-        for label in labels:
-            deltas = [
-                100 * r["delta"]
+
+        def per_seed(label: str, kind: str = kind, speedup: float = speedup) -> dict[int, float]:
+            return {
+                r["seed"]: 100 * r["delta"]
                 for r in runs
                 if (r["model"], r["speedup"], r["config"]) == (kind, speedup, label)
-            ]
+            }
+
+        for label in labels:
+            deltas = per_seed(label)
+            values = list(deltas.values())
+            paired = ""
+            for baseline in baselines:
+                theirs = per_seed(baseline)
+                diffs = [deltas[s] - theirs[s] for s in deltas if s in theirs]
+                wins, losses = sum(d > 1e-9 for d in diffs), sum(d < -1e-9 for d in diffs)
+                paired += f" {wins} / {len(diffs) - wins - losses} / {losses} |"
             print(
-                f"| {kind} | {speedup:g}x | {label} | {statistics.median(deltas):+.2f} "
-                f"[{min(deltas):+.2f}, {max(deltas):+.2f}] |"
+                f"| {kind} | {speedup:g}x | {label} | {statistics.median(values):+.2f} "
+                f"[{min(values):+.2f}, {max(values):+.2f}] |{paired}"
             )
     out = write_results(
         results_path(REPO / "benchmarks" / "results", "pruning-tune"),

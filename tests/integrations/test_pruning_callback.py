@@ -108,6 +108,27 @@ def test_pruned_model_matches_the_reported_budget(importance: str, budget: str) 
     assert not any(m._forward_pre_hooks for m in model.modules())  # removed in teardown
 
 
+def test_magnitude_of_a_batch_normalized_layer_uses_the_folded_weights() -> None:
+    torch.manual_seed(0)
+    model = TinyCNN()
+    with torch.no_grad():  # channel 0: the largest conv weights, but a BatchNorm gain of ~0
+        model.net[0].weight[0] *= 10.0
+        model.net[1].weight[0] = 1e-4
+    callback = QuboPruningCallback(
+        target_ratio=0.8,
+        layers=["net.0"],
+        importance="l1",
+        alpha=1.0,
+        remove=False,
+        solver_options=SOLVE,
+    )
+    _trainer([callback], max_epochs=1).fit(model, _data())
+    kept = callback.masks["net.0"]
+    assert not bool(kept.all())
+    # The conv's own weights rank channel 0 first; what conv + BatchNorm apply ranks it last.
+    assert not bool(kept[0])
+
+
 def test_masked_network_equals_the_physically_pruned_one() -> None:
     torch.manual_seed(1)
     model = TinyCNN()

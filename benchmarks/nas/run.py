@@ -20,6 +20,8 @@ off, ``target_transform='rank'``, ``surrogate='bocs'``) or ``startup=N`` (start 
     python benchmarks/nas/run.py --seeds 50 --evaluations 25 50 100 150
     python benchmarks/nas/run.py --benchmark nbg:pubmed --max-mparams 0.16 --seeds 20
     python benchmarks/nas/run.py --from a.json b.json   # tables of runs split by sampler
+    python benchmarks/nas/run.py --from new.json old.json@qubo=qubo-before   # rename in one file
+    python benchmarks/nas/run.py --seeds 50 --samplers qubo --agreement   # + ball-solve table
 """
 
 from __future__ import annotations
@@ -79,22 +81,35 @@ def main() -> None:
     parser.add_argument(
         "--max-latency", type=float, default=None, help="latency budget (s; nbg only)"
     )
+    parser.add_argument(
+        "--agreement",
+        action="store_true",
+        help="also enumerate every trust-region ball to check the solver's answer (slower)",
+    )
     parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "results"))
     parser.add_argument(
         "--from",
         dest="sources",
         nargs="+",
         metavar="JSON",
-        help="print the tables of earlier runs' raw results (merged) instead of running",
+        help="print the tables of earlier runs' raw results (merged) instead of running; "
+        "FILE@OLD=NEW renames sampler OLD in that file",
     )
     args = parser.parse_args()
     if args.sources:
         merged: list[dict[str, Any]] = []
         for source in args.sources:
-            merged += json.loads(Path(source).read_text())["results"]
+            # FILE@OLD=NEW renames sampler OLD of that file (to compare two runs of one name).
+            path, _, rename = source.partition("@")
+            old, _, new = rename.rpartition("=")
+            for r in json.loads(Path(path).read_text())["results"]:
+                merged.append({**r, "sampler": new} if old and r["sampler"] == old else r)
         samplers = list(dict.fromkeys(r["sampler"] for r in merged))
         evaluations = sorted({r["evaluations"] for r in merged})
         print(table(merged, samplers, evaluations))
+        if any("trust" in r for r in merged):
+            print()
+            print(trust_table(merged, samplers, evaluations))
         reference = next((s for s in samplers if s.startswith("qubo")), None)
         if reference is not None and len(samplers) > 1:
             print()
@@ -104,6 +119,10 @@ def main() -> None:
     space, means, feasible, key_of, title = benchmark(
         args.benchmark, args.max_mparams, args.max_latency
     )
+    if args.agreement:
+        from qopt.integrations.optuna import QuboSampler
+
+        QuboSampler._audit_trust_region = True
     optimum_key = max(feasible, key=lambda k: means[k])
     optimum = means[optimum_key]
     longest = max(args.evaluations)
@@ -112,7 +131,7 @@ def main() -> None:
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             start = time.perf_counter()
             # One run to the longest budget; shorter budgets read its prefix (same trajectory).
-            summary, history, durations = _run(space, sampler, seed, longest, key_of)
+            summary, history, durations, sources = _run(space, sampler, seed, longest, key_of)
             wall = time.perf_counter() - start
             for n in args.evaluations:
                 prefix = history[:n]
@@ -131,6 +150,7 @@ def main() -> None:
                         # plus a table lookup; timing-sensitive.
                         "proposal_s_mean": float(np.mean(durations[:n])),
                         "proposal_s_max": float(np.max(durations[:n])),
+                        **({"trust": trust_counts(sources[:n])} if name_is_qubo(sampler) else {}),
                     }
                 )
     print(
@@ -138,6 +158,9 @@ def main() -> None:
         f"{optimum:.3f} %; {args.seeds} seeds"
     )
     print(table(raw, args.samplers, args.evaluations))
+    if any("trust" in r for r in raw):
+        print()
+        print(trust_table(raw, args.samplers, args.evaluations))
     reference = next((s for s in args.samplers if s.startswith("qubo")), None)
     if reference is not None and len(args.samplers) > 1:
         print()
@@ -215,6 +238,74 @@ def table(raw: list[dict[str, Any]], samplers: list[str], evaluations: list[int]
     return "\n".join(lines)
 
 
+def name_is_qubo(sampler: str) -> bool:
+    """Whether a sampler spec names the QUBO sampler (``qubo`` or ``qubo:...``)."""
+    return sampler.partition(":")[0] == "qubo"
+
+
+def trust_counts(sources: list[dict[str, Any]]) -> dict[str, int]:
+    """How the model proposals of one run were found, from their ``qopt:*`` trial attributes.
+
+    ``model``: proposals from the surrogate; ``ball``: trust-region proposals; ``solver``: of
+    those, found by the solver on the ball's QUBO (``repaired``: after the read was repaired
+    into the ball); ``fallback``: no read gave an untried point, the ball was enumerated;
+    ``global``: the ball held no untried point, the QUBO over the whole space was solved;
+    ``audited`` / ``agree``: proposals checked against the ball's exact minimum (--agreement)
+    and those whose surrogate energy matched it.
+    """
+    counts = dict.fromkeys(
+        ("model", "ball", "solver", "repaired", "fallback", "global", "audited", "agree"), 0
+    )
+    for attrs in sources:
+        if attrs.get("phase") != "model":
+            continue
+        counts["model"] += 1
+        candidate = str(attrs.get("candidate", ""))
+        if candidate.startswith("trust-region"):
+            counts["ball"] += 1
+            counts["solver"] += candidate in ("trust-region", "trust-region-repaired")
+            counts["repaired"] += candidate == "trust-region-repaired"
+            counts["fallback"] += bool(attrs.get("trust_fallback"))
+        else:
+            counts["global"] += 1
+        exact = attrs.get("ball_exact_energy")
+        if exact is not None and attrs.get("ball_energy") is not None:
+            counts["audited"] += 1
+            counts["agree"] += abs(float(attrs["ball_energy"]) - float(exact)) <= 1e-9 * max(
+                1.0, abs(float(exact))
+            )
+    return counts
+
+
+def trust_table(raw: list[dict[str, Any]], samplers: list[str], evaluations: list[int]) -> str:
+    """Markdown table: how the QUBO samplers' model proposals were found, summed over seeds."""
+    lines = [
+        "| sampler | evals | model proposals | in the ball | by the solver (repaired) | "
+        "enumeration fallback | whole-space QUBO | agrees with enumeration |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for sampler in samplers:
+        for n in evaluations:
+            rows = [
+                r["trust"]
+                for r in raw
+                if r["sampler"] == sampler and r["evaluations"] == n and "trust" in r
+            ]
+            if not rows:
+                continue
+            total = {k: sum(r.get(k, 0) for r in rows) for k in rows[0]}
+            agree = (
+                f"{total['agree']}/{total['audited']} ({total['agree'] / total['audited']:.1%})"
+                if total["audited"]
+                else "-"
+            )
+            lines.append(
+                f"| {sampler} | {n} | {total['model']} | {total['ball']} | {total['solver']} "
+                f"({total['repaired']}) | {total['fallback']} | {total['global']} | {agree} |"
+            )
+    return "\n".join(lines)
+
+
 def paired(
     raw: list[dict[str, Any]], reference: str, samplers: list[str], evaluations: list[int]
 ) -> str:
@@ -258,9 +349,10 @@ def paired(
 
 def _run(
     space: Any, sampler: str, seed: int, n: int, key_of: Callable[[dict[str, Any]], Any]
-) -> tuple[Any, list[tuple[Any, float]], list[float]]:
+) -> tuple[Any, list[tuple[Any, float]], list[float], list[dict[str, Any]]]:
     """Run one in-memory search: the summary, the (table key, observed val_acc) of each
-    evaluation in order, and each evaluated trial's duration in seconds."""
+    evaluation in order, each evaluated trial's duration in seconds, and its ``qopt:*``
+    system attributes (prefix stripped)."""
     import optuna
 
     from qopt.nas._runner import _Job, _open_study, _summarize, _worker
@@ -271,7 +363,7 @@ def _run(
     study = _open_study(space, optuna.storages.InMemoryStorage(), name, create=True)
     job = _Job(space.to_dict(), None, None, name, seed, n, "sa", startup, options)
     _worker(job, 0, space=space, study=study)
-    history, durations = [], []
+    history, durations, sources = [], [], []
     for t in sorted(
         study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)), key=lambda t: t.number
     ):
@@ -280,7 +372,8 @@ def _run(
         history.append((key_of(arch), float(t.values[0])))
         assert t.datetime_start is not None and t.datetime_complete is not None
         durations.append((t.datetime_complete - t.datetime_start).total_seconds())
-    return _summarize(study, space, name), history, durations
+        sources.append({k[5:]: v for k, v in t.system_attrs.items() if k.startswith("qopt:")})
+    return _summarize(study, space, name), history, durations, sources
 
 
 if __name__ == "__main__":

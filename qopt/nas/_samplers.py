@@ -37,9 +37,12 @@ SAMPLERS = ("qubo", "random", "evolution", "local", "tpe", "nsga2")
 #: the optimum 232nd), while its ranking of one cell's neighbours is informative: a Hamming
 #: trust region of radius 2 around the incumbent (Casmopolitan) turns the surrogate into a
 #: guide for local moves, and the "exp" target transform keeps the resolution near the best
-#: values that those moves compare. Chosen on seeds 100-129 of benchmarks/nas/run.py
-#: (docs/nas.md); ``trust_region=None, target_transform="rank"`` restores QuboSampler's own
-#: global search.
+#: values that those moves compare. The ball is a linear constraint of the QUBO (one-hot bits:
+#: changes = V - sum_v x[v, incumbent_v]) that the configured solver minimizes the surrogate
+#: under, beside the budget (QuboSampler's ``trust_region_method="solver"``;
+#: ``"enumerate"`` finds the same minimum by enumeration). Chosen on seeds 100-129 of
+#: benchmarks/nas/run.py (docs/nas.md); ``trust_region=None, target_transform="rank"``
+#: restores QuboSampler's own global search.
 QUBO_DEFAULTS: dict[str, Any] = {"trust_region": 2, "target_transform": "exp"}
 #: Start design of the QUBO sampler in architecture search (at least what turns every bit on
 #: once: 5 trials for NAS-Bench-201's five operations). Chosen with QUBO_DEFAULTS: with the

@@ -7,7 +7,7 @@ same harness ``qopt bench`` and benchmarks/solvers/run.py use.
 
     python benchmarks/qaoa/run.py qiskit  --sizes 8 12 16 --reps 2 --maxiter 50 --seeds 3
     python benchmarks/qaoa/run.py scaling --sizes 8 12 16 20 24 --reps 3 --seeds 3
-    python benchmarks/qaoa/run.py gset    --seeds 2 --initial steepest --max-iterations 1000 \
+    python benchmarks/qaoa/run.py gset    --seeds 3 --initial steepest --max-iterations 1000 \
         --patience 1000 --repairs 2 --threads 1 --controls random none
 
 Timings depend on the machine and on what else runs on it: each JSON file records the
@@ -246,7 +246,7 @@ class RandomChild(dimod.Sampler):
     """A control subsolver: ``num_reads`` uniformly random assignments of the subproblem.
 
     Run in place of QAOA it shows how much of the search's progress the large-neighbourhood
-    search itself (its acceptance rule and descents) makes without a real subsolver.
+    search itself (its tabu moves) makes without a real subsolver.
     """
 
     def __init__(self, *, num_reads: int = 100, seed: int | None = None) -> None:
@@ -274,12 +274,12 @@ def _decomposition_facts(sampleset: dimod.SampleSet) -> dict[str, Any]:
         "initial_cut": -info["initial_energy"],
         "iterations": info["iterations"],
         "improvements": info["improvements"],
-        "accepted": info["accepted"],
-        "uphill": info["uphill"],
+        "moves": info["moves"],
         "stopped": info["stopped"],
         "child_calls": info["child_calls"],
         "child_improvements": info["child_improvements"],
         "child_gain": info["child_gain"],
+        "child_best": info["child_best"],
         "child_seconds": info["child_seconds"],
     }
 
@@ -296,7 +296,7 @@ def gset_decomposition(
     repairs: int = 2,
     polish: bool = False,
     initial: str = "sa",
-    acceptance: str = "anneal",
+    tabu_moves: int = 100,
     time_limit: float | None = None,
     controls: Iterable[str] = (),
     log: Callable[[str], None] = print,
@@ -306,10 +306,10 @@ def gset_decomposition(
     Per instance and seed: ``sa`` (qopt's default, 10 reads x 1000 sweeps) and
     ``qaoa+decompose`` (:class:`DecompositionSolver` over :class:`QAOASolver`), with the cut
     of the search's starting state in ``info`` so that the subproblems' share is visible.
-    ``controls`` adds the same search (same seed, same perturbations drawn) over other
+    ``controls`` adds the same search (same seed, so the same starting state) over other
     children: ``"random"`` (100 uniformly random assignments per subproblem, see
-    :class:`RandomChild`), ``"none"`` (no child call: the search's own perturbations and
-    descents only, ``repairs=0``) and ``"exact"`` (dimod's exact solver: the best any child
+    :class:`RandomChild`), ``"none"`` (no child call: the search's tabu moves only,
+    ``repairs=0``) and ``"exact"`` (dimod's exact solver: the best any child
     can do). The QAOA child samples without polishing (``polish``: descend its samples first),
     so its answers are the circuit's own shots.
     """
@@ -323,7 +323,7 @@ def gset_decomposition(
             max_iterations=max_iterations,
             patience=patience,
             initial=initial,
-            acceptance=acceptance,
+            tabu_moves=tabu_moves,
             time_limit=time_limit,
             repairs=child_repairs,
             seed=seed,
@@ -434,7 +434,9 @@ def main() -> None:
         "--polish", action="store_true", help="descend the QAOA samples (off: raw shots)"
     )
     gset.add_argument("--initial", default="sa", choices=["sa", "steepest", "random"])
-    gset.add_argument("--acceptance", default="anneal", choices=["anneal", "greedy"])
+    gset.add_argument(
+        "--tabu-moves", type=int, default=100, help="one-flip tabu moves per iteration"
+    )
     gset.add_argument(
         "--time-limit", type=float, default=None, help="seconds per decomposition run"
     )
@@ -514,7 +516,7 @@ def main() -> None:
             repairs=args.repairs,
             polish=args.polish,
             initial=args.initial,
-            acceptance=args.acceptance,
+            tabu_moves=args.tabu_moves,
             time_limit=args.time_limit,
             controls=args.controls,
         )
@@ -539,7 +541,8 @@ def main() -> None:
         )
         print(
             "ratio: cut / best known; initial_ratio: the cut the search started from "
-            f"({args.initial!r} start), so ratio - initial_ratio is what the subproblems added."
+            f"({args.initial!r} start), so ratio - initial_ratio is what the search (tabu moves "
+            "and subproblems) added; child_gain: energy removed by the child's answers."
         )
 
     info = {**machine_info(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__}

@@ -1,49 +1,55 @@
 """Large-neighbourhood search: solve a BQM bigger than a solver can take, a piece at a time.
 
 :class:`DecompositionSolver` wraps any :class:`dimod.Sampler` (QAOA, a QPU, SA, ...) limited
-to small problems. It is a destroy-and-repair large-neighbourhood search (Shaw, CP 1998;
-Ropke & Pisinger, "An adaptive large neighborhood search heuristic for the pickup and
-delivery problem with time windows", Transportation Science 40(4), 2006) in which the
-search destroys and the child repairs. Each iteration
+to small problems. It follows the loop of D-Wave's Kerberos hybrid workflow (dwave-hybrid's
+reference workflow; Booth, Reinhardt & Roy, "Partitioning optimization problems for hybrid
+classical/quantum execution", D-Wave technical report 14-1006A (2017)): a classical tabu
+search over the whole problem and subproblems sampled by the child. Where Kerberos races
+its branches on threads and keeps the better result, here they run one after the other on
+one thread, each from the state the other left, so the child's share can be counted. Each
+iteration
 
-1. **perturbs** the state (the search's own move): it flips a small connected set of
-   variables that are cheap to flip together, grown from a random variable, and lets a
-   greedy one-flip descent settle the variables around it;
-2. **repairs** it with the child, ``repairs`` times: it picks a connected subproblem of
-   ``subproblem_size`` variables next to the disturbance, seeded where a flip would gain
-   most; fixes every other variable at its current value (conditioning the BQM on them);
-   has the child solve the small BQM that remains; and applies the child's lowest answer,
-   judged on that conditioned BQM (boundary fields included), only if it lowers the energy
-   (then descends around it). A child answer never makes the state worse;
-3. **accepts** the perturbed-and-repaired state if its energy did not rise, or, with
-   ``acceptance="anneal"`` (default), with probability ``exp(-rise / T)``, ``T`` falling
-   over the run (a simulated-annealing acceptance criterion, as in Ropke & Pisinger);
-   otherwise it returns to the state before the perturbation. The best state seen is
-   returned.
+1. **the classical part moves** (perturbs and polishes): ``tabu_moves`` one-flip tabu moves
+   on the whole problem (Glover, "Tabu search - part I", ORSA J. Computing 1(3), 1989):
+   each flips the variable whose flip lowers the energy most or raises it least, among the
+   variables not flipped within their tabu tenure, unless the flip reaches a new best
+   energy (aspiration). Uphill moves are how the search leaves a local minimum; the tenure
+   keeps it from walking straight back. The tabu memory persists across iterations;
+2. **the child repairs**, ``repairs`` times: a connected subproblem of ``subproblem_size``
+   variables is grown from the variable whose flip would gain most (with noise), by the
+   neighbour that makes flipping the whole set cheapest; every other variable is fixed at
+   its current value (conditioning the BQM on them); the child solves the small BQM that
+   remains, and its lowest answer, judged on that conditioned BQM (boundary fields
+   included), is applied only if it lowers the energy. A child answer never makes the
+   state worse; the variables it changed become tabu, so the classical moves do not undo
+   it at once;
 
-Why this split: an earlier version used the child's answers themselves as the moves to
-anneal over. A good child (QAOA, an exact solver) answers with the subproblem's optimum and
-a few states near it, often the current assignment itself; random answers are large random
-perturbations, which is what an annealed search needs to leave a local minimum, so that
-search did better fed random answers than QAOA's on 9 of 10 G-set graphs. Here the
-perturbation is the search's and the optimization the child's: with QAOA as the child the
-search ends above the same search without a child on every G-set graph, and above it fed
-random answers on most, by a small margin (benchmarks/qaoa, ``gset --controls random none``).
+and the best state seen (during the tabu moves or after a repair) is returned.
 
-This is the decomposition loop of D-Wave's hybrid workflows (``EnergyImpactDecomposer``
-feeding a QPU subsampler; Booth, Reinhardt & Roy, "Partitioning optimization problems for
-hybrid classical/quantum execution", D-Wave technical report 14-1006A (2017)), implemented
-with numpy and scipy on dimod rather than on dwave-hybrid: importing ``hybrid`` pulls in
-dwave-system and the cloud client (about 2 s), its runnables add thread and state-copy
-overhead to every iteration, and qopt's base install (where the ``qaoa`` backend lives) does
-not include the ``dwave`` extra. The pieces are small: flip energies (as
-``hybrid.utils.flip_energy_gains``), a connected neighbourhood grown from a seed variable,
-and the conditioning of the BQM.
+Why a tabu search: the previous search (an annealed destroy-and-repair loop, Shaw 1998 /
+Ropke & Pisinger 2006, whose perturbations were 6-variable flips followed by greedy
+descents) stalled at 0.97-0.985 of the best known cut on the +/-1-weighted G-set graphs
+G6-G10 whatever the child, an exact one included: the search, not the child, was the
+bottleneck. A one-flip tabu search with a long tenure (``[n/20, n/10]`` moves) makes about
+30 000 moves a second in numpy and passes 0.99 there; Breakout Local Search (Benlic & Hao,
+"Breakout local search for the Max-Cut problem", Eng. Appl. of AI 26(3), 2013), whose
+strength is millions of cheap iterations, stalled near 0.985-0.99 in numpy, and so did the
+tabu search with a short tenure. With a search this strong the child has little left to add
+on G-set: docs/solvers-qaoa.md measures the same search without a child (``repairs=0``) and
+with random answers beside it.
+
+Implemented with numpy and scipy on dimod rather than on dwave-hybrid: importing ``hybrid``
+pulls in dwave-system and the cloud client (about 2 s), its runnables add thread and
+state-copy overhead to every iteration, qopt's base install (where the ``qaoa`` backend
+lives) does not include the ``dwave`` extra, and dwave-samplers' C++ tabu restarted from the
+current state for a few milliseconds per iteration stalled near 0.985 on G6 at about 70 ms
+per call (most of it converting the BQM). The pieces are small: flip energies (as
+``hybrid.utils.flip_energy_gains``), a tabu move, a connected neighbourhood grown from a
+seed variable, and the conditioning of the BQM.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
@@ -64,37 +70,34 @@ _DEFAULT_SUBPROBLEM = 12
 #: Child calls (repairs) per iteration by default.
 _REPAIRS = 2
 
-_ACCEPTANCE = ("anneal", "greedy")
-
-#: Annealing acceptance: probability of accepting a typical (median) energy rise at the start
-#: and at the end of the schedule; the temperature falls geometrically in between.
-_ACCEPT_START = 0.3
-_ACCEPT_END = 1e-3
-
-#: Number of recent energy rises whose median sets the temperature's scale.
-_RISE_WINDOW = 64
-
-
-def _temperature(rises: list[float], progress: float) -> float:
-    """The annealing temperature at ``progress`` in [0, 1] of the schedule.
-
-    A move that raises the energy by the median of the recent rises is accepted with a
-    probability falling geometrically from ``_ACCEPT_START`` to ``_ACCEPT_END``: the scale
-    adapts to the problem's energy units and to how far the state is from a local minimum,
-    with nothing to tune per instance.
-    """
-    scale = float(np.median(rises))
-    progress = min(max(progress, 0.0), 1.0)
-    probability = _ACCEPT_START ** (1.0 - progress) * _ACCEPT_END**progress
-    return scale / math.log(1.0 / probability)
-
+#: Tabu moves per iteration by default: about 3 ms of numpy on an 800-variable G-set graph,
+#: a fraction of one QAOA child call.
+_TABU_MOVES = 100
 
 #: Per-call parameters of the search itself; every other sample() parameter goes to the child.
 _OWN_PARAMETERS = ("max_iterations", "patience", "time_limit", "seed", "initial_state")
 
 
+def _default_tenure(n: int) -> tuple[int, int]:
+    """Tabu tenure range for ``n`` variables: ``[n/20, n/10]``, at least ``[5, 10]``.
+
+    On large problems, the upper half of Breakout Local Search's range ``[3, n/10]`` (Benlic
+    & Hao 2013): a shorter tenure (``n/100`` plus up to 10) cycled near 0.98 of the best
+    known cut on G6 in our runs. On small ones, at least 5 to 10 moves (capped below ``n``):
+    with ``[2, 4]`` the search cycled on a 40-variable +/-1 MaxCut.
+    """
+    high = max(1, min(n - 1, max(n // 10, min(n // 4, 10))))
+    low = max(1, min(high, max(n // 20, high // 2)))
+    return low, high
+
+
 class _Search:
-    """State of one large-neighbourhood search over a BQM in its own vartype."""
+    """State of one search over a BQM in its own vartype.
+
+    Keeps the local fields ``field = linear + coupling @ x`` and the flip energies
+    ``gain = step * field`` (``step`` the change a flip makes to each variable) up to date,
+    so that a one-flip move costs one pass over the flipped variable's neighbours.
+    """
 
     def __init__(self, bqm: dimod.BinaryQuadraticModel, state: np.ndarray) -> None:
         self.bqm = bqm
@@ -111,6 +114,10 @@ class _Search:
         # Symmetric coupling matrix; row i holds variable i's neighbours and weights.
         self.coupling = scipy.sparse.csr_matrix((both, (both_rows, both_cols)), shape=(n, n))
         self.coupling.sum_duplicates()
+        indptr, indices, data = self.coupling.indptr, self.coupling.indices, self.coupling.data
+        self.rows = [
+            (indices[indptr[i] : indptr[i + 1]], data[indptr[i] : indptr[i + 1]]) for i in range(n)
+        ]
         self.x = state.astype(float)
         self.field = self.linear + self.coupling @ self.x
         self.energy = (
@@ -118,16 +125,42 @@ class _Search:
             + float(self.linear @ self.x)
             + 0.5 * float(self.x @ (self.coupling @ self.x))
         )
+        self._refresh()
+        self.best_x = self.x.copy()
+        self.best_energy = self.energy
+        # Tabu memory: a variable may not be flipped again before move number tabu_until[i].
+        self.clock = 0
+        self.tabu_until = np.zeros(n, dtype=np.int64)
+
+    def _refresh(self) -> None:
+        self.step = -2.0 * self.x if self.spin else 1.0 - 2.0 * self.x
+        self.gain = self.step * self.field
+
+    def tolerance(self) -> float:
+        return 1e-9 * max(1.0, abs(self.energy))
 
     def neighbours(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        start, stop = self.coupling.indptr[i], self.coupling.indptr[i + 1]
-        return self.coupling.indices[start:stop], self.coupling.data[start:stop]
+        return self.rows[i]
 
-    def flip_energies(self, index: np.ndarray | slice = slice(None)) -> np.ndarray:
-        """Energy change of flipping each variable alone (negative: the flip helps)."""
-        x = self.x[index]
-        step = -2.0 * x if self.spin else 1.0 - 2.0 * x
-        return np.asarray(step * self.field[index])
+    def flip(self, i: int) -> None:
+        """Flip variable ``i`` (one move)."""
+        d = self.step[i]
+        self.energy += self.gain[i]
+        self.x[i] += d
+        self.step[i] = -d
+        self.gain[i] = -self.gain[i]
+        indices, weights = self.rows[i]
+        change = weights * d
+        self.field[indices] += change
+        self.gain[indices] += change * self.step[indices]
+        self.clock += 1
+
+    def keep_if_best(self) -> bool:
+        if self.energy < self.best_energy - self.tolerance():
+            self.best_x = self.x.copy()
+            self.best_energy = self.energy
+            return True
+        return False
 
     def change(self, index: np.ndarray, values: np.ndarray) -> None:
         """Set ``x[index] = values``, updating fields and energy."""
@@ -141,35 +174,35 @@ class _Search:
         )
         self.x[index] += delta
         self.field += np.asarray(self.coupling[index].T @ delta).ravel()
+        self._refresh()
 
-    def descend(self, around: np.ndarray, frozen: np.ndarray | None = None) -> None:
-        """Greedy one-flip descent, started from the variables ``around`` a change; the
-        ``frozen`` variables are not flipped."""
-        fixed = set() if frozen is None else set(frozen.tolist())
-        candidates = set(around.tolist())
-        for i in around.tolist():
-            candidates.update(self.neighbours(i)[0].tolist())
-        candidates -= fixed
-        while candidates:
-            pool = np.fromiter(candidates, dtype=np.int64)
-            gains = self.flip_energies(pool)
-            best = int(np.argmin(gains))
-            if gains[best] >= -1e-12 * max(1.0, abs(self.energy)):
+    def descend(self) -> None:
+        """Steepest descent: flip the variable that lowers the energy most, until none does."""
+        while True:
+            i = int(self.gain.argmin())
+            if self.gain[i] >= -self.tolerance():
                 return
-            i = int(pool[best])
-            self.change(np.array([i]), np.array([-self.x[i] if self.spin else 1.0 - self.x[i]]))
-            candidates = {int(j) for j in pool[gains < 0]} | set(self.neighbours(i)[0].tolist())
-            candidates -= fixed
+            self.flip(i)
 
-    def snapshot(self) -> tuple[np.ndarray, np.ndarray, float]:
-        return self.x.copy(), self.field.copy(), self.energy
+    def tabu_search(self, moves: int, tenure: tuple[int, int], rng: np.random.Generator) -> None:
+        """``moves`` one-flip tabu moves (Glover 1989), keeping the best state seen.
 
-    def restore(self, saved: tuple[np.ndarray, np.ndarray, float]) -> None:
-        self.x, self.field, self.energy = saved[0].copy(), saved[1].copy(), saved[2]
-
-    def flip(self, index: np.ndarray) -> None:
-        """Flip every variable of ``index``."""
-        self.change(index, -self.x[index] if self.spin else 1.0 - self.x[index])
+        Each move flips the variable whose flip lowers the energy most or raises it least,
+        among those not flipped within their tenure (drawn from ``tenure``, inclusive) unless
+        the flip reaches a new best energy (aspiration).
+        """
+        low, high = tenure
+        tenures = rng.integers(low, high + 1, size=moves)
+        for k in range(moves):
+            allowed = self.tabu_until <= self.clock
+            allowed |= self.energy + self.gain < self.best_energy - self.tolerance()
+            i = int(np.where(allowed, self.gain, np.inf).argmin())
+            if not allowed[i]:  # every variable is tabu (a tiny problem): take the best move
+                i = int(self.gain.argmin())
+            self.flip(i)
+            self.tabu_until[i] = self.clock + int(tenures[k])
+            if self.gain[i] > 0:  # the move lowered the energy: it may be a new best
+                self.keep_if_best()
 
     def best_answer(
         self, index: np.ndarray, sub: dimod.BinaryQuadraticModel, result: dimod.SampleSet
@@ -213,8 +246,8 @@ class _Search:
         chosen = [seed]
         in_set = {seed, *blocked}
         joint: dict[int, float] = {}
-        step = -2.0 * self.x if self.spin else 1.0 - 2.0 * self.x
-        flips = step * self.field
+        step = self.step
+        flips = self.gain
         spread = float(np.abs(flips).mean()) or 1.0
         current = seed
         while len(chosen) < size:
@@ -260,23 +293,17 @@ class _Search:
 class DecompositionSolver(dimod.ComposedSampler):
     """Solve a BQM of any size with a child limited to ``subproblem_size`` variables.
 
-    Destroy-and-repair large-neighbourhood search (see the module docstring): start from
-    simulated annealing (or a steepest-descent local minimum, or random), then each iteration
+    Tabu search over the whole problem, with subproblems sampled by the child (the Kerberos
+    loop, see the module docstring): start from simulated annealing (or a steepest-descent
+    local minimum, or random), then each iteration
 
-    1. flips a connected set of ``perturbation_size`` variables (default: half the
-       subproblem size) grown from a random variable by the neighbour that makes flipping
-       the whole set cheapest (with noise), and descends the variables around it by greedy
-       one-flip moves, the flipped set held fixed;
-    2. ``repairs`` times: grows a connected subproblem of ``subproblem_size`` variables
-       from the neighbour of the flipped set whose flip would gain most, fixes every other
-       variable, has the child solve the conditioned BQM, and applies the child's lowest
-       answer (judged on the conditioned BQM) if and only if it lowers the energy, followed
-       by a descent around it;
-    3. keeps the result if the energy did not rise; otherwise, with ``acceptance="anneal"``
-       (default), keeps it with probability ``exp(-rise / T)``, ``T`` making the median of
-       the recent rises acceptable with probability 0.3 at the start and 0.001 at the end
-       (by iterations, or by time under ``time_limit`` if that comes first); else returns
-       to the state before step 1. With ``"greedy"`` it never keeps a rise;
+    1. makes ``tabu_moves`` one-flip tabu moves on the whole problem (the best non-tabu
+       flip, uphill when nothing is downhill; a tabu flip only if it reaches a new best);
+    2. ``repairs`` times: grows a connected subproblem of ``subproblem_size`` variables from
+       the variable whose flip would gain most (with noise), fixes every other variable, has
+       the child solve the conditioned BQM, and applies the child's lowest answer (judged on
+       the conditioned BQM) if and only if it lowers the energy; the variables it changed
+       become tabu;
 
     and stops after ``max_iterations``, after ``patience`` iterations without a new best, or
     after ``time_limit`` seconds, returning the best state seen. A BQM no larger than
@@ -287,31 +314,38 @@ class DecompositionSolver(dimod.ComposedSampler):
         subproblem_size: Variables per subproblem; at most the child's ``max_qubits`` when
             it has that attribute. ``None``: 12 (or the child's ``max_qubits`` if smaller),
             where a QAOA child takes tens of milliseconds per subproblem.
-        max_iterations: Iterations (perturbation and repairs) at most.
+        max_iterations: Iterations (tabu moves and repairs) at most.
         patience: Stop after this many iterations without a lower energy.
-        time_limit: Seconds after which to stop (checked between iterations); ``None``: none.
+        time_limit: Seconds after which to stop (checked between iterations and before each
+            child call); ``None``: none.
         initial: ``"sa"`` (default: the best of qopt's default simulated annealing, 10 reads
             of 1000 sweeps, so the search never returns worse than ``get_solver("sa")``; the
-            hybrid-solver practice of letting a fast classical heuristic do the bulk while the
             child's subproblems refine its state), ``"steepest"`` (steepest descent from a
-            random state: shows what the subproblems achieve on their own) or ``"random"``.
+            random state: shows what the search achieves on its own) or ``"random"``.
             ``info["decomposition"]["initial_energy"]`` records where the search started and
             ``child_gain`` how much energy the child's answers removed, so the child's share
-            can be reported: on G-set the SA start is within 0.5% of the best known cut and
-            QAOA subproblems add next to nothing to it.
-        acceptance: ``"anneal"`` (default) or ``"greedy"``, see above.
-        perturbation_size: Variables flipped by each perturbation; ``None``: half of
-            ``subproblem_size`` (at least 1).
-        repairs: Child calls per iteration. ``0`` runs the search's own moves only (no
-            child): the control that shows what the child adds.
+            can be reported.
+        tabu_moves: One-flip tabu moves per iteration (the classical part). ``0``: none, so
+            that the child's answers are the only moves (after an initial steepest descent).
+        tenure: Tabu tenure, in moves, as an ``int`` or an inclusive ``(low, high)`` range
+            drawn from per move. ``None``: ``[n/20, n/10]`` for ``n`` variables (at least
+            ``[5, 10]`` when ``n`` allows).
+        repairs: Child calls per iteration. ``0`` runs the tabu search alone (no child):
+            the control that shows what the child adds.
         seed: Seed of the search's choices and of the initial state; ``None`` draws one.
+
+    Raises:
+        SolverConfigurationError: An option is out of range, or both ``tabu_moves`` and
+            ``repairs`` are 0 (the search would never move).
 
     Examples:
         >>> import dimod
         >>> from qopt.solvers import ExactSolver
         >>> from qopt.solvers.decomposition import DecompositionSolver
         >>> bqm = dimod.generators.ran_r(1, 40, seed=4)
-        >>> solver = DecompositionSolver(ExactSolver(), subproblem_size=8, initial="steepest", seed=0)
+        >>> solver = DecompositionSolver(
+        ...     ExactSolver(), subproblem_size=8, max_iterations=50, initial="steepest", seed=0
+        ... )
         >>> sampleset = solver.sample(bqm)
         >>> bool(sampleset.first.energy < sampleset.info["decomposition"]["initial_energy"])
         True
@@ -326,8 +360,8 @@ class DecompositionSolver(dimod.ComposedSampler):
         patience: int = 200,
         time_limit: float | None = None,
         initial: str = "sa",
-        acceptance: str = "anneal",
-        perturbation_size: int | None = None,
+        tabu_moves: int = _TABU_MOVES,
+        tenure: int | tuple[int, int] | None = None,
         repairs: int = _REPAIRS,
         seed: int | None = None,
     ) -> None:
@@ -364,19 +398,31 @@ class DecompositionSolver(dimod.ComposedSampler):
                 f"{', '.join(repr(c) for c in _INITIAL)}. Got {initial!r} instead."
             )
         self.initial = initial
-        if acceptance not in _ACCEPTANCE:
-            raise SolverConfigurationError(
-                f"The 'acceptance' parameter of {owner} must be one of "
-                f"{', '.join(repr(c) for c in _ACCEPTANCE)}. Got {acceptance!r} instead."
-            )
-        self.acceptance = acceptance
-        self.perturbation_size = (
-            None
-            if perturbation_size is None
-            else check_int(perturbation_size, "perturbation_size", owner, low=1)
-        )
+        self.tabu_moves = check_int(tabu_moves, "tabu_moves", owner, low=0)
+        self.tenure = self._check_tenure(tenure, owner)
         self.repairs = check_int(repairs, "repairs", owner, low=0)
+        if self.tabu_moves == 0 and self.repairs == 0:
+            raise SolverConfigurationError(
+                f"The 'tabu_moves' and 'repairs' parameters of {owner} cannot both be 0: the "
+                "search would never move. Got tabu_moves=0 and repairs=0 instead."
+            )
         self.seed = None if seed is None else check_int(seed, "seed", owner, low=0, high=2**32 - 1)
+
+    @staticmethod
+    def _check_tenure(tenure: Any, owner: str) -> tuple[int, int] | None:
+        if tenure is None:
+            return None
+        if isinstance(tenure, tuple) and len(tenure) == 2:
+            low = check_int(tenure[0], "tenure", owner, low=1)
+            high = check_int(tenure[1], "tenure", owner, low=low)
+            return low, high
+        if isinstance(tenure, int) and not isinstance(tenure, bool):
+            value = check_int(tenure, "tenure", owner, low=1)
+            return value, value
+        raise SolverConfigurationError(
+            f"The 'tenure' parameter of {owner} must be None, an int in [1, inf) or a "
+            f"(low, high) tuple of ints with 1 <= low <= high. Got {tenure!r} instead."
+        )
 
     @property
     def children(self) -> list[dimod.Sampler]:
@@ -454,18 +500,18 @@ class DecompositionSolver(dimod.ComposedSampler):
             bqm: The problem, of any size.
             **parameters: ``max_iterations``, ``patience``, ``time_limit`` and ``seed``
                 override the constructor's for this call; ``initial_state`` (a sample over
-                all variables) replaces the initial descent, to warm-start from a known
+                all variables) replaces the initial state, to warm-start from a known
                 solution. Everything else is passed to the child's ``sample``.
 
         Returns:
-            One sample, the best found, with ``info["decomposition"]``: ``initial_energy``,
-            ``iterations``, ``improvements`` (new best states), ``accepted`` (moves, equal
-            energy and uphill included), ``uphill`` (accepted moves that raised the energy),
-            ``acceptance``, ``stopped`` (why), ``trace`` (``[iteration, energy]`` at each new
-            best), ``subproblem_size``, ``perturbation_size``, ``child_calls``,
-            ``child_improvements`` (child answers that lowered the energy and were applied),
-            ``child_gain`` (the energy they removed, descents after them included) and
-            ``child_seconds``; and ``info["timing"]``.
+            One sample, the best found, with ``info["decomposition"]``: ``initial_energy``
+            (after the initial steepest descent), ``iterations``, ``improvements``
+            (iterations that found a new best state), ``moves`` (tabu moves made),
+            ``tenure`` (its range), ``stopped`` (why), ``trace`` (``[iteration, energy]``
+            at each new best), ``subproblem_size``, ``child_calls``, ``child_improvements``
+            (child answers that lowered the energy and were applied), ``child_gain`` (the
+            energy they removed), ``child_best`` (new best states reached by a child answer)
+            and ``child_seconds``; and ``info["timing"]``.
         """
         owner = type(self).__name__
         check_bqm(bqm, owner, allow_empty=True)
@@ -492,58 +538,47 @@ class DecompositionSolver(dimod.ComposedSampler):
         t0 = time.perf_counter_ns()
         rng = np.random.default_rng(seed)
         search = _Search(bqm, self._initial_state(bqm, rng, own.get("initial_state")))
-        search.descend(np.arange(bqm.num_variables))
-        initial_energy = search.energy
+        search.descend()
+        search.keep_if_best()
+        initial_energy = search.best_energy
+        initial_moves = search.clock
         t1 = time.perf_counter_ns()
 
         n = bqm.num_variables
         size = min(self.subproblem_size, n)
-        kick_size = min(self.perturbation_size or max(1, size // 2), n - 1) or 1
+        low, high = self.tenure or _default_tenure(n)
+        tenure = (min(low, max(1, n - 1)), min(high, max(1, n - 1)))
         trace: list[list[float]] = [[0, initial_energy]]
-        stale = accepted = uphill = improvements = iteration = 0
-        child_calls = child_improvements = 0
+        stale = improvements = iteration = 0
+        child_calls = child_improvements = child_best = 0
         child_gain = 0.0
-        best = search.snapshot()
-        rises: list[float] = []  # recent energy rises of whole moves: the temperature's scale
         child_ns = 0
         stopped = "max_iterations"
         start = time.perf_counter()
-        everything = np.arange(n)
+
+        def out_of_time() -> bool:
+            return time_limit is not None and time.perf_counter() - start >= time_limit
+
         while iteration < max_iterations:
             if stale >= patience:
                 stopped = "patience"
                 break
-            elapsed = time.perf_counter() - start
-            if time_limit is not None and elapsed >= time_limit:
+            if out_of_time():
                 stopped = "time_limit"
                 break
-            progress = iteration / max_iterations
-            if time_limit is not None:
-                progress = max(progress, elapsed / time_limit)
             iteration += 1
-            before = search.snapshot()
-            # Destroy (the search's own move): flip a connected set that is cheap to flip
-            # together, grown from a random variable, and let a one-flip descent settle the
-            # variables around it (the flipped ones stay flipped, or it would undo them).
-            kicked = search.grow(int(rng.integers(n)), kick_size, rng, 1.0)
-            search.flip(kicked)
-            search.descend(kicked, frozen=kicked)
-            # Repair (the child's job): re-solve the subproblems where flipping a variable
-            # would gain most, next to the disturbance; an answer is applied only if it
-            # lowers the energy, so the child can help but never hurt.
-            blocked = set(kicked.tolist())
+            best_before = search.best_energy
+            # The classical part: tabu moves on the whole problem perturb (uphill moves out
+            # of a local minimum) and polish (downhill moves), keeping the best state seen.
+            search.tabu_search(self.tabu_moves, tenure, rng)
+            # The child: re-solve the subproblems where a flip would gain most; an answer
+            # is applied only if it lowers the energy, so the child can help but never hurt.
             for _ in range(self.repairs):
-                if time_limit is not None and time.perf_counter() - start >= time_limit:
+                if out_of_time():
                     break
-                frontier = np.setdiff1d(
-                    np.concatenate([search.neighbours(i)[0] for i in kicked.tolist()]), kicked
-                )
-                if not len(frontier):
-                    frontier = np.setdiff1d(everything, kicked)
-                gains = search.flip_energies(frontier)
-                spread = float(np.abs(gains).mean()) or 1.0
-                noisy = gains + 0.1 * spread * rng.standard_normal(len(frontier))
-                index = search.grow(int(frontier[int(np.argmin(noisy))]), size, rng, 0.1, blocked)
+                spread = float(np.abs(search.gain).mean()) or 1.0
+                noisy = search.gain + 0.1 * spread * rng.standard_normal(n)
+                index = search.grow(int(np.argmin(noisy)), size, rng, 0.1)
                 sub = search.subproblem(index)
                 c0 = time.perf_counter_ns()
                 result = self.child.sample(sub, **parameters)
@@ -552,49 +587,37 @@ class DecompositionSolver(dimod.ComposedSampler):
                 child_calls += 1
                 answer = search.best_answer(index, sub, result)
                 current = search.energy
-                if answer is None or answer[1] >= current - 1e-9 * max(1.0, abs(current)):
+                if answer is None or answer[1] >= current - search.tolerance():
                     continue  # the current assignment of the subproblem is kept
+                changed = index[search.x[index] != answer[0]]
                 search.change(index, answer[0])
-                search.descend(index, frozen=kicked)
+                search.tabu_until[changed] = search.clock + high
                 child_improvements += 1
                 child_gain += current - search.energy
-            rise = search.energy - before[2]
-            tolerance = 1e-9 * max(1.0, abs(before[2]))
-            take = rise <= tolerance
-            if not take and self.acceptance == "anneal":
-                rises = [*rises[-(_RISE_WINDOW - 1) :], rise]
-                take = bool(rng.random() < math.exp(-rise / _temperature(rises, progress)))
-                uphill += take
-            if take:
-                accepted += 1
-            else:
-                search.restore(before)
-            if search.energy < best[2] - 1e-9 * max(1.0, abs(best[2])):
-                best = search.snapshot()
+                child_best += search.keep_if_best()
+            if search.best_energy < best_before - 1e-9 * max(1.0, abs(best_before)):
                 improvements += 1
                 stale = 0
-                trace.append([iteration, search.energy])
+                trace.append([iteration, search.best_energy])
             else:
                 stale += 1
-        search.restore(best)
         t2 = time.perf_counter_ns()
 
-        sample = search.x.astype(np.int8)[None, :]
+        sample = search.best_x.astype(np.int8)[None, :]
         info = {
             "decomposition": {
                 "initial_energy": initial_energy,
                 "iterations": iteration,
                 "improvements": improvements,
-                "accepted": accepted,
-                "uphill": uphill,
-                "acceptance": self.acceptance,
+                "moves": search.clock - initial_moves,
+                "tenure": list(tenure),
                 "stopped": stopped,
                 "trace": trace,
                 "subproblem_size": size,
-                "perturbation_size": kick_size,
                 "child_calls": child_calls,
                 "child_improvements": child_improvements,
                 "child_gain": child_gain,
+                "child_best": child_best,
                 "child_seconds": child_ns / 1e9,
             },
             "timing": {

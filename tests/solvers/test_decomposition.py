@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import time
 import unittest
-from typing import Any
+from typing import Any, Literal
 
 import dimod
 import dimod.testing
@@ -12,7 +12,7 @@ import pytest
 from qopt.exceptions import InvalidProblemError, SolverConfigurationError
 from qopt.problems.maxcut import random_regular_graph
 from qopt.solvers import ExactSolver, SimulatedAnnealingSolver, get_solver
-from qopt.solvers.decomposition import DecompositionSolver
+from qopt.solvers.decomposition import DecompositionSolver, _default_tenure, _Search
 from qopt.solvers.qaoa import QAOASolver
 
 
@@ -70,7 +70,7 @@ def test_qaoa_child_gets_within_a_few_percent_of_sa_on_maxcut() -> None:
     solver = DecompositionSolver(
         QAOASolver(reps=1, maxiter=20, num_reads=50, seed=0),
         subproblem_size=10,
-        max_iterations=60,
+        max_iterations=30,
         initial="steepest",
         seed=0,
     )
@@ -81,32 +81,32 @@ def test_qaoa_child_gets_within_a_few_percent_of_sa_on_maxcut() -> None:
     start_cut = (m - info["initial_energy"]) / 2
     assert cut > start_cut  # the subproblems improved on the descent
     assert cut >= 0.97 * sa_cut
-    assert info["iterations"] <= 60 and info["improvements"] >= 1
+    assert info["iterations"] <= 30 and info["improvements"] >= 1
 
 
-@pytest.mark.parametrize("acceptance", ["anneal", "greedy"])
+@pytest.mark.parametrize("repairs", [0, 2])
 @pytest.mark.parametrize("vartype", ["SPIN", "BINARY"])
 @pytest.mark.parametrize("initial", ["steepest", "sa", "random"])
-def test_search_never_ends_above_its_start(vartype: str, initial: str, acceptance: str) -> None:
+def test_search_never_ends_above_its_start(
+    vartype: Literal["SPIN", "BINARY"], initial: str, repairs: int
+) -> None:
     bqm = dimod.generators.gnp_random_bqm(40, 0.2, vartype, random_state=3)
     sampleset = DecompositionSolver(
         ExactSolver(),
         subproblem_size=8,
         max_iterations=40,
         initial=initial,
-        acceptance=acceptance,
+        repairs=repairs,
         seed=2,
     ).sample(bqm)
     dimod.testing.assert_sampleset_energies(sampleset, bqm)
     info = sampleset.info["decomposition"]
-    assert info["acceptance"] == acceptance
     assert sampleset.first.energy <= info["initial_energy"] + 1e-9
-    # The answer is the best state seen, even when the search last moved uphill.
+    # The answer is the best state seen, wherever the tabu moves went afterwards.
     assert sampleset.first.energy == pytest.approx(info["trace"][-1][1])
-    if acceptance == "greedy":
-        assert info["uphill"] == 0
     energies = [energy for _, energy in info["trace"]]
     assert energies == sorted(energies, reverse=True)  # improvements only go down
+    assert info["child_calls"] == 40 * repairs
     assert set(sampleset.info["timing"]) == {"preprocessing_ns", "sampling_ns", "postprocessing_ns"}
 
 
@@ -118,32 +118,68 @@ def frustrated_graph(seed: int, n: int = 80, density: float = 0.15) -> dimod.Bin
     return dimod.BinaryQuadraticModel.from_ising({}, couplings)
 
 
-def test_a_child_that_solves_its_subproblems_beats_the_search_alone() -> None:
-    # The search perturbs, the child repairs: with repairs=0 the same search runs without
-    # any child call, so the gap is what solving subproblems adds.
-    for graph in (2, 5):
-        bqm = frustrated_graph(graph)
+def signed_cubic_maxcut(n: int = 40, seed: int = 5) -> dimod.BinaryQuadraticModel:
+    """A +/-1-weighted random 3-regular MaxCut (a small G6-G10 look-alike), as an Ising model."""
+    rng = np.random.default_rng(0)
+    edges = random_regular_graph(n, 3, seed=seed)
+    return dimod.BinaryQuadraticModel.from_ising(
+        {}, {(int(u), int(v)): float(rng.choice([-1, 1])) for u, v in edges}
+    )
 
-        def final(repairs: int, seed: int, bqm: dimod.BinaryQuadraticModel = bqm) -> float:
-            solver = DecompositionSolver(
-                ExactSolver(),
-                subproblem_size=8,
-                max_iterations=60,
-                patience=60,
-                initial="steepest",
-                repairs=repairs,
-                seed=seed,
-            )
-            sampleset = solver.sample(bqm)
-            info = sampleset.info["decomposition"]
-            assert info["child_calls"] == 60 * repairs
-            assert (info["child_improvements"] > 0) == (repairs > 0)
-            return float(sampleset.first.energy)
 
-        with_child = sorted(final(2, seed) for seed in range(5))
-        alone = sorted(final(0, seed) for seed in range(5))
-        assert with_child[2] < alone[2]  # medians
-        assert with_child[0] <= alone[0]
+def exact_ground_energy(bqm: dimod.BinaryQuadraticModel) -> float:
+    # Exact by tree decomposition (a 40-node cubic graph has a small treewidth).
+    from dwave.samplers import TreeDecompositionSolver
+
+    return float(TreeDecompositionSolver().sample(bqm).first.energy)
+
+
+def test_search_with_an_exact_child_reaches_the_optimum_of_a_40_node_maxcut() -> None:
+    bqm = signed_cubic_maxcut()
+    optimum = exact_ground_energy(bqm)
+
+    def final(repairs: int, seed: int) -> float:
+        solver = DecompositionSolver(
+            ExactSolver(),
+            subproblem_size=8,
+            max_iterations=100,
+            patience=100,
+            initial="steepest",
+            repairs=repairs,
+            seed=seed,
+        )
+        sampleset = solver.sample(bqm)
+        info = sampleset.info["decomposition"]
+        assert info["child_calls"] == 100 * repairs
+        assert info["moves"] == 100 * 100  # 100 tabu moves per iteration
+        assert sampleset.first.energy >= optimum - 1e-9
+        return float(sampleset.first.energy)
+
+    with_child = [final(2, seed) for seed in range(3)]
+    alone = [final(0, seed) for seed in range(3)]
+    assert with_child == [optimum] * 3
+    # The same tabu search without a child (the control) misses the optimum more often.
+    assert sorted(alone)[1] > optimum  # median
+
+
+def test_child_answers_alone_improve_a_local_minimum() -> None:
+    # tabu_moves=0: the child's answers are the only moves after the initial descent.
+    bqm = signed_cubic_maxcut(80, seed=3)
+
+    def run(child: dimod.Sampler) -> dict[str, Any]:
+        solver = DecompositionSolver(
+            child, subproblem_size=8, max_iterations=30, initial="steepest", tabu_moves=0, seed=1
+        )
+        sampleset = solver.sample(bqm)
+        info: dict[str, Any] = sampleset.info["decomposition"]
+        info["energy"] = sampleset.first.energy
+        return info
+
+    exact = run(ExactSolver())
+    assert exact["moves"] == 0 and exact["child_calls"] == 60
+    assert exact["child_improvements"] > 0 and exact["child_gain"] > 0
+    assert exact["energy"] < exact["initial_energy"]
+    assert exact["child_best"] >= exact["improvements"] >= 1
 
 
 class WorstAnswerChild(dimod.Sampler):
@@ -174,21 +210,55 @@ def test_answers_worse_than_the_current_assignment_are_never_applied() -> None:
     assert sampleset.first.energy <= info["initial_energy"]
 
 
-def test_annealing_acceptance_keeps_some_rises_and_greedy_none() -> None:
-    bqm = frustrated_graph(2)
+class RecordingSearch(_Search):
+    """A search that records which variable each move flipped."""
 
-    def uphill(acceptance: str) -> int:
-        solver = DecompositionSolver(
-            ExactSolver(),
-            subproblem_size=6,
-            max_iterations=80,
-            initial="steepest",
-            acceptance=acceptance,
-            seed=0,
-        )
-        return int(solver.sample(bqm).info["decomposition"]["uphill"])
+    def __init__(self, bqm: dimod.BinaryQuadraticModel, state: np.ndarray) -> None:
+        super().__init__(bqm, state)
+        self.flipped: list[tuple[int, bool]] = []
+        self.energies: list[float] = []
 
-    assert uphill("anneal") > 0 == uphill("greedy")
+    def flip(self, i: int) -> None:
+        best = self.best_energy
+        super().flip(i)
+        self.flipped.append((i, self.energy < best - 1e-9))
+        self.energies.append(self.energy)
+
+
+@pytest.mark.parametrize("tenure", [(3, 3), (5, 9)])
+def test_tabu_moves_respect_the_tenure_and_leave_local_minima(tenure: tuple[int, int]) -> None:
+    bqm = signed_cubic_maxcut(40, seed=2)
+    search = RecordingSearch(bqm, np.ones(40))
+    search.descend()
+    search.keep_if_best()
+    minimum = search.energy
+    search.flipped.clear()
+    search.energies.clear()
+    search.tabu_search(300, tenure, np.random.default_rng(0))
+    assert len(search.flipped) == 300
+    # From a local minimum the first move goes uphill: tabu search leaves it.
+    assert search.energies[0] > minimum
+    assert len({i for i, _ in search.flipped}) > tenure[1]
+    last: dict[int, int] = {}
+    for move, (i, new_best) in enumerate(search.flipped):
+        if i in last and not new_best:  # aspiration: a tabu flip only to a new best
+            assert move - last[i] >= tenure[0]
+        last[i] = move
+    assert search.best_energy <= minimum
+    assert bqm.energy(dict(zip(search.labels, search.best_x, strict=True))) == pytest.approx(
+        search.best_energy
+    )
+    assert bqm.energy(dict(zip(search.labels, search.x, strict=True))) == pytest.approx(
+        search.energy
+    )
+
+
+def test_default_tenure_grows_with_the_problem() -> None:
+    assert _default_tenure(800) == (40, 80)
+    assert _default_tenure(40) == (5, 10)
+    for n in range(2, 300):
+        low, high = _default_tenure(n)
+        assert 1 <= low <= high and high <= max(1, n - 1)
 
 
 def test_exact_subproblems_reach_the_optimum_of_a_small_problem() -> None:
@@ -290,9 +360,13 @@ def test_metered_decomposition_keeps_a_solve_record() -> None:
         ({"patience": 0}, "'patience'"),
         ({"time_limit": 0.0}, "'time_limit'"),
         ({"initial": "tabu"}, "'initial'"),
-        ({"acceptance": "late"}, "'acceptance'"),
-        ({"perturbation_size": 0}, "'perturbation_size'"),
+        ({"tabu_moves": -1}, "'tabu_moves'"),
+        ({"tenure": 0}, "'tenure'"),
+        ({"tenure": (3, 2)}, "'tenure'"),
+        ({"tenure": "long"}, "'tenure'"),
+        ({"tenure": True}, "'tenure'"),
         ({"repairs": -1}, "'repairs'"),
+        ({"tabu_moves": 0, "repairs": 0}, "cannot both be 0"),
         ({"seed": -1}, "'seed'"),
     ],
 )

@@ -513,6 +513,21 @@ def test_solve_routing_within_one_percent_of_the_exact_optimum_at_callback_setti
     assert result.polish_gain > 0 and plain.polish_gain == 0
 
 
+@pytest.mark.parametrize("skew", [4.0, 8.0])
+def test_solve_routing_reaches_the_optimum_when_one_expert_dominates(skew: float) -> None:
+    # A router that sends most tokens to one or two experts (as an unbalanced character-level
+    # model does): the polish must still move hundreds of tokens to reach the optimum.
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0.0, 2.0, size=(1024, 8))
+    logits[:, 0] += skew
+    logits[:, 1] += skew / 2
+    scores = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    capacity = expert_capacity(1024, 8, 1, 1.0)
+    optimum = affinity(exact_assignment(scores, 1, capacity), scores)
+    result = solve_routing(scores, 1, capacity, group_size=32, seed=0)
+    assert result.affinity == pytest.approx(optimum, abs=1e-9)
+
+
 def test_pairwise_objective_never_gets_worse_than_its_warm_start_or_its_sample() -> None:
     scores = _log_probs(128, 8, seed=3)
     capacity = expert_capacity(128, 8, 1, 1.0)

@@ -7,7 +7,9 @@ update) before it prunes, then --finetune-epochs epochs of the same optimizer on
 batches. Arms:
 
     qubo        QuboPruningCallback: --importance (L1 by default, BatchNorm-folded where a
-                BatchNorm follows) + activation redundancy (--alpha), one global MAC budget
+                BatchNorm follows, times the L1 norm of the next layer's weights that read
+                the unit: --no-path-norm for the incoming norm alone) + activation
+                redundancy (--alpha), one global MAC budget
                 (--balance: pull towards the uniform split, 3 by default, the callback's
                 default), solved by --solver through qopt.pipeline and polished
                 by 1-swap local search (--no-polish to turn off), Lightning fine-tuning;
@@ -303,6 +305,7 @@ def run_arm(
             alpha=args.alpha,
             balance=args.balance,
             polish=args.polish,
+            path_norm=args.path_norm,
             epochs=[0],
             solver=args.solver if arm == "qubo" else KeepEverythingSampler(),
             solver_options={"num_reads": args.num_reads, "seed": seed},
@@ -444,6 +447,7 @@ def main() -> None:
     parser.add_argument("--alpha", type=float, default=0.5)
     parser.add_argument("--balance", type=float, default=3.0)
     parser.add_argument("--polish", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--path-norm", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--importance", default="l1", choices=("taylor", "l1", "l2", "fisher"))
     parser.add_argument("--solver", default="sa")
     parser.add_argument("--num-reads", type=int, default=32)

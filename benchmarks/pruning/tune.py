@@ -44,6 +44,16 @@ def main() -> None:
     parser.add_argument("--balances", type=float, nargs="+", default=[0.0])
     parser.add_argument("--polish", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument(
+        "--path-norms",
+        nargs="+",
+        choices=("on", "off"),
+        default=["on"],
+        help="QUBO arm's magnitude: times the next layer's norm (on) or incoming norm alone",
+    )
+    parser.add_argument(
+        "--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1"
+    )
+    parser.add_argument(
         "--greedy",
         action="store_true",
         help="also run every QUBO configuration with run.py's qubo-greedy arm (no solver)",
@@ -60,14 +70,14 @@ def main() -> None:
 
     qubo_arms = ["qubo", "qubo-greedy"] if args.greedy else ["qubo"]
     configs = [
-        {"arm": arm, "importance": imp, "alpha": alpha, "balance": balance}
-        for arm, imp, alpha, balance in itertools.product(
-            qubo_arms, args.importances, args.alphas, args.balances
+        {"arm": arm, "importance": imp, "alpha": alpha, "balance": balance, "path_norm": path}
+        for arm, imp, alpha, balance, path in itertools.product(
+            qubo_arms, args.importances, args.alphas, args.balances, args.path_norms
         )
     ] + [{"arm": arm} for arm in args.baselines]
     runs: list[dict[str, Any]] = []
     for kind in args.models:
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             train, val = data(kind, seed, args.batch, validation=True)
             torch.manual_seed(seed)
             base = make_model(kind)
@@ -78,10 +88,11 @@ def main() -> None:
                 arm_args.importance = config.get("importance", "taylor")
                 arm_args.alpha = config.get("alpha", 0.5)
                 arm_args.balance = config.get("balance", 0.0)
+                arm_args.path_norm = config.get("path_norm", "on") == "on"
                 run = run_arm(config["arm"], kind, base, train, val, speedup, arm_args, seed)
                 label = (
                     f"{config['arm']} {config['importance']} alpha={config['alpha']:g} "
-                    f"balance={config['balance']:g}"
+                    f"balance={config['balance']:g} path-norm={config['path_norm']}"
                     if "importance" in config
                     else config["arm"]
                 )

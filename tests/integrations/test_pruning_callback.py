@@ -129,6 +129,60 @@ def test_magnitude_of_a_batch_normalized_layer_uses_the_folded_weights() -> None
     assert not bool(kept[0])
 
 
+class _FrozenMLP(LightningModule):
+    """16 -> 12 -> 3 with ReLU, trained at learning rate 0: the weights stay as set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(16, 12), nn.ReLU(), nn.Linear(12, 3))
+        self.example_input_array = torch.zeros(1, 16)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        return nn.functional.cross_entropy(self(x), y)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.0)
+
+
+@pytest.mark.parametrize("importance", ["l1", "l2"])
+def test_path_norm_scores_a_unit_by_the_weights_that_read_it_too(importance: str) -> None:
+    def prune(path_norm: bool) -> tuple[torch.Tensor, _FrozenMLP, torch.Tensor]:
+        torch.manual_seed(5)
+        model = _FrozenMLP()
+        with torch.no_grad():
+            # Units 0-3 have the largest incoming weights, but nothing reads them: the
+            # network computes the same function without them. Units 4-11 are all read.
+            model.net[0].weight[:4] *= 20.0
+            model.net[2].weight[:, :4] = 0.0
+        x = torch.randn(32, 16, generator=torch.Generator().manual_seed(1))
+        before = model(x)
+        callback = QuboPruningCallback(
+            target_ratio=152 / 228,  # MACs 16 k + 3 k: keep 8 of the 12 units
+            importance=importance,
+            alpha=1.0,
+            path_norm=path_norm,
+            solver_options=SOLVE,
+        )
+        data = DataLoader(TensorDataset(x, torch.arange(32) % 3), batch_size=16)
+        _trainer([callback], max_epochs=1).fit(model, data)
+        assert callback.report["kept"] == {"net.0": 8}
+        return callback.masks["net.0"], model, before - model(x)
+
+    kept, _, change = prune(path_norm=True)
+    # The unit's incoming times outgoing norm: exactly the units nothing reads are dropped,
+    # and the pruned network computes what the full one did.
+    assert kept.tolist() == [False] * 4 + [True] * 8
+    torch.testing.assert_close(change, torch.zeros_like(change))
+    kept, _, change = prune(path_norm=False)
+    # The incoming norm alone keeps the four unread units and drops four that mattered.
+    assert bool(kept[:4].all())
+    assert float(change.abs().max()) > 1e-3
+
+
 def test_masked_network_equals_the_physically_pruned_one() -> None:
     torch.manual_seed(1)
     model = TinyCNN()
@@ -235,6 +289,32 @@ def test_state_key_tells_configurations_apart() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         a.load_state_dict(b.state_dict())
+
+
+def test_selection_settings_do_not_change_the_state_key(tmp_path: Path) -> None:
+    # The key names what the saved masks mean (target, budget, schedule, importance, layers),
+    # as ModelCheckpoint's names its monitor and schedule; how later steps select (alpha,
+    # balance, polish, solver) is not part of it. So a checkpoint written with balance=0
+    # (the default before it became 3) resumes under the new default.
+    old = {"target_ratio": 0.4, "epochs": [0, 2], "importance": "l2", "solver_options": SOLVE}
+    first = QuboPruningCallback(**old, balance=0.0, alpha=0.75, polish=False)
+    assert first.state_key == QuboPruningCallback(**old).state_key
+    checkpoint = ModelCheckpoint(dirpath=tmp_path, save_last=True)
+    with pytest.warns(QoptPruningWarning, match="1 of 2 pruning steps"):
+        _trainer([first, checkpoint], max_epochs=2, enable_checkpointing=True).fit(
+            TinyCNN(), _data()
+        )
+    resumed = QuboPruningCallback(**old)  # balance=3, alpha=0.5, polish=True: the defaults
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _trainer([resumed], max_epochs=2).fit(TinyCNN(), _data(), ckpt_path=tmp_path / "last.ckpt")
+    # Lightning names each checkpointed callback state that finds no callback with its key.
+    missing = [str(w.message) for w in caught if "used to create the checkpoint" in str(w.message)]
+    assert not [m for m in missing if "QuboPruningCallback" in m]
+    assert resumed.steps_done == 1  # restored, not pruned again (epoch 2 is never reached)
+    assert resumed.report["kept"] == first.report["kept"]
+    for name, mask in resumed.masks.items():
+        assert torch.equal(mask, first.masks[name])
 
 
 # -- the public groups API -------------------------------------------------------------------

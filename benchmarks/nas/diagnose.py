@@ -6,6 +6,13 @@ optimum, and the rank that the last fitted surrogate gives the optimum, the true
 the incumbent among all cells within budget.
 
     python benchmarks/nas/diagnose.py --seeds 100 101 102 103 104 105 --evaluations 50
+
+``--local-search-bound`` instead measures how often an *idealized* local search evaluates the
+optimum: best-improvement over the one-change neighbourhood with random restarts, evaluating
+every untried neighbour within budget (no model), on the noise-free mean table and on noisy
+reads; and how many local optima the mean table has and how large each one's basin is.
+
+    python benchmarks/nas/diagnose.py --local-search-bound --reps 2000
 """
 
 from __future__ import annotations
@@ -27,7 +34,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[100, 101, 102, 103, 104, 105])
     parser.add_argument("--evaluations", type=int, default=50)
     parser.add_argument("--sampler", default="qubo")
+    parser.add_argument("--local-search-bound", action="store_true")
+    parser.add_argument("--reps", type=int, default=2000)
     args = parser.parse_args()
+    if args.local_search_bound:
+        local_search_bound(args.reps)
+        return
 
     import qopt.integrations.optuna._sampler as sampler_module
 
@@ -71,6 +83,88 @@ def main() -> None:
             f"| {rank[nb201_key(optimum)]} | {[rank[nb201_key(a)] for a in truth[:5]]} "
             f"| {rank[best]} |"
         )
+
+
+def local_search_bound(reps: int) -> None:
+    """Local optima and basins of the mean table, and an idealized local search's hit rate."""
+    from qopt.nas import nas_bench_201_space
+    from qopt.nas._objectives import _NB201Table, nb201_key
+
+    space = nas_bench_201_space(max_mparams=0.6)
+    table = _NB201Table("cifar10", 0).table._dataset
+    feasible = sorted({nb201_key(a) for a in space.iter_architectures() if space.within_budget(a)})
+    inside = set(feasible)
+    mean = {k: float(np.mean(table[k]["val_acc"])) for k in feasible}
+    order = sorted(feasible, key=lambda k: -mean[k])
+    optimum = order[0]
+
+    def neighbours(k: str) -> list[str]:
+        found = [k[:i] + o + k[i + 1 :] for i in range(6) for o in "01234" if o != k[i]]
+        return [n for n in found if n in inside]
+
+    local_optima = [k for k in feasible if all(mean[n] <= mean[k] for n in neighbours(k))]
+    print(f"{len(local_optima)} local optima (one change, mean table) of {len(feasible)} cells")
+
+    def climb(k: str) -> str:
+        while True:
+            best = max(neighbours(k), key=lambda n: mean[n])
+            if mean[best] <= mean[k]:
+                return k
+            k = best
+
+    basins: dict[str, int] = {}
+    for k in feasible:
+        end = climb(k)
+        basins[end] = basins.get(end, 0) + 1
+    largest = sorted(basins.items(), key=lambda e: -e[1])[:8]
+    print(
+        "largest basins (true rank of the local optimum: cells):",
+        [(order.index(e), c) for e, c in largest],
+    )
+    print(f"optimum's basin: {basins.get(optimum, 0)} cells")
+    rng = np.random.default_rng(0)
+
+    def run(budget: int, noisy: bool) -> bool:
+        tried: set[str] = set()
+        seen: dict[str, float] = {}
+        n = 0
+
+        def value(k: str) -> float:
+            reads = table[k]["val_acc"]
+            return float(reads[rng.integers(len(reads))]) if noisy else mean[k]
+
+        while n < budget:
+            k = feasible[rng.integers(len(feasible))]
+            if k in tried:
+                continue
+            tried.add(k)
+            seen[k] = value(k)
+            n += 1
+            if k == optimum:
+                return True
+            while n < budget:
+                options = [m for m in neighbours(k) if m not in tried]
+                rng.shuffle(options)
+                for m in options:
+                    if n >= budget:
+                        break
+                    tried.add(m)
+                    seen[m] = value(m)
+                    n += 1
+                    if m == optimum:
+                        return True
+                best = max([*neighbours(k), k], key=lambda m: seen.get(m, -1))
+                if best == k:
+                    break
+                k = best
+        return False
+
+    for noisy in (False, True):
+        for budget in (50, 100):
+            hits = np.mean([run(budget, noisy) for _ in range(reps)])
+            print(
+                f"idealized local search, {'noisy reads' if noisy else 'mean table'}, {budget} evaluations: optimum found in {hits:.1%} of {reps} runs"
+            )
 
 
 if __name__ == "__main__":

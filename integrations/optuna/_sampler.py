@@ -184,6 +184,19 @@ class QuboSampler(BaseSampler):
             best-predicted points as seeds of the next). Enumeration is exact and cheap on
             small balls; the solver path is the one that scales and that any qopt backend
             (annealer, QAOA, QPU) can serve.
+        trust_region_restart: With ``trust_region``: restart the trust region after this many
+            trials in a row that do not improve on the best trial since the last restart (its
+            centre), or ``None`` (default: never). The restart is TuRBO's (Eriksson et al.,
+            "Scalable Global Optimization via Local Bayesian Optimization", NeurIPS 2019:
+            a trust region that keeps failing is abandoned for a fresh one) with
+            Casmopolitan's global step (Wan et al., ICML 2021: the model fitted to *all* trials
+            picks where the new region starts): the next proposal minimizes the surrogate over
+            the untried feasible points *outside* the stalled ball (distance ``>= r + 1`` from
+            its centre, the same linear inequality in the QUBO), and the trust region is then
+            centred on the best trial from that proposal on (trial attributes
+            ``"qopt:trust_restart"`` on the restart proposal, ``"qopt:trust_stalled"``: trials
+            since the region's best). The best trial overall is kept by the study as always.
+            Off by default: on NAS-Bench-201 it did not help (docs/nas.md).
 
     Raises:
         SolverConfigurationError: An option is unknown or out of range.
@@ -230,6 +243,7 @@ class QuboSampler(BaseSampler):
         local_search: bool = False,
         trust_region: int | None = None,
         trust_region_method: str = "solver",
+        trust_region_restart: int | None = None,
     ) -> None:
         owner = type(self).__name__
         if isinstance(solver, str):
@@ -307,6 +321,11 @@ class QuboSampler(BaseSampler):
             None if trust_region is None else check_int(trust_region, "trust_region", owner, low=1)
         )
         self._trust_region_method = trust_region_method
+        self._trust_region_restart = (
+            None
+            if trust_region_restart is None
+            else check_int(trust_region_restart, "trust_region_restart", owner, low=1)
+        )
         self._search_space = IntersectionSearchSpace()
         self._spaces: dict[tuple[Any, ...], SpaceEncoding] = {}
         self._designs: dict[tuple[Any, ...], list[dict[str, int]]] = {}
@@ -600,12 +619,31 @@ class QuboSampler(BaseSampler):
         local = None
         solution = None
         trust: dict[str, Any] = {}
-        if self._trust_region is not None and incumbent is not None:
+        restart = False
+        if (
+            self._trust_region is not None
+            and self._trust_region_restart is not None
+            and incumbent is not None
+        ):
+            incumbent, restart, stalled = self._trust_centre(y, history)
+            trust["trust_stalled"] = stalled
+        if restart and incumbent is not None and self._trust_region is not None:
+            ball = _HammingBall(space, incumbent, self._trust_region)
+            local, solution, restart_attrs = self._solve_outside(space, bqm, energy, ball, taken)
+            trust.update(restart_attrs)
+            source = "trust-region-restart"
+            # Only a proposal outside the stalled ball starts a new region; else climb on.
+            restart = local is not None
+            solution = solution if restart else None
+        if not restart and self._trust_region is not None and incumbent is not None:
             # Casmopolitan's trust region: the surrogate's minimum over the untried points
             # near the incumbent.
             ball = _HammingBall(space, incumbent, self._trust_region)
             if self._trust_region_method == "solver":
-                local, source, solution, trust = self._solve_ball(space, bqm, energy, ball, taken)
+                local, source, solution, ball_attrs = self._solve_ball(
+                    space, bqm, energy, ball, taken
+                )
+                trust.update(ball_attrs)
             else:
                 local, source = ball.best_untried(energy, taken), "trust-region-enumerated"
             if self._audit_trust_region and local is not None:
@@ -630,6 +668,8 @@ class QuboSampler(BaseSampler):
         bits = space.encode_indices(point)
         predicted = float(np.asarray(model.predict(bits[None, :])).reshape(-1)[0])
         seen = observed_y[: len(y)]
+        if restart:
+            trust["trust_restart"] = True
         attrs = {
             "phase": "model",
             "surrogate": self._surrogate,
@@ -649,6 +689,94 @@ class QuboSampler(BaseSampler):
             },
         }
         return point, attrs
+
+    def _trust_centre(
+        self, y: np.ndarray, history: _History
+    ) -> tuple[dict[str, int] | None, bool, int]:
+        """The trust region's centre, whether to restart it now, and the trials since its best.
+
+        The region's trials are those from the last restart proposal on (all trials before the
+        first restart); its centre is the best of them, and it restarts once
+        ``trust_region_restart`` trials in a row have not improved on that centre (TuRBO's
+        failure counter) and no restart proposal is still running.
+        """
+        starts = [i for i, flag in enumerate(history.restarts) if flag]
+        first = starts[-1] if starts else 0
+        region = np.where(np.isfinite(y[first:]), y[first:], np.inf)
+        if not np.isfinite(region).any():
+            return None, False, 0
+        best = first + int(np.argmin(region))
+        stalled = len(y) - 1 - best
+        assert self._trust_region_restart is not None
+        restart = stalled >= self._trust_region_restart and not history.pending_restart
+        return history.points[best], restart, stalled
+
+    def _solve_outside(
+        self,
+        space: SpaceEncoding,
+        bqm: dimod.BinaryQuadraticModel,
+        energy: DenseEnergy,
+        ball: _HammingBall,
+        taken: set[tuple[int, ...]],
+    ) -> tuple[dict[str, int] | None, Any, dict[str, Any]]:
+        """A restart point: the surrogate's best untried feasible read outside ``ball``.
+
+        The ball's distance inequality with the bound moved to ``>= radius + 1`` goes into the
+        QUBO beside the known constraints; reads are repaired (valid patterns, constraints),
+        those that fell back inside the ball or were tried are dropped, and the lowest
+        remaining one wins. ``None`` when no read qualifies.
+        """
+        from qopt.pipeline import Formulation, solve
+
+        anchor = ball.push_out(ball.centre, energy)
+        if anchor is None:  # no feasible point outside the ball reachable greedily
+            return None, None, {}
+        model = space.constrained_qubo(bqm)
+        terms, lb, _ = ball.inequality()
+        model.add_inequality(terms, lb=lb + ball.radius, label="outside the trust region")
+
+        def outside(row: np.ndarray) -> np.ndarray:
+            indices = space.decode_indices(space.repair(row, energy=energy))
+            if ball.distance(indices) > ball.radius:
+                return space.encode_indices(indices)
+            pushed = ball.push_out(indices, energy)
+            return space.encode_indices(anchor if pushed is None else pushed)
+
+        def repair(sample: Mapping[Any, int]) -> dict[Any, int]:
+            row = np.array([sample[i] for i in range(space.n_bits)], dtype=np.int8)
+            return {i: int(b) for i, b in enumerate(outside(row))}
+
+        solver = self._get_solver()
+        params: dict[str, Any] = {}
+        if "seed" in solver.parameters:
+            params["seed"] = int(self._rng.integers(2**31))
+        if (
+            self._solver_spec == "sa"
+            and "num_reads" not in self._solver_options
+            and "num_reads" in solver.parameters
+        ):
+            params["num_reads"] = _TRUST_READS
+        try:
+            penalty = _TRUST_PENALTY * _largest_flip(energy) or 1.0
+            solution = solve(
+                Formulation(model, repair=repair, penalty=penalty), solver=solver, **params
+            )
+        except ProblemTooLargeError as error:
+            raise ProblemTooLargeError(self._too_large_message(space, str(error))) from error
+        sampleset = solution.sampleset
+        columns = [sampleset.variables.index(i) for i in range(space.n_bits)]
+        reads = np.unique(np.asarray(sampleset.record.sample, dtype=np.int8)[:, columns], axis=0)
+        candidates: dict[tuple[int, ...], float] = {}
+        for row in reads:
+            fixed = outside(row)
+            key = tuple(space.decode_indices(fixed).values())
+            if key not in taken:
+                candidates.setdefault(key, energy.of(fixed))
+        attrs = {"trust_restart_reads": len(reads), "trust_restart_candidates": len(candidates)}
+        if not candidates:
+            return None, solution, attrs
+        best = min(candidates, key=lambda k: (candidates[k], k))
+        return dict(zip(list(space.parameters), best, strict=True)), solution, attrs
 
     def _solve_ball(
         self,
@@ -969,6 +1097,41 @@ class _HammingBall:
         found = self.points(energy)
         return min(found, key=lambda r: (r[0], r[1]))[2] if found else None
 
+    def push_out(self, indices: Mapping[str, int], energy: DenseEnergy) -> dict[str, int] | None:
+        """A feasible point beyond the radius reached from ``indices`` by steps away from the
+        centre (each the one of least constraint violation, then surrogate energy), or None.
+        """
+        space = self.space
+        point = dict(indices)
+        distance = self.distance(point)
+        while distance <= self.radius:
+            steps = []
+            for name, p in space.parameters.items():
+                here, c = point[name], self.centre[name]
+                if name in self._one_hot:
+                    values = [k for k in range(p.n_values) if k != c] if here == c else []
+                else:
+                    away = here + (1 if here > c else -1) if here != c else None
+                    values = (
+                        [away]
+                        if away is not None and 0 <= away < p.n_values
+                        else [k for k in (c - 1, c + 1) if 0 <= k < p.n_values and here == c]
+                    )
+                for k in values:
+                    step = {**point, name: k}
+                    key = (
+                        space.constraint_violation(step),
+                        energy.of(space.encode_indices(step)),
+                        name,
+                        k,
+                    )
+                    steps.append((key, step))
+            if not steps:
+                return None
+            point = min(steps, key=lambda s: s[0])[1]
+            distance = self.distance(point)
+        return point if space.constraint_violation(point) <= 1e-9 else None
+
     def repair(
         self, bits: np.ndarray, energy: DenseEnergy, anchor: Mapping[str, int]
     ) -> np.ndarray:
@@ -1037,6 +1200,9 @@ class _History:
         self.violations: list[float] = []
         self.pending: list[dict[str, int]] = []
         self.bad: list[dict[str, int]] = []
+        # Per observed point: whether it was a trust-region restart proposal.
+        self.restarts: list[bool] = []
+        self.pending_restart = False
 
     def taken(self) -> set[tuple[int, ...]]:
         return {tuple(p.values()) for p in (*self.points, *self.pending, *self.bad)}
@@ -1081,6 +1247,7 @@ class _History:
                 history.rows.append(row)
                 history.values.append(tuple(float(v) for v in t.values))
                 history.violations.append(float(sum(max(0.0, v) for v in t.constraints.values())))
+                history.restarts.append(bool(t.system_attrs.get("qopt:trust_restart", False)))
             elif t.state in (TrialState.FAIL, TrialState.PRUNED):
                 # Worse than any completed trial: the surrogate learns to avoid the region.
                 # NaN, not inf: _targets maps NaN to +inf after the direction's sign, so a
@@ -1090,9 +1257,12 @@ class _History:
                 history.values.append((math.nan,) * n_objectives)
                 history.violations.append(0.0)
                 history.bad.append(point)
+                history.restarts.append(bool(t.system_attrs.get("qopt:trust_restart", False)))
             elif t.state in (TrialState.RUNNING, TrialState.WAITING):
                 history.pending.append(point)
                 history.pending_rows.append(row)
+                if t.system_attrs.get("qopt:trust_restart", False):
+                    history.pending_restart = True
         return history
 
 

@@ -599,3 +599,71 @@ def test_trust_region_falls_back_to_the_qubo_when_the_ball_is_exhausted() -> Non
 def test_trust_region_must_be_a_positive_int(radius: Any) -> None:
     with pytest.raises(SolverConfigurationError, match="trust_region"):
         QuboSampler(trust_region=radius)
+
+
+@pytest.mark.parametrize("patience", [0, -1, 1.5])
+def test_trust_region_restart_must_be_a_positive_int(patience: Any) -> None:
+    with pytest.raises(SolverConfigurationError, match="trust_region_restart"):
+        QuboSampler(trust_region=2, trust_region_restart=patience)
+
+
+def test_trust_region_restarts_outside_the_stalled_ball_and_recentres() -> None:
+    patience, radius = 4, 1
+    sampler = fast_sampler(
+        trust_region=radius,
+        trust_region_restart=patience,
+        n_startup_trials=4,
+        constraints=[MIXED_BUDGET],
+    )
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(mixed_budget_objective, n_trials=40)
+    (space,) = sampler._spaces.values()
+    trials = study.trials
+    restarts = [t.number for t in trials if t.system_attrs.get("qopt:trust_restart")]
+    assert restarts, "the region never stalled for 4 trials in 40"
+    point = {t.number: space.indices_of(_internal(t.params)) for t in trials}
+    for t in trials:
+        if t.system_attrs.get("phase") == "start" or "qopt:trust_stalled" not in t.system_attrs:
+            continue
+        # The region: trials from the last restart before t (all trials before the first).
+        first = max((r for r in restarts if r < t.number), default=0)
+        region = [u for u in trials if first <= u.number < t.number]
+        centre = min(region, key=lambda u: (u.value, u.number))
+        stalled = t.number - 1 - centre.number
+        assert t.system_attrs["qopt:trust_stalled"] == stalled
+        distance = ball_distance(space, point[t.number], point[centre.number])
+        if t.number in restarts:
+            # Only after `patience` trials without improvement, and outside the ball.
+            assert stalled >= patience
+            assert distance >= radius + 1
+            assert t.system_attrs["qopt:candidate"] == "trust-region-restart"
+        elif str(t.system_attrs.get("qopt:candidate")).startswith("trust-region"):
+            assert 1 <= distance <= radius
+        assert t.params["w"] + t.params["d"] + 2 * (t.params["op"] == "conv") <= 8
+    assert len({tuple(t.params.values()) for t in trials}) == len(trials)
+
+
+SPIKE_CHOICES = ["a", "b", "c", "d", "e", "f"]
+
+
+def spike_objective(trial: optuna.Trial) -> float:
+    """A smooth valley towards "ddddd" (value -0.5) and an isolated spike at "aaaaa" (value 0):
+    every point within two changes of the spike is worse than it."""
+    x = "".join(trial.suggest_categorical(f"x{i}", SPIKE_CHOICES) for i in range(5))
+    return 0.0 if x == "aaaaa" else sum(v != "d" for v in x) - 0.5
+
+
+def test_trust_region_restart_escapes_a_local_optimum_that_traps_the_plain_region() -> None:
+    best = {}
+    for patience in (None, 6):
+        sampler = fast_sampler(
+            trust_region=2, trust_region_restart=patience, n_startup_trials=6, seed=1
+        )
+        study = optuna.create_study(sampler=sampler)
+        study.enqueue_trial({f"x{i}": "a" for i in range(5)})
+        study.optimize(spike_objective, n_trials=40)
+        best[patience] = study.best_value
+    # The plain region stays on the spike (its 275-point ball outlasts 40 trials); the
+    # restarted one leaves the ball and climbs the valley to its floor.
+    assert best[None] == 0.0
+    assert best[6] == -0.5

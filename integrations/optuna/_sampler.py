@@ -30,6 +30,7 @@ from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from qopt._validation import check_int
+from qopt.constraints import ConstrainedQUBO
 from qopt.encoding import (
     CategoricalParameter,
     DenseEnergy,
@@ -726,8 +727,6 @@ class QuboSampler(BaseSampler):
         those that fell back inside the ball or were tried are dropped, and the lowest
         remaining one wins. ``None`` when no read qualifies.
         """
-        from qopt.pipeline import Formulation, solve
-
         anchor = ball.push_out(ball.centre, energy)
         if anchor is None:  # no feasible point outside the ball reachable greedily
             return None, None, {}
@@ -742,9 +741,38 @@ class QuboSampler(BaseSampler):
             pushed = ball.push_out(indices, energy)
             return space.encode_indices(anchor if pushed is None else pushed)
 
+        solution, reads = self._solve_reads(space, model, energy, outside)
+        candidates: dict[tuple[int, ...], float] = {}
+        for row in reads:
+            fixed = outside(row)
+            key = tuple(space.decode_indices(fixed).values())
+            if key not in taken:
+                candidates.setdefault(key, energy.of(fixed))
+        attrs = {"trust_restart_reads": len(reads), "trust_restart_candidates": len(candidates)}
+        if not candidates:
+            return None, solution, attrs
+        best = min(candidates, key=lambda k: (candidates[k], k))
+        return dict(zip(list(space.parameters), best, strict=True)), solution, attrs
+
+    def _solve_reads(
+        self,
+        space: SpaceEncoding,
+        model: ConstrainedQUBO,
+        energy: DenseEnergy,
+        fix: Callable[[np.ndarray], np.ndarray],
+    ) -> tuple[Any, np.ndarray]:
+        """Solve a trust-region subproblem: the pipeline's Solution and its distinct raw reads.
+
+        ``model`` goes through :func:`qopt.pipeline.solve` with ``fix`` (bits -> bits) as the
+        repair. With ``solver="sa"`` and no ``num_reads`` given, 64 reads; constraint weights
+        of half the surrogate's largest one-bit change (the provable "auto" weights froze the
+        annealer; docs/optuna.md).
+        """
+        from qopt.pipeline import Formulation, solve
+
         def repair(sample: Mapping[Any, int]) -> dict[Any, int]:
             row = np.array([sample[i] for i in range(space.n_bits)], dtype=np.int8)
-            return {i: int(b) for i, b in enumerate(outside(row))}
+            return {i: int(b) for i, b in enumerate(fix(row))}
 
         solver = self._get_solver()
         params: dict[str, Any] = {}
@@ -766,17 +794,7 @@ class QuboSampler(BaseSampler):
         sampleset = solution.sampleset
         columns = [sampleset.variables.index(i) for i in range(space.n_bits)]
         reads = np.unique(np.asarray(sampleset.record.sample, dtype=np.int8)[:, columns], axis=0)
-        candidates: dict[tuple[int, ...], float] = {}
-        for row in reads:
-            fixed = outside(row)
-            key = tuple(space.decode_indices(fixed).values())
-            if key not in taken:
-                candidates.setdefault(key, energy.of(fixed))
-        attrs = {"trust_restart_reads": len(reads), "trust_restart_candidates": len(candidates)}
-        if not candidates:
-            return None, solution, attrs
-        best = min(candidates, key=lambda k: (candidates[k], k))
-        return dict(zip(list(space.parameters), best, strict=True)), solution, attrs
+        return solution, reads
 
     def _solve_ball(
         self,
@@ -795,40 +813,15 @@ class QuboSampler(BaseSampler):
         tried point, the ball is enumerated instead (``trust_fallback``); ``point`` is None when
         the ball holds no untried feasible point (the caller then solves the whole space).
         """
-        from qopt.pipeline import Formulation, solve
-
         anchor = ball.anchor(energy)
         if anchor is None:  # no feasible point in the ball but the incumbent
             return None, "", None, {}
         model = space.constrained_qubo(bqm)
         terms, lb, ub = ball.inequality()
         model.add_inequality(terms, lb=lb, ub=ub, label="trust region")
-
-        def repair(sample: Mapping[Any, int]) -> dict[Any, int]:
-            row = np.array([sample[i] for i in range(space.n_bits)], dtype=np.int8)
-            fixed = ball.repair(row, energy, anchor)
-            return {i: int(b) for i, b in enumerate(fixed)}
-
-        solver = self._get_solver()
-        params: dict[str, Any] = {}
-        if "seed" in solver.parameters:
-            params["seed"] = int(self._rng.integers(2**31))
-        if (
-            self._solver_spec == "sa"
-            and "num_reads" not in self._solver_options
-            and "num_reads" in solver.parameters
-        ):
-            params["num_reads"] = _TRUST_READS
-        try:
-            penalty = _TRUST_PENALTY * _largest_flip(energy) or 1.0
-            solution = solve(
-                Formulation(model, repair=repair, penalty=penalty), solver=solver, **params
-            )
-        except ProblemTooLargeError as error:
-            raise ProblemTooLargeError(self._too_large_message(space, str(error))) from error
-        sampleset = solution.sampleset
-        columns = [sampleset.variables.index(i) for i in range(space.n_bits)]
-        reads = np.unique(np.asarray(sampleset.record.sample, dtype=np.int8)[:, columns], axis=0)
+        solution, reads = self._solve_reads(
+            space, model, energy, lambda row: ball.repair(row, energy, anchor)
+        )
         candidates: dict[tuple[int, ...], tuple[float, bool]] = {}
         for row in reads:
             fixed = ball.repair(row, energy, anchor)

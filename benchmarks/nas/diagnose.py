@@ -125,33 +125,24 @@ def local_search_bound(reps: int) -> None:
     rng = np.random.default_rng(0)
 
     def run(budget: int, noisy: bool) -> bool:
-        tried: set[str] = set()
-        seen: dict[str, float] = {}
-        n = 0
+        seen: dict[str, float] = {}  # evaluated cells and their reads; len(seen) = evaluations
 
-        def value(k: str) -> float:
+        def evaluate(k: str) -> bool:
             reads = table[k]["val_acc"]
-            return float(reads[rng.integers(len(reads))]) if noisy else mean[k]
+            seen[k] = float(reads[rng.integers(len(reads))]) if noisy else mean[k]
+            return k == optimum
 
-        while n < budget:
+        while len(seen) < budget:
             k = feasible[rng.integers(len(feasible))]
-            if k in tried:
+            if k in seen:
                 continue
-            tried.add(k)
-            seen[k] = value(k)
-            n += 1
-            if k == optimum:
+            if evaluate(k):
                 return True
-            while n < budget:
-                options = [m for m in neighbours(k) if m not in tried]
+            while len(seen) < budget:
+                options = [m for m in neighbours(k) if m not in seen]
                 rng.shuffle(options)
-                for m in options:
-                    if n >= budget:
-                        break
-                    tried.add(m)
-                    seen[m] = value(m)
-                    n += 1
-                    if m == optimum:
+                for m in options[: budget - len(seen)]:
+                    if evaluate(m):
                         return True
                 best = max([*neighbours(k), k], key=lambda m: seen.get(m, -1))
                 if best == k:

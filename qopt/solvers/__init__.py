@@ -16,8 +16,10 @@ from qopt.solvers._registry import (
     SolverSpec,
     SolverStatus,
     available_solvers,
+    check_solver_options,
     get_solver,
     register_solver,
+    resolve_solver,
     solver_spec,
     solver_status,
 )
@@ -43,8 +45,10 @@ __all__ = [
     "SteepestDescentSolver",
     "TabuSolver",
     "available_solvers",
+    "check_solver_options",
     "get_solver",
     "register_solver",
+    "resolve_solver",
     "solver_spec",
     "solver_status",
 ]

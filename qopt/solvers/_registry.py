@@ -14,7 +14,7 @@ import importlib
 import importlib.metadata
 import importlib.util
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,8 +27,10 @@ __all__ = [
     "SolverSpec",
     "SolverStatus",
     "available_solvers",
+    "check_solver_options",
     "get_solver",
     "register_solver",
+    "resolve_solver",
     "solver_spec",
     "solver_status",
 ]
@@ -194,27 +196,41 @@ def solver_spec(name: str) -> SolverSpec:
     return specs[name]
 
 
-def _build(spec: SolverSpec, options: dict[str, Any]) -> dimod.Sampler:
-    factory = spec.load()
+def _option_names(factory: Callable[..., dimod.Sampler]) -> list[str] | None:
+    """The keyword options a factory takes, or ``None`` when it takes any (``**kwargs``)."""
     try:
         signature = inspect.signature(factory)
     except (TypeError, ValueError):
-        signature = None
-    if signature is not None and not any(
-        p.kind is p.VAR_KEYWORD for p in signature.parameters.values()
-    ):
-        known = [
-            n
-            for n, p in signature.parameters.items()
-            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
-        ]
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
+        return None
+    return [
+        n
+        for n, p in signature.parameters.items()
+        if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+
+
+def _build(
+    spec: SolverSpec, options: dict[str, Any], defaults: Mapping[str, Any] | None = None
+) -> dimod.Sampler:
+    factory = spec.load()
+    known = _option_names(factory)
+    if known is not None:
         unknown = sorted(set(options) - set(known))
         if unknown:
             raise SolverConfigurationError(
                 f"Unknown option(s) {unknown} for solver '{spec.name}'. "
                 f"Its options are: {', '.join(known) or 'none'}."
             )
-    return factory(**options)
+    # A caller's defaults apply only where the backend has the option and the user set none:
+    # they are preferences (fewer sweeps for small subproblems), never requirements.
+    preferred = {
+        k: v
+        for k, v in (defaults or {}).items()
+        if k not in options and (known is None or k in known)
+    }
+    return factory(**preferred, **options)
 
 
 _UNSET: Any = object()
@@ -226,6 +242,7 @@ def get_solver(
     fallback: str | None = _UNSET,
     retry_after: float = 60.0,
     decompose: bool | dict[str, Any] = False,
+    defaults: Mapping[str, Any] | None = None,
     **options: Any,
 ) -> dimod.Sampler:
     """Build a backend by name, metered and (for remote backends) with a local fallback.
@@ -239,6 +256,10 @@ def get_solver(
         decompose: Solve problems larger than the backend takes by large-neighbourhood search
             with this backend on subproblems (:class:`~qopt.solvers.DecompositionSolver`);
             ``True`` or a dict of its options.
+        defaults: Options a caller prefers for its problems (e.g. fewer SA sweeps for small
+            subproblems). Each applies only if the backend has that option and ``options``
+            does not set it; a backend without it ignores it. This is how callers tune a
+            backend without testing its type.
         **options: The backend's keyword options, checked now.
 
     Returns:
@@ -261,7 +282,7 @@ def get_solver(
     from qopt.solvers.composites import FallbackComposite, MeteredComposite
 
     spec = solver_spec(name)
-    solver = _build(spec, options)
+    solver = _build(spec, options, defaults)
     if decompose:
         from qopt.solvers.decomposition import DecompositionSolver
 
@@ -296,6 +317,76 @@ def get_solver(
             retry_after=retry_after,
         )
     return MeteredComposite(solver, name=name)
+
+
+#: The options :func:`get_solver` itself takes, besides the backend's own.
+_GET_SOLVER_OPTIONS = ("fallback", "retry_after", "decompose")
+
+
+def check_solver_options(
+    solver: str | dimod.Sampler, options: Mapping[str, Any] | None, owner: str
+) -> None:
+    """Check ``solver=`` and ``solver_options=`` as every qopt entry point takes them, building nothing.
+
+    ``solver`` is a registry name or a :class:`dimod.Sampler` instance. ``options`` are the
+    options of :func:`get_solver` for that name (the backend's keyword options, ``fallback``,
+    ``retry_after``, ``decompose``); an instance is configured by whoever built it, so it takes
+    none.
+
+    Raises:
+        UnknownSolverError: ``solver`` is a name that is not registered (the known ones listed).
+        SolverConfigurationError: ``solver`` is neither a name nor a sampler, options were given
+            with an instance, or an option is unknown (the valid ones listed).
+        MissingDependencyError: The backend's optional packages are not installed.
+    """
+    options = dict(options or {})
+    if isinstance(solver, dimod.Sampler):
+        if options:
+            raise SolverConfigurationError(
+                f"{owner} got solver_options {sorted(options)} with a solver instance; "
+                "configure the instance when you build it, or pass the solver by name."
+            )
+        return
+    if not isinstance(solver, str):
+        raise SolverConfigurationError(
+            f"The 'solver' parameter of {owner} must be a registry name (see 'qopt solvers') "
+            f"or a dimod.Sampler. Got {type(solver).__name__} instead."
+        )
+    known = _option_names(solver_spec(solver).load())
+    if known is None:
+        return
+    valid = [*known, *_GET_SOLVER_OPTIONS]
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise SolverConfigurationError(
+            f"{owner} got unknown solver_options {unknown} for solver '{solver}'. "
+            f"Its options are: {', '.join(valid)}."
+        )
+
+
+def resolve_solver(
+    solver: str | dimod.Sampler,
+    options: Mapping[str, Any] | None = None,
+    *,
+    defaults: Mapping[str, Any] | None = None,
+    owner: str = "resolve_solver()",
+) -> dimod.Sampler:
+    """The one way an integration turns ``solver=`` / ``solver_options=`` into a sampler.
+
+    A name is built with :func:`get_solver` (metered, with the remote fallback), ``options``
+    as its options and ``defaults`` as the caller's preferences; an instance is returned as
+    given (:func:`qopt.pipeline.solve` meters it). Errors as :func:`check_solver_options`.
+
+    Examples:
+        >>> from qopt.solvers import resolve_solver
+        >>> sampler = resolve_solver("sa", {"seed": 0}, defaults={"num_sweeps": 100})
+        >>> sampler.children[0].num_sweeps, sampler.children[0].seed
+        (100, 0)
+    """
+    check_solver_options(solver, options, owner)
+    if isinstance(solver, dimod.Sampler):
+        return solver
+    return get_solver(solver, defaults=defaults, **dict(options or {}))
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.qopt-installed
 SOURCES := qopt integrations tests benchmarks examples
 
-.PHONY: setup demo test lint typecheck unit docs clean
+.PHONY: setup demo test lint typecheck unit docs package clean
 
 setup: $(STAMP)
 
@@ -43,5 +43,9 @@ docs: setup
 
 test: lint typecheck unit docs
 
+# Build the sdist and wheel, check them, install the wheel into a fresh venv and import it all.
+package: setup
+	VENV=$(VENV) TORCH="$(TORCH)" bash .ci/package.sh
+
 clean:
-	rm -rf $(VENV) site .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) site dist .mypy_cache .ruff_cache .pytest_cache

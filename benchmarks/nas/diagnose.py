@@ -43,7 +43,7 @@ def main() -> None:
 
     import qopt.integrations.optuna._sampler as sampler_module
 
-    from qopt.nas._objectives import nb201_key
+    from qopt.nas._tables import nb201_key
 
     # The last surrogate energy the sampler built (its final model) is kept here.
     last: dict[str, Any] = {}
@@ -88,13 +88,13 @@ def main() -> None:
 def local_search_bound(reps: int) -> None:
     """Local optima and basins of the mean table, and an idealized local search's hit rate."""
     from qopt.nas import nas_bench_201_space
-    from qopt.nas._objectives import _NB201Table, nb201_key
+    from qopt.nas._tables import NB201Table, nb201_key
 
     space = nas_bench_201_space(max_mparams=0.6)
-    table = _NB201Table("cifar10", 0).table._dataset
+    table = NB201Table("cifar10", 0).val_acc_reads()
     feasible = sorted({nb201_key(a) for a in space.iter_architectures() if space.within_budget(a)})
     inside = set(feasible)
-    mean = {k: float(np.mean(table[k]["val_acc"])) for k in feasible}
+    mean = {k: float(np.mean(table[k])) for k in feasible}
     order = sorted(feasible, key=lambda k: -mean[k])
     optimum = order[0]
 
@@ -128,7 +128,7 @@ def local_search_bound(reps: int) -> None:
         seen: dict[str, float] = {}  # evaluated cells and their reads; len(seen) = evaluations
 
         def evaluate(k: str) -> bool:
-            reads = table[k]["val_acc"]
+            reads = table[k]
             seen[k] = float(reads[rng.integers(len(reads))]) if noisy else mean[k]
             return k == optimum
 

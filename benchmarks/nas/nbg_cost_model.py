@@ -10,7 +10,7 @@ underestimate (so that no over-budget architecture is ever proposed).
 ``--relaxations`` instead measures the lower bounds a QUBO can use as a relaxation (never
 cutting off an architecture within budget): least squares shifted down by its worst
 overestimate, and the tightest linear lower bound (a linear program,
-``qopt.nas._objectives._nbg_lower_bound``, what ``nas_bench_graph_space`` uses). For budgets at
+``qopt.nas._tables.nbg_lower_bound``, what ``nas_bench_graph_space`` uses). For budgets at
 the 25th, 50th and 75th percentile it prints the share of the *over-budget* cells each bound
 excludes (the larger, the fewer proposals the runner has to reject).
 
@@ -91,7 +91,7 @@ def main() -> None:
 
 def relaxations(datasets: list[str]) -> None:
     """Print the share of over-budget cells each linear lower bound excludes."""
-    from qopt.nas._objectives import _NBG_COLUMNS, _nbg_column, _nbg_lower_bound
+    from qopt.nas._tables import NBG_COLUMNS, nbg_column, nbg_lower_bound
 
     print(
         "| dataset | cost | budget (percentile) | over budget | excluded: shifted least "
@@ -99,15 +99,15 @@ def relaxations(datasets: list[str]) -> None:
     )
     print("| --- | --- | --- | --- | --- | --- |")
     for dataset in datasets:
-        for kind, column in _NBG_COLUMNS.items():
-            y = _nbg_column(dataset, column)
+        for kind, column in NBG_COLUMNS.items():
+            y = nbg_column(dataset, column)
             grid = np.indices(y.shape).reshape(y.ndim, -1).T
             cost = y.ravel()
             keep = np.isfinite(cost)
             A = features(grid[keep], quadratic=False)
             w = np.linalg.lstsq(A, cost[keep], rcond=None)[0]
             shifted = A @ w - float(np.max(A @ w - cost[keep]))
-            constant, parts = _nbg_lower_bound(dataset, kind)
+            constant, parts = nbg_lower_bound(dataset, kind)
             lp = constant + sum(part[grid[keep][:, i]] for i, part in enumerate(parts))
             assert np.all(shifted <= cost[keep] + 1e-12) and np.all(lp <= cost[keep])
             for q in (25, 50, 75):

@@ -178,13 +178,13 @@ def benchmark(
     budget, the key of an architecture dict, and a title."""
     if name == "nb201":
         from qopt.nas import nas_bench_201_space
-        from qopt.nas._objectives import _NB201Table, nb201_key
+        from qopt.nas._tables import NB201Table, nb201_key
 
         if max_latency is not None:
             raise SystemExit("--max-latency is for nbg:<dataset> only")
         mparams = 0.6 if max_mparams is None else max_mparams
         space = nas_bench_201_space(max_mparams=mparams)
-        means: dict[Any, float] = _NB201Table("cifar10", 0).mean_val_acc()
+        means: dict[Any, float] = NB201Table("cifar10", 0).mean_val_acc()
         feasible: set[Any] = {
             nb201_key(a) for a in space.iter_architectures() if space.within_budget(a)
         }
@@ -193,16 +193,17 @@ def benchmark(
     kind, _, dataset = name.partition(":")
     if kind != "nbg" or not dataset:
         raise SystemExit(f"--benchmark {name!r}: use nb201 or nbg:<dataset>")
-    from qopt.nas._objectives import _nbg_column, _nbg_keys, nas_bench_graph_space, nbg_key
+    from qopt.nas import nas_bench_graph_space
+    from qopt.nas._tables import nbg_column, nbg_key, nbg_keys
 
     space = nas_bench_graph_space(dataset=dataset, max_mparams=max_mparams, max_latency=max_latency)
-    keys = _nbg_keys(dataset)
-    values = _nbg_column(dataset, "valid_perf")
+    keys = nbg_keys(dataset)
+    values = nbg_column(dataset, "valid_perf")
     inside = np.isfinite(values)
     limits = []
     for column, limit, unit in (("para", max_mparams, "M"), ("latency", max_latency, "s")):
         if limit is not None:
-            inside &= _nbg_column(dataset, column) <= limit
+            inside &= nbg_column(dataset, column) <= limit
             limits.append(f"{'params' if column == 'para' else column} <= {limit} {unit}")
     means = {
         int(k): 100.0 * float(v)
@@ -355,14 +356,14 @@ def _run(
     system attributes (prefix stripped)."""
     import optuna
 
-    from qopt.nas._runner import _Job, _open_study, _summarize, _worker
+    from qopt.nas._runner import SearchJob, open_study, run_worker, summarize
     from qopt.nas._samplers import trial_architecture
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     name, startup, options = parse_sampler(sampler)
-    study = _open_study(space, optuna.storages.InMemoryStorage(), name, create=True)
-    job = _Job(space.to_dict(), None, None, name, seed, n, "sa", startup, options)
-    _worker(job, 0, space=space, study=study)
+    study = open_study(space, optuna.storages.InMemoryStorage(), name, create=True)
+    job = SearchJob(space.to_dict(), None, None, name, seed, n, "sa", startup, options)
+    run_worker(job, 0, space=space, study=study)
     history, durations, sources = [], [], []
     for t in sorted(
         study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)), key=lambda t: t.number
@@ -373,7 +374,7 @@ def _run(
         assert t.datetime_start is not None and t.datetime_complete is not None
         durations.append((t.datetime_complete - t.datetime_start).total_seconds())
         sources.append({k[5:]: v for k, v in t.system_attrs.items() if k.startswith("qopt:")})
-    return _summarize(study, space, name), history, durations, sources
+    return summarize(study, space, name), history, durations, sources
 
 
 if __name__ == "__main__":

@@ -22,17 +22,15 @@ Examples:
 
 from __future__ import annotations
 
+import sys
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from qopt.nas._objectives import (
-    NB201_OPS,
-    NBG_DATASETS,
-    NBG_LINKS,
-    nas_bench_201_space,
-    nas_bench_graph_space,
-    resolve_evaluator,
-)
+from qopt._optional import import_optional
+from qopt.nas._benchmarks import nas_bench_201_space, nas_bench_graph_space
+from qopt.nas._objectives import resolve_evaluator
 from qopt.nas._spec import Budget, Choice, Objective, PairCost, SearchSpace, Training, load_spec
+from qopt.nas._tables import NB201_OPS, NBG_DATASETS, NBG_LINKS
 
 if TYPE_CHECKING:
     from qopt.nas._runner import RunSummary
@@ -61,13 +59,12 @@ __all__ = [
 ]
 
 
-def _load_runner() -> Any:
-    from qopt._optional import import_optional
-
+def _load_runner() -> ModuleType:
+    """The runner module, which needs Optuna (an error names the extra when it is missing)."""
     import_optional("optuna", "optuna", "qopt.nas")
-    import importlib
+    from qopt.nas import _runner
 
-    return importlib.import_module("qopt.nas._runner")
+    return _runner
 
 
 def run_search(space: SearchSpace, **options: Any) -> RunSummary:
@@ -160,11 +157,10 @@ def report(
         | 1 | 2 | w=1 | 1 |
         | 2 | 1 | w=2 | 2 |
     """
-    _load_runner()
-    from qopt.nas import _report
+    _, space, _ = _load_runner().load_run(run_dir)
+    from qopt.nas import _report  # needs Optuna, checked above
 
     records = _report.top_k(run_dir, top)
-    _, space, _ = _load_runner()._load(run_dir)
     if plots is not None:
         _report.write_plots(run_dir, plots)
     return _report.format_table(records, space), records
@@ -189,8 +185,6 @@ def demo(
         >>> summary.n_over_budget_evaluated, "over budget: 0" in buffer.getvalue()
         (0, True)
     """
-    import sys
-
     out = out or sys.stdout
     space = nas_bench_201_space(max_mparams=max_mparams)
     summary = run_search(space, sampler=sampler, n_trials=n_trials, seed=seed)

@@ -22,7 +22,7 @@ from torch import nn
 from qopt.exceptions import InvalidProblemError
 from qopt.nas._spec import SearchSpace, Training
 
-__all__ = ["LightningEvaluator", "OptunaPruningCallback", "make_pruner", "measure_model"]
+__all__ = ["LightningEvaluator", "OptunaPruningCallback", "measure_model"]
 
 #: Lightning's hints that do not concern a short search on small data.
 _QUIET = (
@@ -95,27 +95,6 @@ class OptunaPruningCallback(lightning.Callback):
             trainer.should_stop = True
 
 
-def make_pruner(training: Training) -> optuna.pruners.BasePruner:
-    """The Optuna pruner named in a spec's ``train`` section.
-
-    Examples:
-        >>> type(make_pruner(Training(pruner="successive-halving"))).__name__
-        'SuccessiveHalvingPruner'
-    """
-    options = dict(training.pruner_options)
-    try:
-        if training.pruner == "median":
-            return optuna.pruners.MedianPruner(**options)
-        if training.pruner == "successive-halving":
-            return optuna.pruners.SuccessiveHalvingPruner(**options)
-        return optuna.pruners.NopPruner()
-    except TypeError as error:
-        raise InvalidProblemError(
-            f"'train.pruner_options' has an option the {training.pruner} pruner does not take "
-            f"({error})."
-        ) from error
-
-
 def measure_model(model: nn.Module) -> dict[str, float]:
     """Parameters and MACs (one forward of ``model.example_input_array``) of a built model.
 
@@ -128,7 +107,7 @@ def measure_model(model: nn.Module) -> dict[str, float]:
         >>> measure_model(model)
         {'params': 46.0, 'macs': 40.0}
     """
-    from qopt.integrations.lightning import count_params_and_macs
+    from qopt.model_analysis import count_params_and_macs
 
     example = getattr(model, "example_input_array", None)
     if example is None:

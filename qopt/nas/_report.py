@@ -14,7 +14,7 @@ from typing import Any
 from optuna.trial import FrozenTrial, TrialState
 
 from qopt.exceptions import InvalidProblemError
-from qopt.nas._runner import _STATUS, _load, _trial_record
+from qopt.nas._runner import STATUS_ATTR, load_run, trial_record
 from qopt.nas._spec import SearchSpace
 
 __all__ = [
@@ -40,7 +40,7 @@ def _signs(space: SearchSpace) -> list[float]:
 
 
 def _complete(run_dir: str | Path) -> tuple[list[FrozenTrial], SearchSpace]:
-    study, space, _ = _load(run_dir)
+    study, space, _ = load_run(run_dir)
     trials = [
         t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE and t.values
     ]
@@ -89,7 +89,7 @@ def top_k(run_dir: str | Path, k: int = 10) -> list[dict[str, Any]]:
     order = sorted(range(len(trials)), key=lambda i: (ranks[i], points[i][0], trials[i].number))
     records = []
     for position, i in enumerate(order[: max(0, k)], start=1):
-        record = _trial_record(trials[i], space)
+        record = trial_record(trials[i], space)
         record["rank"] = position
         if len(signs) > 1:
             record["pareto_rank"] = ranks[i]
@@ -269,7 +269,7 @@ def importances(run_dir: str | Path, objective: int = 0) -> dict[str, float]:
 
 
 def _study_of(run_dir: str | Path) -> Any:
-    study, _, _ = _load(run_dir)
+    study, _, _ = load_run(run_dir)
     return study
 
 
@@ -314,7 +314,7 @@ def tradeoff(run_dir: str | Path) -> dict[str, Any]:
         >>> data["names"], all(data["feasible"]), sorted(data["x"])
         (['params', 'objective'], True, [1.0, 2.0, 3.0, 4.0])
     """
-    study, space, _ = _load(run_dir)
+    study, space, _ = load_run(run_dir)
     trials, _ = _complete(run_dir)
     names = [o.name for o in space.objectives]
     signs = _signs(space)
@@ -328,7 +328,7 @@ def tradeoff(run_dir: str | Path) -> dict[str, Any]:
     rejected = [
         t
         for t in study.get_trials(deepcopy=False)
-        if t.state == TrialState.FAIL and t.user_attrs.get(_STATUS) == "rejected"
+        if t.state == TrialState.FAIL and t.user_attrs.get(STATUS_ATTR) == "rejected"
     ]
     if len(names) >= 2:
         axes = names[:2]
@@ -381,7 +381,7 @@ def html_history(run_dir: str | Path) -> Any:
     _plotly()
     import optuna
 
-    study, space, _ = _load(run_dir)
+    study, space, _ = load_run(run_dir)
     objective = space.objectives[0]
     return optuna.visualization.plot_optimization_history(
         study,

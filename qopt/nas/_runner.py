@@ -23,26 +23,38 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from qopt.exceptions import (
+    FileFormatError,
     InvalidProblemError,
     SolverConfigurationError,
     SolverUnavailableError,
     StorageUnavailableError,
 )
-from qopt.nas._objectives import objective_values, resolve_evaluator
+from qopt.nas._objectives import import_entry, objective_values, resolve_evaluator
 from qopt.nas._samplers import ARCH_ATTR, SAMPLERS, make_sampler, trial_architecture
-from qopt.nas._spec import SearchSpace
+from qopt.nas._spec import Choice, SearchSpace, Training
 
 __all__ = [
+    "STATUS_ATTR",
     "RunSummary",
+    "SearchJob",
     "StorageUnavailableError",
     "export",
     "export_model",
     "load_model",
+    "load_run",
+    "make_pruner",
+    "open_study",
     "run_search",
+    "run_worker",
     "status",
+    "summarize",
+    "trial_record",
 ]
 
-_STATUS = "qopt_nas:status"  # "rejected" (over budget, never evaluated), "error", "interrupted"
+#: User attribute of a trial's verdict when it is not simply complete: "rejected" (over budget,
+#: never evaluated), "error" (the evaluation raised or returned NaN), "pruned", or
+#: "interrupted" (its worker died before a verdict; also any FAIL without this attribute).
+STATUS_ATTR = "qopt_nas:status"
 _JOURNAL = "journal.log"
 
 
@@ -126,7 +138,7 @@ def _objective_directions(space: SearchSpace) -> list[StudyDirection]:
     ]
 
 
-def _open_study(
+def open_study(
     space: SearchSpace, storage: BaseStorage, sampler_name: str, *, create: bool
 ) -> optuna.Study:
     if create:
@@ -158,7 +170,7 @@ def _open_study(
 def _is_evaluated(t: FrozenTrial) -> bool:
     if t.state in (TrialState.COMPLETE, TrialState.PRUNED):
         return True  # a pruned trial was trained (in part): it used up an evaluation
-    return t.state == TrialState.FAIL and t.user_attrs.get(_STATUS) == "error"
+    return t.state == TrialState.FAIL and t.user_attrs.get(STATUS_ATTR) == "error"
 
 
 def _n_evaluated(study: optuna.Study) -> tuple[int, int]:
@@ -168,16 +180,41 @@ def _n_evaluated(study: optuna.Study) -> tuple[int, int]:
     return done, running
 
 
+def _is_interrupted(t: FrozenTrial) -> bool:
+    """A trial whose worker died before its verdict: failed without a recorded reason."""
+    return t.state == TrialState.FAIL and t.user_attrs.get(STATUS_ATTR) in (None, "interrupted")
+
+
 def _fail_interrupted(study: optuna.Study) -> None:
     """Trials left RUNNING by a killed run of this run directory: recorded as failed."""
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        study._storage.set_trial_user_attr(t._trial_id, _STATUS, "interrupted")
-        study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
+
+
+def make_pruner(training: Training) -> optuna.pruners.BasePruner:
+    """The Optuna pruner named in a spec's ``train`` section.
+
+    Examples:
+        >>> type(make_pruner(Training(pruner="successive-halving"))).__name__
+        'SuccessiveHalvingPruner'
+    """
+    options = dict(training.pruner_options)
+    try:
+        if training.pruner == "median":
+            return optuna.pruners.MedianPruner(**options)
+        if training.pruner == "successive-halving":
+            return optuna.pruners.SuccessiveHalvingPruner(**options)
+        return optuna.pruners.NopPruner()
+    except TypeError as error:
+        raise InvalidProblemError(
+            f"'train.pruner_options' has an option the {training.pruner} pruner does not take "
+            f"({error})."
+        ) from error
 
 
 # ---------------------------------------------------------------------- worker
 @dataclass
-class _Job:
+class SearchJob:
     spec: dict[str, Any]
     run_dir: str | None
     storage: str | None
@@ -189,8 +226,8 @@ class _Job:
     sampler_options: dict[str, Any] = field(default_factory=dict)
 
 
-def _worker(
-    job: _Job,
+def run_worker(
+    job: SearchJob,
     index: int,
     *,
     space: SearchSpace | None = None,
@@ -210,11 +247,7 @@ def _worker(
         solver=job.solver,
         options=job.sampler_options,
     )
-    pruner = None
-    if space.train is not None:
-        from qopt.nas._lightning import make_pruner
-
-        pruner = make_pruner(space.train)
+    pruner = None if space.train is None else make_pruner(space.train)
     if study is None:
         storage = _open_storage(None if job.run_dir is None else Path(job.run_dir), job.storage)
         study = optuna.load_study(
@@ -251,7 +284,7 @@ def _worker(
         if not space.within_budget(arch):
             # Over budget (a quadratic budget's relaxation, or a baseline that ignores budgets):
             # never evaluated; the nearest in-budget architecture is evaluated next instead.
-            trial.set_user_attr(_STATUS, "rejected")
+            trial.set_user_attr(STATUS_ATTR, "rejected")
             trial.set_user_attr(ARCH_ATTR, json.dumps(arch))
             for name, cost in space.costs(arch).items():
                 trial.set_user_attr(f"cost:{name}", cost)
@@ -272,13 +305,13 @@ def _worker(
                 metrics = evaluate(dict(arch))
             values = objective_values(space, metrics)
         except optuna.TrialPruned as pruned:
-            trial.set_user_attr(_STATUS, "pruned")
+            trial.set_user_attr(STATUS_ATTR, "pruned")
             trial.set_user_attr("qopt_nas:pruned", str(pruned)[:2000])
             study.tell(trial, state=TrialState.PRUNED)
             told.append(trial.number)
             continue
         except Exception as error:  # any failure of user code is recorded; the search goes on
-            trial.set_user_attr(_STATUS, "error")
+            trial.set_user_attr(STATUS_ATTR, "error")
             trial.set_user_attr("qopt_nas:error", f"{type(error).__name__}: {error}"[:2000])
             study.tell(trial, state=TrialState.FAIL)
             told.append(trial.number)
@@ -303,7 +336,7 @@ def _repair_untaken(
     taken = set()
     for t in study.get_trials(deepcopy=False):
         known = trial_architecture(t)
-        if known is not None and t.user_attrs.get(_STATUS) != "rejected":
+        if known is not None and t.user_attrs.get(STATUS_ATTR) != "rejected":
             taken.add(json.dumps(known, sort_keys=True))
     repaired = space.repair(arch, rng=rng)
     frontier = [repaired]
@@ -326,8 +359,8 @@ def _repair_untaken(
     return repaired
 
 
-def _spawned_worker(job: _Job, index: int) -> None:  # pragma: no cover - runs in a child
-    _worker(job, index)
+def _spawned_worker(job: SearchJob, index: int) -> None:  # pragma: no cover - runs in a child
+    run_worker(job, index)
 
 
 # ---------------------------------------------------------------------- public API
@@ -428,7 +461,7 @@ def run_search(
         )
         (path / "spec.json").write_text(json.dumps(space.to_dict(), indent=2))
     store = _open_storage(path, storage)
-    study = _open_study(space, store, sampler, create=True)
+    study = open_study(space, store, sampler, create=True)
     if storage is None:
         _fail_interrupted(study)  # a run directory has one runner at a time
     evaluate: Callable[[dict[str, Any]], Mapping[str, float]] | None = None
@@ -442,7 +475,7 @@ def run_search(
             return {names[0]: float(result)}
     else:
         resolve_evaluator(space)  # a missing entry point fails here, before any trial
-    job = _Job(
+    job = SearchJob(
         space.to_dict(),
         None if path is None else str(path),
         storage,
@@ -465,7 +498,7 @@ def run_search(
 
     try:
         if workers == 1:
-            _worker(job, 0, space=space, study=study, evaluate=evaluate, progress=show)
+            run_worker(job, 0, space=space, study=study, evaluate=evaluate, progress=show)
         else:
             context = multiprocessing.get_context("spawn")
             processes = [
@@ -489,13 +522,13 @@ def run_search(
     finally:
         if bar is not None:
             bar.close()
-    summary = _summarize(study, space, sampler)
+    summary = summarize(study, space, sampler)
     if path is not None:
         (path / "best.json").write_text(json.dumps(summary.best, indent=2))
     return summary
 
 
-def _summarize(study: optuna.Study, space: SearchSpace, sampler: str) -> RunSummary:
+def summarize(study: optuna.Study, space: SearchSpace, sampler: str) -> RunSummary:
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     over = 0
@@ -513,16 +546,16 @@ def _summarize(study: optuna.Study, space: SearchSpace, sampler: str) -> RunSumm
         sampler=sampler,
         n_evaluated=sum(1 for t in trials if _is_evaluated(t)),
         n_complete=len(complete),
-        n_failed=sum(1 for t in trials if t.user_attrs.get(_STATUS) == "error"),
-        n_rejected=sum(1 for t in trials if t.user_attrs.get(_STATUS) == "rejected"),
+        n_failed=sum(1 for t in trials if t.user_attrs.get(STATUS_ATTR) == "error"),
+        n_rejected=sum(1 for t in trials if t.user_attrs.get(STATUS_ATTR) == "rejected"),
         n_over_budget_evaluated=over,
-        n_interrupted=sum(1 for t in trials if t.user_attrs.get(_STATUS) == "interrupted"),
+        n_interrupted=sum(1 for t in trials if _is_interrupted(t)),
         n_pruned=sum(1 for t in trials if t.state == TrialState.PRUNED),
-        best=[_trial_record(t, space) for t in best],
+        best=[trial_record(t, space) for t in best],
     )
 
 
-def _trial_record(t: FrozenTrial, space: SearchSpace) -> dict[str, Any]:
+def trial_record(t: FrozenTrial, space: SearchSpace) -> dict[str, Any]:
     arch = trial_architecture(t) or {}
     return {
         "trial": t.number,
@@ -538,7 +571,7 @@ def _trial_record(t: FrozenTrial, space: SearchSpace) -> dict[str, Any]:
     }
 
 
-def _load(run_dir: str | Path) -> tuple[optuna.Study, SearchSpace, str]:
+def load_run(run_dir: str | Path) -> tuple[optuna.Study, SearchSpace, str]:
     path = Path(run_dir)
     config = _run_config(path)
     space = SearchSpace.from_dict(json.loads((path / "spec.json").read_text()))
@@ -567,8 +600,8 @@ def status(run_dir: str | Path) -> RunSummary:
         >>> status(d).n_complete
         3
     """
-    study, space, sampler = _load(run_dir)
-    return _summarize(study, space, sampler)
+    study, space, sampler = load_run(run_dir)
+    return summarize(study, space, sampler)
 
 
 def export(run_dir: str | Path, path: str | Path | None = None) -> list[dict[str, Any]]:
@@ -628,10 +661,8 @@ def export_model(
     """
     import torch
 
-    from qopt.nas._objectives import _import_entry
-
-    study, space, sampler = _load(run_dir)
-    best = _summarize(study, space, sampler).best
+    study, space, sampler = load_run(run_dir)
+    best = summarize(study, space, sampler).best
     if not best:
         raise InvalidProblemError(f"Run '{run_dir}' has no completed trial to export yet.")
     if not 0 <= rank < len(best):
@@ -646,7 +677,7 @@ def export_model(
                 f"Run '{run_dir}' evaluates on '{space.evaluate}', which has no model to build; "
                 "pass build= (a function of the architecture dict returning a torch module)."
             )
-        build = _import_entry(space, space.evaluate, "evaluate")
+        build = import_entry(space, space.evaluate, "evaluate")
     model = build(dict(record["architecture"]))
     if not isinstance(model, torch.nn.Module):
         raise InvalidProblemError(
@@ -690,23 +721,14 @@ def load_model(path: str | Path, *, build: Callable[[dict[str, Any]], Any] | Non
     """
     import torch
 
-    from qopt.exceptions import FileFormatError
-    from qopt.nas._objectives import _import_entry
-
     data = torch.load(path, weights_only=True)
     if not isinstance(data, dict) or data.get("format") != "qopt-nas-model/1":
         raise FileFormatError(f"'{path}' is not a model saved by qopt nas export --model.")
     if build is None:
-        space = SearchSpace([_placeholder_choice()], evaluate=data["entry_point"])
+        space = SearchSpace([Choice("_", "categorical", ("_",))], evaluate=data["entry_point"])
         if data.get("base_dir"):
             space.base_dir = Path(data["base_dir"])
-        build = _import_entry(space, data["entry_point"], "evaluate")
+        build = import_entry(space, data["entry_point"], "evaluate")
     model = build(dict(data["architecture"]))
     model.load_state_dict(data["state_dict"])
     return model
-
-
-def _placeholder_choice() -> Any:
-    from qopt.nas._spec import Choice
-
-    return Choice("_", "categorical", ("_",))

@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
-from qopt.exceptions import InvalidProblemError
+from qopt.exceptions import FileFormatError, InvalidProblemError
+from qopt.nas._tables import exact_cost
 
 __all__ = [
     "Budget",
@@ -26,6 +28,7 @@ __all__ = [
     "SearchSpace",
     "Training",
     "load_spec",
+    "where_in_spec",
 ]
 
 _KINDS = ("categorical", "int", "ordinal")
@@ -35,7 +38,7 @@ _DIRECTIONS = ("minimize", "maximize")
 _ENUMERATE_LIMIT = 200_000
 
 
-def _where(source: Mapping[str, int] | None, key: str) -> str:
+def where_in_spec(source: Mapping[str, int] | None, key: str) -> str:
     """``"spec key 'budgets[0].max' (line 12)"``: where a spec error sits."""
     line = None if source is None else source.get(key)
     return f"spec key '{key}'" + (f" (line {line})" if line is not None else "")
@@ -420,27 +423,27 @@ class SearchSpace:
         for i, c in enumerate(choices):
             if not isinstance(c, Choice):
                 raise InvalidProblemError(
-                    f"{_where(self.source, f'choices[{i}]')} is not a Choice."
+                    f"{where_in_spec(self.source, f'choices[{i}]')} is not a Choice."
                 )
             if c.name in self.choices:
                 raise InvalidProblemError(
-                    f"{_where(self.source, f'choices[{i}].name')}: choice '{c.name}' is defined "
+                    f"{where_in_spec(self.source, f'choices[{i}].name')}: choice '{c.name}' is defined "
                     "twice; give each choice a unique name."
                 )
             self.choices[c.name] = c
         if not self.choices:
             raise InvalidProblemError(
-                f"{_where(self.source, 'choices')}: the space has no choices."
+                f"{where_in_spec(self.source, 'choices')}: the space has no choices."
             )
         self.budgets = tuple(budgets)
         self.objectives = tuple(objectives)
         if not self.objectives:
             raise InvalidProblemError(
-                f"{_where(self.source, 'objectives')}: give at least one objective."
+                f"{where_in_spec(self.source, 'objectives')}: give at least one objective."
             )
         if len({o.name for o in self.objectives}) != len(self.objectives):
             raise InvalidProblemError(
-                f"{_where(self.source, 'objectives')}: objective names repeat."
+                f"{where_in_spec(self.source, 'objectives')}: objective names repeat."
             )
         self.evaluate = evaluate
         self.train = train
@@ -453,7 +456,7 @@ class SearchSpace:
             for choice in budget.choice_names:
                 if choice not in self.choices:
                     raise InvalidProblemError(
-                        f"{_where(self.source, f'budgets[{b_index}]')}: budget '{budget.name}' "
+                        f"{where_in_spec(self.source, f'budgets[{b_index}]')}: budget '{budget.name}' "
                         f"names choice '{choice}', which is not defined; the choices are "
                         f"{list(self.choices)}."
                     )
@@ -464,7 +467,7 @@ class SearchSpace:
                 for value in table:
                     if repr(value) not in known:
                         raise InvalidProblemError(
-                            f"{_where(self.source, f'budgets[{b_index}].costs.{name}')}: "
+                            f"{where_in_spec(self.source, f'budgets[{b_index}].costs.{name}')}: "
                             f"{value!r} is not a value of choice '{name}' "
                             f"({list(self.choices[name].values)})."
                         )
@@ -473,7 +476,7 @@ class SearchSpace:
                     m = pair.matrix(self.choices[pair.first], self.choices[pair.second])
                 except InvalidProblemError as error:
                     raise InvalidProblemError(
-                        f"{_where(self.source, f'budgets[{b_index}].pairs[{p_index}]')}: {error}"
+                        f"{where_in_spec(self.source, f'budgets[{b_index}].pairs[{p_index}]')}: {error}"
                     ) from error
                 self._pair_matrices[(b_index, p_index)] = m
         #: Exact costs (budget index -> function of value positions); the polynomial of such a
@@ -481,13 +484,13 @@ class SearchSpace:
         self._exact: dict[int, Any] = {}
         for b_index, budget in enumerate(self.budgets):
             if budget.exact is not None:
-                from qopt.nas._objectives import exact_cost
-
                 try:
-                    self._exact[b_index] = exact_cost(budget.exact, self)
+                    self._exact[b_index] = exact_cost(
+                        budget.exact, {n: c.values for n, c in self.choices.items()}
+                    )
                 except InvalidProblemError as error:
                     raise InvalidProblemError(
-                        f"{_where(self.source, f'budgets[{b_index}].exact')}: {error}"
+                        f"{where_in_spec(self.source, f'budgets[{b_index}].exact')}: {error}"
                     ) from error
         self._check_budgets_feasible()
 
@@ -654,7 +657,7 @@ class SearchSpace:
             low += sum(float(m.min()) for _, _, m in self.pair_costs(i))
             if low > b.max + 1e-9 * max(1.0, abs(b.max)):
                 raise InvalidProblemError(
-                    f"{_where(self.source, f'budgets[{i}].max')}: budget '{b.name}' cannot be "
+                    f"{where_in_spec(self.source, f'budgets[{i}].max')}: budget '{b.name}' cannot be "
                     f"met: the cheapest architecture costs at least {low:g} > max={b.max:g}. "
                     "Raise the max or add cheaper values to the choices."
                 )
@@ -695,7 +698,7 @@ class SearchSpace:
                     return
         names = ", ".join(f"'{b.name}'" for b in self.budgets)
         raise InvalidProblemError(
-            f"{_where(self.source, 'budgets')}: no architecture meets every budget ({names}) "
+            f"{where_in_spec(self.source, 'budgets')}: no architecture meets every budget ({names}) "
             "together. Raise the max values or add cheaper choices."
         )
 
@@ -765,10 +768,10 @@ class SearchSpace:
 # ---------------------------------------------------------------------- parsing
 def _need(data: Mapping[str, Any], key: str, path: str, source: Mapping[str, int]) -> Any:
     if not isinstance(data, Mapping):
-        raise InvalidProblemError(f"{_where(source, path)} must be a mapping. Got {data!r}.")
+        raise InvalidProblemError(f"{where_in_spec(source, path)} must be a mapping. Got {data!r}.")
     if key not in data:
         full = f"{path}.{key}" if path else key
-        raise InvalidProblemError(f"{_where(source, path or full)}: '{key}' is missing.")
+        raise InvalidProblemError(f"{where_in_spec(source, path or full)}: '{key}' is missing.")
     return data[key]
 
 
@@ -779,11 +782,13 @@ def _from_dict(data: Mapping[str, Any], source: Mapping[str, int]) -> SearchSpac
     for key in data:
         if key not in known:
             raise InvalidProblemError(
-                f"{_where(source, str(key))}: unknown key '{key}'; the keys are {sorted(known)}."
+                f"{where_in_spec(source, str(key))}: unknown key '{key}'; the keys are {sorted(known)}."
             )
     raw_choices = _need(data, "choices", "", source)
     if not isinstance(raw_choices, Sequence) or isinstance(raw_choices, str) or not raw_choices:
-        raise InvalidProblemError(f"{_where(source, 'choices')}: give a non-empty list of choices.")
+        raise InvalidProblemError(
+            f"{where_in_spec(source, 'choices')}: give a non-empty list of choices."
+        )
     choices = []
     for i, raw in enumerate(raw_choices):
         path = f"choices[{i}]"
@@ -815,7 +820,7 @@ def _from_dict(data: Mapping[str, Any], source: Mapping[str, int]) -> SearchSpac
             if f"{path}.values" not in source:
                 key = path
             raise InvalidProblemError(
-                f"{_where(source, key)}: {error}.".replace("..", ".")
+                f"{where_in_spec(source, key)}: {error}.".replace("..", ".")
             ) from error
         choices.append(choice)
     budgets = []
@@ -856,7 +861,7 @@ def _from_dict(data: Mapping[str, Any], source: Mapping[str, int]) -> SearchSpac
         except InvalidProblemError as error:
             if str(error).startswith("spec key"):
                 raise
-            raise InvalidProblemError(f"{_where(source, path)}: {error}") from error
+            raise InvalidProblemError(f"{where_in_spec(source, path)}: {error}") from error
     objectives = []
     for i, raw in enumerate(data.get("objectives") or [{"name": "objective"}]):
         if isinstance(raw, str):
@@ -871,11 +876,13 @@ def _from_dict(data: Mapping[str, Any], source: Mapping[str, int]) -> SearchSpac
         except InvalidProblemError as error:
             if str(error).startswith("spec key"):
                 raise
-            raise InvalidProblemError(f"{_where(source, f'objectives[{i}]')}: {error}") from error
+            raise InvalidProblemError(
+                f"{where_in_spec(source, f'objectives[{i}]')}: {error}"
+            ) from error
     evaluate = data.get("evaluate")
     if evaluate is not None and (not isinstance(evaluate, str) or ":" not in evaluate):
         raise InvalidProblemError(
-            f"{_where(source, 'evaluate')}: {evaluate!r} is not an entry point; write "
+            f"{where_in_spec(source, 'evaluate')}: {evaluate!r} is not an entry point; write "
             "'package.module:function' or 'benchmark:nb201-cifar10'."
         )
     train = None
@@ -883,13 +890,13 @@ def _from_dict(data: Mapping[str, Any], source: Mapping[str, int]) -> SearchSpac
     if raw_train is not None:
         if not isinstance(raw_train, Mapping):
             raise InvalidProblemError(
-                f"{_where(source, 'train')}: 'train' must be a mapping (max_epochs, monitor, ...)."
+                f"{where_in_spec(source, 'train')}: 'train' must be a mapping (max_epochs, monitor, ...)."
             )
         fields = set(Training.__dataclass_fields__)
         for key in raw_train:
             if key not in fields:
                 raise InvalidProblemError(
-                    f"{_where(source, f'train.{key}')}: unknown key '{key}'; the keys are "
+                    f"{where_in_spec(source, f'train.{key}')}: unknown key '{key}'; the keys are "
                     f"{sorted(fields)}."
                 )
         try:
@@ -899,7 +906,7 @@ def _from_dict(data: Mapping[str, Any], source: Mapping[str, int]) -> SearchSpac
             key = f"train.{bad}" if bad else "train"
             if "pruner" in str(error) and "pruner" in raw_train:
                 key = "train.pruner"
-            raise InvalidProblemError(f"{_where(source, key)}: {error}.") from error
+            raise InvalidProblemError(f"{where_in_spec(source, key)}: {error}.") from error
     return SearchSpace(
         choices,
         train=train,
@@ -913,8 +920,6 @@ def _from_dict(data: Mapping[str, Any], source: Mapping[str, int]) -> SearchSpac
 
 def _lines(node: Any, path: str = "", out: dict[str, int] | None = None) -> dict[str, int]:
     """Spec key path (``budgets[0].max``) to 1-based line, from a composed YAML node tree."""
-    import yaml
-
     out = {} if out is None else out
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
@@ -959,10 +964,6 @@ def load_spec(path: str | Path) -> SearchSpace:
         >>> space.choices["width"].values, space.within_budget({"op": "conv", "width": 32})
         ((8, 16, 24, 32), False)
     """
-    import yaml
-
-    from qopt.exceptions import FileFormatError
-
     path = Path(path)
     try:
         text = path.read_text()

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any, TextIO
+
+from qopt.exceptions import InvalidProblemError
+from qopt.nas import export, export_model, load_spec, report, run_search, status
 
 __all__ = ["add_nas_parser", "run_nas_command"]
 
@@ -68,15 +72,8 @@ def run_nas_command(args: argparse.Namespace, out: TextIO) -> int:
         ...
         qopt.exceptions.InvalidProblemError: qopt nas takes SPEC, 'status RUN', 'report RUN' or 'export RUN'; got ['a', 'b', 'c'].
     """
-    from pathlib import Path
-
-    from qopt.exceptions import InvalidProblemError
-    from qopt.nas import export, load_spec, run_search, status
-
     target = list(args.target)
     if len(target) == 2 and target[0] == "report":
-        from qopt.nas import report
-
         table, _ = report(target[1], top=args.top, plots=args.plots)
         out.write(table + "\n")
         if args.plots:
@@ -98,8 +95,6 @@ def run_nas_command(args: argparse.Namespace, out: TextIO) -> int:
             return 0
         out.write(json.dumps(export(target[1], args.output), indent=2) + "\n")
         if args.model:
-            from qopt.nas import export_model
-
             export_model(target[1], path=args.model)
             out.write(f"model saved to {args.model} (qopt.nas.load_model reads it)\n")
         return 0

@@ -22,7 +22,7 @@ from qopt.nas import (
     run_search,
     status,
 )
-from qopt.nas._runner import _load
+from qopt.nas._runner import load_run
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "nas" / "digits.yaml"
 
@@ -42,9 +42,9 @@ def digits_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, SearchSp
     run_dir = tmp_path_factory.mktemp("digits")
     space = tiny_digits()
     run_search(space, run_dir=run_dir, sampler="random", n_trials=3, seed=1)
-    before = {t.number: (t.params, t.values, t.state) for t in _load(run_dir)[0].trials}
+    before = {t.number: (t.params, t.values, t.state) for t in load_run(run_dir)[0].trials}
     summary = run_search(space, run_dir=run_dir, sampler="random", n_trials=6, seed=1)
-    after = {t.number: (t.params, t.values, t.state) for t in _load(run_dir)[0].trials}
+    after = {t.number: (t.params, t.values, t.state) for t in load_run(run_dir)[0].trials}
     assert summary.n_evaluated == 6
     assert all(after[n] == before[n] for n in before)  # resumed: nothing lost or changed
     return run_dir, space
@@ -52,7 +52,7 @@ def digits_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, SearchSp
 
 def test_trials_are_trained_measured_and_pruned(digits_run: tuple[Path, SearchSpace]) -> None:
     run_dir, space = digits_run
-    study, _, _ = _load(run_dir)
+    study, _, _ = load_run(run_dir)
     states = [t.state for t in study.trials]
     assert states.count(optuna.trial.TrialState.PRUNED) >= 1
     assert states.count(optuna.trial.TrialState.COMPLETE) >= 2

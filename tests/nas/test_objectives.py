@@ -49,12 +49,12 @@ def test_bad_dataset_and_bad_exact_reference() -> None:
 def test_budget_polynomial_is_a_lower_bound_on_the_table_everywhere() -> None:
     pytest.importorskip("nas_bench_graph")
     space = nas_bench_graph_space(dataset=DATASET, max_mparams=MAX_MPARAMS, max_latency=0.003)
-    from qopt.nas._objectives import _nbg_column
+    from qopt.nas._tables import nbg_column
 
     for b_index, (budget, column) in enumerate(
         zip(space.budgets, ("para", "latency"), strict=True)
     ):
-        exact = _nbg_column(DATASET, column)
+        exact = nbg_column(DATASET, column)
         parts = [space.unary_costs(b_index)[n] for n in ("link", "op0", "op1", "op2", "op3")]
         bound = budget.constant + sum(
             np.expand_dims(p, [a for a in range(5) if a != i]) for i, p in enumerate(parts)

@@ -26,14 +26,14 @@ from qopt.nas._report import (
     tradeoff,
     write_plots,
 )
-from qopt.nas._runner import _load
+from qopt.nas._runner import load_run
 from qopt.nas.cli import add_nas_parser
 
 from .test_runner import toy_space
 
 
 def complete_trials(run_dir: Path) -> list[optuna.trial.FrozenTrial]:
-    study, _, _ = _load(run_dir)
+    study, _, _ = load_run(run_dir)
     trials = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     return sorted(trials, key=lambda t: t.number)
 
@@ -182,7 +182,7 @@ def test_pareto_of_one_objective_is_against_the_budget_with_rejected_points_mark
         n_startup_trials=12,
         objective=lambda arch: arch["w"] + (0.5 if arch["act"] == "relu" else 0.0),
     )
-    study, _, _ = _load(tmp_path)
+    study, _, _ = load_run(tmp_path)
     rejected = [
         t
         for t in study.get_trials()

@@ -22,7 +22,7 @@ from qopt.nas import (
     run_search,
     status,
 )
-from qopt.nas._runner import _load
+from qopt.nas._runner import load_run
 from qopt.nas._samplers import QUBO_DEFAULTS, ArchitectureCodec, trial_architecture
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,7 +52,7 @@ def toy_space(evaluate: str = "tests.nas._entry:build", max_params: float = 2048
 
 
 def evaluated(run_dir: Path) -> list[optuna.trial.FrozenTrial]:
-    study, _, _ = _load(run_dir)
+    study, _, _ = load_run(run_dir)
     return [
         t
         for t in study.get_trials()
@@ -114,7 +114,7 @@ def test_failing_and_nan_trials_are_recorded_and_the_search_goes_on(tmp_path: Pa
     summary = run_search(space, run_dir=tmp_path, sampler="random", n_trials=24, seed=0)
     assert summary.n_evaluated == 24
     assert summary.n_failed > 0 and summary.n_complete > 0
-    study, _, _ = _load(tmp_path)
+    study, _, _ = load_run(tmp_path)
     errors = [t.user_attrs["qopt_nas:error"] for t in study.trials if t.state.name == "FAIL"]
     assert any("out of memory" in e for e in errors)
     assert any("finite" in e for e in errors)  # the NaN
@@ -179,7 +179,7 @@ def test_a_killed_run_resumes_without_losing_finished_trials(tmp_path: Path) -> 
 def test_two_workers_share_one_journal_without_lost_or_duplicated_trials(tmp_path: Path) -> None:
     space = toy_space(max_params=4096)
     summary = run_search(space, run_dir=tmp_path, sampler="random", n_trials=20, workers=2, seed=0)
-    study, _, _ = _load(tmp_path)
+    study, _, _ = load_run(tmp_path)
     trials = study.get_trials()
     numbers = [t.number for t in trials]
     assert len(numbers) == len(set(numbers)) == max(numbers) + 1
@@ -239,7 +239,7 @@ def test_qubo_trust_region_proposals_come_from_the_ball_qubo(tmp_path: Path) -> 
     space = nas_bench_201_space(max_mparams=0.5)
     summary = run_search(space, run_dir=tmp_path, sampler="qubo", n_trials=20, seed=0)
     assert summary.n_rejected == 0 and summary.n_over_budget_evaluated == 0
-    study, _, _ = _load(tmp_path)
+    study, _, _ = load_run(tmp_path)
     trials = sorted(study.get_trials(), key=lambda t: t.number)
     model = [t for t in trials if t.system_attrs.get("qopt:phase") == "model"]
     assert len(model) >= 10

@@ -7,11 +7,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-import dimod
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 optuna = pytest.importorskip("optuna")
 
@@ -24,14 +21,9 @@ from optuna.testing.pytest_samplers import (  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 from qopt.integrations.optuna import QuboSampler, demo_study  # noqa: E402
 from qopt.integrations.optuna._demo import random_qubo_objective  # noqa: E402
-from qopt.integrations.optuna._sampler import _HammingBall  # noqa: E402
 
 from qopt.encoding import (  # noqa: E402
-    CategoricalParameter,
-    DenseEnergy,
-    IntParameter,
     ParameterConstraint,
-    SpaceEncoding,
 )
 from qopt.exceptions import (  # noqa: E402
     InvalidProblemError,
@@ -359,13 +351,6 @@ def test_finished_trials_are_encoded_once() -> None:
     assert all(point is not None for point in cache.values())
 
 
-def test_sa_gets_right_sized_sweeps_unless_told() -> None:
-    assert QuboSampler(solver="sa")._solver_options == {"num_sweeps": 300}
-    told = QuboSampler(solver="sa", solver_options={"num_sweeps": 50, "num_reads": 3})
-    assert told._solver_options == {"num_sweeps": 50, "num_reads": 3}
-    assert QuboSampler(solver="tabu")._solver_options == {}
-
-
 def test_local_search_perturbs_the_incumbent_once_the_model_optimum_is_taken() -> None:
     def objective(trial: optuna.Trial) -> float:
         x = np.array([trial.suggest_int(f"x{i}", 0, 1) for i in range(8)], dtype=float)
@@ -463,118 +448,6 @@ def _internal(params: dict[str, Any]) -> dict[str, Any]:
     """Trial params as the encoding's parameters (categoricals by choice position)."""
     choices = {"op": ["conv", "pool", "skip", "none"], "flag": [False, True]}
     return {n: choices[n].index(v) if n in choices else v for n, v in params.items()}
-
-
-class FixedSampler(dimod.Sampler):
-    """Answers every BQM with one sample: the given bits, slack bits at 0."""
-
-    def __init__(self, bits: np.ndarray) -> None:
-        self.bits = bits
-
-    @property
-    def parameters(self) -> dict[str, Any]:
-        return {}
-
-    @property
-    def properties(self) -> dict[str, Any]:
-        return {}
-
-    def sample(self, bqm: dimod.BinaryQuadraticModel, **kwargs: Any) -> dimod.SampleSet:
-        sample = {v: int(self.bits[v]) if isinstance(v, int) else 0 for v in bqm.variables}
-        return dimod.SampleSet.from_samples_bqm(sample, bqm)
-
-
-def test_trust_region_enumerates_the_ball_when_no_read_is_untried() -> None:
-    space = SpaceEncoding(
-        {"op": CategoricalParameter(("a", "b", "c")), "w": IntParameter(0, 3)},
-        constraints=[ParameterConstraint({"w": 1}, ub=2)],
-    )
-    rng = np.random.default_rng(0)
-    bqm = dimod.BinaryQuadraticModel(
-        {i: float(rng.normal()) for i in range(space.n_bits)}, {(0, 3): 1.5}, 0.0, "BINARY"
-    )
-    energy = DenseEnergy(bqm, space.n_bits)
-    centre = {"op": 0, "w": 1}
-    ball = _HammingBall(space, centre, 2)
-    anchor = ball.anchor(energy)
-    assert anchor is not None
-    # Every read is the centre; its repair (the anchor) and the centre are both tried.
-    taken = {tuple(centre.values()), tuple(anchor.values())}
-    sampler = QuboSampler(solver=FixedSampler(space.encode_indices(centre)), seed=0)
-    point, source, _, attrs = sampler._solve_ball(space, bqm, energy, ball, taken)
-    assert source == "trust-region-enumerated" and attrs["trust_fallback"] is True
-    # The fallback is the exact minimum over the untried feasible ball points.
-    options = [
-        {"op": o, "w": w}
-        for o in range(3)
-        for w in range(3)  # w <= 2: the budget
-        if 1 <= ball_distance(space, {"op": o, "w": w}, centre) <= 2 and (o, w) not in taken
-    ]
-    best = min(options, key=lambda q: energy.of(space.encode_indices(q)))
-    assert point == best
-    # With every ball point tried, there is nothing to propose: the caller solves globally.
-    everything = {(o, w) for o in range(3) for w in range(4)}
-    assert sampler._solve_ball(space, bqm, energy, ball, everything)[0] is None
-
-
-@st.composite
-def spaces_and_points(draw: Any) -> tuple[SpaceEncoding, dict[str, int], dict[str, int], int]:
-    """A space of one-hot and domain-wall parameters, a centre, a point and a radius."""
-    parameters: dict[str, Any] = {}
-    schemes = {}
-    for i in range(draw(st.integers(1, 4))):
-        n = draw(st.integers(2, 5))
-        if draw(st.booleans()):
-            parameters[f"c{i}"] = CategoricalParameter(tuple(range(n)))
-            schemes[f"c{i}"] = draw(st.sampled_from(["one-hot", "domain-wall"]))
-        else:
-            parameters[f"i{i}"] = IntParameter(0, n - 1)
-            schemes[f"i{i}"] = draw(st.sampled_from(["one-hot", "domain-wall"]))
-    space = SpaceEncoding(parameters, schemes=schemes)
-
-    def point() -> dict[str, int]:
-        return {n: draw(st.integers(0, p.n_values - 1)) for n, p in space.parameters.items()}
-
-    return space, point(), point(), draw(st.integers(1, 3))
-
-
-@settings(max_examples=60, deadline=None)
-@given(spaces_and_points())
-def test_the_ball_is_a_linear_inequality_on_the_bits(
-    case: tuple[SpaceEncoding, dict[str, int], dict[str, int], int],
-) -> None:
-    space, centre, point, radius = case
-    ball = _HammingBall(space, centre, radius)
-    terms, lb, ub = ball.inequality()
-    bits = space.encode_indices(point)
-    left = sum(c * bits[b] for b, c in terms.items())
-    distance = ball.distance(point)
-    # One-hot parameters count a change, domain-wall ones their index steps (bit flips).
-    expected = sum(
-        int(point[n] != centre[n]) if p.scheme == "one-hot" else abs(point[n] - centre[n])
-        for n, p in space.parameters.items()
-    )
-    assert distance == expected
-    assert (lb <= left <= ub) == (1 <= distance <= radius)
-    # The enumeration walks exactly this ball (no constraints here, so every point counts).
-    energy = DenseEnergy(dimod.BinaryQuadraticModel("BINARY"), space.n_bits)
-    keys = {key for _, key, _ in ball.points(energy)}
-    assert (tuple(point.values()) in keys) == (1 <= distance <= radius)
-
-
-@settings(max_examples=60, deadline=None)
-@given(spaces_and_points(), st.lists(st.integers(0, 1), min_size=32, max_size=32))
-def test_ball_repair_lands_every_bit_vector_inside_the_ball(
-    case: tuple[SpaceEncoding, dict[str, int], dict[str, int], int], raw: list[int]
-) -> None:
-    space, centre, _, radius = case
-    ball = _HammingBall(space, centre, radius)
-    energy = DenseEnergy(dimod.BinaryQuadraticModel("BINARY"), space.n_bits)
-    anchor = ball.anchor(energy)
-    assert anchor is not None
-    fixed = ball.repair(np.array(raw[: space.n_bits], dtype=np.int8), energy, anchor)
-    assert space.is_valid(fixed)
-    assert 1 <= ball.distance(space.decode_indices(fixed)) <= radius
 
 
 def test_trust_region_method_must_be_known() -> None:

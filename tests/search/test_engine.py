@@ -1,0 +1,123 @@
+"""The proposal engine: phases, the trust-region solve and its fallback, solver settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dimod
+import numpy as np
+import pytest
+
+from qopt.encoding import (
+    CategoricalParameter,
+    DenseEnergy,
+    IntParameter,
+    ParameterConstraint,
+    SpaceEncoding,
+)
+from qopt.exceptions import SolverConfigurationError, UnknownSolverError
+from qopt.search import HammingBall, History, ProposalEngine, point_key
+
+
+class FixedSampler(dimod.Sampler):
+    """Answers every BQM with one sample: the given bits, slack bits at 0."""
+
+    def __init__(self, bits: np.ndarray) -> None:
+        self.bits = bits
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        return {}
+
+    @property
+    def properties(self) -> dict[str, Any]:
+        return {}
+
+    def sample(self, bqm: dimod.BinaryQuadraticModel, **kwargs: Any) -> dimod.SampleSet:
+        sample = {v: int(self.bits[v]) if isinstance(v, int) else 0 for v in bqm.variables}
+        return dimod.SampleSet.from_samples_bqm(sample, bqm)
+
+
+def ball_distance(space: SpaceEncoding, a: dict[str, int], b: dict[str, int]) -> int:
+    return sum(
+        int(a[n] != b[n]) if p.scheme == "one-hot" else abs(a[n] - b[n])
+        for n, p in space.parameters.items()
+    )
+
+
+def test_trust_region_enumerates_the_ball_when_no_read_is_untried() -> None:
+    space = SpaceEncoding(
+        {"op": CategoricalParameter(("a", "b", "c")), "w": IntParameter(0, 3)},
+        constraints=[ParameterConstraint({"w": 1}, ub=2)],
+    )
+    rng = np.random.default_rng(0)
+    bqm = dimod.BinaryQuadraticModel(
+        {i: float(rng.normal()) for i in range(space.n_bits)}, {(0, 3): 1.5}, 0.0, "BINARY"
+    )
+    energy = DenseEnergy(bqm, space.n_bits)
+    centre = {"op": 0, "w": 1}
+    ball = HammingBall(space, centre, 2)
+    anchor = ball.anchor(energy)
+    assert anchor is not None
+    # Every read is the centre; its repair (the anchor) and the centre are both tried.
+    taken = {tuple(centre.values()), tuple(anchor.values())}
+    engine = ProposalEngine(solver=FixedSampler(space.encode_indices(centre)), seed=0)
+    point, source, _, attrs = engine.solve_ball(space, bqm, energy, ball, taken)
+    assert source == "trust-region-enumerated" and attrs["trust_fallback"] is True
+    # The fallback is the exact minimum over the untried feasible ball points.
+    options = [
+        {"op": o, "w": w}
+        for o in range(3)
+        for w in range(3)  # w <= 2: the budget
+        if 1 <= ball_distance(space, {"op": o, "w": w}, centre) <= 2 and (o, w) not in taken
+    ]
+    best = min(options, key=lambda q: energy.of(space.encode_indices(q)))
+    assert point == best
+    # With every ball point tried, there is nothing to propose: the caller solves globally.
+    everything = {(o, w) for o in range(3) for w in range(4)}
+    assert engine.solve_ball(space, bqm, energy, ball, everything)[0] is None
+
+
+def test_named_solvers_get_right_sized_sweeps_unless_told() -> None:
+    def sweeps(engine: ProposalEngine) -> Any:
+        return engine.solver().children[0].num_sweeps
+
+    assert sweeps(ProposalEngine(solver="sa")) == 300
+    assert sweeps(ProposalEngine(solver="sa", solver_options={"num_sweeps": 50})) == 50
+
+
+def test_solver_and_options_are_checked_at_construction() -> None:
+    with pytest.raises(UnknownSolverError, match="Known solvers"):
+        ProposalEngine(solver="annealer9000")
+    with pytest.raises(SolverConfigurationError, match=r"unknown solver_options \['num_sweep'\]"):
+        ProposalEngine(solver="sa", solver_options={"num_sweep": 10})
+    with pytest.raises(SolverConfigurationError, match="'surrogate' parameter of ProposalEngine"):
+        ProposalEngine(surrogate="gp")
+    with pytest.raises(SolverConfigurationError, match="FactorizationMachine does not take"):
+        ProposalEngine(surrogate_options={"n_burn_in": 3})
+    with pytest.raises(SolverConfigurationError, match="trust_region_method"):
+        ProposalEngine(trust_region=2, trust_region_method="exhaustive")
+
+
+def test_phases_start_then_model_and_never_a_repeat() -> None:
+    space = SpaceEncoding({"x": IntParameter(0, 5), "c": CategoricalParameter(("a", "b", "c"))})
+    engine = ProposalEngine(seed=0, n_startup_trials=3, surrogate_options={"n_epochs": 30})
+    history = History()
+    phases = []
+    for _ in range(12):
+        proposal = engine.propose(space, history, signs=[1.0])
+        assert point_key(proposal.indices) not in history.taken()
+        phases.append(proposal.info["phase"])
+        point = proposal.indices
+        history.add_complete(point, space.encode_indices(point), (float(point["x"]),))
+    assert phases[:3] == ["start"] * 3 and set(phases[3:]) == {"model"}
+
+
+def test_pending_points_are_not_proposed_again() -> None:
+    space = SpaceEncoding({"x": IntParameter(0, 3)})
+    engine = ProposalEngine(seed=0, n_startup_trials=0, surrogate_options={"n_epochs": 30})
+    history = History()
+    for _ in range(4):
+        point = engine.propose(space, history, signs=[1.0]).indices
+        history.add_pending(point, space.encode_indices(point))
+    assert sorted(point_key(p) for p in history.pending) == [(0,), (1,), (2,), (3,)]

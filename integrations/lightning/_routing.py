@@ -23,6 +23,7 @@ from qopt._validation import check_float, check_int
 from qopt.exceptions import InvalidProblemError, SolverConfigurationError
 from qopt.moe import Routable, RouterHook, RoutingDecision
 from qopt.problems.routing import (
+    ROUTING_SOLVER_DEFAULTS,
     PairwiseTerms,
     affinity,
     exact_assignment,
@@ -30,7 +31,7 @@ from qopt.problems.routing import (
     routing_stats,
     solve_routing,
 )
-from qopt.solvers import QoptFallbackWarning, get_solver
+from qopt.solvers import QoptFallbackWarning, resolve_solver
 
 __all__ = ["QuboRoutingCallback"]
 
@@ -39,11 +40,6 @@ PairwiseSpec = (
     PairwiseTerms | Literal["similarity"] | Callable[[np.ndarray, np.ndarray | None], PairwiseTerms]
 )
 _MODES = ("assign", "bias", "distill")
-#: Simulated annealing effort when the caller sets none: one read of 20 sweeps from the
-#: warm start. Routing refines a classical warm start; at 1024 tokens x 8 experts the anneal
-#: keeps the Sinkhorn warm start in every group at 20 sweeps as at 100 (docs/moe.md), and
-#: the sweeps were a third of the solve's CPU.
-_FAST_SA = {"num_reads": 1, "num_sweeps": 20}
 
 
 def _lower_priority() -> None:
@@ -131,7 +127,11 @@ class QuboRoutingCallback(Callback):
 
     Args:
         solver: A registry name (``qopt solvers``) or any :class:`dimod.Sampler`.
-        solver_options: Options for :func:`qopt.solvers.get_solver` when ``solver`` is a name.
+        solver_options: Options for :func:`qopt.solvers.get_solver` when ``solver`` is a name,
+            checked here. Where the backend has them and they are not set here,
+            ``num_reads`` and ``num_sweeps`` default to 1 and 20
+            (:data:`~qopt.problems.routing.ROUTING_SOLVER_DEFAULTS`: the solver refines a
+            warm start); a remote backend falls back to the local ``"sa"`` when it fails.
         mode: ``"assign"``, ``"bias"`` or ``"distill"``.
         every_n_steps: Solve on training steps whose global step is a multiple of this.
         group_size: Tokens per QUBO group (see :func:`~qopt.problems.routing.solve_routing`).
@@ -153,9 +153,7 @@ class QuboRoutingCallback(Callback):
             along negative cycles inside each group and then across groups, ``"groups"``
             only inside each group's capacity share, ``None`` not at all. On a linear
             objective the global polish, not the annealer, is what reaches the exact optimum.
-        sample_params: Extra keyword arguments for the solver's ``sample``. For
-            ``solver="sa"``, ``num_reads`` and ``num_sweeps`` default to 1 and 20 unless
-            set here or in ``solver_options``.
+        sample_params: Extra keyword arguments for the solver's ``sample`` at every solve.
         compare_exact: Log the gap to the exact linear-assignment optimum (linear objective).
         bias_update_rate: Bias step in ``"bias"`` mode.
         distill_weight: Weight of the distillation loss in ``"distill"`` mode.
@@ -219,20 +217,10 @@ class QuboRoutingCallback(Callback):
             )
         self.solver = solver
         self.solver_options = dict(solver_options or {})
-        if isinstance(solver, str):
-            self._sampler: dimod.Sampler = get_solver(solver, **self.solver_options)
-        elif isinstance(solver, dimod.Sampler):
-            if self.solver_options:
-                raise SolverConfigurationError(
-                    f"{owner} got solver_options for a solver instance; configure the "
-                    "instance itself, or pass a registry name."
-                )
-            self._sampler = solver
-        else:
-            raise SolverConfigurationError(
-                f"The 'solver' parameter of {owner} must be a registry name or a dimod.Sampler. "
-                f"Got {type(solver).__name__} instead."
-            )
+        # Checked and built now (an unknown name or option fails here, not after an epoch).
+        self._sampler = resolve_solver(
+            solver, self.solver_options, defaults=ROUTING_SOLVER_DEFAULTS, owner=owner
+        )
         self.mode: RoutingMode = mode
         self.every_n_steps = check_int(every_n_steps, "every_n_steps", owner, low=1)
         self.group_size = (
@@ -267,10 +255,6 @@ class QuboRoutingCallback(Callback):
             )
         self.polish: Literal["global", "groups"] | None = polish
         self.sample_params = dict(sample_params or {})
-        if solver == "sa":
-            for key, value in _FAST_SA.items():
-                if key not in self.solver_options:
-                    self.sample_params.setdefault(key, value)
         if not isinstance(asynchronous, bool):
             raise SolverConfigurationError(
                 f"The 'asynchronous' parameter of {owner} must be a bool. "

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import unittest
 
 import dimod
@@ -105,3 +106,47 @@ def test_non_finite_biases_are_refused(bad: float) -> None:
 def test_non_bqm_input_is_refused() -> None:
     with pytest.raises(InvalidProblemError, match=r"expects a dimod\.BinaryQuadraticModel"):
         SimulatedAnnealingSolver().sample({"a": 1})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("vartype", ["BINARY", "SPIN"])
+def test_simulated_annealing_default_beta_range_is_dwave_samplers_rule(vartype: str) -> None:
+    from dwave.samplers.sa.sampler import default_beta_range
+
+    for seed in range(3):
+        bqm = dimod.generators.gnp_random_bqm(30, 0.3, vartype, random_state=seed)
+        expected = default_beta_range(bqm)
+        assert SimulatedAnnealingSolver.default_beta_range(bqm) == pytest.approx(expected)
+
+
+def test_simulated_annealing_from_initial_states_anneals_only_the_cold_end() -> None:
+    bqm = dimod.generators.ran_r(1, 60, seed=1)  # a frustrated +-1 spin glass
+    _, cold = SimulatedAnnealingSolver.default_beta_range(bqm)
+    good = SimulatedAnnealingSolver(num_reads=1, seed=0).sample(bqm)
+    start = good.first.energy
+    solver = SimulatedAnnealingSolver(num_reads=1, num_sweeps=10, seed=1)
+    warm = solver.sample(bqm, initial_states=good)
+    assert warm.info["beta_range"] == pytest.approx((cold / 10.0, cold))
+    assert warm.first.energy <= start + 1e-9  # refined, not melted
+    # An explicit schedule is the caller's: the full hot-to-cold anneal forgets the start.
+    hot = solver.sample(bqm, initial_states=good, beta_range=(1e-3, cold))
+    assert hot.info["beta_range"] == (1e-3, cold)
+    assert hot.first.energy > start
+
+
+@pytest.mark.parametrize(
+    ("name", "parameters", "fragment"),
+    [
+        ("sa", {"num_reads": -3}, "'num_reads' parameter of SimulatedAnnealingSolver.sample()"),
+        ("sa", {"num_sweeps": "x"}, "'num_sweeps' parameter of SimulatedAnnealingSolver.sample()"),
+        ("sa", {"seed": -1}, "'seed' parameter"),
+        ("tabu", {"timeout": 0}, "'timeout' parameter of TabuSolver.sample()"),
+        ("steepest", {"num_reads": 2.5}, "Got 2.5 instead"),
+    ],
+)
+def test_bad_sample_parameters_are_refused_by_qopt_not_the_upstream_sampler(
+    name: str, parameters: dict, fragment: str
+) -> None:
+    bqm = dimod.BinaryQuadraticModel({"a": -1, "b": 1}, {("a", "b"): -1}, 0, "BINARY")
+    with pytest.raises(SolverConfigurationError, match=re.escape(fragment)):
+        get_solver(name).sample(bqm, **parameters)
+    assert len(get_solver(name).sample(bqm, num_reads=2)) == 2  # good values still pass

@@ -63,9 +63,10 @@ from qopt.problems.routing.formulation import routing_bqm, routing_problem
 from qopt.problems.routing.objective import PairwiseTerms, knn_similarity, routing_energy
 from qopt.problems.routing.polish import polish_assignment
 from qopt.problems.routing.repair import repair_assignment
-from qopt.problems.routing.solve import RoutingSolution, solve_routing
+from qopt.problems.routing.solve import ROUTING_SOLVER_DEFAULTS, RoutingSolution, solve_routing
 
 __all__ = [
+    "ROUTING_SOLVER_DEFAULTS",
     "PairwiseTerms",
     "RoutingSolution",
     "RoutingStats",

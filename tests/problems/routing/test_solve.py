@@ -12,7 +12,6 @@ from qopt.problems.routing import (
     exact_assignment,
     expert_capacity,
     knn_similarity,
-    routing_bqm,
     routing_energy,
     routing_stats,
     sinkhorn_assignment,
@@ -21,7 +20,6 @@ from qopt.problems.routing import (
 from qopt.problems.routing.solve import (
     _block_diagonal,
     _group_vectors,
-    _sa_beta_range,
     _split_capacity,
     _warm_state,
 )
@@ -140,15 +138,6 @@ def test_block_diagonal_bqm_prices_the_warm_start_at_its_objective() -> None:
     one_more = state.copy()
     one_more[int(np.flatnonzero(state[:160] == 0)[0])] = 1  # a token with k + 1 experts
     assert bqm.energy((one_more, list(range(bqm.num_variables)))) > centred
-
-
-def test_annealing_schedule_matches_dwave_samplers_default() -> None:
-    from dwave.samplers.sa.sampler import _default_ising_beta_range
-
-    for k, capacity, penalty in ((1, 8, None), (2, 20, 0.3)):
-        bqm = routing_bqm(log_probs(64, 8, seed=k), k, capacity, penalty=penalty)
-        h, j, _ = bqm.to_ising()
-        assert np.allclose(_sa_beta_range(bqm), _default_ising_beta_range(h, j))
 
 
 @pytest.mark.parametrize("solver", ["sa", "steepest"])

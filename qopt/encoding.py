@@ -291,6 +291,29 @@ class ParameterConstraint:
                 terms[name] = term
         return ParameterConstraint(terms, lb=self.lb, ub=self.ub, label=self.label)
 
+    def with_fixed(self, contributions: Mapping[str, float]) -> ParameterConstraint | None:
+        """The constraint on the other parameters when the named ones are fixed.
+
+        ``contributions`` maps each fixed parameter to what its value adds to the left-hand
+        side; the sum moves into the bounds. ``None`` when no parameter is left (check the
+        fixed total with :meth:`violation` instead).
+
+        Examples:
+            >>> c = ParameterConstraint({"a": 1, "b": 2}, ub=10, label="size")
+            >>> c.with_fixed({"b": 6.0})
+            ParameterConstraint(terms={'a': 1.0}, lb=None, ub=4.0, label='size')
+        """
+        fixed = sum(float(v) for n, v in contributions.items() if n in self.terms)
+        terms = {n: t for n, t in self.terms.items() if n not in contributions}
+        if not terms:
+            return None
+        return ParameterConstraint(
+            terms,
+            lb=None if self.lb is None else self.lb - fixed,
+            ub=None if self.ub is None else self.ub - fixed,
+            label=self.label,
+        )
+
     def violation(self, total: float) -> float:
         """How far ``total`` (the left-hand side) lies outside ``[lb, ub]``; 0 when satisfied."""
         below = 0.0 if self.lb is None else max(0.0, self.lb - total)

@@ -7,6 +7,8 @@ parameters, and its diagnostics into trial system attributes.
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import json
 import logging
 import math
@@ -166,8 +168,12 @@ class QuboSampler(BaseSampler):
             Off by default: on NAS-Bench-201 it did not help (docs/nas.md).
 
     Raises:
-        SolverConfigurationError: An option is unknown or out of range.
+        SolverConfigurationError: A keyword or an option is unknown (the valid ones listed) or
+            out of range, ``solver_options`` included.
         UnknownSolverError: ``solver`` is not a registered name.
+        InvalidProblemError: At the first trial that defines the search space: a known
+            constraint names a parameter the trials do not suggest (a typo; the parameters
+            listed), or no point satisfies the constraints.
 
     Examples:
         >>> import optuna
@@ -206,8 +212,11 @@ class QuboSampler(BaseSampler):
         trust_region: int | None = None,
         trust_region_method: str = "solver",
         trust_region_restart: int | None = None,
+        **unknown: Any,
     ) -> None:
         owner = type(self).__name__
+        if unknown:
+            raise SolverConfigurationError(_unknown_keywords_message(owner, sorted(unknown)))
         constraints = list(constraints or [])
         for c in constraints:
             if not isinstance(c, ParameterConstraint):
@@ -282,7 +291,7 @@ class QuboSampler(BaseSampler):
         if not search_space:
             return {}
         with self._lock:
-            key, space = self._space_for(search_space)
+            key, space = self._space_for(study, search_space)
             history = _collect_history(
                 study, trial, space, search_space, self._finished.setdefault(key, {})
             )
@@ -380,7 +389,7 @@ class QuboSampler(BaseSampler):
 
     # --------------------------------------------------------------- internals
     def _space_for(
-        self, search_space: Mapping[str, BaseDistribution]
+        self, study: Study, search_space: Mapping[str, BaseDistribution]
     ) -> tuple[tuple[Any, ...], SpaceEncoding]:
         names = sorted(search_space)
         key = tuple((name, repr(search_space[name])) for name in names)
@@ -394,11 +403,44 @@ class QuboSampler(BaseSampler):
             }
             constraints = [
                 c.with_positions(choices)
-                for c in self._constraints
-                if set(c.terms) <= set(parameters)
+                for c in (self._constraint_on(c, study, search_space) for c in self._constraints)
+                if c is not None
             ]
             self._spaces[key] = self._encoding.encode(parameters, constraints)
         return key, self._spaces[key]
+
+    def _constraint_on(
+        self,
+        constraint: ParameterConstraint,
+        study: Study,
+        search_space: Mapping[str, BaseDistribution],
+    ) -> ParameterConstraint | None:
+        """``constraint`` on the relative search space: parameters every trial gives one value
+        move into its bounds; ``None`` when none is left and it holds. A name no trial
+        suggests (a typo) is an error that lists the study's parameters."""
+        outside = [n for n in constraint.terms if n not in search_space]
+        if not outside:
+            return constraint
+        everywhere = self._search_space.calculate(study)
+        unknown = sorted(n for n in outside if n not in everywhere or not everywhere[n].single())
+        if unknown:
+            raise InvalidProblemError(
+                f"The 'constraints' parameter of {type(self).__name__}: constraint "
+                f"{constraint.name} names parameter(s) {unknown}, which not every trial "
+                f"suggests. The parameters are: {sorted(everywhere)}. A known constraint may "
+                "only name parameters that every trial suggests; check the spelling."
+            )
+        contributions = {
+            n: _contribution(constraint, n, _only_value(everywhere[n]), everywhere[n])
+            for n in outside
+        }
+        fixed = constraint.with_fixed(contributions)
+        if fixed is None and constraint.violation(sum(contributions.values())) > 1e-9:
+            raise InvalidProblemError(
+                f"Constraint {constraint.name} is violated by the only values its parameters "
+                f"take ({sorted(outside)}); no point satisfies it. Loosen the bound."
+            )
+        return fixed
 
     def _share_proposal(
         self,
@@ -458,6 +500,21 @@ def _set_system_attr(study: Study, trial: FrozenTrial, key: str, value: Any) -> 
     # Optuna has no public way for a sampler to annotate a trial; its own samplers write
     # through the storage like this (e.g. NSGAIISampler's generation attribute).
     study._storage.set_trial_system_attr(trial._trial_id, key, value)
+
+
+def _unknown_keywords_message(owner: str, unknown: list[str]) -> str:
+    valid = [p for p in inspect.signature(QuboSampler).parameters if p != "unknown"]
+    hints = {n: difflib.get_close_matches(n, valid, n=1) for n in unknown}
+    meant = "".join(f" Did you mean '{h[0]}' for '{n}'?" for n, h in hints.items() if h)
+    return f"{owner} got unknown keyword(s) {unknown}.{meant} Its keywords are: {', '.join(valid)}."
+
+
+def _only_value(distribution: BaseDistribution) -> Any:
+    """The value of a single-valued distribution."""
+    if isinstance(distribution, CategoricalDistribution):
+        return distribution.choices[0]
+    assert isinstance(distribution, IntDistribution | FloatDistribution)
+    return distribution.low
 
 
 def _contribution(

@@ -540,3 +540,35 @@ def test_trust_region_restart_escapes_a_local_optimum_that_traps_the_plain_regio
     # restarted one leaves the ball and climbs the valley to its floor.
     assert best[None] == 0.0
     assert best[6] == -0.5
+
+
+def test_unknown_keywords_and_solver_options_fail_at_construction() -> None:
+    with pytest.raises(SolverConfigurationError, match=r"\['trust_radius'\].*'trust_region'"):
+        QuboSampler(trust_radius=2)
+    with pytest.raises(SolverConfigurationError, match=r"unknown solver_options \['sweeps'\]"):
+        QuboSampler(solver="sa", solver_options={"sweeps": 10})
+
+
+def test_a_misspelled_constraint_parameter_is_named_with_the_valid_ones() -> None:
+    typo = ParameterConstraint({"w1": 1, "w3": 1}, ub=10)
+
+    def objective(trial: optuna.Trial) -> float:
+        return float(trial.suggest_int("w1", 0, 8) + trial.suggest_int("w2", 0, 8))
+
+    study = optuna.create_study(sampler=fast_sampler(constraints=[typo]))
+    # The space is known once a trial has completed: the next one reports the typo.
+    with pytest.raises(InvalidProblemError, match=r"\['w3'\].*The parameters are: \['w1', 'w2'\]"):
+        study.optimize(objective, n_trials=3)
+
+
+def test_a_constraint_on_a_single_valued_parameter_keeps_its_share() -> None:
+    budget = ParameterConstraint({"a": 1, "b": 1, "fixed": 1}, ub=6)
+
+    def objective(trial: optuna.Trial) -> float:
+        fixed = trial.suggest_int("fixed", 2, 2)
+        return -float(trial.suggest_int("a", 0, 5) + trial.suggest_int("b", 0, 5) + fixed)
+
+    study = optuna.create_study(sampler=fast_sampler(constraints=[budget]))
+    study.optimize(objective, n_trials=15)
+    assert all(t.params["a"] + t.params["b"] <= 4 for t in study.trials[1:])
+    assert study.best_value == -6.0

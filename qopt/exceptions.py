@@ -16,6 +16,7 @@ __all__ = [
     "SolverConfigurationError",
     "SolverUnavailableError",
     "StorageUnavailableError",
+    "UnknownNameError",
     "UnknownSolverError",
 ]
 
@@ -30,6 +31,13 @@ class MissingDependencyError(QoptError, ImportError):
 
 class UnknownSolverError(QoptError, KeyError):
     """A solver name is not in the registry; the message lists the known names."""
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the whole message.
+        return str(self.args[0]) if self.args else ""
+
+
+class UnknownNameError(QoptError, KeyError):
+    """A name (of a pruning group, ...) is not one the object has; the message lists its names."""
 
     def __str__(self) -> str:  # KeyError would otherwise quote the whole message.
         return str(self.args[0]) if self.args else ""

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import qopt.integrations.lightning._pruning as callback_module
 import torch
-from qopt.integrations.lightning import QuboPruningCallback, model_pruning_groups
+from qopt.integrations.lightning import QuboPruningCallback
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -59,6 +59,7 @@ from run import (
 )
 
 from qopt.bench import results_path, write_results
+from qopt.model_analysis import model_pruning_groups
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "qubo": {},

@@ -26,7 +26,7 @@ batches. Arms:
     unstructured  Lightning's ModelPruning, global L1 unstructured at sparsity 1 - 1/s: a
                 reference only; zeroed weights do not remove MACs on dense hardware
 
-MACs are counted by qopt.integrations.lightning.count_params_and_macs (Linear and Conv2d
+MACs are counted by qopt.model_analysis.count_params_and_macs (Linear and Conv2d
 multiply-accumulates); the QUBO arm also checks that the callback's reported parameters and
 MACs equal the counts of the pruned model. Prints, per model and speed-up, the median accuracy
 change (pruned and fine-tuned minus the unpruned model) over seeds with [min, max], the mean
@@ -57,18 +57,14 @@ import torch
 import torch_pruning as tp
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelPruning
-from qopt.integrations.lightning import (
-    ModelPruningGroups,
-    QuboPruningCallback,
-    count_params_and_macs,
-    model_pruning_groups,
-)
+from qopt.integrations.lightning import QuboPruningCallback
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from qopt.bench import results_path, write_results
+from qopt.model_analysis import ModelPruningGroups, count_params_and_macs, model_pruning_groups
 from qopt.problems.pruning import magnitude_importance, taylor_importance
 
 REPO = Path(__file__).resolve().parents[2]

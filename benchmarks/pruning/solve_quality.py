@@ -19,11 +19,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from qopt.integrations.lightning import count_params_and_macs, model_pruning_groups
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run import EXAMPLE, data, fit, make_model
 
+from qopt.model_analysis import count_params_and_macs, model_pruning_groups
 from qopt.pipeline import solve
 from qopt.problems.pruning import (
     PruningGroup,

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from qopt.integrations.lightning._pruning import (
+from qopt.integrations.lightning._pruning import QoptPruningWarning, QuboPruningCallback
+from qopt.integrations.lightning._routing import QuboRoutingCallback
+
+# Re-exported for code written against this module; their home is qopt.model_analysis.
+from qopt.model_analysis import (
     ModelPruningGroups,
     PrunableGroup,
-    QoptPruningWarning,
-    QuboPruningCallback,
     count_params_and_macs,
     model_pruning_groups,
 )
-from qopt.integrations.lightning._routing import QuboRoutingCallback
 
 __all__ = [
     "ModelPruningGroups",

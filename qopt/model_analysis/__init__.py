@@ -1,0 +1,33 @@
+"""Torch model analysis for structured pruning: counting, prunable groups, unit removal.
+
+- :func:`count_params_and_macs` (:mod:`~qopt.model_analysis.counting`): parameters and
+  multiply-accumulates of one forward.
+- :func:`model_pruning_groups` (:mod:`~qopt.model_analysis.groups`): the groups of units a
+  model can lose together, traced with Torch-Pruning's dependency graph
+  (:mod:`~qopt.model_analysis.tracing`), the exact cost of any selection
+  (:mod:`~qopt.model_analysis.cost`) and their removal (:mod:`~qopt.model_analysis.surgery`).
+
+Framework-free apart from torch (and Torch-Pruning for tracing, imported when first used):
+the pruning callback, ``qopt nas`` and any other caller share it.
+
+Examples:
+    >>> import torch
+    >>> from qopt.model_analysis import count_params_and_macs, model_pruning_groups
+    >>> model = torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    >>> groups = model_pruning_groups(model, torch.zeros(1, 8))
+    >>> groups.prune(model, {"0": [True, True, False, True]})
+    >>> count_params_and_macs(model, torch.zeros(1, 8)) == (groups.cost({"0": 3}, "params"), 30)
+    True
+"""
+
+from __future__ import annotations
+
+from qopt.model_analysis.counting import count_params_and_macs
+from qopt.model_analysis.groups import ModelPruningGroups, PrunableGroup, model_pruning_groups
+
+__all__ = [
+    "ModelPruningGroups",
+    "PrunableGroup",
+    "count_params_and_macs",
+    "model_pruning_groups",
+]

@@ -5,12 +5,14 @@ Imported lazily by :mod:`qopt.nas`; imports Optuna at top level.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import multiprocessing
+import threading
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +58,11 @@ __all__ = [
 #: "interrupted" (its worker died before a verdict; also any FAIL without this attribute).
 STATUS_ATTR = "qopt_nas:status"
 _JOURNAL = "journal.log"
+#: On a database storage each running trial records a heartbeat every HEARTBEAT_INTERVAL_S
+#: seconds; a trial silent for GRACE_PERIOD_S (its worker was killed) is failed by any other
+#: worker of the study, and its evaluation is made up.
+HEARTBEAT_INTERVAL_S = 30
+GRACE_PERIOD_S = 120
 
 
 @dataclass
@@ -101,7 +108,9 @@ def _open_storage(run_dir: Path | None, storage: str | None) -> BaseStorage:
             with warnings.catch_warnings():
                 # Heartbeats are how a killed worker's trial is failed on a shared database.
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return RDBStorage(storage, heartbeat_interval=30, grace_period=120)
+                return RDBStorage(
+                    storage, heartbeat_interval=HEARTBEAT_INTERVAL_S, grace_period=GRACE_PERIOD_S
+                )
         assert run_dir is not None
         run_dir.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(run_dir / _JOURNAL)))
@@ -232,10 +241,18 @@ def run_worker(
     *,
     space: SearchSpace | None = None,
     study: optuna.Study | None = None,
+    storage: BaseStorage | None = None,
     evaluate: Callable[[dict[str, Any]], Mapping[str, float]] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> list[int]:
-    """Run trials until the study holds ``n_trials`` evaluated ones; the trial numbers told."""
+    """Run trials until the study holds ``n_trials`` evaluated ones; the trial numbers told.
+
+    ``study`` (with the ``storage`` it was opened on) is the caller's; without it the worker
+    opens the job's storage itself. On a database storage each running trial's heartbeat is
+    recorded; a trial whose heartbeat stopped (its worker was killed) is failed and its
+    evaluation made up, so the worker waits for the other workers' running trials before it
+    stops.
+    """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = space or SearchSpace.from_dict(job.spec)
     seed = None if job.seed is None else job.seed + 7919 * index
@@ -260,16 +277,21 @@ def run_worker(
     if evaluate is None:
         evaluate = resolve_evaluator(space, seed=seed, run_dir=job.run_dir)
     rng = np.random.default_rng(seed)
-    heartbeat = isinstance(study._storage, RDBStorage)
+    heart = storage if isinstance(storage, RDBStorage) else None
+    beating = heart is not None and heart.get_heartbeat_interval() is not None
     told: list[int] = []
     while True:
-        if heartbeat:
-            optuna.storages.fail_stale_trials(study)
+        if beating:
+            _fail_stale(study)
         done, running = _n_evaluated(study)
         if progress is not None:
             progress(done)
-        if done + running >= job.n_trials:
+        if done >= job.n_trials or (done + running >= job.n_trials and not beating):
             break
+        if done + running >= job.n_trials:
+            # Other workers hold the last slots: wait to see them finish or die.
+            time.sleep(HEARTBEAT_INTERVAL_S)
+            continue
         if job.sampler == "qubo" and not study.get_trials(
             deepcopy=False, states=(TrialState.COMPLETE,)
         ):
@@ -277,51 +299,99 @@ def run_worker(
             # the budget; each worker starts from a known in-budget architecture instead (one
             # enqueued per ask, so none is left over).
             study.enqueue_trial(codec.params_of(space.random_architecture(rng)))
-        trial = study.ask()
-        if heartbeat:
-            study._storage.record_heartbeat(trial._trial_id)  # type: ignore[attr-defined]
-        arch = codec.suggest(trial)
-        if not space.within_budget(arch):
-            # Over budget (a quadratic budget's relaxation, or a baseline that ignores budgets):
-            # never evaluated; the nearest in-budget architecture is evaluated next instead.
-            trial.set_user_attr(STATUS_ATTR, "rejected")
-            trial.set_user_attr(ARCH_ATTR, json.dumps(arch))
-            for name, cost in space.costs(arch).items():
-                trial.set_user_attr(f"cost:{name}", cost)
-            study.tell(trial, state=TrialState.FAIL)
-            repaired = _repair_untaken(space, arch, rng, study)
-            study.enqueue_trial(
-                codec.params_of(repaired), user_attrs={"qopt_nas:repair_of": trial.number}
-            )
-            told.append(trial.number)
-            continue
-        trial.set_user_attr(ARCH_ATTR, json.dumps(arch))
-        for name, cost in space.costs(arch).items():
-            trial.set_user_attr(f"cost:{name}", cost)
-        try:
-            if getattr(evaluate, "takes_trial", False):
-                metrics = evaluate(dict(arch), trial)  # type: ignore[call-arg]
+        with warnings.catch_warnings():
+            # Heartbeats are recorded around each trial here, as Study.optimize would.
+            warnings.filterwarnings("ignore", message=".*Heartbeat of storage.*")
+            trial = study.ask()
+        with _heartbeats(heart if beating else None, study, trial.number):
+            arch = codec.suggest(trial)
+            if space.within_budget(arch):
+                _evaluate(study, trial, space, arch, evaluate)
             else:
-                metrics = evaluate(dict(arch))
-            values = objective_values(space, metrics)
-        except optuna.TrialPruned as pruned:
-            trial.set_user_attr(STATUS_ATTR, "pruned")
-            trial.set_user_attr("qopt_nas:pruned", str(pruned)[:2000])
-            study.tell(trial, state=TrialState.PRUNED)
-            told.append(trial.number)
-            continue
-        except Exception as error:  # any failure of user code is recorded; the search goes on
-            trial.set_user_attr(STATUS_ATTR, "error")
-            trial.set_user_attr("qopt_nas:error", f"{type(error).__name__}: {error}"[:2000])
-            study.tell(trial, state=TrialState.FAIL)
-            told.append(trial.number)
-            continue
-        for name, value in metrics.items():
-            if isinstance(value, float) and math.isfinite(value):
-                trial.set_user_attr(f"metric:{name}", value)
-        study.tell(trial, values)
+                # Over budget (a quadratic budget's relaxation, or a baseline that ignores
+                # budgets): never evaluated; the nearest in-budget architecture is next instead.
+                _record(trial, space, arch)
+                trial.set_user_attr(STATUS_ATTR, "rejected")
+                study.tell(trial, state=TrialState.FAIL)
+                repaired = _repair_untaken(space, arch, rng, study)
+                study.enqueue_trial(
+                    codec.params_of(repaired), user_attrs={"qopt_nas:repair_of": trial.number}
+                )
         told.append(trial.number)
     return told
+
+
+def _record(trial: optuna.Trial, space: SearchSpace, arch: Mapping[str, Any]) -> None:
+    """The architecture and its budget costs, as user attributes of ``trial``."""
+    trial.set_user_attr(ARCH_ATTR, json.dumps(arch))
+    for name, cost in space.costs(arch).items():
+        trial.set_user_attr(f"cost:{name}", cost)
+
+
+def _evaluate(
+    study: optuna.Study,
+    trial: optuna.Trial,
+    space: SearchSpace,
+    arch: dict[str, Any],
+    evaluate: Callable[..., Mapping[str, float]],
+) -> None:
+    """Evaluate ``arch`` and tell ``trial`` its verdict: complete, pruned or failed."""
+    _record(trial, space, arch)
+    try:
+        if getattr(evaluate, "takes_trial", False):
+            metrics = evaluate(dict(arch), trial)
+        else:
+            metrics = evaluate(dict(arch))
+        values = objective_values(space, metrics)
+    except optuna.TrialPruned as pruned:
+        trial.set_user_attr(STATUS_ATTR, "pruned")
+        trial.set_user_attr("qopt_nas:pruned", str(pruned)[:2000])
+        study.tell(trial, state=TrialState.PRUNED)
+        return
+    except Exception as error:  # any failure of user code is recorded; the search goes on
+        trial.set_user_attr(STATUS_ATTR, "error")
+        trial.set_user_attr("qopt_nas:error", f"{type(error).__name__}: {error}"[:2000])
+        study.tell(trial, state=TrialState.FAIL)
+        return
+    for name, value in metrics.items():
+        if isinstance(value, float) and math.isfinite(value):
+            trial.set_user_attr(f"metric:{name}", value)
+    study.tell(trial, values)
+
+
+@contextlib.contextmanager
+def _heartbeats(storage: RDBStorage | None, study: optuna.Study, number: int) -> Iterator[None]:
+    """Record trial ``number``'s heartbeat now and every interval until the block ends.
+
+    Other workers tell a live trial from a dead worker's by it (``fail_stale_trials``). Does
+    nothing without a storage (one that keeps no heartbeats).
+    """
+    if storage is None:
+        yield
+        return
+    study_id = storage.get_study_id_from_name(study.study_name)
+    trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, number)
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(HEARTBEAT_INTERVAL_S):
+            storage.record_heartbeat(trial_id)
+
+    storage.record_heartbeat(trial_id)
+    thread = threading.Thread(target=beat, name=f"qopt-nas-heartbeat-{number}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _fail_stale(study: optuna.Study) -> None:
+    """Fail the running trials whose heartbeat stopped: their workers were killed."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
 
 
 def _repair_untaken(
@@ -498,7 +568,9 @@ def run_search(
 
     try:
         if workers == 1:
-            run_worker(job, 0, space=space, study=study, evaluate=evaluate, progress=show)
+            run_worker(
+                job, 0, space=space, study=study, storage=store, evaluate=evaluate, progress=show
+            )
         else:
             context = multiprocessing.get_context("spawn")
             processes = [

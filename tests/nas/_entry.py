@@ -26,3 +26,9 @@ def slow(architecture: dict[str, Any]) -> float:
     """``build`` after a short sleep, so that a run can be killed in the middle."""
     time.sleep(0.05)
     return build(architecture)
+
+
+def sleepy(architecture: dict[str, Any]) -> float:
+    """``build`` after half a second: a worker is almost always killed while evaluating."""
+    time.sleep(0.5)
+    return build(architecture)

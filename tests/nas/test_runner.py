@@ -22,6 +22,7 @@ from qopt.nas import (
     run_search,
     status,
 )
+from qopt.nas import _runner as runner
 from qopt.nas._runner import load_run
 from qopt.nas._samplers import QUBO_DEFAULTS, ArchitectureCodec, trial_architecture
 
@@ -174,6 +175,53 @@ def test_a_killed_run_resumes_without_losing_finished_trials(tmp_path: Path) -> 
     assert all(after[n] == before[n] for n in before)
     assert summary.n_interrupted <= 1  # the trial that was running at the kill
     assert status(run_dir).n_evaluated == 40
+
+
+def test_a_dead_workers_trial_on_a_database_is_failed_and_its_evaluation_made_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A worker on a shared database is killed while it evaluates; another worker (a resume
+    # here) must see its heartbeat stop, fail the trial and evaluate one more in its place.
+    space = toy_space("tests.nas._entry:sleepy", max_params=4096)
+    spec = tmp_path / "space.json"
+    spec.write_text(json.dumps(space.to_dict()))
+    run_dir = tmp_path / "run"
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    command = [sys.executable, "-m", "qopt.cli", "nas", str(spec), "--run-dir", str(run_dir)]
+    command += ["--storage", url, "--trials", "40", "--sampler", "random", "--seed", "0"]
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    worker = subprocess.Popen([*command, "--no-progress"], cwd=ROOT, env=env)
+    deadline = time.monotonic() + 60
+    running: list[optuna.trial.FrozenTrial] = []
+    while time.monotonic() < deadline and worker.poll() is None:
+        time.sleep(0.1)
+        if not (tmp_path / "nas.db").exists():
+            continue
+        try:
+            trials = optuna.load_study(study_name=space.name, storage=url).trials
+        except KeyError:  # the study is not created yet
+            continue
+        done = sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+        running = [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
+        if done >= 2 and running and running[0].params:  # killed in the middle of evaluating
+            break
+    worker.kill()
+    worker.wait()
+    assert len(running) == 1
+    dead = running[0].number
+    before = {t.number: (t.params, t.values) for t in evaluated(run_dir)}
+    monkeypatch.setattr(runner, "HEARTBEAT_INTERVAL_S", 1)
+    monkeypatch.setattr(runner, "GRACE_PERIOD_S", 2)
+    n_trials = len(before) + 1  # one slot left: held by the dead trial until it is failed
+    summary = run_search(space, run_dir=run_dir, storage=url, sampler="random", n_trials=n_trials)
+    after = {t.number: (t.params, t.values) for t in evaluated(run_dir)}
+    assert summary.n_evaluated == len(after) == n_trials
+    assert all(after[n] == before[n] for n in before)
+    assert summary.n_interrupted == 1
+    stored = {t.number: t for t in optuna.load_study(study_name=space.name, storage=url).trials}
+    assert stored[dead].state == optuna.trial.TrialState.FAIL
+    assert not any(t.state == optuna.trial.TrialState.RUNNING for t in stored.values())
+    assert status(run_dir).n_interrupted == 1
 
 
 def test_two_workers_share_one_journal_without_lost_or_duplicated_trials(tmp_path: Path) -> None:

@@ -16,9 +16,13 @@ import numpy as np
 from qopt.exceptions import InvalidProblemError, SolverConfigurationError
 
 
+def _bound(value: float) -> str:
+    return str(value) if isinstance(value, int) else f"{value:g}"  # ints exactly: 4294967295
+
+
 def _interval(low: float | None, high: float | None) -> str:
-    lo = "-inf" if low is None else f"{low:g}"
-    hi = "inf" if high is None else f"{high:g}"
+    lo = "-inf" if low is None else _bound(low)
+    hi = "inf" if high is None else _bound(high)
     return f"[{lo}, {hi}{']' if high is not None else ')'}"
 
 

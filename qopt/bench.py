@@ -45,9 +45,10 @@ from typing import TYPE_CHECKING, Any
 import dimod
 
 from qopt._optional import import_optional
-from qopt.exceptions import InvalidProblemError, UnknownSolverError
+from qopt.exceptions import InvalidProblemError, SolverConfigurationError, UnknownSolverError
 from qopt.io import ProblemFile
-from qopt.metering import record_of
+from qopt.metering import SolveRecord
+from qopt.pipeline import Solution, solve
 from qopt.quality import gap_to_best_known, reaches_target, tts
 
 if TYPE_CHECKING:
@@ -123,16 +124,43 @@ class Summary:
         return asdict(self)
 
 
+def _solve(
+    sampler: dimod.Sampler, bqm: dimod.BinaryQuadraticModel, name: str, **parameters: Any
+) -> Solution[Any]:
+    """One solve of ``bqm`` through :func:`qopt.pipeline.solve`, metered under ``name``."""
+    from qopt.solvers import MeteredComposite
+
+    metered = (
+        sampler if isinstance(sampler, MeteredComposite) else MeteredComposite(sampler, name=name)
+    )
+    # The pipeline takes 0/1 problems: a SPIN BQM is solved as its BINARY twin (same energies).
+    binary = bqm if bqm.vartype is dimod.BINARY else bqm.change_vartype(dimod.BINARY, False)
+    return solve(binary, metered, **parameters)
+
+
+def _cost(record: SolveRecord) -> dict[str, Any]:
+    return {
+        "wall_s": record.wall_s,
+        "cpu_s": record.cpu_s,
+        "energy_j": record.energy_j,
+        "energy_provenance": record.energy_provenance,
+        "energy_method": record.energy_method,
+        "fallback": record.fallback,
+        "mock": record.mock,
+    }
+
+
 def metered_sample(
     sampler: dimod.Sampler, bqm: dimod.BinaryQuadraticModel, *, name: str, **parameters: Any
 ) -> tuple[dimod.SampleSet, dict[str, Any]]:
-    """Solve ``bqm`` once through :class:`qopt.solvers.MeteredComposite`.
+    """Solve ``bqm`` once through :func:`qopt.pipeline.solve`, metered.
 
-    A sampler that is already metered (what ``get_solver`` returns) is not wrapped again.
+    A sampler that is already metered (what ``get_solver`` returns) is not wrapped again in a
+    :class:`qopt.solvers.MeteredComposite`. A SPIN BQM is solved as its BINARY equivalent.
 
     Returns:
-        The sample set and its cost: ``wall_s``, ``cpu_s``, ``energy_j``,
-        ``energy_provenance``, ``energy_method``, ``fallback`` and ``mock``.
+        The sample set (the solver's raw samples) and its cost: ``wall_s``, ``cpu_s``,
+        ``energy_j``, ``energy_provenance``, ``energy_method``, ``fallback`` and ``mock``.
 
     Examples:
         >>> import dimod
@@ -143,22 +171,8 @@ def metered_sample(
         >>> float(sampleset.first.energy), cost["energy_provenance"] in ("measured", "estimated")
         (-1.0, True)
     """
-    from qopt.solvers import MeteredComposite
-
-    metered = (
-        sampler if isinstance(sampler, MeteredComposite) else MeteredComposite(sampler, name=name)
-    )
-    sampleset = metered.sample(bqm, **parameters)
-    record = record_of(sampleset)
-    return sampleset, {
-        "wall_s": record.wall_s,
-        "cpu_s": record.cpu_s,
-        "energy_j": record.energy_j,
-        "energy_provenance": record.energy_provenance,
-        "energy_method": record.energy_method,
-        "fallback": record.fallback,
-        "mock": record.mock,
-    }
+    solution = _solve(sampler, bqm, name, **parameters)
+    return solution.sampleset, _cost(solution.record)
 
 
 def run_trials(
@@ -174,8 +188,10 @@ def run_trials(
 
     Args:
         problem: The problem.
-        solver: A registry name, built per seed as ``get_solver(solver, seed=seed, **options)``,
-            or a factory ``seed -> dimod.Sampler`` (a composite, a configured class, ...).
+        solver: A registry name, built per seed as
+            ``get_solver(solver, defaults={"seed": seed}, **options)`` (the seed applies where
+            the backend, its decomposition or its fallback has one), or a factory
+            ``seed -> dimod.Sampler`` (a composite, a configured class, ...).
         seeds: One trial per seed.
         options: Options for ``get_solver`` (a name only).
         name: The solver's name in the trials; default the registry name (required with a
@@ -207,26 +223,31 @@ def run_trials(
         label, registry_name = name or solver, solver
 
         def build(seed: int) -> dimod.Sampler:
-            return get_solver(registry_name, seed=seed, **(options or {}))
+            return get_solver(registry_name, defaults={"seed": seed}, **(options or {}))
 
     else:
         if name is None:
-            raise ValueError("run_trials needs a 'name' for a solver given as a factory.")
+            raise SolverConfigurationError(
+                "run_trials needs a 'name' for a solver given as a factory."
+            )
         if options:
-            raise ValueError("'options' apply to a registry name only; configure the factory.")
+            raise SolverConfigurationError(
+                "The 'options' of run_trials apply to a registry name only; configure the "
+                "factory instead."
+            )
         label, build = name, solver
     trials = []
     for seed in seeds:
-        sampleset, cost = metered_sample(build(seed), problem.bqm, name=label)
+        solution = _solve(build(seed), problem.bqm, label)
         trials.append(
             Trial(
                 problem=problem.name,
                 solver=label,
                 seed=seed,
-                objective=problem.objective(sampleset.first.energy),
+                objective=problem.objective(solution.objective),
                 num_variables=problem.bqm.num_variables,
-                info=extract(sampleset) if extract is not None else {},
-                **cost,
+                info=extract(solution.sampleset) if extract is not None else {},
+                **_cost(solution.record),
             )
         )
     return trials
@@ -251,7 +272,7 @@ def summarize(
         (3, 1.0)
     """
     if not trials:
-        raise ValueError("summarize needs at least one trial.")
+        raise InvalidProblemError("summarize needs at least one trial; got none.")
     objectives = [t.objective for t in trials]
     success = sum(reaches_target(o, target, sense=problem.sense) for o in objectives) / len(trials)
     mock = any(t.mock for t in trials)
@@ -331,7 +352,10 @@ def compare_solvers(
         (['sa', 'steepest'], 'best found by any solver here')
     """
     if not 0 < target_ratio <= 1:
-        raise ValueError(f"target_ratio must be in (0, 1]. Got {target_ratio!r} instead.")
+        raise SolverConfigurationError(
+            f"The 'target_ratio' parameter of compare_solvers must be in (0, 1]. Got "
+            f"{target_ratio!r} instead."
+        )
     runs = {
         name: run_trials(problem, spec, seeds=range(seeds), name=name)
         if callable(spec)

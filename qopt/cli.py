@@ -53,17 +53,10 @@ def _solvers(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _solver_options(args: argparse.Namespace) -> dict[str, Any]:
-    import inspect
+    """The backend options of ``--reads`` and ``--seed``, checked against the registry."""
+    from qopt.solvers import solver_spec
 
-    from qopt.solvers import available_solvers
-
-    spec = available_solvers().get(args.solver)
-    accepted: set[str] = set()
-    if spec is not None:
-        try:
-            accepted = set(inspect.signature(spec.load()).parameters)
-        except (TypeError, ValueError, QoptError):
-            accepted = set()
+    accepted = solver_spec(args.solver).option_names()
     options: dict[str, Any] = {}
     for flag, option in (("reads", "num_reads"), ("seed", "seed")):
         value = getattr(args, flag)
@@ -71,7 +64,7 @@ def _solver_options(args: argparse.Namespace) -> dict[str, Any]:
             continue
         if flag == "reads" and value < 1:
             raise _UsageError(f"--reads must be a positive integer. Got {value} instead.")
-        if option not in accepted:
+        if accepted is not None and option not in accepted:
             raise _UsageError(f"Solver '{args.solver}' has no '{option}' option (from --{flag}).")
         options[option] = value
     return options
@@ -83,16 +76,16 @@ class _UsageError(QoptError, ValueError):
 
 def _solve(args: argparse.Namespace, out: TextIO) -> int:
     from qopt.io import load_problem
-    from qopt.metering import record_of
+    from qopt.pipeline import solve
     from qopt.quality import approximation_ratio, gap_to_best_known
-    from qopt.solvers import get_solver
+    from qopt.solvers import resolve_solver
 
     if args.time_limit is not None and not args.time_limit > 0:
         raise _UsageError(
             f"--time-limit must be a positive number of seconds. Got {args.time_limit}."
         )
     problem = load_problem(args.file, format=args.format, best_known=args.best_known)
-    solver = get_solver(args.solver, **_solver_options(args))
+    solver = resolve_solver(args.solver, _solver_options(args), owner="qopt solve")
 
     # With a time limit, solve in rounds until it is spent and keep the best: an anytime
     # behaviour that works the same for every backend.
@@ -101,15 +94,15 @@ def _solve(args: argparse.Namespace, out: TextIO) -> int:
     records = []
     start = time.perf_counter()
     while True:
-        sampleset = solver.sample(problem.bqm)
-        record = record_of(sampleset)
+        solution = solve(problem.bqm, solver)
+        record = solution.record
         records.append(record)
         rounds += 1
         wall += record.wall_s
         cpu += record.cpu_s
         joules += record.energy_j or 0.0
-        if sampleset.first.energy < best_energy:
-            best_energy, best_sample = sampleset.first.energy, dict(sampleset.first.sample)
+        if solution.objective < best_energy:
+            best_energy, best_sample = solution.objective, solution.sample
         if args.time_limit is None or time.perf_counter() - start >= args.time_limit:
             break
     last = records[-1]

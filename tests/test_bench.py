@@ -232,3 +232,28 @@ def test_a_missing_matplotlib_names_the_extra(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes the import fail
     with pytest.raises(MissingDependencyError, match=r"qopt\[plot\]"):
         plot_quality_vs_time([trial(3)])
+
+
+def test_backends_without_a_seed_run_seeded_benchmarks() -> None:
+    # The seed applies where the backend has one: exact has none, and took no 'seed' option.
+    comparison = compare_solvers(RAN, {"exact": {}}, seeds=2)
+    optimum = ExactSolver().sample(RAN.bqm).first.energy
+    (exact,) = comparison.summaries
+    assert exact.runs == 2 and exact.median_objective == pytest.approx(optimum)
+
+
+def test_a_remote_backend_without_a_seed_runs_seeded_on_a_mock() -> None:
+    from dwave.system.testing import MockDWaveSampler
+
+    sampler = MockDWaveSampler(topology_type="pegasus")
+    trials = run_trials(RAN, "dwave", seeds=[0, 1], options={"sampler": sampler})
+    assert [t.mock for t in trials] == [True, True] and all(t.fallback is None for t in trials)
+
+
+def test_bench_argument_errors_are_qopt_errors() -> None:
+    from qopt.exceptions import SolverConfigurationError
+
+    with pytest.raises(SolverConfigurationError, match="'target_ratio' parameter"):
+        compare_solvers(RAN, {"sa": {}}, seeds=1, target_ratio=0)
+    with pytest.raises(SolverConfigurationError, match="apply to a registry name only"):
+        run_trials(RAN, lambda seed: ExactSolver(), seeds=[0], name="x", options={"a": 1})

@@ -151,3 +151,19 @@ def test_bench_plot_without_matplotlib_says_what_to_install(
     path.write_text("3 3\n1 2 1\n2 3 1\n1 3 1\n")
     code, _ = run("bench", str(path), "--format", "maxcut", "--plot", str(tmp_path))
     assert code == 2 and "qopt[plot]" in capsys.readouterr().err
+
+
+def test_bench_runs_a_backend_that_takes_no_seed(tmp_path: Path) -> None:
+    path = tmp_path / "tri.txt"
+    path.write_text("3 3\n1 2 1\n2 3 1\n1 3 1\n")
+    code, text = run("bench", str(path), "--format", "maxcut", "--solvers", "exact", "--seeds", "2")
+    assert code == 0 and "exact" in text
+
+
+@pytest.mark.parametrize("seed", ["-5", "99999999999"])
+def test_demo_refuses_a_bad_seed_before_running(
+    seed: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, text = run("demo", "--quick", "--seed", seed)
+    assert code == 2 and text == ""
+    assert "'seed' parameter" in capsys.readouterr().err

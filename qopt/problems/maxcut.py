@@ -17,6 +17,7 @@ from typing import Any
 import dimod
 import numpy as np
 
+from qopt._validation import check_int
 from qopt.exceptions import InvalidProblemError
 
 __all__ = ["cut_value", "maxcut_bqm", "random_regular_graph"]
@@ -80,11 +81,15 @@ def random_regular_graph(num_nodes: int, degree: int, *, seed: int | None = None
     Pairs up ``degree`` stubs per node at random and retries until the pairing has no
     self-loops or repeated edges (the configuration model; Bollobas 1980).
     """
-    if num_nodes * degree % 2 or degree >= num_nodes or degree < 1:
+    num_nodes = check_int(num_nodes, "num_nodes", "random_regular_graph", low=1)
+    degree = check_int(degree, "degree", "random_regular_graph", low=1)
+    if num_nodes * degree % 2 or degree >= num_nodes:
         raise InvalidProblemError(
             f"No simple {degree}-regular graph on {num_nodes} nodes: the degree must be in "
             "[1, nodes) and nodes * degree must be even."
         )
+    if seed is not None:
+        seed = check_int(seed, "seed", "random_regular_graph", low=0)
     rng = np.random.default_rng(seed)
     stubs = np.repeat(np.arange(num_nodes), degree)
     for _ in range(10_000):

@@ -82,6 +82,16 @@ class SolverSpec:
         factory: Callable[..., dimod.Sampler] = getattr(module, attribute)
         return factory
 
+    def option_names(self) -> list[str] | None:
+        """The keyword options :func:`get_solver` passes to this backend (``None``: any).
+
+        Examples:
+            >>> from qopt.solvers import solver_spec
+            >>> solver_spec("exact").option_names()
+            ['max_variables']
+        """
+        return _option_names(self.load())
+
 
 _BUILTIN: dict[str, SolverSpec] = {
     spec.name: spec
@@ -282,13 +292,16 @@ def get_solver(
     from qopt.solvers.composites import FallbackComposite, MeteredComposite
 
     spec = solver_spec(name)
+    settings = _decompose_settings(decompose, name)
     solver = _build(spec, options, defaults)
-    if decompose:
+    # The seed a caller prefers also seeds what wraps the backend (the decomposition, the
+    # fallback), even where the backend itself has none (exact, dwave).
+    seed = options.get("seed", (defaults or {}).get("seed"))
+    if settings is not None:
         from qopt.solvers.decomposition import DecompositionSolver
 
-        settings = dict(decompose) if isinstance(decompose, dict) else {}
-        if options.get("seed") is not None:
-            settings.setdefault("seed", int(options["seed"]) % 2**32)
+        if seed is not None:
+            settings.setdefault("seed", int(seed) % 2**32)
         # Inside the fallback: a failing remote child falls back on the whole problem.
         solver = DecompositionSolver(solver, **settings)
     # A backend is remote by its spec, or by how it was configured (Qiskit with an IBM backend).
@@ -303,15 +316,9 @@ def get_solver(
             raise SolverConfigurationError(
                 f"The fallback must be a local solver; '{fallback}' is remote."
             )
-        seed = options.get("seed")
-        fallback_options = (
-            {"seed": seed}
-            if seed is not None and "seed" in inspect.signature(fallback_spec.load()).parameters
-            else {}
-        )
         solver = FallbackComposite(
             solver,
-            _build(fallback_spec, fallback_options),
+            _build(fallback_spec, {}, None if seed is None else {"seed": seed}),
             name=name,
             fallback_name=fallback,
             retry_after=retry_after,
@@ -321,6 +328,30 @@ def get_solver(
 
 #: The options :func:`get_solver` itself takes, besides the backend's own.
 _GET_SOLVER_OPTIONS = ("fallback", "retry_after", "decompose")
+
+
+def _decompose_settings(decompose: Any, name: str) -> dict[str, Any] | None:
+    """``decompose=`` as :class:`~qopt.solvers.DecompositionSolver` options (``None``: off),
+    its option names checked; their values are checked when it is built."""
+    if decompose is False or decompose is None:
+        return None
+    if decompose is True:
+        return {}
+    if not isinstance(decompose, Mapping):
+        raise SolverConfigurationError(
+            f"The 'decompose' option of solver '{name}' must be True, False or a dict of "
+            f"DecompositionSolver options. Got {decompose!r} instead."
+        )
+    from qopt.solvers.decomposition import DecompositionSolver
+
+    valid = [n for n in _option_names(DecompositionSolver) or [] if n != "child"]
+    unknown = sorted(str(k) for k in decompose if k not in valid)
+    if unknown:
+        raise SolverConfigurationError(
+            f"Unknown decompose option(s) {unknown} for solver '{name}'. "
+            f"DecompositionSolver's options are: {', '.join(valid)}."
+        )
+    return dict(decompose)
 
 
 def check_solver_options(
@@ -352,7 +383,8 @@ def check_solver_options(
             f"The 'solver' parameter of {owner} must be a registry name (see 'qopt solvers') "
             f"or a dimod.Sampler. Got {type(solver).__name__} instead."
         )
-    known = _option_names(solver_spec(solver).load())
+    _decompose_settings(options.get("decompose", False), solver)
+    known = solver_spec(solver).option_names()
     if known is None:
         return
     valid = [*known, *_GET_SOLVER_OPTIONS]

@@ -59,6 +59,7 @@ import scipy.sparse
 
 from qopt._validation import check_bqm, check_float, check_int
 from qopt.exceptions import InvalidProblemError, SolverConfigurationError
+from qopt.solvers.classical import SimulatedAnnealingSolver
 
 __all__ = ["DecompositionSolver"]
 
@@ -318,8 +319,8 @@ class DecompositionSolver(dimod.ComposedSampler):
         patience: Stop after this many iterations without a lower energy.
         time_limit: Seconds after which to stop (checked between iterations and before each
             child call); ``None``: none.
-        initial: ``"sa"`` (default: the best of qopt's default simulated annealing, 10 reads
-            of 1000 sweeps, so the search never returns worse than ``get_solver("sa")``; the
+        initial: ``"sa"`` (default: the best of qopt's default simulated annealing, as
+            ``get_solver("sa")`` builds it, so the search never returns worse than that; the
             child's subproblems refine its state), ``"steepest"`` (steepest descent from a
             random state: shows what the search achieves on its own) or ``"random"``.
             ``info["decomposition"]["initial_energy"]`` records where the search started and
@@ -476,13 +477,9 @@ class DecompositionSolver(dimod.ComposedSampler):
             return start.astype(float)
         seed = int(rng.integers(2**31 - 1))  # dwave-samplers wants an int32
         if self.initial == "sa":
-            from dwave.samplers import SimulatedAnnealingSampler
-
-            # qopt's default 'sa' (10 reads x 1000 sweeps): the search then never returns
-            # worse than get_solver("sa") would.
-            result = SimulatedAnnealingSampler().sample(
-                bqm, num_reads=10, num_sweeps=1000, seed=seed
-            )
+            # qopt's 'sa' as get_solver("sa") builds it, its defaults included: the search
+            # then never returns worse than get_solver("sa") would.
+            result = SimulatedAnnealingSolver(seed=seed).sample(bqm)
         else:
             from dwave.samplers import SteepestDescentSolver
 

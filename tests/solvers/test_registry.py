@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import warnings
@@ -22,6 +23,7 @@ from qopt.solvers import (
     SolverSpec,
     _registry,
     available_solvers,
+    check_solver_options,
     get_solver,
     register_solver,
     solver_status,
@@ -224,3 +226,36 @@ def test_decompose_wraps_the_backend_and_solves_beyond_its_limit() -> None:
     reference = get_solver("sa", seed=0).sample(bqm).first.energy
     assert decomposed.first.energy <= 0.97 * reference  # energies are minus the cut
     assert record_of(decomposed).solver == "exact"
+
+
+@pytest.mark.parametrize("decompose", [{"foo": 1}, {"subproblem_size": 8, "sweeps": 3}])
+def test_unknown_decompose_options_are_named_with_the_valid_ones(decompose: dict) -> None:
+    unknown = sorted(set(decompose) - {"subproblem_size"})
+    match = rf"Unknown decompose option\(s\) {re.escape(str(unknown))} .*subproblem_size"
+    with pytest.raises(SolverConfigurationError, match=match):
+        get_solver("sa", decompose=decompose)
+    with pytest.raises(SolverConfigurationError, match=match):
+        check_solver_options("sa", {"decompose": decompose}, "MyCallback")
+    with pytest.raises(SolverConfigurationError, match="must be True, False or a dict"):
+        get_solver("sa", decompose="yes")
+
+
+def test_a_default_seed_seeds_the_decomposition_of_a_backend_without_one() -> None:
+    from qopt.problems.maxcut import maxcut_bqm, random_regular_graph
+
+    bqm = maxcut_bqm(random_regular_graph(40, 3, seed=2))
+    decompose = {"subproblem_size": 10, "max_iterations": 20, "initial": "random"}
+
+    def solve(seed: int) -> dimod.SampleSet:
+        return get_solver("exact", decompose=decompose, defaults={"seed": seed}).sample(bqm)
+
+    first, again, other = solve(1), solve(1), solve(2)
+    assert first.info["decomposition"]["trace"] == again.info["decomposition"]["trace"]
+    assert first.info["decomposition"]["trace"] != other.info["decomposition"]["trace"]
+
+
+def test_option_names_come_from_the_backend() -> None:
+    from qopt.solvers import solver_spec
+
+    assert solver_spec("sa").option_names() == ["num_reads", "num_sweeps", "seed"]
+    assert "seed" not in (solver_spec("exact").option_names() or [])

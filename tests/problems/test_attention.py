@@ -1,0 +1,378 @@
+"""Tests of qopt.problems.attention: selectors, the QUBO, its repair, and bad input."""
+
+from __future__ import annotations
+
+import itertools
+
+import dimod
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from qopt.exceptions import InvalidProblemError, QoptError, SolverConfigurationError
+from qopt.pipeline import solve
+from qopt.problems.attention import (
+    attended_fraction,
+    attention_problem,
+    bigbird_selection,
+    block_redundancy,
+    block_scores,
+    causal_block_pairs,
+    check_selection,
+    greedy_selection,
+    minimum_budget,
+    pool_blocks,
+    selection_value,
+    solve_attention,
+    topk_selection,
+)
+
+
+def random_case(
+    seed: int, heads: int, blocks: int, dim: int = 4, block_size: int = 2
+) -> tuple[np.ndarray, np.ndarray]:
+    """Scores and redundancy from random queries and keys (correlated keys: real redundancy)."""
+    rng = np.random.default_rng(seed)
+    queries = rng.normal(size=(heads, blocks * block_size, dim))
+    base = rng.normal(size=(heads, 3, dim))  # few distinct key directions: near duplicates
+    keys = base[:, rng.integers(0, 3, blocks * block_size)] + 0.3 * rng.normal(
+        size=(heads, blocks * block_size, dim)
+    )
+    return block_scores(queries, keys, block_size), block_redundancy(keys, block_size)
+
+
+@st.composite
+def cases(draw: st.DrawFn) -> dict[str, object]:
+    heads = draw(st.integers(1, 2))
+    blocks = draw(st.integers(2, 6))
+    seed = draw(st.integers(0, 10_000))
+    scores, redundancy = random_case(seed, heads, blocks)
+    min_blocks = draw(st.integers(1, 3))
+    max_blocks = draw(st.one_of(st.none(), st.integers(min_blocks, min_blocks + 2)))
+    least = minimum_budget(heads, blocks, min_blocks)
+    budget = draw(st.integers(least, heads * blocks * (blocks + 1) // 2 + 2))
+    weight = draw(st.sampled_from([0.0, 0.5, 1.0, 3.0]))
+    return {
+        "scores": scores,
+        "redundancy": redundancy,
+        "budget": budget,
+        "min_blocks": min_blocks,
+        "max_blocks": max_blocks,
+        "redundancy_weight": weight,
+        "seed": seed,
+    }
+
+
+def limits(case: dict[str, object]) -> dict[str, object]:
+    return {"min_blocks": case["min_blocks"], "max_blocks": case["max_blocks"]}
+
+
+def brute_force(scores: np.ndarray, budget: int, **options: object) -> tuple[np.ndarray, float]:
+    """Best feasible selection by enumerating every subset of off-diagonal causal pairs."""
+    heads, n, _ = scores.shape
+    pairs = [(h, i, j) for h in range(heads) for i in range(n) for j in range(i)]
+    redundancy = options.pop("redundancy", None)
+    weight = float(options.pop("redundancy_weight", 1.0))  # type: ignore[arg-type]
+    best, best_value = None, -np.inf
+    for bits in itertools.product((0, 1), repeat=len(pairs)):
+        selection = np.zeros(scores.shape, dtype=bool)
+        selection[:, np.arange(n), np.arange(n)] = True
+        for bit, (h, i, j) in zip(bits, pairs, strict=True):
+            selection[h, i, j] = bool(bit)
+        try:
+            check_selection(selection, budget=budget, **options)  # type: ignore[arg-type]
+        except InvalidProblemError:
+            continue
+        value = selection_value(selection, scores, redundancy=redundancy, redundancy_weight=weight)
+        if value > best_value + 1e-12:
+            best, best_value = selection, value
+    assert best is not None
+    return best, best_value
+
+
+# ----------------------------------------------------------------------------- scores
+
+
+def test_block_scores_are_causal_probabilities() -> None:
+    scores, redundancy = random_case(0, 2, 5)
+    assert scores.shape == (2, 5, 5)
+    assert np.allclose(scores.sum(axis=-1), 1.0)
+    assert (scores[:, ~causal_block_pairs(5)] == 0).all()
+    assert (scores >= 0).all()
+    assert np.allclose(redundancy, np.swapaxes(redundancy, -1, -2))
+    assert np.allclose(redundancy[:, np.arange(5), np.arange(5)], 1.0)
+    assert ((redundancy >= 0) & (redundancy <= 1)).all()
+
+
+def test_redundancy_finds_duplicate_blocks() -> None:
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(2, 2, 8))
+    keys = np.concatenate([a, b, a, b])  # blocks 0 and 2 are identical, so are 1 and 3
+    redundancy = block_redundancy(keys, 2)
+    assert redundancy[0, 2] == pytest.approx(1.0)
+    assert redundancy[1, 3] == pytest.approx(1.0)
+    assert redundancy[0, 1] == pytest.approx(0.0)  # centred: opposite directions
+
+
+def test_top_one_of_identical_queries_and_keys_is_uniform_mass() -> None:
+    scores = block_scores(np.ones((6, 3)), np.ones((6, 3)), 2)
+    assert np.allclose(scores[2, :3], 1 / 3)
+
+
+# ----------------------------------------------------------------------------- selectors
+
+
+@settings(max_examples=60, deadline=None)
+@given(cases())
+def test_every_selector_is_feasible_and_within_budget(case: dict[str, object]) -> None:
+    scores, budget = case["scores"], case["budget"]
+    assert isinstance(scores, np.ndarray) and isinstance(budget, int)
+    greedy = greedy_selection(
+        scores,
+        budget,
+        redundancy=case["redundancy"],
+        redundancy_weight=case["redundancy_weight"],  # type: ignore[arg-type]
+        **limits(case),  # type: ignore[arg-type]
+    )
+    check_selection(greedy, budget=budget, **limits(case))  # type: ignore[arg-type]
+    solution = solve_attention(
+        scores,
+        budget,
+        redundancy=case["redundancy"],
+        redundancy_weight=case["redundancy_weight"],  # type: ignore[arg-type]
+        solver_options={"num_sweeps": 20, "num_reads": 2},
+        seed=int(case["seed"]),  # type: ignore[call-overload]
+        **limits(case),  # type: ignore[arg-type]
+    )
+    assert solution.feasible
+    check_selection(solution.value, budget=budget, **limits(case))  # type: ignore[arg-type]
+    for k in (1, 2, 3):
+        check_selection(topk_selection(scores, k), max_blocks=k, min_blocks=k)
+    heads, n, _ = scores.shape
+    check_selection(bigbird_selection(heads, n, window=2, num_global=1, num_random=1, seed=0))
+
+
+@settings(max_examples=60, deadline=None)
+@given(cases(), st.integers(0, 2**31 - 1))
+def test_repair_makes_any_sample_feasible(case: dict[str, object], seed: int) -> None:
+    scores, budget = case["scores"], case["budget"]
+    assert isinstance(scores, np.ndarray) and isinstance(budget, int)
+    problem = attention_problem(
+        scores,
+        budget,
+        redundancy=case["redundancy"],
+        redundancy_weight=case["redundancy_weight"],  # type: ignore[arg-type]
+        **limits(case),  # type: ignore[arg-type]
+    )
+    assert problem.repair_rows is not None and problem.feasible_rows is not None
+    assert problem.decode is not None
+    rng = np.random.default_rng(seed)
+    rows = (rng.random((4, problem.model.num_variables)) < rng.random()).astype(np.int8)
+    fixed = problem.repair_rows(rows)
+    assert problem.feasible_rows(fixed).all()
+    for row in fixed:
+        selection = problem.decode(dict(enumerate(row.tolist())))
+        check_selection(selection, budget=budget, **limits(case))  # type: ignore[arg-type]
+    # A feasible sample is left as it is.
+    feasible = rows[problem.feasible_rows(rows)]
+    if feasible.size:
+        assert np.array_equal(problem.repair_rows(feasible), feasible)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10_000), st.integers(1, 4), st.integers(2, 7))
+def test_greedy_equals_topk_without_redundancy(seed: int, k: int, blocks: int) -> None:
+    scores, _ = random_case(seed, 2, blocks)
+    ample = 2 * blocks * blocks
+    greedy = greedy_selection(scores, ample, max_blocks=k)
+    assert np.array_equal(greedy, topk_selection(scores, k))
+
+
+def test_topk_keeps_the_own_block_and_the_best_others() -> None:
+    scores = np.array([[1.0, 0, 0, 0], [0.9, 0.1, 0, 0], [0.1, 0.2, 0.7, 0], [0.4, 0.3, 0.2, 0.1]])
+    selection = topk_selection(scores, 2)[0]
+    assert selection.astype(int).tolist() == [
+        [1, 0, 0, 0],
+        [1, 1, 0, 0],
+        [0, 1, 1, 0],
+        [1, 0, 0, 1],
+    ]
+
+
+def test_bigbird_pattern_and_budget_of_its_parts() -> None:
+    selection = bigbird_selection(2, 8, window=2, num_global=1, num_random=1, seed=3)
+    check_selection(selection)
+    # Each query block i >= 3 has its window (2), the global block and one random block.
+    assert (selection.sum(axis=2)[:, 3:] == 4).all()
+    assert not np.array_equal(selection[0], selection[1])  # random blocks differ per head
+
+
+def test_greedy_uses_a_shared_budget_where_attention_is_spread() -> None:
+    # Query block 2 is focused on itself; query block 3 spreads its mass evenly: the shared
+    # budget gives both extra blocks to the spread one, top-1-extra gives one to each.
+    scores = np.array(
+        [
+            [1.0, 0, 0, 0],
+            [0.5, 0.5, 0, 0],
+            [0.02, 0.02, 0.96, 0],
+            [0.25, 0.25, 0.25, 0.25],
+        ]
+    )
+    budget = 4 + 1 + 2
+    greedy = greedy_selection(scores, budget)[0]
+    assert greedy[3].sum() == 3 and greedy[2].sum() == 1
+    assert selection_value(greedy, scores) > selection_value(topk_selection(scores, 2), scores)
+
+
+def test_redundancy_steers_greedy_away_from_duplicates() -> None:
+    scores = np.array([[1.0, 0, 0], [0.5, 0.5, 0], [0.35, 0.33, 0.32]])
+    redundancy = np.eye(3)
+    redundancy[0, 2] = redundancy[2, 0] = 1.0  # key block 0 duplicates block 2
+    plain = greedy_selection(scores, 5)[0]
+    aware = greedy_selection(scores, 5, redundancy=redundancy)[0]
+    assert plain[2].tolist() == [True, False, True]
+    assert aware[2].tolist() == [False, True, True]
+
+
+# ----------------------------------------------------------------------------- the QUBO
+
+
+@pytest.mark.parametrize(("heads", "blocks"), [(1, 4), (2, 3)])
+@pytest.mark.parametrize("weight", [0.0, 1.0])
+@pytest.mark.parametrize("max_blocks", [None, 2])
+def test_qubo_minimum_is_the_brute_force_optimum(
+    heads: int, blocks: int, weight: float, max_blocks: int | None
+) -> None:
+    for seed in range(3):
+        scores, redundancy = random_case(seed, heads, blocks)
+        budget = minimum_budget(heads, blocks) + 2
+        problem = attention_problem(
+            scores,
+            budget,
+            redundancy=redundancy,
+            redundancy_weight=weight,
+            max_blocks=max_blocks,
+            budget_encoding="penalty",
+        )
+        bqm = problem.model.to_bqm(problem.penalty)
+        ground = dimod.ExactSolver().sample(bqm).first.sample
+        assert problem.decode is not None
+        selection = problem.decode({v: ground[v] for v in problem.model.variables})
+        _, best_value = brute_force(
+            scores, budget, redundancy=redundancy, redundancy_weight=weight, max_blocks=max_blocks
+        )
+        value = selection_value(selection, scores, redundancy=redundancy, redundancy_weight=weight)
+        assert value == pytest.approx(best_value, abs=1e-9)
+        check_selection(selection, budget=budget, max_blocks=max_blocks)
+        # Simulated annealing on the priced QUBO (sparse, moderate biases) reaches it here; the
+        # provable penalty weights of the other encoding make its landscape too steep for it.
+        solved = solve_attention(
+            scores,
+            budget,
+            redundancy=redundancy,
+            redundancy_weight=weight,
+            max_blocks=max_blocks,
+            solver_options={"num_reads": 20},
+            seed=seed,
+        )
+        got = selection_value(solved.value, scores, redundancy=redundancy, redundancy_weight=weight)
+        assert got == pytest.approx(best_value, abs=1e-9), seed
+
+
+def test_objective_energy_is_the_negated_selection_value() -> None:
+    scores, redundancy = random_case(5, 2, 5)
+    problem = attention_problem(scores, 20, redundancy=redundancy, redundancy_weight=0.7)
+    assert problem.decode is not None
+    rng = np.random.default_rng(0)
+    diagonal = float(scores[:, np.arange(5), np.arange(5)].sum())
+    for _ in range(5):
+        sample = {v: int(rng.integers(0, 2)) for v in problem.model.variables}
+        value = selection_value(
+            problem.decode(sample), scores, redundancy=redundancy, redundancy_weight=0.7
+        )
+        energy = problem.model.objective.energy(sample)
+        assert -energy == pytest.approx(value - diagonal)
+
+
+def test_price_encoding_minimum_is_the_global_top_without_redundancy() -> None:
+    scores, _ = random_case(7, 2, 6)
+    budget = minimum_budget(2, 6) + 9
+    problem = attention_problem(scores, budget)
+    assert problem.bqm is not None and problem.decode is not None
+    # No redundancy: the priced QUBO is separable; its minimum takes exactly the top 9.
+    ground = {v: int(problem.bqm.linear[v] < 0) for v in problem.bqm.variables}
+    selection = problem.decode(ground)
+    assert int(selection.sum()) == budget
+    assert np.array_equal(selection, greedy_selection(scores, budget))
+    assert problem.bqm.num_interactions == 0  # the budget adds no clique
+
+
+def test_attended_fraction_and_minimum_budget() -> None:
+    assert minimum_budget(3, 5) == 15
+    assert minimum_budget(1, 5, min_blocks=3) == 1 + 2 + 3 + 3 + 3
+    assert attended_fraction(np.tril(np.ones((2, 4, 4), dtype=bool))) == 1.0
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def test_sequence_length_not_divisible_by_block_size() -> None:
+    with pytest.raises(InvalidProblemError, match=r"not a multiple of block_size=4.*Pad"):
+        block_scores(np.zeros((10, 2)), np.zeros((10, 2)), 4)
+    with pytest.raises(InvalidProblemError, match="not a multiple"):
+        pool_blocks(np.zeros((1, 7, 2)), 2)
+
+
+def test_budget_below_minimum_says_the_minimum() -> None:
+    scores, _ = random_case(0, 2, 4)
+    for call in (greedy_selection, attention_problem, solve_attention):
+        with pytest.raises(InvalidProblemError, match=r"below the minimum of 8.*at least 8"):
+            call(scores, 7)
+
+
+def test_non_finite_scores_name_the_pair() -> None:
+    scores, _ = random_case(0, 1, 4)
+    scores[0, 2, 1] = np.nan
+    with pytest.raises(InvalidProblemError, match="query block 2, key block 1"):
+        attention_problem(scores, 6)
+    with pytest.raises(InvalidProblemError, match="non-finite"):
+        topk_selection(scores, 2)
+    clean, _ = random_case(0, 1, 4)
+    clean[0, 1, 3] = np.inf  # above the diagonal: ignored
+    check_selection(topk_selection(clean, 2))
+    with pytest.raises(InvalidProblemError, match="non-finite queries or keys"):
+        block_scores(np.full((4, 2), np.inf), np.zeros((4, 2)), 2)
+
+
+def test_configuration_errors_are_qopt_errors() -> None:
+    scores, _ = random_case(0, 1, 4)
+    with pytest.raises(SolverConfigurationError, match="budget_encoding"):
+        attention_problem(scores, 6, budget_encoding="dense")  # type: ignore[arg-type]
+    with pytest.raises(SolverConfigurationError, match="max_blocks"):
+        greedy_selection(scores, 6, min_blocks=3, max_blocks=2)
+    with pytest.raises(InvalidProblemError, match="nothing to select"):
+        attention_problem(np.ones((1, 1)), 1)
+    with pytest.raises(InvalidProblemError, match="shape"):
+        topk_selection(np.ones((2, 3)), 1)
+    with pytest.raises(QoptError, match="solver_options"):
+        solve_attention(scores, 6, solver_options={"sweeps": 3})
+
+
+def test_check_selection_refuses_what_is_not_a_selection() -> None:
+    with pytest.raises(InvalidProblemError, match="future"):
+        check_selection(np.ones((3, 3), dtype=bool))
+    with pytest.raises(InvalidProblemError, match="diagonal"):
+        check_selection(np.zeros((3, 3), dtype=bool))
+    with pytest.raises(InvalidProblemError, match="over the budget"):
+        check_selection(np.tril(np.ones((3, 3), dtype=bool)), budget=5)
+    with pytest.raises(InvalidProblemError, match="boolean"):
+        check_selection(np.eye(3))
+
+
+def test_solution_through_the_pipeline_reports_the_solve() -> None:
+    scores, redundancy = random_case(2, 2, 6)
+    budget = minimum_budget(2, 6) + 8
+    solution = solve(attention_problem(scores, budget, redundancy=redundancy), "sa", seed=1)
+    assert solution.feasible and solution.record.solver == "sa"
+    check_selection(solution.value, budget=budget)

@@ -1,7 +1,7 @@
 """Lightning train-and-evaluate objectives for architecture search, with Optuna pruning.
 
 Imported lazily (by :func:`qopt.nas.resolve_evaluator` for a spec with a ``train`` section);
-imports torch, Lightning and Optuna at top level.
+imports torch, Lightning, Optuna and optuna-integration at top level.
 """
 
 from __future__ import annotations
@@ -17,12 +17,13 @@ from typing import Any
 import lightning
 import optuna
 import torch
+from optuna_integration import PyTorchLightningPruningCallback
 from torch import nn
 
 from qopt.exceptions import InvalidProblemError
 from qopt.nas._spec import SearchSpace, Training
 
-__all__ = ["LightningEvaluator", "OptunaPruningCallback", "measure_model"]
+__all__ = ["LightningEvaluator", "measure_model"]
 
 #: Lightning's hints that do not concern a short search on small data.
 _QUIET = (
@@ -49,50 +50,6 @@ def _quiet_lightning() -> Iterator[None]:
     finally:
         for lg, level in zip(loggers, levels, strict=True):
             lg.setLevel(level)
-
-
-class OptunaPruningCallback(lightning.Callback):
-    """Report ``monitor`` to an Optuna trial after each validation; stop when it should prune.
-
-    Optuna's pruners decide from the reported values (``trial.should_prune()``): the median
-    rule (``MedianPruner``) or successive halving (Li et al., "A System for Massively Parallel
-    Hyperparameter Tuning", MLSys 2020). A pruned fit stops at the end of its epoch and
-    :attr:`pruned` is set; the caller raises :class:`optuna.TrialPruned` after ``fit``, so
-    Lightning tears down normally.
-
-    Args:
-        trial: The Optuna trial (single objective; multi-objective studies cannot prune).
-        monitor: The logged metric to report.
-
-    Examples:
-        >>> import optuna
-        >>> trial = optuna.create_study().ask()
-        >>> OptunaPruningCallback(trial, "val_acc").monitor
-        'val_acc'
-    """
-
-    def __init__(self, trial: optuna.trial.BaseTrial, monitor: str) -> None:
-        self.trial = trial
-        self.monitor = monitor
-        self.pruned = False
-        self.reported: list[float] = []
-
-    def on_validation_end(self, trainer: lightning.Trainer, pl_module: Any) -> None:
-        if trainer.sanity_checking:
-            return
-        value = trainer.callback_metrics.get(self.monitor)
-        if value is None:
-            raise InvalidProblemError(
-                f"The module logged no '{self.monitor}' (it logged "
-                f"{sorted(trainer.callback_metrics)}); log it in validation_step with "
-                f"self.log('{self.monitor}', ...) or set 'train.monitor' in the spec."
-            )
-        number = float(value)
-        self.reported.append(number)
-        self.trial.report(number, step=trainer.current_epoch)
-        if self.trial.should_prune():
-            self.pruned = True
-            trainer.should_stop = True
 
 
 def measure_model(model: nn.Module) -> dict[str, float]:
@@ -205,23 +162,26 @@ class LightningEvaluator:
             for name, value in measured.items():
                 trial.set_user_attr(f"measured:{name}", value)
         self.check_measured(architecture, measured)
-        callbacks: list[lightning.Callback] = []
-        pruning = None
-        if trial is not None and len(trial.study.directions) == 1:
-            pruning = OptunaPruningCallback(trial, self.training.monitor)
-            callbacks.append(pruning)
+        # Optuna cannot prune multi-objective trials: they train to the end.
+        pruned_by = trial if trial is not None and len(trial.study.directions) == 1 else None
         with _quiet_lightning():
-            return self._fit(model, trial, callbacks, pruning, measured)
+            return self._fit(model, trial, pruned_by, measured)
 
     def _fit(
         self,
         model: Any,
         trial: optuna.trial.Trial | None,
-        callbacks: list[lightning.Callback],
-        pruning: OptunaPruningCallback | None,
+        pruned_by: optuna.trial.Trial | None,
         measured: dict[str, float],
     ) -> dict[str, float]:
+        """Train ``model``; its final metrics. A pruned trial raises :class:`optuna.TrialPruned`
+        from the pruning callback (the median rule, or successive halving: Li et al., "A System
+        for Massively Parallel Hyperparameter Tuning", MLSys 2020), which Lightning tears down
+        and re-raises."""
         t = self.training
+        callbacks: list[lightning.Callback] = []
+        if pruned_by is not None:
+            callbacks.append(PyTorchLightningPruningCallback(pruned_by, t.monitor))
         trainer = lightning.Trainer(
             max_epochs=t.max_epochs,
             max_time=None if t.max_time_s is None else {"seconds": math.ceil(t.max_time_s)},
@@ -236,9 +196,11 @@ class LightningEvaluator:
         )
         datamodule = None if self.data is None else self.data()
         trainer.fit(model, datamodule=datamodule)
-        if pruning is not None and pruning.pruned:
-            raise optuna.TrialPruned(
-                f"pruned at epoch {trainer.current_epoch} with {t.monitor}={pruning.reported[-1]:g}"
+        if pruned_by is not None and t.monitor not in trainer.callback_metrics:
+            raise InvalidProblemError(
+                f"The module logged no '{t.monitor}' to prune on (it logged "
+                f"{sorted(trainer.callback_metrics)}); log it in validation_step with "
+                f"self.log('{t.monitor}', ...) or set 'train.monitor' in the spec."
             )
         metrics = {
             k: float(v)

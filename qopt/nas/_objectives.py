@@ -94,6 +94,7 @@ def resolve_evaluator(
         from qopt._optional import import_optional
 
         import_optional("lightning", "lightning", "a 'train' objective of qopt.nas")
+        import_optional("optuna_integration", "optuna", "pruning a 'train' objective of qopt.nas")
         from qopt.nas._lightning import LightningEvaluator
 
         data = (

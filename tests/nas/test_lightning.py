@@ -117,6 +117,15 @@ def test_a_model_over_its_measured_budget_is_never_trained() -> None:
         evaluate(arch)
 
 
+def test_a_monitor_the_module_does_not_log_is_an_error_naming_it() -> None:
+    space = tiny_digits(monitor="val_accuracy")
+    evaluate = resolve_evaluator(space, seed=0)
+    trial = optuna.create_study().ask()
+    arch = {"w1": 16, "w2": 16, "act": "relu", "dropout": 0.0}
+    with pytest.raises(InvalidProblemError, match=r"logged no 'val_accuracy'.*'val_acc'"):
+        evaluate(arch, trial)  # type: ignore[call-arg]
+
+
 def test_cli_runs_the_example_spec(tmp_path: Path) -> None:
     import argparse
 

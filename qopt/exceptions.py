@@ -11,6 +11,8 @@ __all__ = [
     "FileFormatError",
     "InvalidProblemError",
     "MissingDependencyError",
+    "NoSolveRecordError",
+    "NotReadyError",
     "ProblemTooLargeError",
     "QoptError",
     "SolverConfigurationError",
@@ -41,6 +43,17 @@ class UnknownNameError(QoptError, KeyError):
 
     def __str__(self) -> str:  # KeyError would otherwise quote the whole message.
         return str(self.args[0]) if self.args else ""
+
+
+class NoSolveRecordError(QoptError, KeyError):
+    """A sample set carries no qopt solve record: it did not come from a metered solver."""
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the whole message.
+        return str(self.args[0]) if self.args else ""
+
+
+class NotReadyError(QoptError, RuntimeError):
+    """A result was asked for before it exists (a Meter's reading inside its ``with`` block)."""
 
 
 class SolverConfigurationError(QoptError, ValueError):

@@ -16,6 +16,7 @@ Examples:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
@@ -158,15 +159,16 @@ def _read_coo(path: Path) -> dimod.BinaryQuadraticModel:
     for number, fields in _data_lines(path):
         if fields[0].startswith("p") or fields[0] == "c":  # qbsolv-style header/comment lines
             continue
-        try:
-            i, j, bias = int(fields[0]), int(fields[1]), float(fields[2])
-            if len(fields) != 3:
-                raise ValueError
-        except (ValueError, IndexError):
+        entry = None
+        if len(fields) == 3:
+            with contextlib.suppress(ValueError):
+                entry = int(fields[0]), int(fields[1]), float(fields[2])
+        if entry is None:
             raise FileFormatError(
                 f"{path}:{number}: a COO line is 'i j bias' (two integers and a number). "
                 f"Got {' '.join(fields)!r}."
-            ) from None
+            )
+        i, j, bias = entry
         if not math.isfinite(bias):
             raise FileFormatError(f"{path}:{number}: the bias {fields[2]!r} is not finite.")
         if i == j:

@@ -16,12 +16,15 @@ Examples:
 from __future__ import annotations
 
 import glob
+import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import dimod
+
+from qopt.exceptions import NoSolveRecordError, NotReadyError, SolverConfigurationError
 
 __all__ = [
     "DEFAULT_CPU_WATTS_PER_CORE",
@@ -75,9 +78,11 @@ def _cpu_watts_per_core() -> float:
         watts = float(raw)
     except ValueError:
         watts = -1.0
-    if not watts > 0:
-        raise ValueError(
-            f"QOPT_CPU_WATTS_PER_CORE must be a positive number of watts. Got {raw!r} instead."
+    if not 0 < watts < math.inf:
+        raise SolverConfigurationError(
+            f"The QOPT_CPU_WATTS_PER_CORE environment variable must be a positive, finite "
+            f"number of watts. Got {raw!r} instead; unset it for the default "
+            f"{DEFAULT_CPU_WATTS_PER_CORE:g} W."
         )
     return watts
 
@@ -182,7 +187,7 @@ class Meter:
     def reading(self) -> MeterReading:
         """The measurement; available once the ``with`` block has ended."""
         if self._reading is None:
-            raise RuntimeError("Meter.reading is available after the 'with' block ends.")
+            raise NotReadyError("Meter.reading is available after the 'with' block ends.")
         return self._reading
 
 
@@ -238,12 +243,13 @@ def record_of(sampleset: dimod.SampleSet) -> SolveRecord:
     """The :class:`SolveRecord` attached to a sample set by a metered solver.
 
     Raises:
-        KeyError: The sample set did not come from a metered qopt solver.
+        NoSolveRecordError: The sample set did not come from a metered qopt solver (a
+            ``KeyError``).
     """
     try:
         data = sampleset.info["qopt"]
     except KeyError:
-        raise KeyError(
+        raise NoSolveRecordError(
             "This SampleSet carries no qopt solve record; get the solver with "
             "qopt.solvers.get_solver(name), which meters every solve."
         ) from None

@@ -14,6 +14,8 @@ import math
 from collections.abc import Iterable
 from typing import Literal
 
+from qopt.exceptions import InvalidProblemError, SolverConfigurationError
+
 __all__ = [
     "Sense",
     "approximation_ratio",
@@ -28,7 +30,7 @@ Sense = Literal["min", "max"]
 
 def _check_sense(sense: str) -> None:
     if sense not in ("min", "max"):
-        raise ValueError(f"sense must be 'min' or 'max'. Got {sense!r} instead.")
+        raise SolverConfigurationError(f"sense must be 'min' or 'max'. Got {sense!r} instead.")
 
 
 def approximation_ratio(value: float, reference: float, *, sense: Sense) -> float:
@@ -39,11 +41,12 @@ def approximation_ratio(value: float, reference: float, *, sense: Sense) -> floa
     numbers again falls below 1.0 as the value gets worse.
 
     Raises:
-        ValueError: A zero reference, or a minimisation reference that is not negative.
+        InvalidProblemError: A zero reference, or a minimisation reference that is not
+            negative (a ``ValueError``).
     """
     _check_sense(sense)
     if reference == 0 or (sense == "min" and reference > 0):
-        raise ValueError(
+        raise InvalidProblemError(
             f"An approximation ratio needs a {'negative' if sense == 'min' else 'non-zero'} "
             f"reference; got {reference!r}. Use gap_to_best_known for this problem."
         )
@@ -71,7 +74,7 @@ def success_probability(values: Iterable[float], target: float, *, sense: Sense)
     """Fraction of independent runs whose best value reaches ``target``."""
     values = list(values)
     if not values:
-        raise ValueError("success_probability needs at least one run.")
+        raise InvalidProblemError("success_probability needs at least one run; got none.")
     return sum(reaches_target(v, target, sense=sense) for v in values) / len(values)
 
 
@@ -83,9 +86,11 @@ def tts(run_time_s: float, success: float, *, confidence: float = 0.99) -> float
     2014). ``t`` when ``p == 1``; infinite when ``p == 0``.
     """
     if not 0.0 <= success <= 1.0:
-        raise ValueError(f"success must be a probability in [0, 1]. Got {success!r} instead.")
+        raise SolverConfigurationError(
+            f"success must be a probability in [0, 1]. Got {success!r} instead."
+        )
     if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1). Got {confidence!r} instead.")
+        raise SolverConfigurationError(f"confidence must be in (0, 1). Got {confidence!r} instead.")
     if success >= 1.0:
         return run_time_s
     if success <= 0.0:

@@ -4,6 +4,7 @@ import dimod
 import pytest
 
 from qopt import metering
+from qopt.exceptions import NoSolveRecordError, NotReadyError, SolverConfigurationError
 from qopt.metering import Meter, SolveRecord, record_of
 from qopt.solvers import MeteredComposite, SimulatedAnnealingSolver, get_solver
 
@@ -39,16 +40,17 @@ def test_remote_work_is_not_measured() -> None:
 
 def test_bad_watts_setting_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(metering, "_read_rapl_uj", lambda: None)
-    monkeypatch.setenv("QOPT_CPU_WATTS_PER_CORE", "-3")
-    with (
-        pytest.raises(ValueError, match="QOPT_CPU_WATTS_PER_CORE must be a positive number"),
-        Meter(),
-    ):
-        pass
+    for bad in ("-3", "inf", "ten"):
+        monkeypatch.setenv("QOPT_CPU_WATTS_PER_CORE", bad)
+        with (
+            pytest.raises(SolverConfigurationError, match=r"QOPT_CPU_WATTS_PER_CORE .* positive"),
+            Meter(),
+        ):
+            pass
 
 
 def test_reading_before_exit_is_an_error() -> None:
-    with pytest.raises(RuntimeError, match="after the 'with' block"):
+    with pytest.raises(NotReadyError, match="after the 'with' block"):
         _ = Meter().reading
 
 
@@ -74,5 +76,6 @@ def test_mock_children_are_never_reportable() -> None:
 
 def test_record_of_a_plain_sampleset_says_how_to_get_one() -> None:
     sampleset = dimod.ExactSolver().sample(dimod.BinaryQuadraticModel({"a": 1}, {}, 0, "BINARY"))
-    with pytest.raises(KeyError, match="get_solver"):
+    with pytest.raises(NoSolveRecordError, match="get_solver") as caught:
         record_of(sampleset)
+    assert isinstance(caught.value, KeyError) and str(caught.value).startswith("This SampleSet")

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from qopt.exceptions import InvalidProblemError, SolverConfigurationError
 from qopt.quality import (
     approximation_ratio,
     gap_to_best_known,
@@ -36,9 +37,9 @@ def test_ratio_and_gap_for_both_senses() -> None:
 
 
 def test_ratio_refuses_meaningless_references() -> None:
-    with pytest.raises(ValueError, match="gap_to_best_known"):
+    with pytest.raises(InvalidProblemError, match="gap_to_best_known"):
         approximation_ratio(1, 0, sense="max")
-    with pytest.raises(ValueError, match="negative"):
+    with pytest.raises(InvalidProblemError, match="negative"):
         approximation_ratio(5, 10, sense="min")
 
 
@@ -46,11 +47,16 @@ def test_success_probability() -> None:
     assert success_probability([10, 12, 12, 11], 12, sense="max") == 0.5
     assert success_probability([-5, -7], -7, sense="min") == 0.5
     assert reaches_target(11.9999999999, 12, sense="max")
-    with pytest.raises(ValueError, match="at least one run"):
+    with pytest.raises(InvalidProblemError, match="at least one run"):
         success_probability([], 1, sense="max")
 
 
 @pytest.mark.parametrize(("p", "conf"), [(1.5, 0.99), (0.5, 1.0)])
 def test_tts_refuses_bad_probabilities(p: float, conf: float) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(SolverConfigurationError, match="success" if p > 1 else "confidence"):
         tts(1.0, p, confidence=conf)
+
+
+def test_an_unknown_sense_is_refused() -> None:
+    with pytest.raises(SolverConfigurationError, match="sense must be 'min' or 'max'"):
+        gap_to_best_known(1, 2, sense="maximum")  # type: ignore[arg-type]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import threading
+from abc import abstractmethod
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Self
 
@@ -195,14 +196,17 @@ class _LeapSolver(dimod.Sampler):
             self.remote = not self.is_mock
 
     # Subclasses say how to build, wrap and recognize their Ocean sampler.
+    @abstractmethod
     def _wrap_injected(self, sampler: dimod.Sampler) -> dimod.Sampler:
-        raise NotImplementedError
+        """The injected Ocean sampler as this backend uses it (e.g. behind an embedding)."""
 
+    @abstractmethod
     def _is_real(self, sampler: dimod.Sampler) -> bool:
-        raise NotImplementedError
+        """Whether ``sampler`` reaches real hardware (not one of Ocean's mocks)."""
 
+    @abstractmethod
     def _connect_with(self, options: dict[str, Any]) -> dimod.Sampler:
-        raise NotImplementedError
+        """Build the Ocean sampler from the configuration ``options``."""
 
     @property
     def connected(self) -> bool:

@@ -71,6 +71,7 @@ __all__ = [
     "RouterHook",
     "RoutingDecision",
     "demo",
+    "distillation_loss",
     "print_demo",
 ]
 
@@ -608,6 +609,27 @@ class MoELanguageModel(nn.Module):
             x = block(x, mask)
         logits: torch.Tensor = self.head(self.norm(x))
         return logits
+
+
+def distillation_loss(
+    scores: torch.Tensor, assignment: torch.Tensor, weight: float = 1.0
+) -> torch.Tensor:
+    """Cross-entropy of the router against a solved assignment (uniform over its ``k`` experts).
+
+    Args:
+        scores: Router logits, shape ``(T, E)``.
+        assignment: The experts each token should go to, int shape ``(T, k)``.
+        weight: Scale of the loss.
+
+    Examples:
+        >>> import torch
+        >>> from qopt.moe import distillation_loss
+        >>> scores = torch.tensor([[0.0, 0.0], [5.0, -5.0]])
+        >>> round(float(distillation_loss(scores, torch.tensor([[0], [0]]))), 4)
+        0.3466
+    """
+    log_probs = torch.log_softmax(scores.float(), dim=-1)
+    return -weight * log_probs.gather(1, assignment).mean()
 
 
 # ---------------------------------------------------------------------------- demo

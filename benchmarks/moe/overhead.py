@@ -36,6 +36,8 @@ import torch.nn.functional as F
 
 from qopt.bench import machine_info
 from qopt.moe import MarkovMixture, MoELanguageModel
+from qopt.problems.routing import ROUTING_SOLVER_DEFAULTS, BatchRouter
+from qopt.solvers import resolve_solver
 
 
 def main() -> None:
@@ -54,8 +56,6 @@ def main() -> None:
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     torch.set_num_threads(1)  # CPU seconds of one thread: no spinning OpenMP workers
-    from qopt.integrations.lightning import QuboRoutingCallback
-
     torch.manual_seed(0)
     model = MoELanguageModel(
         64,
@@ -68,8 +68,9 @@ def main() -> None:
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     batch = args.tokens // args.seq_len
     tokens, _ = MarkovMixture(seed=1234).sample(batch * (args.repeats + 1), args.seq_len + 1)
-    callback = QuboRoutingCallback(
-        solver=args.solver,
+    # The routing callback's core, as QuboRoutingCallback builds it.
+    router = BatchRouter(
+        solver=resolve_solver(args.solver, defaults=ROUTING_SOLVER_DEFAULTS, owner="overhead.py"),
         group_size=args.group_size,
         compare_exact=False,
         sample_params=json.loads(args.solver_options),
@@ -88,19 +89,13 @@ def main() -> None:
         optimizer.step()
         step = time.process_time() - start
         start = time.process_time()
-        for j, layer in enumerate(model.moe_layers()):
+        for layer in model.moe_layers():
             scores = layer.router_scores()
             assert scores is not None
-            outcome = callback._solve(
-                f"layer{j}",
-                layer.num_experts,
-                layer.top_k,
-                layer.expert_capacity(scores.shape[0]),
-                scores.numpy(),
-                None,
+            routed = router.route(
+                scores.numpy(), layer.top_k, layer.expert_capacity(scores.shape[0])
             )
-            assert outcome.assignment is not None, outcome.warning
-            records.append(outcome.record)
+            records.append(routed.record)
         solve = time.process_time() - start
         if i > 0:
             step_s.append(step)
@@ -111,7 +106,7 @@ def main() -> None:
     print(
         f"{args.tokens} tokens x 8 experts, top-{args.top_k}, capacity factor "
         f"{args.capacity_factor}, groups of {args.group_size}, solver {args.solver} "
-        f"{callback.sample_params}; CPU seconds, one thread, median of {args.repeats}"
+        f"{ {**ROUTING_SOLVER_DEFAULTS, **router.sample_params} }; CPU seconds, one thread, median of {args.repeats}"
     )
     print(
         f"training step (top-k): {1e3 * step:.0f} ms   routing solve, "

@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import threading
-import time
 import warnings
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -21,24 +21,13 @@ from lightning.pytorch.callbacks import Callback
 
 from qopt._validation import check_float, check_int
 from qopt.exceptions import InvalidProblemError, SolverConfigurationError
-from qopt.moe import Routable, RouterHook, RoutingDecision
-from qopt.problems.routing import (
-    ROUTING_SOLVER_DEFAULTS,
-    PairwiseTerms,
-    affinity,
-    exact_assignment,
-    knn_similarity,
-    routing_stats,
-    solve_routing,
-)
+from qopt.moe import Routable, RouterHook, RoutingDecision, distillation_loss
+from qopt.problems.routing import ROUTING_SOLVER_DEFAULTS, BatchRouter, PairwiseSpec
 from qopt.solvers import QoptFallbackWarning, resolve_solver
 
 __all__ = ["QuboRoutingCallback"]
 
 RoutingMode = Literal["assign", "bias", "distill"]
-PairwiseSpec = (
-    PairwiseTerms | Literal["similarity"] | Callable[[np.ndarray, np.ndarray | None], PairwiseTerms]
-)
 _MODES = ("assign", "bias", "distill")
 
 
@@ -104,10 +93,14 @@ class QuboRoutingCallback(Callback):
     behind the synchronous schedule. Ranks apply answers at the same steps, so DDP stays in
     step. Answers still in flight when training ends are applied in ``on_train_end``.
 
-    A solve that fails for any reason (solver error, non-finite logits, capacity too small for
-    ``k``) leaves the layer's own routing in place for that batch, warns once per cause
-    (:class:`~qopt.solvers.QoptFallbackWarning`) and is counted in ``routing/fallbacks``:
-    training never stops because of the solver.
+    Fallbacks. A remote backend given by name (``"dwave"``, ...) is built by
+    :func:`qopt.solvers.get_solver`, which falls back to the local ``"sa"`` when it fails
+    (:class:`~qopt.solvers.FallbackComposite`: one warning, the reason in the solve record), so
+    training never stops because a remote solver did. A batch that cannot be routed as a QUBO
+    (non-finite logits, capacity too small for ``k``) keeps the layer's own routing and warns
+    once per cause (:class:`~qopt.solvers.QoptFallbackWarning`). Both are counted in
+    ``num_fallbacks`` and ``routing/fallbacks``. Any other solver error is raised: a solver
+    instance is used as given, so wrap a remote one in a fallback yourself or pass its name.
 
     Logged with ``pl_module.log`` on every solving step (reduced across DDP ranks):
     ``routing/max_violation`` (fullest expert over the balanced load, max), ``routing/dropped``
@@ -217,44 +210,24 @@ class QuboRoutingCallback(Callback):
             )
         self.solver = solver
         self.solver_options = dict(solver_options or {})
-        # Checked and built now (an unknown name or option fails here, not after an epoch).
-        self._sampler = resolve_solver(
-            solver, self.solver_options, defaults=ROUTING_SOLVER_DEFAULTS, owner=owner
-        )
         self.mode: RoutingMode = mode
         self.every_n_steps = check_int(every_n_steps, "every_n_steps", owner, low=1)
-        self.group_size = (
-            None if group_size is None else check_int(group_size, "group_size", owner, low=1)
+        #: The core router: the solver and every routing setting, checked here.
+        self.router = BatchRouter(
+            solver=resolve_solver(
+                solver, self.solver_options, defaults=ROUTING_SOLVER_DEFAULTS, owner=owner
+            ),
+            group_size=group_size,
+            pairwise=pairwise,
+            similarity_weight=similarity_weight,
+            num_neighbors=num_neighbors,
+            warm_start=warm_start,
+            penalty=penalty,
+            polish=polish,
+            sample_params=sample_params,
+            compare_exact=compare_exact,
+            owner=owner,
         )
-        if not (
-            pairwise is None
-            or pairwise == "similarity"
-            or isinstance(pairwise, PairwiseTerms)
-            or callable(pairwise)
-        ):
-            raise SolverConfigurationError(
-                f"The 'pairwise' parameter of {owner} must be None, 'similarity', a "
-                f"PairwiseTerms or a callable. Got {pairwise!r} instead."
-            )
-        self.pairwise = pairwise
-        self.similarity_weight = check_float(similarity_weight, "similarity_weight", owner)
-        self.num_neighbors = check_int(num_neighbors, "num_neighbors", owner, low=1)
-        if warm_start not in ("sinkhorn", "greedy", None):
-            raise SolverConfigurationError(
-                f"The 'warm_start' parameter of {owner} must be 'sinkhorn', 'greedy' or None. "
-                f"Got {warm_start!r} instead."
-            )
-        self.warm_start = warm_start
-        if not (penalty is None or penalty == "auto"):
-            penalty = check_float(penalty, "penalty", owner, low=0.0, low_inclusive=False)
-        self.penalty = penalty
-        if polish not in ("global", "groups", None):
-            raise SolverConfigurationError(
-                f"The 'polish' parameter of {owner} must be 'global', 'groups' or None. "
-                f"Got {polish!r} instead."
-            )
-        self.polish: Literal["global", "groups"] | None = polish
-        self.sample_params = dict(sample_params or {})
         if not isinstance(asynchronous, bool):
             raise SolverConfigurationError(
                 f"The 'asynchronous' parameter of {owner} must be a bool. "
@@ -267,13 +240,13 @@ class QuboRoutingCallback(Callback):
                 f"mode={mode!r}."
             )
         self.asynchronous = asynchronous
-        self.compare_exact = bool(compare_exact)
         self.bias_update_rate = check_float(bias_update_rate, "bias_update_rate", owner, low=0.0)
         self.distill_weight = check_float(distill_weight, "distill_weight", owner, low=0.0)
 
         #: Solves that produced an assignment, over the whole run.
         self.num_solves = 0
-        #: Solves that failed and left the layer's own routing in place.
+        #: Solves that did not run as asked: the remote solver fell back to the local one,
+        #: or the layer routed by itself.
         self.num_fallbacks = 0
         self._modules: dict[str, Routable] = {}
         self._biases: dict[str, torch.Tensor] = {}
@@ -407,19 +380,18 @@ class QuboRoutingCallback(Callback):
         features = None if hidden is None else hidden.detach().float().cpu().numpy()
         capacity = module.expert_capacity(logits.shape[0])
         e = module.num_experts
-        if self.mode == "bias":
-            assert biased is not None
+        if biased is not None:  # bias mode
             future: Future[_Outcome]
             if self._executor is not None:
-                future = self._executor.submit(self._solve, name, e, k, capacity, logits, features)
+                future = self._executor.submit(self._solve, name, k, capacity, logits, features)
             else:
                 future = Future()
-                future.set_result(self._solve(name, e, k, capacity, logits, features))
+                future.set_result(self._solve(name, k, capacity, logits, features))
             biased_load = np.bincount(biased.cpu().numpy().reshape(-1), minlength=e)[:e]
             self._pending.append(_Pending(self._step, name, future, biased_load))
             return RoutingDecision(assignment=biased)
 
-        outcome = self._solve(name, e, k, capacity, logits, features)
+        outcome = self._solve(name, k, capacity, logits, features)
         self._collect(outcome)
         solved = outcome.assignment
         if solved is None:  # fallback: the layer's own routing
@@ -427,110 +399,41 @@ class QuboRoutingCallback(Callback):
         assignment = torch.as_tensor(solved, device=scores.device)
         if self.mode == "assign":
             return RoutingDecision(assignment=assignment)
-        # distill: cross-entropy of the router against the solved experts (uniform over k).
-        log_probs = torch.log_softmax(scores.float(), dim=-1)
-        target = log_probs.gather(1, assignment)
-        loss = -self.distill_weight * target.mean()
-        return RoutingDecision(aux_loss=loss)
+        return RoutingDecision(aux_loss=distillation_loss(scores, assignment, self.distill_weight))
 
     def _collect(self, outcome: _Outcome) -> None:
         """Book a finished solve (main thread): its record, its warning, the counters."""
         if outcome.warning is not None:
             key, message = outcome.warning
-            self.num_fallbacks += 1
-            self._step_records.append({"fallback": 1.0})
             if key not in self._warned:
                 self._warned.add(key)
                 warnings.warn(message, QoptFallbackWarning, stacklevel=4)
         if outcome.assignment is not None:
-            self._step_records.append(outcome.record)
             self.num_solves += 1
-
-    def _pairwise_terms(
-        self, log_probs: np.ndarray, hidden: np.ndarray | None
-    ) -> PairwiseTerms | None:
-        if self.pairwise is None or isinstance(self.pairwise, PairwiseTerms):
-            return self.pairwise
-        if self.pairwise == "similarity":
-            features = log_probs if hidden is None else hidden
-            return PairwiseTerms(
-                token_similarity=knn_similarity(
-                    features, num_neighbors=self.num_neighbors, block_size=self.group_size
-                ),
-                similarity_weight=self.similarity_weight,
-            )
-        return self.pairwise(log_probs, hidden)
+        self.num_fallbacks += int(outcome.record.get("fallback", 0.0))
+        self._step_records.append(outcome.record)
 
     def _solve(
-        self,
-        name: str,
-        num_experts: int,
-        k: int,
-        capacity: int,
-        logits: np.ndarray,
-        hidden: np.ndarray | None,
+        self, name: str, k: int, capacity: int, logits: np.ndarray, hidden: np.ndarray | None
     ) -> _Outcome:
-        """Solve one layer's routing; touches no callback state, so it may run in a thread."""
-        started = time.perf_counter()
-        if not np.isfinite(logits).all():
-            return _Outcome(
-                None,
-                warning=(
-                    "nonfinite",
-                    f"QuboRoutingCallback: module '{name}' produced non-finite router logits; "
-                    "it routes this batch by itself. The router has probably diverged.",
-                ),
-            )
-        log_probs = logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)
+        """Route one layer's batch; touches no callback state, so it may run in a thread."""
         try:
-            pairwise = self._pairwise_terms(log_probs, hidden)
-            result = solve_routing(
-                log_probs,
-                k,
-                capacity,
-                solver=self._sampler,
-                pairwise=pairwise,
-                group_size=self.group_size,
-                warm_start=self.warm_start,
-                penalty=self.penalty,
-                polish=self.polish,
-                **self.sample_params,
-            )
-        except InvalidProblemError as error:  # e.g. capacity too small for k
+            routed = self.router.route(logits, k, capacity, hidden)
+        except InvalidProblemError as error:  # non-finite logits, capacity too small for k
+            cause = re.sub(r"[0-9]+", "#", str(error))  # one warning per cause, not per count
             return _Outcome(
                 None,
+                {"fallback": 1.0},
                 warning=(
-                    f"problem:{error}",
+                    f"{name}:{cause}",
                     f"QuboRoutingCallback: module '{name}' cannot be routed as a QUBO "
                     f"({error}); it routes by itself instead.",
                 ),
             )
-        except Exception as error:  # any solver failure: training must go on
-            return _Outcome(
-                None,
-                warning=(
-                    f"solver:{type(error).__name__}",
-                    f"QuboRoutingCallback: the solver failed on module '{name}' "
-                    f"({type(error).__name__}: {error}); the layer routes by itself this step.",
-                ),
-            )
-        stats = routing_stats(result.assignment, num_experts, capacity)
-        record: dict[str, float] = {
-            "max_violation": stats.max_violation,
-            "dropped": float(stats.capacity_violation + stats.dropped),
-            "dead_experts": float(stats.dead_experts),
-            "infeasible_fraction": result.infeasible_fraction,
-            "solver_s": result.solver_wall_s,
-            "warm_start_kept": float(result.warm_start_kept),
-            "polish_gain": result.polish_gain,
-        }
-        if self.compare_exact and (pairwise is None or pairwise.is_empty()):
-            optimum = affinity(exact_assignment(log_probs, k, capacity), log_probs)
-            record["objective"] = result.affinity
-            record["exact_objective"] = optimum
-            record["optimality_gap"] = (optimum - result.affinity) / max(abs(optimum), 1e-12)
-        record["route_s"] = time.perf_counter() - started
-        return _Outcome(result.assignment, record)
+        # A remote solver that failed was replaced by the local fallback, which warned: the
+        # solve record says so, and the step counts it.
+        fallback = {"fallback": 1.0} if routed.fallback is not None else {}
+        return _Outcome(routed.assignment, {**routed.record, **fallback})
 
     # ------------------------------------------------------------------ bias mode, logging
 
@@ -581,7 +484,7 @@ class QuboRoutingCallback(Callback):
     def _log(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         records = self._step_records
         fallbacks = float(sum(r.get("fallback", 0.0) for r in records))
-        solved = [r for r in records if "fallback" not in r]
+        solved = [r for r in records if "max_violation" in r]
         sync = trainer.world_size > 1
         values: dict[str, tuple[float, str]] = {"fallbacks": (fallbacks, "sum")}
         if solved:

@@ -191,16 +191,30 @@ class BrokenSolver(dimod.Sampler):
         raise ConnectionError("network unreachable")
 
 
-def test_failing_solver_falls_back_and_training_goes_on() -> None:
-    callback = QuboRoutingCallback(solver=BrokenSolver(), group_size=16)
+def test_remote_solver_without_a_token_falls_back_and_every_fallback_is_counted(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    pytest.importorskip("dwave.system")
+    for name in ("DWAVE_API_TOKEN", "DWAVE_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DWAVE_CONFIG_FILE", str(tmp_path / "nowhere" / "dwave.conf"))
+    callback = QuboRoutingCallback(solver="dwave", group_size=16)
     model = TinyMoEModel()
     trainer = _trainer([callback], max_steps=3)
-    with pytest.warns(QoptFallbackWarning, match="network unreachable"):
+    with pytest.warns(QoptFallbackWarning, match="Solver 'dwave' failed"):
         trainer.fit(model, _data())
     assert trainer.global_step == 3
-    assert callback.num_solves == 0 and callback.num_fallbacks == 3
+    # Every solve fell back to the local annealer, and routed the batch.
+    assert callback.num_solves == 3 and callback.num_fallbacks == 3
     assert float(trainer.callback_metrics["routing/fallbacks"]) == 1.0
-    assert model.stats[0].dropped > 0  # the layer's own routing
+    assert all(s.dropped == 0 for s in model.stats)  # routed by the fallback, not by the layer
+
+
+def test_failing_solver_instance_is_not_hidden() -> None:
+    # An instance is used as given: no fallback of the callback's own hides its failure.
+    callback = QuboRoutingCallback(solver=BrokenSolver(), group_size=16)
+    with pytest.raises(ConnectionError, match="network unreachable"):
+        _trainer([callback], max_steps=1).fit(TinyMoEModel(), _data())
 
 
 def test_capacity_too_small_for_k_falls_back_with_reason() -> None:

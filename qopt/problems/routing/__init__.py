@@ -24,8 +24,9 @@ The modules, by responsibility: :mod:`~qopt.problems.routing.assignment` (input 
 capacity, load statistics), :mod:`~qopt.problems.routing.baselines` (the classical routers),
 :mod:`~qopt.problems.routing.objective` (pairwise terms, energy),
 :mod:`~qopt.problems.routing.repair`, :mod:`~qopt.problems.routing.polish` (cycle canceling),
-:mod:`~qopt.problems.routing.formulation` (the QUBO) and :mod:`~qopt.problems.routing.solve`
-(:func:`solve_routing`). Every public name is importable from this package.
+:mod:`~qopt.problems.routing.formulation` (the QUBO), :mod:`~qopt.problems.routing.solve`
+(:func:`solve_routing`) and :mod:`~qopt.problems.routing.batch` (:class:`BatchRouter`, one
+training batch at a time). Every public name is importable from this package.
 
 An assignment is an int array of shape ``(T, k)``: the experts of each token, ``-1`` where a
 slot was dropped for lack of capacity.
@@ -59,6 +60,7 @@ from qopt.problems.routing.baselines import (
     sinkhorn_assignment,
     sinkhorn_plan,
 )
+from qopt.problems.routing.batch import BatchRouter, PairwiseSpec, RoutedBatch
 from qopt.problems.routing.formulation import routing_bqm, routing_problem
 from qopt.problems.routing.objective import PairwiseTerms, knn_similarity, routing_energy
 from qopt.problems.routing.polish import polish_assignment
@@ -67,7 +69,10 @@ from qopt.problems.routing.solve import ROUTING_SOLVER_DEFAULTS, RoutingSolution
 
 __all__ = [
     "ROUTING_SOLVER_DEFAULTS",
+    "BatchRouter",
+    "PairwiseSpec",
     "PairwiseTerms",
+    "RoutedBatch",
     "RoutingSolution",
     "RoutingStats",
     "affinity",

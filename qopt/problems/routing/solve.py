@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import dimod
 import numpy as np
 
-from qopt._validation import check_float
+from qopt._validation import check_float, check_int
 from qopt.exceptions import SolverConfigurationError
 from qopt.problems.routing.assignment import (
     affinity,
@@ -97,6 +97,13 @@ class RoutingSolution:
         return 0.0 if math.isnan(before) else max(0.0, before - self.energy)
 
     @property
+    def fallback(self) -> str | None:
+        """Why the requested solver failed and its local fallback solved instead, or ``None``
+        (from the solve record: :class:`~qopt.solvers.FallbackComposite` sets it)."""
+        record = self.solutions[0].record if self.solutions else None
+        return None if record is None else record.fallback
+
+    @property
     def infeasible_fraction(self) -> float:
         """Raw solver samples that were infeasible before repair."""
         return self.num_infeasible / max(1, self.num_samples)
@@ -176,25 +183,11 @@ def solve_routing(
     num_tokens, num_experts = values.shape
     k = check_k(k, num_experts, "solve_routing")
     cap = check_capacity(capacity, num_tokens, num_experts, k, "solve_routing", complete=True)
+    group_size, warm_start, penalty, polish = check_routing_options(
+        group_size, warm_start, penalty, polish, "solve_routing"
+    )
     if group_size is None:
         group_size = num_tokens
-    if not (isinstance(group_size, int) and not isinstance(group_size, bool) and group_size >= 1):
-        raise SolverConfigurationError(
-            f"The 'group_size' parameter of solve_routing must be an int in [1, inf). "
-            f"Got {group_size!r} instead."
-        )
-    if warm_start not in ("sinkhorn", "greedy", None):
-        raise SolverConfigurationError(
-            "The 'warm_start' parameter of solve_routing must be 'sinkhorn', 'greedy' or None. "
-            f"Got {warm_start!r} instead."
-        )
-    if penalty is not None and penalty != "auto":
-        penalty = check_float(penalty, "penalty", "solve_routing", low=0.0, low_inclusive=False)
-    if polish not in ("global", "groups", None):
-        raise SolverConfigurationError(
-            "The 'polish' parameter of solve_routing must be 'global', 'groups' or None. "
-            f"Got {polish!r} instead."
-        )
     warm: np.ndarray | None = None
     if warm_start == "sinkhorn":
         warm = sinkhorn_assignment(values, k, cap, repair=True)
@@ -296,6 +289,27 @@ def solve_routing(
         warm_energy=math.nan if warm is None else routing_energy(warm, values, pairwise),
         solutions=[solution],
     )
+
+
+def check_routing_options(
+    group_size: Any, warm_start: Any, penalty: Any, polish: Any, owner: str
+) -> tuple[int | None, WarmStart, float | Literal["auto"] | None, Polish]:
+    """Check :func:`solve_routing`'s settings (``owner`` names the caller); return them."""
+    if group_size is not None:
+        group_size = check_int(group_size, "group_size", owner, low=1)
+    if warm_start not in ("sinkhorn", "greedy", None):
+        raise SolverConfigurationError(
+            f"The 'warm_start' parameter of {owner} must be 'sinkhorn', 'greedy' or None. "
+            f"Got {warm_start!r} instead."
+        )
+    if penalty is not None and penalty != "auto":
+        penalty = check_float(penalty, "penalty", owner, low=0.0, low_inclusive=False)
+    if polish not in ("global", "groups", None):
+        raise SolverConfigurationError(
+            f"The 'polish' parameter of {owner} must be 'global', 'groups' or None. "
+            f"Got {polish!r} instead."
+        )
+    return group_size, warm_start, penalty, polish
 
 
 def _groups_feasible(

@@ -265,7 +265,8 @@ class BlockSparseAttention(nn.Module):
         tensor = _as_tensor(selection)
         blocks = tensor.shape[-1]
         batch = tensor.shape[0] if tensor.dim() == 4 else 1
-        self.selection = _check_selection(tensor, batch, self.num_heads, blocks).clone()
+        _check_selection(tensor, batch, self.num_heads, blocks)
+        self.selection = tensor.clone()  # as given: (H, N, N) or (B, H, N, N)
 
     def pooled_statistics(self) -> tuple[torch.Tensor, torch.Tensor] | None:
         """Block-pooled queries and keys ``(B, H, N, d)`` of the last training forward."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from qopt.integrations.lightning._attention import QuboAttentionCallback
 from qopt.integrations.lightning._pruning import QoptPruningWarning, QuboPruningCallback
 from qopt.integrations.lightning._routing import QuboRoutingCallback
 
@@ -17,6 +18,7 @@ __all__ = [
     "ModelPruningGroups",
     "PrunableGroup",
     "QoptPruningWarning",
+    "QuboAttentionCallback",
     "QuboPruningCallback",
     "QuboRoutingCallback",
     "count_params_and_macs",

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.stats import rankdata
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -41,19 +42,18 @@ def main() -> None:
         local_search_bound(args.reps)
         return
 
-    import qopt.integrations.optuna._sampler as sampler_module
-
+    from qopt.encoding import DenseEnergy
     from qopt.nas._tables import nb201_key
 
     # The last surrogate energy the sampler built (its final model) is kept here.
     last: dict[str, Any] = {}
-    build = sampler_module.DenseEnergy.__init__
+    build = DenseEnergy.__init__
 
     def keep(self: Any, bqm: Any, n: int) -> None:
         build(self, bqm, n)
         last["energy"] = self
 
-    sampler_module.DenseEnergy.__init__ = keep
+    DenseEnergy.__init__ = keep  # type: ignore[method-assign]
     space, means, _, _, _ = benchmark("nb201", None, None)
     archs = [a for a in space.iter_architectures() if space.within_budget(a)]
     truth = sorted(archs, key=lambda a: -means[nb201_key(a)])
@@ -75,7 +75,8 @@ def main() -> None:
         incumbent = next(a for a in archs if nb201_key(a) == best)
         energy = last["energy"]
         values = X @ energy.h + 0.5 * np.einsum("ij,jk,ik->i", X, energy.J, X)
-        rank = {nb201_key(archs[i]): r for r, i in enumerate(np.argsort(values, kind="stable"))}
+        ranks = rankdata(values, method="ordinal") - 1  # 0 = lowest energy, ties in order
+        rank = {nb201_key(a): int(r) for a, r in zip(archs, ranks, strict=True)}
         true_rank = next(i for i, a in enumerate(truth) if nb201_key(a) == best)
         changes = sum(incumbent[n] != optimum[n] for n in names)
         print(

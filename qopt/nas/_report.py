@@ -6,13 +6,17 @@ plotly for HTML plots when plotting (``pip install 'qopt[plot]'``).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import optuna
+from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from qopt._optional import import_optional
 from qopt.exceptions import InvalidProblemError
 from qopt.nas._runner import STATUS_ATTR, load_run, trial_record
 from qopt.nas._spec import SearchSpace
@@ -39,30 +43,36 @@ def _signs(space: SearchSpace) -> list[float]:
     return [1.0 if o.direction == "minimize" else -1.0 for o in space.objectives]
 
 
-def _complete(run_dir: str | Path) -> tuple[list[FrozenTrial], SearchSpace]:
+def _complete(run_dir: str | Path) -> tuple[list[FrozenTrial], SearchSpace, optuna.Study]:
+    """The completed trials of a run in trial order, its space and its study."""
     study, space, _ = load_run(run_dir)
     trials = [
         t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE and t.values
     ]
-    return sorted(trials, key=lambda t: t.number), space
+    return sorted(trials, key=lambda t: t.number), space, study
 
 
-def _dominates(a: Sequence[float], b: Sequence[float]) -> bool:
-    return all(x <= y for x, y in zip(a, b, strict=True)) and any(
-        x < y for x, y in zip(a, b, strict=True)
-    )
+def _pareto_ranks(points: Sequence[Sequence[float]], directions: Sequence[str]) -> list[int]:
+    """Non-dominated sorting: rank 0 is the Pareto front, rank 1 the front of the rest, ...
 
-
-def _pareto_ranks(points: list[list[float]]) -> list[int]:
-    """Non-dominated sorting (minimization): rank 0 is the front, rank 1 the next, ..."""
+    Each front is Optuna's ``best_trials`` of an in-memory study holding the points left.
+    """
     ranks = [-1] * len(points)
-    rank, left = 0, set(range(len(points)))
-    while left:
-        front = {i for i in left if not any(_dominates(points[j], points[i]) for j in left)}
-        for i in front:
-            ranks[i] = rank
-        left -= front
-        rank += 1
+    left = list(range(len(points)))
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "study created" line per front
+    try:
+        for rank in itertools.count():
+            if not left:
+                break
+            study = optuna.create_study(directions=[StudyDirection[d.upper()] for d in directions])
+            study.add_trials([optuna.trial.create_trial(values=list(points[i])) for i in left])
+            front = {left[t.number] for t in study.best_trials}
+            for i in front:
+                ranks[i] = rank
+            left = [i for i in left if i not in front]
+    finally:
+        optuna.logging.set_verbosity(verbosity)
     return ranks
 
 
@@ -82,16 +92,19 @@ def top_k(run_dir: str | Path, k: int = 10) -> list[dict[str, Any]]:
         >>> [(r["rank"], r["architecture"]["w"]) for r in top_k(d, 3)]
         [(1, 2), (2, 3), (3, 1)]
     """
-    trials, space = _complete(run_dir)
-    signs = _signs(space)
-    points = [[s * v for s, v in zip(signs, t.values, strict=True)] for t in trials]
-    ranks = _pareto_ranks(points) if len(signs) > 1 else [0] * len(trials)
-    order = sorted(range(len(trials)), key=lambda i: (ranks[i], points[i][0], trials[i].number))
+    trials, space, _ = _complete(run_dir)
+    several = len(space.objectives) > 1
+    directions = [o.direction for o in space.objectives]
+    ranks = _pareto_ranks([t.values for t in trials], directions) if several else [0] * len(trials)
+    sign = _signs(space)[0]
+    order = sorted(
+        range(len(trials)), key=lambda i: (ranks[i], sign * trials[i].values[0], trials[i].number)
+    )
     records = []
     for position, i in enumerate(order[: max(0, k)], start=1):
         record = trial_record(trials[i], space)
         record["rank"] = position
-        if len(signs) > 1:
+        if several:
             record["pareto_rank"] = ranks[i]
         records.append(record)
     return records
@@ -140,7 +153,7 @@ def history(run_dir: str | Path, objective: int = 0) -> dict[str, list[float]]:
         >>> data["best"] == [min(data["value"][: i + 1]) for i in range(4)]
         True
     """
-    trials, space = _complete(run_dir)
+    trials, space, _ = _complete(run_dir)
     sign = _signs(space)[objective]
     numbers = [float(t.number) for t in trials]
     values = [float(t.values[objective]) for t in trials]
@@ -156,27 +169,23 @@ def pareto(run_dir: str | Path) -> dict[str, Any]:
     Raises:
         InvalidProblemError: The search does not have exactly two objectives.
     """
-    trials, space = _complete(run_dir)
+    trials, space, study = _complete(run_dir)
     if len(space.objectives) != 2:
         raise InvalidProblemError(
             f"A Pareto front plot needs two objectives; study '{space.name}' has "
             f"{len(space.objectives)} ({[o.name for o in space.objectives]})."
         )
-    signs = _signs(space)
-    points = [[s * v for s, v in zip(signs, t.values, strict=True)] for t in trials]
-    ranks = _pareto_ranks(points)
+    front = {t.number for t in study.best_trials}
     return {
         "names": [o.name for o in space.objectives],
         "trial": [t.number for t in trials],
         "x": [float(t.values[0]) for t in trials],
         "y": [float(t.values[1]) for t in trials],
-        "front": [r == 0 for r in ranks],
+        "front": [t.number in front for t in trials],
     }
 
 
 def _pyplot() -> Any:
-    from qopt._optional import import_optional
-
     matplotlib = import_optional("matplotlib", "plot", "qopt nas plots")
     matplotlib.use("Agg")  # files only: no display needed
     import matplotlib.pyplot as plt
@@ -187,7 +196,7 @@ def _pyplot() -> Any:
 def plot_history(run_dir: str | Path, path: str | Path | None = None) -> Any:
     """Objective value of each trial and the best so far; the matplotlib Figure (PNG at ``path``)."""
     plt = _pyplot()
-    _, space = _complete(run_dir)
+    _, space, _ = _complete(run_dir)
     data = history(run_dir)
     figure, axes = plt.subplots(figsize=(6, 4))
     axes.plot(data["trial"], data["value"], "o", alpha=0.5, label="trial")
@@ -248,18 +257,13 @@ def importances(run_dir: str | Path, objective: int = 0) -> dict[str, float]:
         >>> next(iter(shares)), round(sum(shares.values()), 6)
         ('a', 1.0)
     """
-    import optuna
-
-    from qopt._optional import import_optional
-
     import_optional("sklearn", "plot", "Parameter importance (fANOVA)")
-    trials, space = _complete(run_dir)
+    trials, space, study = _complete(run_dir)
     if len(trials) < 2:
         raise InvalidProblemError(
             f"Parameter importance needs at least two completed trials; study '{space.name}' "
             f"has {len(trials)}. Run more trials first."
         )
-    study = _study_of(run_dir)
     shares = optuna.importance.get_param_importances(
         study,
         evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0),
@@ -268,15 +272,10 @@ def importances(run_dir: str | Path, objective: int = 0) -> dict[str, float]:
     return {str(k): float(v) for k, v in shares.items()}
 
 
-def _study_of(run_dir: str | Path) -> Any:
-    study, _, _ = load_run(run_dir)
-    return study
-
-
 def plot_importance(run_dir: str | Path, path: str | Path | None = None) -> Any:
     """Bar chart of :func:`importances` (first objective); the Figure (PNG at ``path``)."""
     plt = _pyplot()
-    _, space = _complete(run_dir)
+    _, space, _ = _complete(run_dir)
     shares = importances(run_dir)
     names = list(shares)[::-1]
     figure, axes = plt.subplots(figsize=(6, 0.8 + 0.35 * max(1, len(names))))
@@ -314,10 +313,9 @@ def tradeoff(run_dir: str | Path) -> dict[str, Any]:
         >>> data["names"], all(data["feasible"]), sorted(data["x"])
         (['params', 'objective'], True, [1.0, 2.0, 3.0, 4.0])
     """
-    study, space, _ = load_run(run_dir)
-    trials, _ = _complete(run_dir)
+    trials, space, study = _complete(run_dir)
     names = [o.name for o in space.objectives]
-    signs = _signs(space)
+    directions = [o.direction for o in space.objectives]
     limits = {b.name: b.max for b in space.budgets}
 
     def feasible(t: FrozenTrial) -> bool:
@@ -334,14 +332,14 @@ def tradeoff(run_dir: str | Path) -> dict[str, Any]:
         axes = names[:2]
         xs = [float(t.values[0]) for t in trials]
         ys = [float(t.values[1]) for t in trials]
-        x_sign, y_sign = signs[0], signs[1]
+        x_direction, y_direction = directions[0], directions[1]
         rejected_x: list[float] = []
     elif space.budgets:
         budget = space.budgets[0].name
         axes = [budget, names[0]]
         xs = [float(t.user_attrs.get(f"cost:{budget}", math.nan)) for t in trials]
         ys = [float(t.values[0]) for t in trials]
-        x_sign, y_sign = 1.0, signs[0]
+        x_direction, y_direction = "minimize", directions[0]
         rejected_x = [float(t.user_attrs.get(f"cost:{budget}", math.nan)) for t in rejected]
     else:
         raise InvalidProblemError(
@@ -350,7 +348,7 @@ def tradeoff(run_dir: str | Path) -> dict[str, Any]:
         )
     ok = [feasible(t) for t in trials]
     inside = [i for i in range(len(trials)) if ok[i]]
-    ranks = _pareto_ranks([[x_sign * xs[i], y_sign * ys[i]] for i in inside])
+    ranks = _pareto_ranks([(xs[i], ys[i]) for i in inside], [x_direction, y_direction])
     front = [False] * len(trials)
     for i, r in zip(inside, ranks, strict=True):
         front[i] = r == 0
@@ -367,21 +365,14 @@ def tradeoff(run_dir: str | Path) -> dict[str, Any]:
     }
 
 
-def _plotly() -> Any:
-    from qopt._optional import import_optional
-
+def _plotly() -> None:
     import_optional("plotly", "plot", "qopt nas HTML plots")
-    import plotly.graph_objects as go
-
-    return go
 
 
 def html_history(run_dir: str | Path) -> Any:
     """Optuna's interactive optimization history (first objective); a plotly Figure."""
     _plotly()
-    import optuna
-
-    study, space, _ = load_run(run_dir)
+    _, space, study = _complete(run_dir)
     objective = space.objectives[0]
     return optuna.visualization.plot_optimization_history(
         study,
@@ -391,29 +382,38 @@ def html_history(run_dir: str | Path) -> Any:
 
 
 def html_importance(run_dir: str | Path) -> Any:
-    """Interactive bar chart of :func:`importances`; a plotly Figure."""
-    go = _plotly()
-    _, space = _complete(run_dir)
-    shares = importances(run_dir)
-    names = list(shares)[::-1]
-    figure = go.Figure(go.Bar(x=[shares[n] for n in names], y=names, orientation="h"))
-    figure.update_layout(
-        title=f"{space.name}: parameter importance (fANOVA)",
-        xaxis_title=f"importance for {space.objectives[0].name}",
+    """Optuna's interactive chart of :func:`importances` (the same fANOVA shares); a plotly
+    Figure."""
+    _plotly()
+    import_optional("sklearn", "plot", "Parameter importance (fANOVA)")
+    _, space, study = _complete(run_dir)
+    return optuna.visualization.plot_param_importances(
+        study,
+        evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0),
+        target=lambda t: float(t.values[0]),
+        target_name=space.objectives[0].name,
     )
-    return figure
 
 
 def html_pareto(run_dir: str | Path) -> Any:
     """Interactive Pareto plot of :func:`tradeoff`, infeasible points marked; a plotly Figure.
 
-    Completed trials within budget are blue, the front is joined in red, completed trials
-    over a budget are grey crosses; on a cost axis the budget is a dashed line and rejected
-    over-budget proposals (never evaluated) are red crosses along the bottom edge.
+    Several objectives: Optuna's ``plot_pareto_front`` of the first two or three. One
+    objective against the first budget's cost: completed trials within budget are blue, the
+    front is joined in red, completed trials over a budget are grey crosses, the budget is a
+    dashed line and rejected over-budget proposals (never evaluated) are red crosses along
+    the bottom edge.
     """
-    go = _plotly()
+    _plotly()
+    import plotly.graph_objects as go
+
+    _, space, study = _complete(run_dir)
+    names = [o.name for o in space.objectives][:3]
+    if len(names) >= 2:
+        return optuna.visualization.plot_pareto_front(
+            study, targets=lambda t: t.values[: len(names)], target_names=names
+        )
     data = tradeoff(run_dir)
-    _, space = _complete(run_dir)
     figure = go.Figure()
 
     def add(indices: list[int], name: str, **style: Any) -> None:
@@ -481,10 +481,8 @@ def write_plots(run_dir: str | Path, out_dir: str | Path, *, html: bool = True) 
             plotly is not installed (``pip install 'qopt[plot]'``); checked before any file
             is written.
     """
-    from qopt._optional import import_optional
-
     plt = _pyplot()
-    trials, space = _complete(run_dir)
+    trials, space, _ = _complete(run_dir)
     if len(trials) >= 2:
         import_optional("sklearn", "plot", "Parameter importance (fANOVA)")
     if html:

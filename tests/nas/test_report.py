@@ -16,6 +16,7 @@ from qopt.nas import Budget, Choice, Objective, SearchSpace, report, run_search
 from qopt.nas._report import (
     history,
     html_history,
+    html_importance,
     html_pareto,
     importances,
     pareto,
@@ -77,6 +78,11 @@ def test_history_plot_shows_every_trial_and_the_best_so_far(toy_run: Path, tmp_p
     assert (tmp_path / "history.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def dominates(a: optuna.trial.FrozenTrial, b: optuna.trial.FrozenTrial) -> bool:
+    """``a`` is no worse than ``b`` in both (error: minimize, speed: maximize) and not equal."""
+    return a.values[0] <= b.values[0] and a.values[1] >= b.values[1] and a.values != b.values
+
+
 def test_pareto_plot_of_two_objectives(tmp_path: Path) -> None:
     space = SearchSpace(
         [Choice.integers("w", 1, 6), Choice.integers("d", 1, 4)],
@@ -92,11 +98,7 @@ def test_pareto_plot_of_two_objectives(tmp_path: Path) -> None:
     assert data["x"] == [t.values[0] for t in trials]
     assert data["y"] == [t.values[1] for t in trials]
     for t, on_front in zip(trials, data["front"], strict=True):
-        dominated = any(
-            o.values[0] <= t.values[0] and o.values[1] >= t.values[1] and o.values != t.values
-            for o in trials
-        )
-        assert on_front == (not dominated)
+        assert on_front == (not any(dominates(o, t) for o in trials))
     figure = plot_pareto(tmp_path)
     rest, front = figure.axes[0].lines
     assert sorted(front.get_xdata()) == sorted(
@@ -115,6 +117,15 @@ def test_pareto_plot_of_two_objectives(tmp_path: Path) -> None:
     }
     assert all(r["pareto_rank"] == 0 for r in records[: sum(data["front"])][:3])
     assert "| error | speed |" in table
+    # Every trial's rank is its front: peel the non-dominated trials off, rank by rank.
+    ranked = {r["trial"]: r["pareto_rank"] for r in top_k(tmp_path, len(trials))}
+    left, rank = list(trials), 0
+    while left:
+        front = [t for t in left if not any(dominates(o, t) for o in left)]
+        assert all(ranked[t.number] == rank for t in front)
+        left = [t for t in left if t not in front]
+        rank += 1
+    assert max(ranked.values()) == rank - 1 > 0
 
 
 def test_pareto_needs_two_objectives(toy_run: Path) -> None:
@@ -159,6 +170,8 @@ def test_importance_finds_the_choice_that_matters(tmp_path: Path) -> None:
     figure = plot_importance(tmp_path)
     bars = figure.axes[0].patches
     assert sorted(b.get_width() for b in bars) == sorted(shares.values())
+    (interactive,) = html_importance(tmp_path).data
+    assert dict(zip(interactive.y, interactive.x, strict=True)) == pytest.approx(shares)
 
 
 def budget_space() -> SearchSpace:

@@ -47,9 +47,10 @@ Examples:
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import numbers
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
@@ -519,7 +520,11 @@ def _grid(parameter: Parameter, n_bins: int, max_values: int) -> tuple[Any, ...]
     # 12 significant digits: 0.001 rather than 0.0009999999999999998 from geomspace.
     values = [float(min(max(float(f"{v:.12g}"), low), high)) for v in points]
     values[0], values[-1] = float(low), float(high)
-    return tuple(dict.fromkeys(values))
+    distinct = list(dict.fromkeys(values))
+    # Values one float apart can share a log key: keep one, or encode could not tell them apart.
+    return tuple(
+        [distinct[0]] + [v for u, v in itertools.pairwise(distinct) if _key(v, log) != _key(u, log)]
+    )
 
 
 class SpaceEncoding:
@@ -680,6 +685,40 @@ class SpaceEncoding:
         if row.size != self.n_bits:
             raise InvalidProblemError(f"Expected {self.n_bits} bits; got {row.size}.")
         return row
+
+    def valid_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Whether each row of a 0/1 array (columns: the bits) is a valid pattern throughout.
+
+        Examples:
+            >>> space = SpaceEncoding({"x": IntParameter(0, 2)})  # domain wall: 2 bits
+            >>> space.valid_rows(np.array([[1, 0], [0, 1], [1, 1]])).tolist()
+            [True, False, True]
+        """
+        rows = np.asarray(rows, dtype=np.int8).reshape(-1, self.n_bits)
+        ok = np.ones(rows.shape[0], dtype=bool)
+        for p in self.parameters.values():
+            if p.n_bits:
+                block = rows[:, p.bit_slice]
+                ok &= (block[:, None, :] == p.patterns()[None, :, :]).all(axis=2).any(axis=1)
+        return ok
+
+    def feasible_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Whether each row is a valid pattern that satisfies every known constraint: the
+        samples :meth:`repair` leaves unchanged.
+
+        Examples:
+            >>> space = SpaceEncoding(
+            ...     {"x": IntParameter(0, 2)}, constraints=[ParameterConstraint({"x": 1}, ub=1)]
+            ... )
+            >>> space.feasible_rows(np.array([[1, 0], [1, 1], [0, 1]])).tolist()
+            [True, False, False]
+        """
+        rows = np.asarray(rows, dtype=np.int8).reshape(-1, self.n_bits)
+        ok = self.valid_rows(rows)
+        if self._constraint_rows:
+            for i in np.flatnonzero(ok):
+                ok[i] = self.constraint_violation(self.decode_indices(rows[i])) <= 1e-9
+        return ok
 
     def is_valid(self, bits: Sequence[int] | np.ndarray) -> bool:
         """Whether every parameter's bits are a valid pattern (constraints not checked)."""
@@ -944,30 +983,77 @@ class SpaceEncoding:
         objective: dimod.BinaryQuadraticModel,
         *,
         energy: DenseEnergy | None = None,
+        model: ConstrainedQUBO | None = None,
+        repair: Callable[[np.ndarray], np.ndarray] | None = None,
+        within: Callable[[Mapping[str, int]], bool] | None = None,
         **options: Any,
     ) -> Formulation:
-        """A :class:`qopt.pipeline.Formulation` whose decode gives parameter values.
+        """A :class:`qopt.pipeline.Formulation` whose feasible samples are valid points.
 
-        Repair is objective-aware (:meth:`repair` with the objective), so a broken pattern
-        becomes the best valid one nearby rather than an arbitrary one. ``energy``: the
-        objective as a :class:`DenseEnergy`, when the caller has built one already.
+        The pipeline's feasibility check is the encoding's validity (one-hot and domain-wall
+        patterns: the walls are penalties in the QUBO, so a low-energy read can break one)
+        plus the exact known constraints, so every sample the pipeline selects is a valid,
+        feasible point; decode needs no repair of its own. Repair is objective-aware
+        (:meth:`repair` with the objective), so a broken pattern becomes the best valid one
+        nearby rather than an arbitrary one.
+
+        Args:
+            objective: A BINARY BQM over the bits.
+            energy: The objective as a :class:`DenseEnergy`, when the caller has built one.
+            model: The constrained QUBO to solve (default :meth:`constrained_qubo` of the
+                objective), e.g. with more inequalities over the bits.
+            repair: Bits -> bits landing every vector on a feasible point (default the
+                objective-aware :meth:`repair`); with ``within``, inside it too.
+            within: A further condition on feasible points (value indices -> bool) that
+                ``model`` expresses as inequalities, e.g. a trust region.
+            **options: Further :class:`~qopt.pipeline.Formulation` options (``penalty``).
+
+        Examples:
+            >>> import dimod
+            >>> from qopt.pipeline import solve
+            >>> space = SpaceEncoding({"x": IntParameter(0, 3)})
+            >>> objective = dimod.BQM({0: 1.0, 1: 1.0, 2: -5.0}, {}, 0.0, "BINARY")
+            >>> solve(space.formulation(objective), "exact").value
+            {'x': 3}
         """
         from qopt.pipeline import Formulation
 
-        model = self.constrained_qubo(objective)
-        if energy is None:
-            energy = DenseEnergy(objective, self.n_bits)
+        if model is None:
+            model = self.constrained_qubo(objective)
+        if repair is None:
+            dense = DenseEnergy(objective, self.n_bits) if energy is None else energy
 
-        def repair(sample: Mapping[Any, int]) -> dict[Any, int]:
-            row = self.repair(self._as_bits(sample), energy=energy)
-            return {i: int(b) for i, b in enumerate(row)}
+            def repair(bits: np.ndarray) -> np.ndarray:
+                return self.repair(bits, energy=dense)
+
+        order = {v: k for k, v in enumerate(model.variables)}
+        columns = np.array([order[i] for i in range(self.n_bits)], dtype=np.int64)
+        fix = repair
+
+        def feasible_rows(rows: np.ndarray) -> np.ndarray:
+            bits = np.asarray(rows)[:, columns]
+            ok = self.feasible_rows(bits)
+            if within is not None:
+                for i in np.flatnonzero(ok):
+                    ok[i] = within(self.decode_indices(bits[i]))
+            return ok
+
+        def repair_rows(rows: np.ndarray) -> np.ndarray:
+            fixed = np.array(rows, dtype=np.int8, copy=True)
+            for i in range(fixed.shape[0]):
+                fixed[i, columns] = fix(fixed[i, columns])
+            return fixed
 
         def decode(sample: Mapping[Any, int]) -> dict[str, Any]:
-            # The pipeline decodes its best raw sample, whose domain walls may be broken (they
-            # are penalties, not registered constraints): repair first.
-            return self.decode(self.repair(self._as_bits(sample), energy=energy))
+            return self.decode(self._as_bits(sample))
 
-        return Formulation(model, decode=decode, repair=repair, **options)
+        return Formulation(
+            model,
+            decode=decode,
+            feasible_rows=feasible_rows,
+            repair_rows=repair_rows,
+            **options,
+        )
 
     # ----------------------------------------------------------------- repair
     def repair(

@@ -124,6 +124,52 @@ def test_repair_satisfies_linear_constraints(
 
 
 @settings(max_examples=60, deadline=None)
+@given(
+    widths=st.lists(st.integers(1, 6), min_size=2, max_size=3),
+    scheme=SCHEMES,
+    data=st.data(),
+)
+def test_feasible_rows_are_exactly_the_rows_repair_leaves_alone(
+    widths: list[int], scheme: str, data: st.DataObject
+) -> None:
+    params: dict[str, Parameter] = {f"w{i}": IntParameter(1, 5) for i in range(len(widths))}
+    params["op"] = CategoricalParameter(("a", "b", "c"))
+    budget = ParameterConstraint(
+        {**{f"w{i}": c for i, c in enumerate(widths)}, "op": {"a": 2}}, ub=3 * sum(widths)
+    )
+    space = SpaceEncoding(params, scheme=scheme, constraints=[budget])
+    rows = np.array(
+        data.draw(
+            st.lists(
+                st.lists(st.integers(0, 1), min_size=space.n_bits, max_size=space.n_bits),
+                min_size=1,
+                max_size=8,
+            )
+        ),
+        dtype=np.int8,
+    )
+    feasible = space.feasible_rows(rows)
+    for row, ok in zip(rows, feasible, strict=True):
+        repaired = space.repair(row)
+        assert space.feasible_rows(repaired[None, :])[0]  # every repaired sample is feasible
+        assert ok == bool((repaired == row).all())
+        assert ok == (space.is_valid(row) and space.is_feasible(space.decode(row)))
+
+
+def test_the_pipeline_never_selects_a_broken_domain_wall() -> None:
+    """Domain walls are penalties in the QUBO; the formulation's feasibility check makes a
+    read that breaks one infeasible, so the pipeline repairs it before selecting."""
+    space = SpaceEncoding({"x": IntParameter(0, 3), "y": IntParameter(0, 3)})
+    # The objective rewards x's pattern 0 1 1 (broken) more than the wall penalty costs.
+    objective = dimod.BinaryQuadraticModel({1: -50.0, 2: -50.0, 3: 1.0}, {}, 0.0, "BINARY")
+    formulation = space.formulation(objective, penalty=1.0)
+    # A tiny penalty makes the broken pattern the lowest-energy read of the penalized BQM.
+    solution = solve(formulation, "exact")
+    assert solution.feasible and space.is_valid(list(solution.sample.values()))
+    assert solution.value == space.decode(space.encode(solution.value))
+
+
+@settings(max_examples=60, deadline=None)
 @given(value=st.floats(1e-7, 1.0), n_bins=st.integers(2, 20))
 def test_off_grid_values_snap_to_the_nearest_point_on_the_log_scale(
     value: float, n_bins: int

@@ -32,6 +32,7 @@ from qopt.search.engine import (
     TRUST_METHODS,
     Proposal,
     ProposalEngine,
+    RepairedReads,
     largest_flip,
 )
 from qopt.search.history import History, point_key
@@ -52,6 +53,7 @@ __all__ = [
     "Proposal",
     "ProposalEngine",
     "QuboSearch",
+    "RepairedReads",
     "best_neighbour",
     "check_constraint_names",
     "largest_flip",

@@ -46,6 +46,7 @@ __all__ = [
     "TRUST_READS",
     "Proposal",
     "ProposalEngine",
+    "RepairedReads",
     "largest_flip",
 ]
 
@@ -78,6 +79,50 @@ class Proposal:
 
     indices: dict[str, int]
     info: dict[str, Any] = field(default_factory=dict)
+
+
+class RepairedReads:
+    """A repair (bits -> bits) that remembers its answers.
+
+    Given to the pipeline as the formulation's repair, it lets the caller rank every read
+    afterwards by what the pipeline made of it (:meth:`of`) without repairing it again.
+
+    Examples:
+        >>> import numpy as np
+        >>> from qopt.encoding import IntParameter, SpaceEncoding
+        >>> space = SpaceEncoding({"x": IntParameter(0, 2)})
+        >>> repaired = RepairedReads(space, space.repair)
+        >>> repaired.of(np.array([0, 1])).tolist(), repaired.of(np.array([1, 0])).tolist()
+        ([0, 0], [1, 0])
+    """
+
+    def __init__(
+        self,
+        space: SpaceEncoding,
+        fix: Callable[[np.ndarray], np.ndarray],
+        within: Callable[[Mapping[str, int]], bool] | None = None,
+    ) -> None:
+        self.space = space
+        self.fix = fix
+        self.within = within
+        self._done: dict[bytes, np.ndarray] = {}
+
+    def __call__(self, bits: np.ndarray) -> np.ndarray:
+        key = np.asarray(bits, dtype=np.int8).tobytes()
+        if key not in self._done:
+            self._done[key] = np.asarray(self.fix(np.asarray(bits, dtype=np.int8)), np.int8)
+        return self._done[key]
+
+    def of(self, bits: np.ndarray) -> np.ndarray:
+        """``bits`` as the pipeline left them: repaired if it repaired them, else unchanged
+        (a feasible read); repaired now if neither (the pipeline may skip reads)."""
+        key = np.asarray(bits, dtype=np.int8).tobytes()
+        if key in self._done:
+            return self._done[key]
+        feasible = bool(self.space.feasible_rows(bits)[0]) and (
+            self.within is None or self.within(self.space.decode_indices(bits))
+        )
+        return np.asarray(bits, dtype=np.int8) if feasible else self(bits)
 
 
 class ProposalEngine:
@@ -234,8 +279,6 @@ class ProposalEngine:
         signs: Sequence[float],
         taken: set[tuple[int, ...]],
     ) -> Proposal:
-        from qopt.pipeline import solve
-
         y = targets(history.values, history.violations, signs, self.rng)
         X = np.array(history.rows, dtype=float).reshape(len(history.rows), space.n_bits)
         observed_y = transform_targets(y, self.target_transform)
@@ -303,16 +346,10 @@ class ProposalEngine:
         if local is not None:
             point = local
         else:
-            formulation = space.formulation(bqm, energy=energy)
-            solver = self.solver()
-            params: dict[str, Any] = {}
-            if "seed" in solver.parameters:
-                params["seed"] = int(self.rng.integers(2**31))
-            try:
-                solution = solve(formulation, solver=solver, **params)
-            except ProblemTooLargeError as error:
-                raise ProblemTooLargeError(too_large_message(space, str(error))) from error
-            point, source = self._pick(space, energy, solution.sampleset, taken, incumbent)
+            solution, reads, repaired = self._solve(
+                space, space.constrained_qubo(bqm), lambda row: space.repair(row, energy=energy)
+            )
+            point, source = self._pick(space, energy, reads, repaired, taken, incumbent)
         bits = space.encode_indices(point)
         predicted = float(np.asarray(model.predict(bits[None, :])).reshape(-1)[0])
         seen = observed_y[: len(y)]
@@ -368,10 +405,17 @@ class ProposalEngine:
             pushed = ball.push_out(indices, energy)
             return space.encode_indices(anchor if pushed is None else pushed)
 
-        solution, reads = self._solve_reads(space, model, energy, outside)
+        solution, reads, repaired = self._solve(
+            space,
+            model,
+            outside,
+            within=lambda indices: ball.distance(indices) > ball.radius,
+            penalty=TRUST_PENALTY * largest_flip(energy) or 1.0,
+            num_reads=TRUST_READS,
+        )
         candidates: dict[tuple[int, ...], float] = {}
         for row in reads:
-            fixed = outside(row)
+            fixed = repaired.of(row)
             key = point_key(space.decode_indices(fixed))
             if key not in taken:
                 candidates.setdefault(key, energy.of(fixed))
@@ -381,47 +425,49 @@ class ProposalEngine:
         best = min(candidates, key=lambda k: (candidates[k], k))
         return dict(zip(list(space.parameters), best, strict=True)), solution, attrs
 
-    def _solve_reads(
+    def _solve(
         self,
         space: SpaceEncoding,
         model: ConstrainedQUBO,
-        energy: DenseEnergy,
         fix: Callable[[np.ndarray], np.ndarray],
-    ) -> tuple[Any, np.ndarray]:
-        """Solve a trust-region subproblem: the pipeline's Solution and its distinct raw reads.
+        *,
+        within: Callable[[Mapping[str, int]], bool] | None = None,
+        penalty: float | str = "auto",
+        num_reads: int | None = None,
+    ) -> tuple[Any, np.ndarray, RepairedReads]:
+        """Solve ``model`` through :func:`qopt.pipeline.solve`: the Solution, its distinct
+        reads (bits) and the repair the pipeline applied to them.
 
-        ``model`` goes through :func:`qopt.pipeline.solve` with ``fix`` (bits -> bits) as the
-        repair. A named solver that takes ``num_reads``, none given by the user, makes
-        :data:`TRUST_READS` reads; constraint weights of half the surrogate's largest one-bit
-        change (the provable "auto" weights froze the annealer; docs/optuna.md).
+        Feasible means a valid pattern within the known constraints (and ``within``); the
+        pipeline repairs every other read with ``fix``, and the returned
+        :class:`RepairedReads` reads those repairs back. A named solver that takes
+        ``num_reads``, none set by the user, makes ``num_reads`` reads when given.
         """
-        from qopt.pipeline import Formulation, solve
-
-        def repair(sample: Mapping[Any, int]) -> dict[Any, int]:
-            row = np.array([sample[i] for i in range(space.n_bits)], dtype=np.int8)
-            return {i: int(b) for i, b in enumerate(fix(row))}
+        from qopt.pipeline import solve
 
         solver = self.solver()
         params: dict[str, Any] = {}
         if "seed" in solver.parameters:
             params["seed"] = int(self.rng.integers(2**31))
         if (
-            isinstance(self.solver_spec, str)
+            num_reads is not None
+            and isinstance(self.solver_spec, str)
             and "num_reads" not in self.solver_options
             and "num_reads" in solver.parameters
         ):
-            params["num_reads"] = TRUST_READS
+            params["num_reads"] = num_reads
+        repaired = RepairedReads(space, fix, within)
+        formulation = space.formulation(
+            model.objective, model=model, repair=repaired, within=within, penalty=penalty
+        )
         try:
-            penalty = TRUST_PENALTY * largest_flip(energy) or 1.0
-            solution = solve(
-                Formulation(model, repair=repair, penalty=penalty), solver=solver, **params
-            )
+            solution = solve(formulation, solver=solver, **params)
         except ProblemTooLargeError as error:
             raise ProblemTooLargeError(too_large_message(space, str(error))) from error
         sampleset = solution.sampleset
         columns = [sampleset.variables.index(i) for i in range(space.n_bits)]
         reads = np.unique(np.asarray(sampleset.record.sample, dtype=np.int8)[:, columns], axis=0)
-        return solution, reads
+        return solution, reads, repaired
 
     def solve_ball(
         self,
@@ -447,12 +493,17 @@ class ProposalEngine:
         model = space.constrained_qubo(bqm)
         terms, lb, ub = ball.inequality()
         model.add_inequality(terms, lb=lb, ub=ub, label="trust region")
-        solution, reads = self._solve_reads(
-            space, model, energy, lambda row: ball.repair(row, energy, anchor)
+        solution, reads, repaired = self._solve(
+            space,
+            model,
+            lambda row: ball.repair(row, energy, anchor),
+            within=lambda indices: 1 <= ball.distance(indices) <= ball.radius,
+            penalty=TRUST_PENALTY * largest_flip(energy) or 1.0,
+            num_reads=TRUST_READS,
         )
         candidates: dict[tuple[int, ...], tuple[float, bool]] = {}
         for row in reads:
-            fixed = ball.repair(row, energy, anchor)
+            fixed = repaired.of(row)
             key = point_key(space.decode_indices(fixed))
             as_read = bool(np.array_equal(fixed, row))
             value = energy.of(fixed)
@@ -479,18 +530,17 @@ class ProposalEngine:
         self,
         space: SpaceEncoding,
         energy: DenseEnergy,
-        sampleset: dimod.SampleSet,
+        reads: np.ndarray,
+        repaired: RepairedReads,
         taken: set[tuple[int, ...]],
         incumbent: dict[str, int] | None = None,
     ) -> tuple[dict[str, int], str]:
-        """The lowest-surrogate repaired sample not yet taken, else a neighbour, else random."""
-        columns = [sampleset.variables.index(i) for i in range(space.n_bits)]
-        bits = np.unique(np.asarray(sampleset.record.sample, dtype=np.int8)[:, columns], axis=0)
+        """The lowest-surrogate repaired read not yet taken, else a neighbour, else random."""
         candidates: dict[tuple[int, ...], float] = {}
-        for row in bits:
-            repaired = space.repair(row, energy=energy)
-            point = point_key(space.decode_indices(repaired))
-            candidates.setdefault(point, energy.of(repaired))
+        for row in reads:
+            fixed = repaired.of(row)
+            point = point_key(space.decode_indices(fixed))
+            candidates.setdefault(point, energy.of(fixed))
         ranked = sorted(candidates, key=lambda p: (candidates[p], p))
         names = list(space.parameters)
         for rank, point in enumerate(ranked):

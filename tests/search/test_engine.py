@@ -16,7 +16,8 @@ from qopt.encoding import (
     SpaceEncoding,
 )
 from qopt.exceptions import SolverConfigurationError, UnknownSolverError
-from qopt.search import HammingBall, History, ProposalEngine, point_key
+from qopt.pipeline import solve
+from qopt.search import HammingBall, History, ProposalEngine, RepairedReads, point_key
 
 
 class FixedSampler(dimod.Sampler):
@@ -121,3 +122,24 @@ def test_pending_points_are_not_proposed_again() -> None:
         point = engine.propose(space, history, signs=[1.0]).indices
         history.add_pending(point, space.encode_indices(point))
     assert sorted(point_key(p) for p in history.pending) == [(0,), (1,), (2,), (3,)]
+
+
+def test_reads_are_ranked_by_the_pipeline_repair_not_repaired_again() -> None:
+    space = SpaceEncoding({"x": IntParameter(0, 3), "c": CategoricalParameter(("a", "b", "c"))})
+    calls: list[bytes] = []
+
+    def fix(bits: np.ndarray) -> np.ndarray:
+        calls.append(bits.tobytes())
+        return space.repair(bits)
+
+    repaired = RepairedReads(space, fix)
+    objective = dimod.BinaryQuadraticModel({i: -1.0 for i in range(space.n_bits)}, {}, 0, "BINARY")
+    solution = solve(space.formulation(objective, repair=repaired, penalty=0.5), "exact")
+    assert space.is_valid(list(solution.sample.values()))
+    n_repaired = len(calls)
+    assert n_repaired == len(set(calls)) > 0  # each broken read once, by the pipeline
+    rows = np.asarray(solution.sampleset.record.sample, dtype=np.int8)[:, : space.n_bits]
+    for row in rows:
+        fixed = repaired.of(row)
+        assert space.feasible_rows(fixed[None, :])[0]
+    assert len(calls) == n_repaired  # ranking the reads repaired nothing again

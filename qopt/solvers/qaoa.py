@@ -18,6 +18,10 @@ vectors whatever the depth, where autograd would keep one per gate. An Ising mod
 fields (MaxCut) is symmetric under flipping every bit; so is its QAOA state, and only half
 of it is stored.
 
+The gate kernels are :mod:`qopt.circuits.statevector`'s, the statevector engine the
+parameterized-circuit head shares; :class:`QAOASimulator` holds one problem's cost diagonal
+and buffers, so a problem is built once and evaluated at any angles.
+
 This is the approach of JPMorgan's QOKit (Lykov, Shaydulin, Sun, Alexeev & Pistoia, "Fast
 simulation of high-depth QAOA circuits", SC-W 2023), here in plain torch, so it runs wherever
 qopt's torch does.
@@ -38,6 +42,7 @@ import contextlib
 import math
 import os
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
@@ -46,9 +51,17 @@ import numpy as np
 import torch
 
 from qopt._validation import check_bqm, check_float, check_int
+from qopt.circuits.statevector import (
+    DiagonalCost,
+    apply_leading_qubits,
+    block_sizes,
+    inner_product,
+    rx_power,
+)
 from qopt.exceptions import ProblemTooLargeError, SolverConfigurationError
 
 __all__ = [
+    "QAOASimulator",
     "QAOASolver",
     "interpolate_angles",
     "linear_ramp_angles",
@@ -57,10 +70,6 @@ __all__ = [
     "qaoa_expectation",
     "qaoa_gradient",
 ]
-
-#: Qubits per mixer block: a 16 x 16 block keeps the matrix product memory-bound on CPU and
-#: GPU, and cuts the passes over the state by four against one rotation at a time.
-_MIXER_BLOCK = 4
 
 #: Largest number of distinct cost values for which the phase is a table lookup.
 _MAX_PHASE_TABLE = 1 << 20
@@ -307,65 +316,78 @@ def _phase_table(
     return values, index
 
 
-class _Statevector:
-    """The QAOA circuit on one cost diagonal: states, expectation and adjoint gradient.
+class QAOASimulator:
+    """The QAOA circuit of one BQM, built once and evaluated at any angles.
 
-    States live in rows of ``(2, size)`` buffers (row 0 the state, row 1 the adjoint
-    co-state) so that the backward sweep moves both through each gate in one call.
+    Building costs the cost diagonal (``2^n`` energies) and the phase table; each evaluation
+    then costs only the circuit. Reuse one simulator where angles change and the problem does
+    not (a parameter scan, an outer optimizer, transfer studies). :func:`qaoa_expectation` and
+    :func:`qaoa_gradient` keep the last few simulators they built, keyed by the BQM's
+    biases, so repeated calls on one problem reuse them too.
 
-    With ``symmetric=True`` the cost is invariant under flipping every bit (an Ising model
-    without fields, such as MaxCut), and so is the QAOA state: only the half with the first
-    qubit at 0 is stored, ``psi(1, y) = psi(0, ~y)``. The first qubit's mixer rotation then
-    pairs ``y`` with its complement ``~y = size - 1 - y`` (a reversed read), inner products
-    count each stored amplitude twice, and sampling draws the first bit by a fair coin. Half
-    the memory and about half the time.
+    The gates are :mod:`qopt.circuits.statevector`'s kernels: the phase layer is a
+    :class:`~qopt.circuits.statevector.DiagonalCost`, the mixer ``exp(i beta sum X)`` is
+    ``RX(-2 beta)`` on every qubit, applied four qubits at a time as one matrix product
+    (:func:`~qopt.circuits.statevector.apply_leading_qubits`). States live in rows of
+    ``(2, size)`` buffers (row 0 the state, row 1 the adjoint co-state) so that the backward
+    sweep moves both through each gate in one call.
+
+    An Ising model without fields (MaxCut) is invariant under flipping every bit, and so is
+    its QAOA state: only the half with the first qubit at 0 is stored,
+    ``psi(1, y) = psi(0, ~y)``. The first qubit's mixer rotation then pairs ``y`` with its
+    complement ``~y = size - 1 - y`` (a reversed read), inner products count each stored
+    amplitude twice, and sampling draws the first bit by a fair coin. Half the memory and
+    about half the time.
+
+    Args:
+        bqm: The problem.
+        dtype: ``"float64"`` (default) or ``"float32"``.
+        device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+
+    Examples:
+        >>> import dimod
+        >>> ring = dimod.BinaryQuadraticModel.from_ising({}, {(i, (i + 1) % 8): 1 for i in range(8)})
+        >>> simulator = QAOASimulator(ring)
+        >>> [round(simulator.expectation([g], [math.pi / 8]), 3) for g in (0.2, math.pi / 8)]
+        [-2.869, -4.0]
     """
 
     def __init__(
-        self,
-        diagonal: torch.Tensor,
-        table: tuple[torch.Tensor, torch.Tensor] | None,
-        complex_dtype: torch.dtype,
-        *,
-        symmetric: bool = False,
+        self, bqm: dimod.BinaryQuadraticModel, *, dtype: str = "float64", device: str = "cpu"
     ) -> None:
-        self.diagonal = diagonal
-        self.table = table
-        self.size = diagonal.numel()
-        self.symmetric = symmetric
-        self.factor = 2.0 if symmetric else 1.0
+        check_bqm(bqm, type(self).__name__)
+        if dtype not in _DTYPES:
+            raise SolverConfigurationError(
+                f"The 'dtype' parameter of QAOASimulator must be one of {sorted(_DTYPES)}. "
+                f"Got {dtype!r} instead."
+            )
+        real_dtype, complex_dtype = _DTYPES[dtype]
+        self.symmetric = _is_flip_symmetric(bqm)
+        #: Energy = scale * (simulated cost) + offset.
+        self.scale = _cost_scale(bqm)
+        self.offset = _mean_energy(bqm)
+        stored = bqm.binary.copy()
+        if self.symmetric:  # keep the half with the first variable at 0
+            stored.fix_variable(next(iter(bqm.variables)), 0)
+        # Build in float64 (exact for integer biases), then centre on the mean energy (that
+        # of |+>) and scale: the adjoint gradient takes differences of <lam|C|phi> terms whose
+        # size grows with |C|, and an uncentred C of a few hundred loses float32 to them.
+        diagonal = qaoa_cost_diagonal(stored, dtype=torch.float64, device=device)
+        table = _phase_table(stored, diagonal)
+        diagonal.sub_(self.offset).div_(self.scale)
+        if table is not None:
+            table = ((table[0] - self.offset) / self.scale, table[1])
+        self.cost = DiagonalCost(diagonal.to(real_dtype), table)
+        self.size = self.cost.size
+        self.factor = 2.0 if self.symmetric else 1.0
         stored_qubits = self.size.bit_length() - 1
-        self.num_qubits = stored_qubits + (1 if symmetric else 0)
+        self.num_qubits = stored_qubits + (1 if self.symmetric else 0)
         self.complex_dtype = complex_dtype
         self.device = diagonal.device
-        # Mixer blocks, the remainder first: each block's qubits are the leading axis of the
-        # state when it is applied (see mixer()).
-        remainder = stored_qubits % _MIXER_BLOCK
-        self.blocks = ([remainder] if remainder else []) + [_MIXER_BLOCK] * (
-            stored_qubits // _MIXER_BLOCK
-        )
-        pauli_x = torch.tensor([[0, 1], [1, 0]], dtype=complex_dtype, device=self.device)
-        identity = torch.eye(2, dtype=complex_dtype, device=self.device)
-        self._sum_x: dict[int, torch.Tensor] = {}
-        for k in set(self.blocks):
-            total = torch.zeros(1 << k, 1 << k, dtype=complex_dtype, device=self.device)
-            for j in range(k):
-                term = torch.ones(1, 1, dtype=complex_dtype, device=self.device)
-                for i in range(k):
-                    term = torch.kron(term, pauli_x if i == j else identity)
-                total += term
-            self._sum_x[k] = total
-        # Hamming distances between the 2^k basis states of a block, for _rotation().
-        self._hamming = {
-            k: np.array([[bin(a ^ b).count("1") for b in range(1 << k)] for a in range(1 << k)])
-            for k in set(self.blocks)
-        }
-        self.chunk = min(self.size, max(1 << 18, self.size >> 4))
+        self.blocks = block_sizes(stored_qubits)
+        # sum_j X_j on a block, for the mixer's gradient: the derivative of its rotation.
+        self._sum_x = {k: _sum_x_block(k, self.device) for k in set(self.blocks)}
         self._buffers: tuple[torch.Tensor, torch.Tensor] | None = None
-        real_dtype = diagonal.dtype
-        self._angle = torch.empty(self.chunk, dtype=real_dtype, device=self.device)
-        self._ones = torch.ones(self.chunk, dtype=real_dtype, device=self.device)
-        self._phase = torch.empty(self.chunk, dtype=complex_dtype, device=self.device)
 
     def buffers(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self._buffers is None:
@@ -377,17 +399,8 @@ class _Statevector:
         return self._buffers
 
     def release(self) -> None:
+        """Free the state buffers (they are rebuilt on the next evaluation)."""
         self._buffers = None
-
-    def _chunks(self) -> range:
-        return range(0, self.size, self.chunk)
-
-    def _rotation(self, beta: float, k: int) -> torch.Tensor:
-        """``exp(i beta X)`` on ``k`` qubits: entry ``(a, b)`` is ``cos^(k-w) (i sin)^w`` with
-        ``w`` the Hamming distance of ``a`` and ``b``; symmetric, so ``M^T = M``."""
-        distance = self._hamming[k]
-        rotation = np.cos(beta) ** (k - distance) * (1j * np.sin(beta)) ** distance
-        return torch.from_numpy(rotation).to(device=self.device, dtype=self.complex_dtype)
 
     def mixer(
         self,
@@ -398,11 +411,9 @@ class _Statevector:
     ) -> tuple[torch.Tensor, torch.Tensor, complex]:
         """Apply ``exp(i beta sum X)`` to each row of ``state``; return ``(result, spare, g)``.
 
-        Each block of ``k`` qubits is the leading axis of the state: seen as a ``(2^k, R)``
-        matrix ``A``, the block's rotation ``M`` gives ``(M A)^T = A^T M``, one tall matrix
-        product whose output has the block's qubits last. The qubit order thus turns by ``k``
-        per block and is back where it started after the layer; every block is one large GEMM
-        instead of a batch of small ones.
+        Each block is one matrix product over all rows
+        (:func:`~qopt.circuits.statevector.apply_leading_qubits`); the qubit order turns by
+        ``k`` per block and is back where it started after the layer.
 
         With ``gradient_rows = (lam, phi)``, ``g = <lam| sum X |phi>`` (in stored-half units;
         the rotations commute with ``sum X``, so any point of the layer will do), from each
@@ -411,17 +422,36 @@ class _Statevector:
         inner = 0j
         if self.symmetric:
             state, spare, inner = self._mix_first_qubit(state, spare, beta, gradient_rows)
+        rotations = {
+            k: rx_power(-2.0 * beta, k, dtype=self.complex_dtype, device=self.device)
+            for k in set(self.blocks)
+        }
         for k in self.blocks:
-            width = 1 << k
-            rotation = self._rotation(beta, k)
             if gradient_rows is not None:
-                lam, phi = gradient_rows
-                gram_t = torch.matmul(state[phi].view(width, -1), state[lam].view(width, -1).mH)
-                inner += complex((gram_t * self._sum_x[k]).sum().item())
-            for row in range(state.shape[0]):
-                torch.matmul(state[row].view(width, -1).T, rotation, out=spare[row].view(-1, width))
+                inner += self._block_inner(state, k, gradient_rows)
+            apply_leading_qubits(state, rotations[k], out=spare)
             state, spare = spare, state
         return state, spare, inner
+
+    def _block_inner(self, state: torch.Tensor, k: int, rows: tuple[int, int]) -> complex:
+        """``<lam| sum_{j in block} X_j |phi>`` for the block of ``k`` leading qubits.
+
+        The Gram matrix is summed over column chunks, each chunk's in the state's precision
+        and the chunks in float64: one float32 product over millions of amplitudes would lose
+        the digits the optimizer needs.
+        """
+        lam, phi = rows
+        width = 1 << k
+        left, right = state[lam].view(width, -1), state[phi].view(width, -1)
+        columns = left.shape[1]
+        step = (
+            max(1, self.cost.chunk // width) if self.complex_dtype == torch.complex64 else columns
+        )
+        gram_t = torch.zeros(width, width, dtype=torch.complex128, device=self.device)
+        for start in range(0, columns, step):
+            part = torch.matmul(right[:, start : start + step], left[:, start : start + step].mH)
+            gram_t += part
+        return complex((gram_t * self._sum_x[k]).sum().item())
 
     def _mix_first_qubit(
         self,
@@ -433,41 +463,17 @@ class _Statevector:
         """The first qubit's rotation on the stored half: ``psi'(y) = c psi(y) + i s psi(~y)``."""
         c, s = math.cos(beta), math.sin(beta)
         inner = 0j
-        for start in self._chunks():
-            stop = min(start + self.chunk, self.size)
+        for start, stop in self.cost.chunks():
+            # torch has no negative strides: the reversed read is a copy (one chunk at most).
             mirror = state[:, self.size - stop : self.size - start].flip(-1)
             if gradient_rows is not None:
                 lam, phi = gradient_rows
-                inner += complex(torch.vdot(state[lam, start:stop], mirror[phi]).item())
+                inner += inner_product(
+                    state[lam, start:stop], mirror[phi], exact=self.cost.exact_sums
+                )
             torch.mul(state[:, start:stop], c, out=spare[:, start:stop])
             spare[:, start:stop].add_(mirror, alpha=1j * s)
         return spare, state, inner
-
-    def phase(self, state: torch.Tensor, gamma: float) -> None:
-        """Multiply every row of ``state`` by ``exp(-i gamma C)`` in place."""
-        if self.table is not None:
-            values, index = self.table
-            lookup = torch.polar(torch.ones_like(values), values * -gamma).to(self.complex_dtype)
-        for start in self._chunks():
-            stop = min(start + self.chunk, self.size)
-            phase = self._phase[: stop - start]
-            if self.table is not None:
-                torch.index_select(lookup, 0, index[start:stop], out=phase)
-            else:
-                angle = self._angle[: stop - start]
-                torch.mul(self.diagonal[start:stop], -gamma, out=angle)
-                torch.polar(self._ones[: stop - start], angle, out=phase)
-            state[:, start:stop].mul_(phase)
-
-    def _diagonal_inner(self, left: torch.Tensor, right: torch.Tensor) -> complex:
-        """``<left|C|right>`` over the stored amplitudes, chunked to bound the temporary."""
-        total = 0j
-        for start in self._chunks():
-            stop = min(start + self.chunk, self.size)
-            weighted = self._phase[: stop - start]
-            torch.mul(right[start:stop], self.diagonal[start:stop], out=weighted)
-            total += complex(torch.vdot(left[start:stop], weighted).item())
-        return total
 
     def forward(self, gammas: np.ndarray, betas: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """Prepare the QAOA state in row 0 of one buffer; return ``(that buffer, the other)``."""
@@ -475,21 +481,21 @@ class _Statevector:
         row, spare_row = state[:1], spare[:1]
         row.fill_(1.0 / math.sqrt(self.factor * self.size))
         for gamma, beta in zip(gammas.tolist(), betas.tolist(), strict=True):
-            self.phase(row, gamma)
+            self.cost.apply_phase(row, gamma)
             row, spare_row, _ = self.mixer(row, spare_row, beta)
         if row.data_ptr() == state.data_ptr():
             return state, spare
         return spare, state
 
-    def expectation(self, gammas: np.ndarray, betas: np.ndarray) -> float:
-        """``<psi(gammas, betas)| C |psi(gammas, betas)>`` (C scaled as given)."""
+    def scaled_expectation(self, gammas: np.ndarray, betas: np.ndarray) -> float:
+        """``<psi|C|psi>`` of the scaled, centred cost ``C`` (energy = scale C + offset)."""
         state, _ = self.forward(gammas, betas)
-        return self.factor * self._diagonal_inner(state[0], state[0]).real
+        return self.factor * self.cost.inner(state[0], state[0]).real
 
-    def value_and_grad(
+    def scaled_value_and_grad(
         self, gammas: np.ndarray, betas: np.ndarray
     ) -> tuple[float, np.ndarray, np.ndarray]:
-        """Expectation and its gradient by the adjoint method.
+        """:meth:`scaled_expectation` and its gradient by the adjoint method.
 
         With ``phi`` the state after a gate ``exp(-i theta G)`` and ``lam`` the co-state
         ``U_after^dagger C |psi>``, ``dE/dtheta = 2 Im <lam|G|phi>``; both are then moved back
@@ -497,8 +503,8 @@ class _Statevector:
         Here ``G = C`` for a phase layer and ``G = -sum X`` for a mixer layer.
         """
         state, spare = self.forward(gammas, betas)
-        torch.mul(state[0], self.diagonal, out=state[1])
-        value = self.factor * complex(torch.vdot(state[0], state[1]).item()).real
+        value = self.factor * self.cost.inner(state[0], state[0]).real
+        torch.mul(state[0], self.cost.diagonal, out=state[1])
         grad_gamma = np.zeros(len(gammas))
         grad_beta = np.zeros(len(betas))
         for layer in reversed(range(len(gammas))):
@@ -506,9 +512,20 @@ class _Statevector:
                 state, spare, -float(betas[layer]), gradient_rows=(1, 0)
             )
             grad_beta[layer] = -2.0 * self.factor * inner.imag
-            grad_gamma[layer] = 2.0 * self.factor * self._diagonal_inner(state[1], state[0]).imag
-            self.phase(state, -float(gammas[layer]))
+            grad_gamma[layer] = 2.0 * self.factor * self.cost.inner(state[1], state[0]).imag
+            self.cost.apply_phase(state, -float(gammas[layer]))
         return value, grad_gamma, grad_beta
+
+    def expectation(self, gammas: Any, betas: Any) -> float:
+        """``<psi(gammas, betas)| H |psi(gammas, betas)>`` in the BQM's energy units."""
+        g, b = _check_angles(gammas, betas, "QAOASimulator.expectation")
+        return self.scaled_expectation(g, b) * self.scale + self.offset
+
+    def value_and_grad(self, gammas: Any, betas: Any) -> tuple[float, np.ndarray, np.ndarray]:
+        """``(expectation, d/dgammas, d/dbetas)`` in the BQM's energy units (adjoint method)."""
+        g, b = _check_angles(gammas, betas, "QAOASimulator.value_and_grad")
+        value, grad_gamma, grad_beta = self.scaled_value_and_grad(g, b)
+        return value * self.scale + self.offset, grad_gamma * self.scale, grad_beta * self.scale
 
     def sample(
         self, gammas: np.ndarray, betas: np.ndarray, num_reads: int, seed: int
@@ -518,8 +535,7 @@ class _Statevector:
         # torch.multinomial is limited to 2^24 categories, hence the CDF (float64); it lives
         # in the spare buffer (at least 8 bytes per amplitude), the probabilities in row 1.
         probabilities = torch.view_as_real(state[1]).reshape(-1)[: self.size]
-        for start in self._chunks():
-            stop = min(start + self.chunk, self.size)
+        for start, stop in self.cost.chunks():
             torch.abs(state[0, start:stop], out=probabilities[start:stop]).square_()
         scratch = torch.view_as_real(spare).reshape(-1)
         if scratch.dtype != torch.float64:
@@ -538,39 +554,58 @@ class _Statevector:
         return indices
 
 
-def _simulator(
-    bqm: dimod.BinaryQuadraticModel, dtype: str, device: str
-) -> tuple[_Statevector, float, float]:
-    """The simulator of ``bqm``'s scaled cost, with ``(scale, offset)``: energy = scale C + offset."""
-    real_dtype, complex_dtype = _DTYPES[dtype]
-    symmetric = _is_flip_symmetric(bqm)
-    scale = _cost_scale(bqm)
-    stored = bqm.binary.copy()
-    if symmetric:  # keep the half with the first variable at 0
-        stored.fix_variable(next(iter(bqm.variables)), 0)
-    # Build in float64 (exact for integer biases), then centre on the mean energy (that of
-    # |+>) and scale: the adjoint gradient takes differences of <lam|C|phi> terms whose size
-    # grows with |C|, and an uncentred C of a few hundred loses float32 to them.
-    diagonal = qaoa_cost_diagonal(stored, dtype=torch.float64, device=device)
-    table = _phase_table(stored, diagonal)
-    offset = _mean_energy(bqm)
-    diagonal.sub_(offset).div_(scale)
-    if table is not None:
-        table = ((table[0] - offset) / scale, table[1])
-    sim = _Statevector(diagonal.to(real_dtype), table, complex_dtype, symmetric=symmetric)
-    return sim, scale, offset
+def _sum_x_block(k: int, device: torch.device) -> torch.Tensor:
+    """``sum_j X_j`` on ``k`` qubits (complex128): 1 where two basis states differ in one bit."""
+    index = torch.arange(1 << k, device=device)
+    differ = index[:, None] ^ index[None, :]
+    one_bit = (differ != 0) & ((differ & (differ - 1)) == 0)
+    return one_bit.to(torch.complex128)
 
 
-def _default_threads(bqm: dimod.BinaryQuadraticModel, device: str) -> int | None:
+#: Simulators kept by qaoa_expectation and qaoa_gradient (most recent last), up to this many
+#: stored amplitudes in all: about 50 MB of cost diagonals and phase-table indices. Above
+#: that, building is a small part of an evaluation anyway.
+_CACHE_AMPLITUDES = 1 << 22
+
+#: Above this many amplitudes a cached simulator's state buffers are freed after each call.
+_KEEP_BUFFERS_UP_TO = 1 << 18
+
+_cache: OrderedDict[tuple[Any, ...], QAOASimulator] = OrderedDict()
+
+
+def _cached_simulator(bqm: dimod.BinaryQuadraticModel, dtype: str, device: str) -> QAOASimulator:
+    """A simulator of ``bqm``, reused while its labels, vartype and biases are unchanged."""
+    linear, rows, cols, quadratic, offset = _vectors(bqm)
+    key = (
+        tuple(bqm.variables),
+        bqm.vartype,
+        linear.tobytes(),
+        rows.tobytes(),
+        cols.tobytes(),
+        quadratic.tobytes(),
+        offset,
+        dtype,
+        device,
+    )
+    simulator = _cache.pop(key, None)
+    if simulator is None:
+        simulator = QAOASimulator(bqm, dtype=dtype, device=device)
+    _cache[key] = simulator
+    while len(_cache) > 1 and sum(s.size for s in _cache.values()) > _CACHE_AMPLITUDES:
+        _cache.popitem(last=False)
+    return simulator
+
+
+def _default_threads(stored_qubits: int, device: str) -> int | None:
     """One CPU thread below _MIN_QUBITS_FOR_THREADS stored qubits; torch's setting otherwise."""
-    stored = bqm.num_variables - (1 if _is_flip_symmetric(bqm) else 0)
-    return 1 if device == "cpu" and stored < _MIN_QUBITS_FOR_THREADS else None
+    return 1 if device == "cpu" and stored_qubits < _MIN_QUBITS_FOR_THREADS else None
 
 
-def _check_angles(
-    bqm: dimod.BinaryQuadraticModel, gammas: Any, betas: Any, owner: str
-) -> tuple[np.ndarray, np.ndarray]:
-    check_bqm(bqm, owner)
+def _stored_qubits(bqm: dimod.BinaryQuadraticModel) -> int:
+    return bqm.num_variables - (1 if _is_flip_symmetric(bqm) else 0)
+
+
+def _check_angles(gammas: Any, betas: Any, owner: str) -> tuple[np.ndarray, np.ndarray]:
     g = np.atleast_1d(np.asarray(gammas, dtype=float))
     b = np.atleast_1d(np.asarray(betas, dtype=float))
     if g.ndim != 1 or g.shape != b.shape or not (np.isfinite(g).all() and np.isfinite(b).all()):
@@ -595,7 +630,8 @@ def qaoa_expectation(
     docstring, the mixer ``exp(i beta sum X)``), so ``info["gammas"]`` and ``info["betas"]``
     of a solve can be evaluated on another instance: the parameter transfer studied by
     Galda et al. ("Transferability of optimal QAOA parameters between random graphs", IEEE
-    QCE 2021). The result is in the BQM's energy units, offset included.
+    QCE 2021). The result is in the BQM's energy units, offset included. Repeated calls on
+    an unchanged BQM reuse its :class:`QAOASimulator`.
 
     Examples:
         >>> import dimod
@@ -603,10 +639,15 @@ def qaoa_expectation(
         >>> round(qaoa_expectation(ring, [math.pi / 8], [math.pi / 8]), 6)  # p=1 optimum: 3/4 cut
         -4.0
     """
-    g, b = _check_angles(bqm, gammas, betas, "qaoa_expectation")
-    with _cpu_threads(_default_threads(bqm, device)):
-        sim, scale, offset = _simulator(bqm, dtype, device)
-        return sim.expectation(g, b) * scale + offset
+    owner = "qaoa_expectation"
+    g, b = _check_angles(gammas, betas, owner)
+    check_bqm(bqm, owner)
+    simulator = _cached_simulator(bqm, dtype, device)
+    with _cpu_threads(_default_threads(simulator.size.bit_length() - 1, device)):
+        value = simulator.scaled_expectation(g, b) * simulator.scale + simulator.offset
+    if simulator.size > _KEEP_BUFFERS_UP_TO:
+        simulator.release()
+    return value
 
 
 def qaoa_gradient(
@@ -629,11 +670,16 @@ def qaoa_gradient(
         >>> bool(abs(d_gamma[0]) < 1e-9 and abs(d_beta[0]) < 1e-9)  # a stationary point
         True
     """
-    g, b = _check_angles(bqm, gammas, betas, "qaoa_gradient")
-    with _cpu_threads(_default_threads(bqm, device)):
-        sim, scale, offset = _simulator(bqm, dtype, device)
-        value, grad_gamma, grad_beta = sim.value_and_grad(g, b)
-    return value * scale + offset, grad_gamma * scale, grad_beta * scale
+    owner = "qaoa_gradient"
+    g, b = _check_angles(gammas, betas, owner)
+    check_bqm(bqm, owner)
+    simulator = _cached_simulator(bqm, dtype, device)
+    with _cpu_threads(_default_threads(simulator.size.bit_length() - 1, device)):
+        value, grad_gamma, grad_beta = simulator.scaled_value_and_grad(g, b)
+    if simulator.size > _KEEP_BUFFERS_UP_TO:
+        simulator.release()
+    scale = simulator.scale
+    return value * scale + simulator.offset, grad_gamma * scale, grad_beta * scale
 
 
 class _StopOptimization(Exception):
@@ -765,7 +811,7 @@ class QAOASolver(dimod.Sampler):
         """CPU threads for a simulation; ``None`` leaves torch's setting alone."""
         if self.device == "cpu" and self.num_threads is not None:
             return self.num_threads
-        return _default_threads(bqm, self.device)
+        return _default_threads(_stored_qubits(bqm), self.device)
 
     def _check_choice(self, value: Any, name: str, choices: tuple[str, ...]) -> str:
         if value not in choices:
@@ -858,7 +904,7 @@ class QAOASolver(dimod.Sampler):
             )
 
     def _optimize(
-        self, sim: _Statevector, reps: int, maxiter: int
+        self, sim: QAOASimulator, reps: int, maxiter: int
     ) -> tuple[np.ndarray, np.ndarray, float, int, list[float]]:
         """Optimal scaled angles, their scaled ``<C>``, evaluations spent and per-depth history."""
         depths = [reps] if self.init == "ramp" else list(range(1, reps + 1))
@@ -875,7 +921,7 @@ class QAOASolver(dimod.Sampler):
         return gammas, betas, value, evaluations, history
 
     def _optimize_depth(
-        self, sim: _Statevector, gammas: np.ndarray, betas: np.ndarray, maxiter: int
+        self, sim: QAOASimulator, gammas: np.ndarray, betas: np.ndarray, maxiter: int
     ) -> tuple[np.ndarray, np.ndarray, float, int]:
         p = len(gammas)
         best: dict[str, Any] = {"value": math.inf, "x": np.concatenate([gammas, betas])}
@@ -893,10 +939,10 @@ class QAOASolver(dimod.Sampler):
                     raise _StopOptimization
             spent += 1
             if gradient:
-                value, grad_gamma, grad_beta = sim.value_and_grad(x[:p], x[p:])
+                value, grad_gamma, grad_beta = sim.scaled_value_and_grad(x[:p], x[p:])
                 grad: np.ndarray | None = np.concatenate([grad_gamma, grad_beta])
             else:
-                value, grad = sim.expectation(x[:p], x[p:]), None
+                value, grad = sim.scaled_expectation(x[:p], x[p:]), None
             if value < best["value"]:
                 best["value"], best["x"] = value, np.array(x, dtype=float)
             trace.append(best["value"])
@@ -967,7 +1013,8 @@ class QAOASolver(dimod.Sampler):
         self._check_size(bqm, symmetric)
         t0 = time.perf_counter_ns()
         with _cpu_threads(self._threads_for(bqm)):
-            sim, scale, offset = _simulator(bqm, self.dtype, self.device)
+            sim = QAOASimulator(bqm, dtype=self.dtype, device=self.device)
+            scale, offset = sim.scale, sim.offset
             t1 = time.perf_counter_ns()
             gammas, betas, value, evaluations, history = self._optimize(
                 sim, options["reps"], options["maxiter"]

@@ -1,0 +1,6 @@
+"""Quantum circuits in torch: one batched statevector engine and what is built on it.
+
+:mod:`qopt.circuits.statevector` holds the gate kernels (single-qubit layers as block matrix
+products, diagonal phase layers, CZ and CNOT entanglers, Pauli-Z expectations) that the
+``qaoa`` solver backend and the parameterized-circuit head both use.
+"""

@@ -123,7 +123,9 @@ SECTIONS: list[DemoSection] = [
         extra="optuna",
     ),
     DemoSection(
-        "Mixture-of-experts routing (Lightning callback)", "qopt.moe:print_demo", "lightning"
+        "Mixture-of-experts routing (Lightning callback)",
+        "qopt.integrations.lightning:print_routing_demo",
+        extra="lightning",
     ),
     DemoSection("Architecture search under a parameter budget (qopt nas)", _nas_section),
 ]

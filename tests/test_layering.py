@@ -309,19 +309,11 @@ def test_the_checker_sees_qopt() -> None:
     assert any(e.importer == "qopt.pipeline" and e.imported == "qopt.solvers" for e in EDGES)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="qopt.moe and qopt.nas._samplers still import the integrations (being moved)",
-)
 def test_core_never_imports_the_integrations() -> None:
     offending = core_to_integrations(EDGES)
     assert not offending, _report("qopt/ imports qopt.integrations", offending)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="qopt.moe -> integrations.lightning -> qopt.moe is still a cycle (being untangled)",
-)
 def test_no_import_cycles() -> None:
     groups = cycles(EDGES)
     assert not groups, "\n".join(_report("import cycle", group) for group in groups)

@@ -55,7 +55,6 @@ from typing import Any
 
 import dimod
 import numpy as np
-import scipy.sparse
 
 from qopt._validation import check_bqm, check_float, check_int
 from qopt.exceptions import InvalidProblemError, SolverConfigurationError
@@ -113,6 +112,10 @@ class _Search:
         both_cols = np.concatenate([cols, rows])
         both = np.concatenate([values, values]).astype(float)
         # Symmetric coupling matrix; row i holds variable i's neighbours and weights.
+        # Imported here, not at the top: ``qopt.solvers`` (and so ``qopt --help``) would pay
+        # for scipy.sparse on every start.
+        import scipy.sparse
+
         self.coupling = scipy.sparse.csr_matrix((both, (both_rows, both_cols)), shape=(n, n))
         self.coupling.sum_duplicates()
         indptr, indices, data = self.coupling.indptr, self.coupling.indices, self.coupling.data

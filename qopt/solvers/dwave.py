@@ -7,7 +7,9 @@ touches the network until the first :meth:`~dimod.Sampler.sample`, and a missing
 detected locally before any connection is attempted, so a fallback to a local solver is instant.
 
 This module imports dwave-system at import time; the registry imports it only when a D-Wave
-backend is asked for, so ``import qopt`` stays light.
+backend is asked for, so ``import qopt`` stays light. :func:`leap_status` lives in
+:mod:`qopt.solvers.accounts` (re-exported here), which ``qopt solvers`` reads without importing
+dwave-system.
 
 Examples:
     >>> from qopt.solvers.dwave import leap_status
@@ -26,9 +28,7 @@ from typing import Any, ClassVar, Self
 
 import dimod
 import numpy as np
-from dwave.cloud.config import load_config
 from dwave.cloud.config.exceptions import ConfigFileError
-from dwave.cloud.config.loaders import get_configfile_paths
 from dwave.cloud.exceptions import (
     CanceledFutureError,
     PollingTimeout,
@@ -39,15 +39,9 @@ from dwave.system import DWaveSampler, EmbeddingComposite, LeapHybridSampler
 
 from qopt._validation import check_bqm, check_float, check_int
 from qopt.exceptions import ProblemTooLargeError, SolverConfigurationError, SolverUnavailableError
+from qopt.solvers.accounts import LEAP_HOW_TO_CONFIGURE, leap_status, leap_token_source
 
 __all__ = ["DWaveSolver", "LeapHybridSolver", "leap_status"]
-
-#: How to configure a token, appended to every "no token" message.
-HOW_TO_CONFIGURE = (
-    "Configure a Leap API token (copy it from https://cloud.dwavesys.com/leap/) with "
-    "'dwave config create', or set the DWAVE_API_TOKEN environment variable, or pass "
-    "token=... to the solver."
-)
 
 #: What a remote request can raise once a client exists: requests' errors (all OSError,
 #: including every dwave.cloud SolverError and RequestTimeout) and the cloud client's own.
@@ -59,65 +53,6 @@ _REMOTE_ERRORS: tuple[type[BaseException], ...] = (
     UseAfterCloseError,
     ConfigFileError,
 )
-
-
-def _token_source(
-    *, token: str | None, config_file: str | None, profile: str | None
-) -> tuple[bool, str]:
-    """Resolve a token exactly as dwave-cloud-client will, without any network call.
-
-    Returns ``(found, where)``: where the token comes from, or why there is none.
-    """
-    try:
-        # Same resolution as Client.from_config: kwargs over environment over file. It
-        # raises for an explicit config file that cannot be read, as the client would.
-        config = load_config(
-            config_file=config_file, profile=profile, **({"token": token} if token else {})
-        )
-    except ConfigFileError as error:
-        named_by = "config_file=" if config_file else "DWAVE_CONFIG_FILE"
-        return False, (
-            f"the D-Wave config file named by {named_by} cannot be used ({error}), so no "
-            "client can be created. Fix or unset it."
-        )
-    except ValueError as error:  # an explicit profile that no config file defines
-        return False, f"the D-Wave configuration cannot be loaded ({error})."
-    if not config.get("token"):
-        explicit = config_file or os.environ.get("DWAVE_CONFIG_FILE")
-        files = [explicit] if explicit else get_configfile_paths()
-        searched = f"config file(s) {', '.join(files)}" if files else "no config file found"
-        return False, f"no Leap API token is configured ({searched}; DWAVE_API_TOKEN unset)."
-    if token:
-        return True, "the token= option"
-    if os.environ.get("DWAVE_API_TOKEN"):
-        return True, "the DWAVE_API_TOKEN environment variable"
-    explicit = config_file or os.environ.get("DWAVE_CONFIG_FILE")
-    files = [explicit] if explicit else get_configfile_paths()
-    chosen = profile or os.environ.get("DWAVE_PROFILE")
-    where = f"the config file {', '.join(files)}"
-    return True, where + (f" (profile '{chosen}')" if chosen else "")
-
-
-def leap_status() -> tuple[bool, str]:
-    """Whether a Leap API token is configured here, and where from; no network call.
-
-    The token is resolved the way dwave-cloud-client resolves it (``DWAVE_API_TOKEN`` over the
-    config file found by auto-detection or named by ``DWAVE_CONFIG_FILE``, profile from
-    ``DWAVE_PROFILE``). A configured token is not proven valid until the first solve.
-
-    Returns:
-        ``(True, where)`` when a token is configured, or ``(False, why and how to configure)``.
-
-    Examples:
-        >>> from qopt.solvers.dwave import leap_status
-        >>> ready, message = leap_status()
-        >>> message.startswith("Leap token configured") if ready else "dwave config" in message
-        True
-    """
-    found, where = _token_source(token=None, config_file=None, profile=None)
-    if found:
-        return True, f"Leap token configured (from {where})"
-    return False, f"Not configured: {where} {HOW_TO_CONFIGURE}"
 
 
 def _check_optional_str(value: Any, name: str, owner: str) -> str | None:
@@ -229,13 +164,13 @@ class _LeapSolver(dimod.Sampler):
         with self._lock:
             if self._sampler is not None:
                 return self._sampler
-            found, where = _token_source(
+            found, where = leap_token_source(
                 token=self.token, config_file=self.config_file, profile=self.profile
             )
             if not found:
                 raise SolverUnavailableError(
                     f"{type(self).__name__} cannot connect to D-Wave Leap: {where} "
-                    f"{HOW_TO_CONFIGURE}"
+                    f"{LEAP_HOW_TO_CONFIGURE}"
                 )
             try:
                 sampler = self._connect_with(self._connection_options())

@@ -4,8 +4,8 @@
 qiskit-optimization :class:`~qiskit_optimization.QuadraticProgram`, solves it with
 ``MinimumEigenOptimizer(QAOA(...))`` on Qiskit V2 primitives (``StatevectorSampler`` locally,
 qiskit-ibm-runtime's ``SamplerV2`` on a backend) and returns every distinct measured bitstring
-as a :class:`dimod.SampleSet`. :func:`ibm_status` says, offline, whether an IBM Quantum account
-is configured.
+as a :class:`dimod.SampleSet`. :func:`ibm_status` (from :mod:`qopt.solvers.accounts`) says,
+offline, whether an IBM Quantum account is configured.
 
 This module imports qiskit at the top: the registry imports it only when ``qaoa-qiskit`` is
 asked for, so ``import qopt.solvers`` stays free of qiskit. qiskit-ibm-runtime, slower to
@@ -17,7 +17,6 @@ arXiv:1411.4028 (2014).
 
 from __future__ import annotations
 
-import os
 import time
 import warnings
 from collections.abc import Callable, Hashable, Iterable, Sequence
@@ -44,6 +43,7 @@ from qopt.exceptions import (
     SolverConfigurationError,
     SolverUnavailableError,
 )
+from qopt.solvers.accounts import ibm_status
 
 __all__ = [
     "OPTIMIZERS",
@@ -59,13 +59,6 @@ OPTIMIZERS: dict[str, Callable[..., Optimizer]] = {
     "NELDER_MEAD": NELDER_MEAD,
     "SPSA": SPSA,
 }
-
-_HOW_TO_CONFIGURE = (
-    "Configure an IBM Quantum account once with "
-    "QiskitRuntimeService.save_account(token='<API key>', instance='<CRN>', set_as_default=True) "
-    "(from qiskit_ibm_runtime), or set the environment variable QISKIT_IBM_TOKEN "
-    "(and QISKIT_IBM_INSTANCE)."
-)
 
 # Sack & Serbyn found a time step of about 0.75 per layer a good start for QAOA on MaxCut
 # (their couplings are 1; we divide by the largest coefficient); see _ramp_initial_point.
@@ -205,46 +198,6 @@ def quadratic_program_to_bqm(
             bqm.add_quadratic(mapping[str(u)], mapping[str(v)], sign * float(bias))
     bqm.offset = sign * float(program.objective.constant)
     return bqm
-
-
-# --------------------------------------------------------------------------------------------
-# IBM Quantum account
-
-
-def ibm_status() -> tuple[bool, str]:
-    """Whether an IBM Quantum account is configured here, checked without the network.
-
-    Looks for the environment variable ``QISKIT_IBM_TOKEN``, then for accounts saved with
-    ``QiskitRuntimeService.save_account`` (``~/.qiskit/qiskit-ibm.json``). A configured account
-    may still be refused by IBM (expired key, wrong instance); only a hardware run tells.
-    The local simulator needs no account.
-
-    Returns:
-        ``(configured, message)``; reading errors are reported in the message, never raised.
-
-    Examples:
-        >>> from qopt.solvers.qiskit_qaoa import ibm_status
-        >>> configured, message = ibm_status()
-        >>> isinstance(configured, bool) and isinstance(message, str)
-        True
-    """
-    if os.environ.get("QISKIT_IBM_TOKEN"):
-        return True, "IBM Quantum token from the environment variable QISKIT_IBM_TOKEN"
-    try:
-        from qiskit_ibm_runtime import QiskitRuntimeService
-
-        accounts = QiskitRuntimeService.saved_accounts()
-    except Exception as error:  # a missing package or an unreadable account file
-        return False, (
-            f"could not read saved IBM Quantum accounts ({type(error).__name__}: {error}); "
-            f"the local simulator works without one. {_HOW_TO_CONFIGURE}"
-        )
-    if accounts:
-        return True, f"saved IBM Quantum account(s): {', '.join(sorted(accounts))}"
-    return False, (
-        "no IBM Quantum account configured; the local simulator works without one, IBM "
-        f"hardware needs one. {_HOW_TO_CONFIGURE}"
-    )
 
 
 # --------------------------------------------------------------------------------------------

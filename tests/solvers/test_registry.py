@@ -166,6 +166,29 @@ def test_importing_qopt_loads_no_heavy_framework() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_listing_the_solvers_imports_no_backend_framework() -> None:
+    # Whether a backend is installed is looked up, not imported: importing torch, dwave-system
+    # and qiskit-optimization made 'qopt solvers' take seconds. (Reading saved IBM accounts
+    # still imports qiskit-ibm-runtime, and with it qiskit.)
+    code = (
+        "import io, sys\n"
+        "from qopt.cli import main\n"
+        "assert main(['solvers'], out=io.StringIO()) == 0\n"
+        "heavy = [m for m in sys.modules if m.split('.')[0] in "
+        "('lightning', 'optuna', 'qiskit_optimization', 'torch') or m.startswith('dwave.system')]\n"
+        "print(heavy); assert not heavy\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_status_says_a_missing_package_is_not_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = SolverSpec("needs-nothing-here", _Broken, "x", modules=("no_such_package_qopt",))
+    monkeypatch.setitem(_registry._REGISTERED, spec.name, spec)
+    status = solver_status(spec.name)
+    assert not status.installed and not status.ready and "not installed" in status.message
+
+
 class _Flaky(_Broken):
     calls = 0
 

@@ -101,8 +101,7 @@ class RunSummary:
 
 # ---------------------------------------------------------------------- storage
 def _open_storage(run_dir: Path | None, storage: str | None) -> BaseStorage:
-    if storage is None and run_dir is None:
-        return InMemoryStorage()
+    """The database at ``storage``, else the run directory's journal file, else memory."""
     try:
         if storage is not None:
             with warnings.catch_warnings():
@@ -111,9 +110,9 @@ def _open_storage(run_dir: Path | None, storage: str | None) -> BaseStorage:
                 return RDBStorage(
                     storage, heartbeat_interval=HEARTBEAT_INTERVAL_S, grace_period=GRACE_PERIOD_S
                 )
-        assert run_dir is not None
-        run_dir.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(run_dir / _JOURNAL)))
+        if run_dir is not None:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            return JournalStorage(JournalFileBackend(str(run_dir / _JOURNAL)))
     except Exception as error:  # SQLAlchemy/OS errors vary by backend
         where = storage if storage is not None else str(run_dir)
         raise StorageUnavailableError(
@@ -121,6 +120,7 @@ def _open_storage(run_dir: Path | None, storage: str | None) -> BaseStorage:
             "Check that the database server runs and the URL (user, password, host, port, "
             "database) is right, or drop --storage to use the run directory's journal file."
         ) from error
+    return InMemoryStorage()
 
 
 def _redact(url: str) -> str:

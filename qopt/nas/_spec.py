@@ -158,23 +158,22 @@ class PairCost:
 
     def matrix(self, first: Choice, second: Choice) -> np.ndarray:
         """The cost of every pair of value positions, shape ``(len(first), len(second))``."""
-        if self.table is not None:
-            m = np.array(self.table, dtype=float)
-            if m.shape != (len(first.values), len(second.values)):
+        if self.coefficient is not None:
+            if not (first.is_numeric and second.is_numeric):
                 raise InvalidProblemError(
-                    f"The pair cost table between '{first.name}' and '{second.name}' has shape "
-                    f"{m.shape}; it needs ({len(first.values)}, {len(second.values)})."
+                    f"The pair cost between '{first.name}' and '{second.name}' uses a "
+                    "coefficient, which needs numeric values; give a 'table' instead."
                 )
-            return m
-        if not (first.is_numeric and second.is_numeric):
+            a = np.array(first.values, dtype=float)
+            b = np.array(second.values, dtype=float)
+            return float(self.coefficient) * np.outer(a, b)
+        m = np.array(self.table, dtype=float)
+        if m.shape != (len(first.values), len(second.values)):
             raise InvalidProblemError(
-                f"The pair cost between '{first.name}' and '{second.name}' uses a coefficient, "
-                "which needs numeric values; give a 'table' instead."
+                f"The pair cost table between '{first.name}' and '{second.name}' has shape "
+                f"{m.shape}; it needs ({len(first.values)}, {len(second.values)})."
             )
-        assert self.coefficient is not None
-        a = np.array(first.values, dtype=float)
-        b = np.array(second.values, dtype=float)
-        return float(self.coefficient) * np.outer(a, b)
+        return m
 
 
 @dataclass(frozen=True)
@@ -265,9 +264,7 @@ class Budget:
             a, b = architecture[p.first], architecture[p.second]
             if p.coefficient is not None:
                 total += p.coefficient * float(a) * float(b)
-            else:
-                assert p.table is not None
-                # Positions are resolved by SearchSpace.cost_terms; here by value lookup.
+            else:  # a table is indexed by value positions, which only the space knows
                 raise InvalidProblemError(
                     f"Budget '{self.name}' has a pair table; evaluate it through "
                     "SearchSpace.cost(), which knows the value positions."

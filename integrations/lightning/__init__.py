@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from qopt.integrations.lightning._attention import QuboAttentionCallback
+from qopt.integrations.lightning._demo import print_routing_demo, routing_demo
 from qopt.integrations.lightning._pruning import QoptPruningWarning, QuboPruningCallback
 from qopt.integrations.lightning._routing import QuboRoutingCallback
 
@@ -23,4 +24,6 @@ __all__ = [
     "QuboRoutingCallback",
     "count_params_and_macs",
     "model_pruning_groups",
+    "print_routing_demo",
+    "routing_demo",
 ]

@@ -1,3 +1,5 @@
+"""Tests of qopt.moe.layer: the reference MoE layer and its routing methods."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -5,7 +7,7 @@ import pytest
 import torch
 
 from qopt.exceptions import InvalidProblemError, SolverConfigurationError
-from qopt.moe import MarkovMixture, MoE, MoELanguageModel, Routable, RoutingDecision
+from qopt.moe import MoE, Routable, RoutingDecision
 
 
 def _layer(**options: object) -> MoE:
@@ -148,23 +150,3 @@ def test_nonfinite_scores_in_assignment_routing_raise_clearly() -> None:
         layer.router.weight.fill_(float("nan"))
     with pytest.raises(InvalidProblemError, match="non-finite"):
         layer(torch.randn(4, 8))
-
-
-def test_markov_mixture_and_language_model() -> None:
-    data = MarkovMixture(num_sources=3, vocab_size=10, seed=1)
-    a, sa = data.sample(4, 12, seed=5)
-    b, sb = data.sample(4, 12, seed=5)
-    assert torch.equal(a, b) and torch.equal(sa, sb)
-    assert a.min() >= 0 and a.max() < 10 and sa.max() < 3
-    model = MoELanguageModel(10, d_model=8, num_layers=2, num_heads=2, num_experts=2, top_k=1)
-    logits = model(a)
-    assert logits.shape == (4, 12, 10) and len(model.moe_layers()) == 2
-    (logits.sum() + model.aux_loss).backward()
-    dense = MoELanguageModel(10, d_model=8, num_layers=1, num_heads=2, dense=True)
-    assert dense.moe_layers() == [] and dense(a).shape == (4, 12, 10)
-    # Causal: the first position's logits do not depend on later symbols.
-    changed = a.clone()
-    changed[:, 5:] = (changed[:, 5:] + 1) % 10
-    model.eval()
-    with torch.no_grad():
-        assert torch.allclose(model(a)[:, :5], model(changed)[:, :5], atol=1e-5)

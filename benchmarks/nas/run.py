@@ -120,9 +120,9 @@ def main() -> None:
         args.benchmark, args.max_mparams, args.max_latency
     )
     if args.agreement:
-        from qopt.integrations.optuna import QuboSampler
+        from qopt.search import ProposalEngine
 
-        QuboSampler._audit_trust_region = True
+        ProposalEngine.audit_trust_region = True
     optimum_key = max(feasible, key=lambda k: means[k])
     optimum = means[optimum_key]
     longest = max(args.evaluations)

@@ -7,18 +7,21 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from optuna.distributions import BaseDistribution, CategoricalDistribution, IntDistribution
-from optuna.samplers import BaseSampler
+from optuna.samplers import BaseSampler, RandomSampler
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from qopt.encoding import ParameterConstraint
+from qopt.encoding import CategoricalParameter, IntParameter, Parameter, ParameterConstraint
 from qopt.exceptions import SolverConfigurationError
 from qopt.nas._spec import SearchSpace
+from qopt.search import EncodingOptions, History, ProposalEngine
+from qopt.surrogates import predicted_quantile
 
 __all__ = [
     "ARCH_ATTR",
@@ -26,6 +29,7 @@ __all__ = [
     "QUBO_STARTUP",
     "SAMPLERS",
     "ArchitectureCodec",
+    "QuboArchitectureSampler",
     "make_sampler",
 ]
 
@@ -356,6 +360,228 @@ class LocalSearchSampler(_ArchitectureSampler):
         return self._random_untaken(taken)
 
 
+#: Keyword options of :class:`QuboArchitectureSampler` beside the codec, seed, start and solver:
+#: those of :class:`qopt.search.ProposalEngine` and of :class:`qopt.search.EncodingOptions`.
+QUBO_OPTIONS = (
+    "solver_options",
+    "surrogate",
+    "surrogate_options",
+    "target_transform",
+    "local_search",
+    "trust_region",
+    "trust_region_method",
+    "trust_region_restart",
+    "encoding",
+    "encodings",
+    "n_bins",
+    "max_values",
+    "max_bits",
+)
+#: Proposals are shared with other workers through this system attribute (chunked for RDB).
+_PROPOSAL_KEY = "qopt:proposal"
+_ATTR_MAX_LENGTH = 2045
+
+
+class QuboArchitectureSampler(BaseSampler):
+    """Architecture search with the search core (:class:`qopt.search.ProposalEngine`).
+
+    The architecture space is encoded once, straight from the :class:`SearchSpace`: each
+    choice with more than one value is a parameter over its value positions (an ordered
+    choice an :class:`~qopt.encoding.IntParameter`, an unordered one a
+    :class:`~qopt.encoding.CategoricalParameter`), and the budgets are the known constraints
+    of :meth:`ArchitectureCodec.constraints`. Each trial's architecture (its parameters, or a
+    running trial's shared proposal) becomes a point of the engine's
+    :class:`~qopt.search.History`; the engine proposes the next one (start design, then the
+    surrogate's QUBO, with the trust region of :data:`QUBO_DEFAULTS`), and its diagnostics go
+    to the trial's ``qopt:*`` system attributes. Until a trial has completed there is no
+    search space yet (the runner enqueues a known in-budget architecture instead).
+
+    Args:
+        codec: The architecture as Optuna parameters.
+        solver: A qopt solver name or a :class:`dimod.Sampler`.
+        seed: Seed for reproducible searches.
+        n_startup_trials: Trials of the space-filling start.
+        **options: Any of :data:`QUBO_OPTIONS`.
+
+    Raises:
+        SolverConfigurationError: An unknown or out-of-range option.
+
+    Examples:
+        >>> from qopt.nas import nas_bench_201_space
+        >>> sampler = QuboArchitectureSampler(ArchitectureCodec(nas_bench_201_space()), seed=0)
+        >>> sampler.space.n_bits  # six operations, five choices each, one-hot
+        30
+    """
+
+    def __init__(
+        self,
+        codec: ArchitectureCodec,
+        *,
+        solver: Any = "sa",
+        seed: int | None = None,
+        n_startup_trials: int = QUBO_STARTUP,
+        **options: Any,
+    ) -> None:
+        owner = type(self).__name__
+        unknown = sorted(set(options) - set(QUBO_OPTIONS))
+        if unknown:
+            raise SolverConfigurationError(
+                f"{owner} got unknown option(s) {unknown}. Its options are: "
+                f"{', '.join(QUBO_OPTIONS)}."
+            )
+        encoding = {
+            k: options.pop(k) for k in list(options) if k in EncodingOptions.__annotations__
+        }
+        self._codec = codec
+        self.engine = ProposalEngine(
+            solver=solver, seed=seed, n_startup_trials=n_startup_trials, owner=owner, **options
+        )
+        self._independent_sampler = RandomSampler(seed=seed)
+        self._distributions = {
+            n: d for n, d in sorted(codec.distributions().items()) if not d.single()
+        }
+        parameters: dict[str, Parameter] = {
+            n: IntParameter(0, d.high)
+            if isinstance(d, IntDistribution)
+            else CategoricalParameter(tuple(range(len(d.choices))))
+            for n, d in self._distributions.items()
+            if isinstance(d, IntDistribution | CategoricalDistribution)
+        }
+        self.space = EncodingOptions(owner=owner, **encoding).encode(
+            parameters, codec.constraints()
+        )
+        # Finished trials never change: their points are read once.
+        self._finished: dict[int, dict[str, int] | None] = {}
+
+    # --------------------------------------------------------------- Optuna API
+    def reseed_rng(self) -> None:
+        self.engine.rng = np.random.default_rng()
+        self._independent_sampler.reseed_rng()
+
+    def infer_relative_search_space(
+        self, study: Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            return {}
+        return dict(self._distributions)
+
+    def sample_relative(
+        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        if not search_space:
+            return {}
+        history = self._history(study, trial)
+        signs = [1.0 if d == StudyDirection.MINIMIZE else -1.0 for d in study.directions]
+        proposal = self.engine.propose(self.space, history, signs)
+        text = json.dumps(proposal.indices)
+        for i in range(0, len(text), _ATTR_MAX_LENGTH):
+            key = f"{_PROPOSAL_KEY}:{i // _ATTR_MAX_LENGTH}"
+            _set_system_attr(study, trial, key, text[i : i + _ATTR_MAX_LENGTH])
+        for attr, value in proposal.info.items():
+            _set_system_attr(study, trial, f"qopt:{attr}", value)
+        return {
+            n: k if isinstance(d, IntDistribution) else d.choices[k]  # type: ignore[attr-defined]
+            for (n, d), k in zip(
+                self._distributions.items(), proposal.indices.values(), strict=True
+            )
+        }
+
+    def sample_independent(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
+        return self._independent_sampler.sample_independent(
+            study, trial, param_name, param_distribution
+        )
+
+    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+        self._independent_sampler.before_trial(study, trial)
+
+    def after_trial(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        state: TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
+        # Where a model proposal's value landed among the trials completed before it: with
+        # its forecast (qopt:predicted_quantile), the surrogate's out-of-sample check.
+        if "qopt:predicted_quantile" in trial.system_attrs and len(study.directions) == 1:
+            failed = state == TrialState.FAIL or (
+                state == TrialState.COMPLETE and values is not None and math.isnan(values[0])
+            )
+            if failed:
+                _set_system_attr(study, trial, "qopt:observed_quantile", 1.0)
+            elif state == TrialState.COMPLETE and values is not None:
+                sign = 1.0 if study.direction == StudyDirection.MINIMIZE else -1.0
+                earlier = [
+                    sign * float(t.value)
+                    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                    if t.number < trial.number and t.value is not None
+                ]
+                quantile = predicted_quantile(sign * float(values[0]), np.array(earlier))
+                _set_system_attr(study, trial, "qopt:observed_quantile", quantile)
+        self._independent_sampler.after_trial(study, trial, state, values)
+
+    # --------------------------------------------------------------- internals
+    def _point(self, trial: FrozenTrial) -> dict[str, int] | None:
+        """A trial's point (value positions): its parameters, or a running trial's proposal."""
+        point: dict[str, int] = {}
+        if not trial.state.is_finished():
+            chunks: list[str] = []
+            while (chunk := trial.system_attrs.get(f"{_PROPOSAL_KEY}:{len(chunks)}")) is not None:
+                chunks.append(chunk)
+            if chunks:
+                point.update(json.loads("".join(chunks)))
+        for name, value in trial.params.items():
+            distribution = self._distributions.get(name)
+            if distribution is None:
+                continue
+            if trial.distributions.get(name) != distribution:
+                return None
+            point[name] = int(distribution.to_internal_repr(value))
+        if set(point) != set(self._distributions):
+            return None
+        return {n: point[n] for n in self._distributions}
+
+    def _history(self, study: Study, trial: FrozenTrial) -> History:
+        history = History()
+        for t in study.get_trials(deepcopy=False):
+            if t.number == trial.number:
+                continue
+            if t.state.is_finished():
+                if t.number not in self._finished:
+                    self._finished[t.number] = self._point(t)
+                point = self._finished[t.number]
+            else:
+                point = self._point(t)
+            if point is None:
+                continue
+            row = self.space.encode_indices(point)
+            forecast = t.system_attrs.get("qopt:predicted_quantile")
+            outcome = t.system_attrs.get("qopt:observed_quantile")
+            if forecast is not None and outcome is not None:
+                history.add_forecast(forecast, outcome)
+            restart = bool(t.system_attrs.get("qopt:trust_restart", False))
+            if t.state == TrialState.COMPLETE and t.values is not None:
+                violation = sum(max(0.0, v) for v in t.constraints.values())
+                history.add_complete(point, row, t.values, violation=violation, restart=restart)
+            elif t.state in (TrialState.FAIL, TrialState.PRUNED):
+                history.add_failed(point, row, n_objectives=len(study.directions), restart=restart)
+            elif t.state in (TrialState.RUNNING, TrialState.WAITING):
+                history.add_pending(point, row, restart=restart)
+        return history
+
+
+def _set_system_attr(study: Study, trial: FrozenTrial, key: str, value: Any) -> None:
+    # Optuna has no public way for a sampler to annotate a trial; its own samplers write
+    # through the storage like this (e.g. NSGAIISampler's generation attribute).
+    study._storage.set_trial_system_attr(trial._trial_id, key, value)
+
+
 def make_sampler(
     name: str,
     space: SearchSpace,
@@ -367,9 +593,9 @@ def make_sampler(
 ) -> tuple[BaseSampler, ArchitectureCodec]:
     """The sampler called ``name`` (one of :data:`SAMPLERS`) and the codec it works through.
 
-    ``options`` are further keyword options of :class:`QuboSampler` (``surrogate``,
-    ``target_transform``, ``trust_region``, ...), for ``name="qubo"`` only; they override
-    :data:`QUBO_DEFAULTS`. ``n_startup_trials=None`` is :data:`QUBO_STARTUP` for qubo and
+    ``options`` are further keyword options of :class:`QuboArchitectureSampler`
+    (``surrogate``, ``target_transform``, ``trust_region``, ...), for ``name="qubo"`` only; they
+    override :data:`QUBO_DEFAULTS`. ``n_startup_trials=None`` is :data:`QUBO_STARTUP` for qubo and
     10 for tpe.
 
     Examples:
@@ -377,7 +603,8 @@ def make_sampler(
         >>> sampler, codec = make_sampler("qubo", nas_bench_201_space(), seed=0)
         >>> [c.label for c in codec.constraints()]  # per-op costs on the six categoricals
         ['budget params']
-        >>> sampler._trust_region, sampler._target_transform, sampler._n_startup_trials
+        >>> engine = sampler.engine
+        >>> engine.trust_region, engine.target_transform, engine.n_startup_trials
         (3, 'exp', 5)
     """
     import optuna
@@ -389,15 +616,12 @@ def make_sampler(
         )
     codec = ArchitectureCodec(space)
     if name == "qubo":
-        from qopt.integrations.optuna import QuboSampler
-
         return (
-            QuboSampler(
+            QuboArchitectureSampler(
+                codec,
                 solver=solver,
                 seed=seed,
                 n_startup_trials=QUBO_STARTUP if n_startup_trials is None else n_startup_trials,
-                constraints=codec.constraints(),
-                warn_independent_sampling=False,
                 **{**QUBO_DEFAULTS, **dict(options or {})},
             ),
             codec,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -201,10 +200,10 @@ class QuboSearch:
         n = len(self.directions)
         if values is None:
             told: tuple[float, ...] = (math.nan,) * n
-        elif isinstance(values, numbers.Real):
-            told = (float(values),)
-        else:
+        elif isinstance(values, Sequence | np.ndarray):
             told = tuple(float(v) for v in values)
+        else:
+            told = (float(values),)
         if len(told) != n:
             raise InvalidProblemError(
                 f"QuboSearch.tell got {len(told)} value(s) for {n} direction(s) {self.directions}."

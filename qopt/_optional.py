@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 from types import ModuleType
+from typing import Any
 
 from qopt.exceptions import MissingDependencyError
 
@@ -24,3 +25,27 @@ def import_optional(module: str, extra: str, purpose: str | None = None) -> Modu
             f"{what} needs the optional package '{module}', which is not installed "
             f"({error}). Install it with: pip install 'qopt[{extra}]'"
         ) from error
+
+
+def load_object(reference: str, extra: str | None, purpose: str) -> Any:
+    """Import ``"module:attribute"`` and return the attribute (a registry's lazy entry).
+
+    Args:
+        reference: ``"package.module:attribute"``.
+        extra: The qopt extra that installs what the module needs, or ``None``.
+        purpose: What needs it, for the message (``"Solver 'dwave'"``).
+
+    Raises:
+        MissingDependencyError: The module, or a package it imports, is not installed.
+    """
+    module_name, _, attribute = reference.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except MissingDependencyError:
+        raise
+    except ImportError as error:
+        how = f"pip install 'qopt[{extra}]'" if extra else "reinstall qopt"
+        raise MissingDependencyError(
+            f"{purpose} needs packages that are not installed ({error}). Install them with: {how}"
+        ) from error
+    return getattr(module, attribute)

@@ -12,7 +12,6 @@ integrations, and a missing framework skips its section.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import logging
 import statistics
 import warnings
@@ -20,7 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TextIO
 
-from qopt._optional import import_optional
+from qopt._optional import import_optional, load_object
 from qopt._validation import check_int
 from qopt.exceptions import MissingDependencyError
 
@@ -101,17 +100,9 @@ class DemoSection:
         """The section's function, imported if it is given by name."""
         if callable(self.run):
             return self.run
-        module_name, _, attribute = self.run.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as error:
-            if isinstance(error, MissingDependencyError):
-                raise
-            raise MissingDependencyError(
-                f"The demo section '{self.title}' needs packages that are not installed "
-                f"({error}). Install them with: pip install 'qopt[{self.extra or 'all'}]'"
-            ) from error
-        function: Callable[..., None] = getattr(module, attribute)
+        function: Callable[..., None] = load_object(
+            self.run, self.extra, f"The demo section '{self.title}'"
+        )
         return function
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import dimod
 
+from qopt._optional import load_object
 from qopt.exceptions import MissingDependencyError, SolverConfigurationError, UnknownSolverError
 
 __all__ = [
@@ -74,16 +75,9 @@ class SolverSpec:
         """Import the factory; raise :class:`MissingDependencyError` if its extra is missing."""
         if callable(self.factory):
             return self.factory
-        module_name, _, attribute = self.factory.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as error:
-            extra = f"pip install 'qopt[{self.extra}]'" if self.extra else "reinstall qopt"
-            raise MissingDependencyError(
-                f"Solver '{self.name}' needs packages that are not installed ({error}). "
-                f"Install them with: {extra}"
-            ) from error
-        factory: Callable[..., dimod.Sampler] = getattr(module, attribute)
+        factory: Callable[..., dimod.Sampler] = load_object(
+            self.factory, self.extra, f"Solver '{self.name}'"
+        )
         return factory
 
     def option_names(self) -> list[str] | None:

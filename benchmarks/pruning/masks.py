@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import qopt.integrations.lightning._pruning as callback_module
 import torch
 from qopt.integrations.lightning import QuboPruningCallback
 from torch import nn
@@ -91,36 +90,20 @@ def qubo_masks(
     reads: int,
 ) -> list[dict[str, np.ndarray]]:
     """The callback's selection (no fine-tuning), then up to ``reads`` other decoded reads."""
-    captured: dict[str, Any] = {}
-    build, solve = callback_module.pruning_problem, callback_module.solve
-
-    def capture_problem(*args: Any, **kwargs: Any) -> Any:
-        captured["problem"] = build(*args, **kwargs)
-        return captured["problem"]
-
-    def capture_solution(problem: Any, **kwargs: Any) -> Any:
-        captured["solution"] = solve(problem, **kwargs)
-        return captured["solution"]
-
-    # The callback builds and solves its problem internally; catch both to decode other reads.
-    callback_module.pruning_problem = capture_problem
-    callback_module.solve = capture_solution
-    try:
-        model = copy.deepcopy(base)
-        callback = QuboPruningCallback(
-            target_ratio=1.0 / speedup,
-            epochs=[0],
-            solver="sa",
-            solver_options={"num_reads": 32, "seed": seed},
-            remove=False,
-            **options,
-        )
-        fit(model, EXAMPLE[kind], train, 0, 1e-3, [callback], seed)
-    finally:
-        callback_module.pruning_problem, callback_module.solve = build, solve
+    model = copy.deepcopy(base)
+    callback = QuboPruningCallback(
+        target_ratio=1.0 / speedup,
+        epochs=[0],
+        solver="sa",
+        solver_options={"num_reads": 32, "seed": seed},
+        remove=False,
+        **options,
+    )
+    fit(model, EXAMPLE[kind], train, 0, 1e-3, [callback], seed)
     # The callback sees the model inside the LightningModule: "net.0" is "0" here.
     masks = [{k.removeprefix("net."): v.numpy().astype(bool) for k, v in callback.masks.items()}]
-    problem, solution = captured["problem"], captured["solution"]
+    assert callback.last_selection is not None
+    problem, solution = callback.last_selection.problem, callback.last_selection.solution
     seen = {tuple(np.concatenate(list(masks[0].values())).tolist())}
     for sample in solution.sampleset.data(["sample"], sorted_by="energy"):
         if len(masks) > reads:

@@ -80,7 +80,7 @@ class KeepEverythingSampler(dimod.Sampler):
 
     @property
     def parameters(self) -> dict[str, list[str]]:
-        return {"num_reads": [], "seed": []}
+        return {}
 
     @property
     def properties(self) -> dict[str, Any]:
@@ -303,8 +303,9 @@ def run_arm(
             polish=args.polish,
             path_norm=args.path_norm,
             epochs=[0],
+            # The options are get_solver's for --solver; an instance comes configured.
             solver=args.solver if arm == "qubo" else KeepEverythingSampler(),
-            solver_options={"num_reads": args.num_reads, "seed": seed},
+            solver_options={"num_reads": args.num_reads, "seed": seed} if arm == "qubo" else None,
         )
         fit(model, example, train, args.finetune_epochs, args.lr, [callback], seed)
         extra = {"kept": callback.report["kept"], "fallbacks": callback.report.get("fallbacks", 0)}

@@ -1,25 +1,21 @@
 """QuboPruningCallback: structured pruning of a LightningModule, selected by a QUBO solver.
 
-The callback is a thin translation layer: it traces the model's channel dependencies with
-Torch-Pruning's ``DependencyGraph`` (Fang et al., "DepGraph: towards any structural pruning",
-CVPR 2023), turns each coupled group of output units into a
-:class:`~qopt.problems.pruning.PruningGroup`, lets :func:`qopt.pipeline.solve` pick the units
-to keep under a parameter or MAC budget (:func:`~qopt.problems.pruning.pruning_problem`),
-masks the dropped units while the model fine-tunes, and removes them for real when ``fit``
-ends, again through Torch-Pruning. The experts of a :class:`qopt.moe.MoE` layer are one
-more group, whose units are whole experts.
+A translation layer between Lightning and :mod:`qopt.model_analysis`: the callback traces the
+model's groups of units (:func:`~qopt.model_analysis.model_pruning_groups`), keeps their
+masks and calibration statistics through :class:`~qopt.model_analysis.PruningHooks`,
+averages the scores across DDP ranks, lets rank 0 choose the units to keep
+(:func:`~qopt.model_analysis.select_units`) and broadcasts them, and removes the
+dropped units when ``fit`` ends. It owns Lightning's side: hooks, checkpointed state,
+DDP, logging.
 
-:func:`model_pruning_groups` exposes the same analysis (groups and exact cost) for callers that
-select units themselves.
-
-This module imports Lightning and Torch-Pruning at import time; ``qopt`` imports it only
-when ``qopt.integrations.lightning`` is used.
+This module imports Lightning at import time; ``qopt`` imports it only when
+``qopt.integrations.lightning`` is used.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dimod
@@ -31,57 +27,31 @@ from lightning.pytorch.callbacks import Callback
 from torch import nn
 
 from qopt._validation import check_float, check_int
-from qopt.exceptions import InvalidProblemError, SolverConfigurationError, UnknownSolverError
-from qopt.model_analysis import ModelPruningGroups, count_params_and_macs, model_pruning_groups
-from qopt.model_analysis.cost import BUDGETS
-from qopt.model_analysis.layers import NORM_LAYERS, expert_parameters, input_width
-from qopt.model_analysis.surgery import remove_units
-from qopt.model_analysis.tracing import UnitGroup, torch_pruning
-from qopt.pipeline import solve
-from qopt.problems.pruning import (
-    PruningGroup,
-    activation_redundancy,
-    fisher_importance,
-    magnitude_importance,
-    pruning_problem,
-    taylor_importance,
+from qopt.exceptions import InvalidProblemError, SolverConfigurationError
+from qopt.model_analysis import (
+    ModelPruningGroups,
+    PruningHooks,
+    UnitSelection,
+    count_params_and_macs,
+    model_pruning_groups,
+    select_units,
 )
-from qopt.solvers import available_solvers
+from qopt.model_analysis.cost import BUDGETS
+from qopt.model_analysis.hooks import IMPORTANCES
+from qopt.model_analysis.surgery import remove_units
+from qopt.model_analysis.tracing import torch_pruning
+from qopt.solvers import check_solver_options
 
 __all__ = ["QoptPruningWarning", "QuboPruningCallback"]
 
 _OWNER = "QuboPruningCallback"
-_IMPORTANCES = ("l1", "l2", "taylor", "fisher")
-#: Router logit given to a dropped expert while masked: no top-k choice picks it, and its
-#: softmax probability is exactly 0 in float32 (a finite value keeps log-space Sinkhorn finite).
-_DROPPED_LOGIT = -1.0e4
 
 
 class QoptPruningWarning(UserWarning):
-    """The pruning callback fell back or could not reach its target; training goes on.
+    """The pruning callback could not do all it was asked; training goes on.
 
     Silence it with ``warnings.filterwarnings("ignore", category=QoptPruningWarning)``.
     """
-
-
-def _outgoing_norm(group: UnitGroup, p: int) -> np.ndarray:
-    """Lp norm of the weights that read each unit: its columns in every consumer layer.
-
-    A ReLU unit computes the same function when its incoming weights are scaled by ``c > 0``
-    and its outgoing ones by ``1 / c``; the product of the two norms does not change, and
-    for ``p = 1`` it is the unit's share of the two layers' l1 path norm (Neyshabur,
-    Tomioka and Srebro, "Norm-based capacity control in neural networks", COLT 2015).
-    """
-    total = np.zeros(group.size)
-    for module, positions, units in group.consumers:
-        parameter = module.weight
-        assert isinstance(parameter, torch.Tensor)  # consumers are Linear/Conv2d layers
-        # Input positions are dimension 1 of both (out, in) and (out, in, kh, kw) weights.
-        columns = parameter.detach()[:, positions.to(parameter.device)].float()
-        others = tuple(d for d in range(columns.dim()) if d != 1)
-        per_position = columns.abs().sum(dim=others) if p == 1 else columns.pow(2).sum(dim=others)
-        np.add.at(total, units.cpu().numpy(), per_position.cpu().numpy().astype(float))
-    return total if p == 1 else np.sqrt(total)
 
 
 class QuboPruningCallback(Callback):
@@ -89,20 +59,21 @@ class QuboPruningCallback(Callback):
 
     At the end of each epoch listed in ``epochs`` the callback scores the units still alive
     (``importance`` from the statistics gathered during that epoch; redundancy from the
-    activation similarity of up to ``calibration_samples`` training samples), builds
-    :func:`~qopt.problems.pruning.pruning_problem` with a global budget of
-    ``target_ratio ** (step / steps)`` of the original cost, and solves it with ``solver``
-    through :func:`qopt.pipeline.solve`. Dropped units are masked at the inputs of the layers
-    that read them (forward pre-hooks installed in ``setup`` and removed in ``teardown``), so
-    the remaining epochs fine-tune the network that will ship. When ``fit`` ends, the dropped
-    units are removed for real with Torch-Pruning and ``report`` holds parameters, MACs and
-    the ``monitor`` metric before and after. A failed solve falls back to a greedy selection
-    with a :class:`QoptPruningWarning`; training never stops because a solver did.
+    activation similarity of up to ``calibration_samples`` training samples) and selects the
+    units to keep within ``target_ratio ** (step / steps)`` of the original cost with
+    :func:`qopt.model_analysis.select_units` (the pruning QUBO, solved by ``solver``
+    through :func:`qopt.pipeline.solve`). Dropped units are masked at the inputs of the layers
+    that read them (:class:`~qopt.model_analysis.PruningHooks`, installed in ``setup``
+    and removed in ``teardown``), so the remaining epochs fine-tune the network that will
+    ship. When ``fit`` ends, the dropped units are removed for real and ``report`` holds
+    parameters, MACs and the ``monitor`` metric before and after. A remote solver that fails
+    falls back to the local default (:func:`qopt.solvers.get_solver`), counted in
+    ``report["fallbacks"]``; any other solver error is raised.
 
     Importance scores are divided by their mean within each group, so layers of different
     scale compete fairly for the global budget. Cost is counted by
-    :func:`count_params_and_macs` on ``example_input``; the groups are those of
-    :func:`model_pruning_groups`.
+    :func:`~qopt.model_analysis.count_params_and_macs` on ``example_input``; the groups are
+    those of :func:`~qopt.model_analysis.model_pruning_groups`.
 
     **MoE experts.** The experts of every :class:`qopt.moe.MoE` layer form one group whose
     units are whole experts: importance from the expert's parameters (``"l1"``/``"l2"``:
@@ -153,8 +124,9 @@ class QuboPruningCallback(Callback):
             another one, and every MoE layer).
         example_input: An input of ``pl_module.forward`` for tracing and counting (default:
             ``pl_module.example_input_array``).
-        solver: A registry name or a :class:`dimod.Sampler`.
-        solver_options: Keyword arguments for the solve, e.g. ``{"num_reads": 50}``.
+        solver: A registry name (``qopt solvers``) or a :class:`dimod.Sampler` instance.
+        solver_options: With a name, the options of :func:`qopt.solvers.get_solver` for it,
+            e.g. ``{"num_reads": 50, "seed": 0}`` for ``"sa"``; checked here.
         monitor: A logged metric (e.g. ``"val_acc"``) to report before and after.
         calibration_samples: Samples (tokens, for MoE experts) kept per epoch for the
             redundancy estimate.
@@ -227,9 +199,9 @@ class QuboPruningCallback(Callback):
                 f"The 'epochs' parameter of {_OWNER} must not repeat an epoch. Got {epochs!r} instead."
             )
         self.epochs = tuple(sorted(checked_epochs))
-        if importance not in _IMPORTANCES:
+        if importance not in IMPORTANCES:
             raise SolverConfigurationError(
-                f"The 'importance' parameter of {_OWNER} must be one of {list(_IMPORTANCES)}. "
+                f"The 'importance' parameter of {_OWNER} must be one of {list(IMPORTANCES)}. "
                 f"Got {importance!r} instead."
             )
         self.importance = importance
@@ -247,18 +219,7 @@ class QuboPruningCallback(Callback):
             )
         self.layers = None if layers is None else list(layers)
         self.example_input = example_input
-        if isinstance(solver, str):
-            known = available_solvers()
-            if solver not in known:
-                raise UnknownSolverError(
-                    f"Unknown solver {solver!r} for {_OWNER}. Known solvers: "
-                    f"{', '.join(sorted(known))}."
-                )
-        elif not isinstance(solver, dimod.Sampler):
-            raise SolverConfigurationError(
-                f"The 'solver' parameter of {_OWNER} must be a solver name or a dimod.Sampler. "
-                f"Got {type(solver).__name__} instead."
-            )
+        check_solver_options(solver, solver_options, _OWNER)
         self.solver = solver
         self.solver_options = dict(solver_options or {})
         if monitor is not None and not isinstance(monitor, str):
@@ -272,14 +233,15 @@ class QuboPruningCallback(Callback):
         )
         self.remove = bool(remove)
 
+        #: Per group, which units are kept (True) so far; checkpointed.
         self.masks: dict[str, torch.Tensor] = {}
         self.steps_done = 0
         self.report: dict[str, Any] = {}
+        #: The latest step's selection (its problem and solution), on rank 0; not checkpointed.
+        self.last_selection: UnitSelection | None = None
         self._groups: ModelPruningGroups | None = None
-        self._handles: list[Any] = []
+        self._hooks: PruningHooks | None = None
         self._example: Any = None
-        self._stats: dict[str, dict[str, Any]] = {}
-        self._collecting = False
 
     @property
     def state_key(self) -> str:
@@ -312,28 +274,26 @@ class QuboPruningCallback(Callback):
             min_keep=self.min_keep,
             owner=_OWNER,
         )
-        for group in self._groups.unit_groups:
-            floor = group.min_keep(self.min_keep)
-            if group.size <= floor:
+        for group, traced in zip(self._groups, self._groups.unit_groups, strict=True):
+            if group.size <= group.min_keep:
                 what = (
-                    f"MoE layer {group.roots[0][0]!r} has {group.size} expert(s) and keeps at "
-                    f"least max(min_keep={self.min_keep}, top_k={floor})"
-                    if group.moe is not None
+                    f"MoE layer {group.layers[0]!r} has {group.size} expert(s) and keeps at "
+                    f"least max(min_keep={self.min_keep}, top_k={group.min_keep})"
+                    if traced.moe is not None
                     else f"it has {group.size} unit(s) and min_keep={self.min_keep}"
                 )
                 raise InvalidProblemError(
                     f"Pruning group {group.name!r} has no prunable units: {what}."
                 )
-            if group.name not in self.masks:
-                self.masks[group.name] = torch.ones(group.size, dtype=torch.bool)
-            if group.moe is not None and group.moe.routing in (
+            self.masks.setdefault(group.name, torch.ones(group.size, dtype=torch.bool))
+            if traced.moe is not None and traced.moe.routing in (
                 "sinkhorn",
                 "assignment",
                 "external",
             ):
                 warnings.warn(
-                    f"{_OWNER}: MoE layer {group.roots[0][0]!r} routes training batches with "
-                    f"{group.moe.routing!r}, which balances load over every expert, so a masked "
+                    f"{_OWNER}: MoE layer {group.layers[0]!r} routes training batches with "
+                    f"{traced.moe.routing!r}, which balances load over every expert, so a masked "
                     "expert can still receive tokens while fine-tuning (evaluation routes by "
                     "top-k and is exact). Prune with routing='topk' or 'bias' for an exact "
                     "fine-tuning network.",
@@ -344,20 +304,31 @@ class QuboPruningCallback(Callback):
         self.report.setdefault("params_before", params)
         self.report.setdefault("macs_before", macs)
         self._check_budget()
-        self._install_hooks()
+        self._hooks = PruningHooks(
+            self._groups.unit_groups,
+            self.masks,
+            importance=self.importance,
+            path_norm=self.path_norm,
+            calibration_samples=self.calibration_samples,
+        )
+        self._hooks.install()
 
     def _check_budget(self) -> None:
         """The final budget must fit the minimum keeps: say so before any training."""
         assert self._groups is not None
-        floors = {g.name: g.min_keep(self.min_keep) for g in self._groups.unit_groups}
+        floors = {g.name: g.min_keep for g in self._groups}
         minimum = self._groups.model_cost.predict(self.budget, floors)
         budget = self.target_ratio * self.report[f"{self.budget}_before"]
         if minimum <= budget + 1e-9:
             return
         detail = ", ".join(
-            f"{g.name!r}: {floors[g.name]}"
-            + (f" of {g.size} experts (top_k of MoE {g.roots[0][0]!r})" if g.moe else "")
-            for g in self._groups.unit_groups
+            f"{g.name!r}: {g.min_keep}"
+            + (
+                f" of {g.size} experts (top_k of MoE {g.layers[0]!r})"
+                if g.kind == "experts"
+                else ""
+            )
+            for g in self._groups
         )
         raise InvalidProblemError(
             f"The budget of {_OWNER} (target_ratio={self.target_ratio:g} of "
@@ -367,246 +338,33 @@ class QuboPruningCallback(Callback):
         )
 
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        self._remove_hooks()
+        if self._hooks is not None:
+            self._hooks.remove()
 
-    def _device_input(self, pl_module: nn.Module) -> Any:
-        return move_data_to_device(self._example, next(pl_module.parameters()).device)
-
-    def _install_hooks(self) -> None:
-        assert self._groups is not None
-        self._remove_hooks()
-        per_consumer: dict[nn.Module, list[tuple[UnitGroup, torch.Tensor, torch.Tensor]]] = {}
-        for group in self._groups.unit_groups:
-            for module, positions, units in group.consumers:
-                per_consumer.setdefault(module, []).append((group, positions, units))
-        for module, entries in per_consumer.items():
-            self._handles.append(module.register_forward_pre_hook(self._make_hook(module, entries)))
-        for group in self._groups.unit_groups:
-            if group.moe is not None:
-                self._handles.append(
-                    group.moe.router.register_forward_hook(self._make_router_hook(group))
-                )
-                self._handles.append(
-                    group.moe.register_forward_pre_hook(self._make_token_hook(group))
-                )
-
-    def _make_router_hook(self, group: UnitGroup) -> Any:
-        """Dropped experts get a router logit no top-k choice picks (and gate exactly 0)."""
-
-        def hook(_module: nn.Module, _args: Any, output: torch.Tensor) -> torch.Tensor | None:
-            mask = self.masks[group.name]
-            if bool(mask.all()):
-                return None
-            return output.masked_fill(~mask.to(output.device), _DROPPED_LOGIT)
-
-        return hook
-
-    def _make_token_hook(self, group: UnitGroup) -> Any:
-        """Keep calibration tokens (an MoE's inputs) for the experts' redundancy."""
-        assert group.moe is not None
-        width = group.moe.d_model
-
-        def hook(module: nn.Module, args: tuple[Any, ...]) -> None:
-            x = args[0] if args else None
-            if not (
-                isinstance(x, torch.Tensor)
-                and self._collecting
-                and module.training
-                and torch.is_grad_enabled()
-            ):
-                return
-            stats = self._stats.setdefault(group.name, {"acts": [], "count": 0})
-            if stats["count"] < self.calibration_samples:
-                tokens = x.detach().reshape(-1, width)
-                take = min(self.calibration_samples - stats["count"], tokens.shape[0])
-                stats["acts"].append(tokens[:take].float().cpu())
-                stats["count"] += take
-
-        return hook
-
-    def _make_hook(
-        self, module: nn.Module, entries: list[tuple[UnitGroup, torch.Tensor, torch.Tensor]]
-    ) -> Any:
-        conv = isinstance(module, nn.Conv2d)
-        width = input_width(module)
-
-        def hook(_module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
-            x = args[0]
-            if not isinstance(x, torch.Tensor):
-                return None
-            if self._collecting and module.training and torch.is_grad_enabled():
-                for group, positions, _ in entries:
-                    if group.consumers[0][0] is module:  # each group observed once per forward
-                        self._observe(group, positions, x, conv)
-            scale = torch.ones(width, dtype=x.dtype, device=x.device)
-            pruned = False
-            for group, positions, units in entries:
-                mask = self.masks[group.name]
-                if bool(mask.all()):
-                    continue
-                pruned = True
-                scale[positions.to(x.device)] = mask.to(x.device)[units.to(x.device)].to(x.dtype)
-            if not pruned:
-                return None
-            shape = (1, width, 1, 1) if conv else (width,)
-            return (x * scale.view(shape), *args[1:])
-
-        return hook
-
-    def _remove_hooks(self) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
+    def _device_input(self, model: nn.Module) -> Any:
+        return move_data_to_device(self._example, next(model.parameters()).device)
 
     # -- statistics ------------------------------------------------------------------------
 
-    def _observe(
-        self, group: UnitGroup, positions: torch.Tensor, x: torch.Tensor, conv: bool
-    ) -> None:
-        """Record a group's activations (redundancy) and, for Fisher, their gradients."""
-        index = positions.to(x.device)
-
-        def per_unit(t: torch.Tensor) -> torch.Tensor:
-            flat = t if conv else t.reshape(-1, t.shape[-1])
-            picked = flat[:, index]
-            return picked.reshape(picked.shape[0], group.size, -1).detach().float()
-
-        stats = self._stats.setdefault(group.name, {"acts": [], "count": 0})
-        acts = per_unit(x)
-        if stats["count"] < self.calibration_samples:
-            take = min(self.calibration_samples - stats["count"], acts.shape[0])
-            stats["acts"].append(acts[:take].cpu())
-            stats["count"] += take
-        if self.importance == "fisher" and x.requires_grad:
-
-            def grad_hook(grad: torch.Tensor) -> None:
-                score = fisher_importance(acts, per_unit(grad))
-                stats["fisher"] = stats.get("fisher", 0.0) + score * acts.shape[0]
-                stats["fisher_n"] = stats.get("fisher_n", 0) + acts.shape[0]
-
-            x.register_hook(grad_hook)
-
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._collecting = self._next_epoch() == trainer.current_epoch
-        self._stats = {}
+        if self._hooks is not None:
+            self._hooks.start_epoch(collecting=self._next_epoch() == trainer.current_epoch)
 
     def on_after_backward(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if not self._collecting or self._groups is None:
-            return
-        for group in self._groups.unit_groups:
-            if group.moe is not None:
-                if self.importance not in ("taylor", "fisher"):
-                    continue
-                # First-order Taylor over all of an expert's parameters (its router row
-                # excluded: the router's gradient says how routing, not the expert, matters).
-                params = expert_parameters(group.moe)
-                if any(p.grad is None for p in params):
-                    continue
-                weight = torch.cat([p.detach().reshape(group.size, -1) for p in params], dim=1)
-                grad = torch.cat(
-                    [p.grad.reshape(group.size, -1) for p in params if p.grad is not None], dim=1
-                )
-                score = taylor_importance(weight, grad)
-            elif self.importance == "taylor":
-                score = np.zeros(group.size)
-                for _, root in group.roots:
-                    if root.weight.grad is None:
-                        continue
-                    bias = root.bias
-                    score = score + taylor_importance(
-                        root.weight,
-                        root.weight.grad,
-                        bias=bias,
-                        bias_grad=None if bias is None else bias.grad,
-                    )
-            else:
-                continue
-            stats = self._stats.setdefault(group.name, {"acts": [], "count": 0})
-            stats["taylor"] = stats.get("taylor", 0.0) + score
-            stats["taylor_n"] = stats.get("taylor_n", 0) + 1
+        if self._hooks is not None:
+            self._hooks.after_backward()
 
     def _next_epoch(self) -> int | None:
         return self.epochs[self.steps_done] if self.steps_done < len(self.epochs) else None
 
-    def _magnitude(self, group: UnitGroup, p: int) -> np.ndarray:
-        if group.moe is not None:
-            weight = torch.cat(
-                [t.detach().reshape(group.size, -1) for t in expert_parameters(group.moe)], dim=1
-            )
-            return magnitude_importance(weight, p=p)
-        total = np.zeros(group.size)
-        for name, root in group.roots:
-            parameter = root.weight
-            assert isinstance(parameter, torch.Tensor)  # roots are Linear/Conv2d layers
-            weight = parameter.detach()
-            norm = group.norms.get(name)
-            if isinstance(norm, NORM_LAYERS):
-                # A BatchNorm after the layer makes its output independent of the weights'
-                # scale; the pair applies the folded weights gamma / sqrt(var + eps) * W.
-                scale = torch.ones(weight.shape[0], device=weight.device, dtype=weight.dtype)
-                if isinstance(norm.weight, torch.Tensor):
-                    scale = scale * norm.weight.detach().abs()
-                if isinstance(norm.running_var, torch.Tensor):
-                    scale = scale / torch.sqrt(norm.running_var.detach() + norm.eps)
-                weight = weight * scale.view(-1, *([1] * (weight.dim() - 1)))
-            total = total + magnitude_importance(weight, p=p)
-        if self.path_norm:
-            total = total * _outgoing_norm(group, p)
-        return total
-
-    def _redundancy(self, group: UnitGroup, stats: Mapping[str, Any]) -> np.ndarray | None:
-        if not stats.get("acts"):
-            return None
-        acts = torch.cat(stats["acts"])
-        if group.moe is None:
-            return activation_redundancy(acts)
-        # Experts are redundant when they compute the same function: compare every expert's
-        # output on the same calibration tokens, whichever experts the router chose.
-        moe = group.moe
-        with torch.no_grad():
-            x = acts.to(moe.w_in.device, moe.w_in.dtype)
-            hidden = torch.nn.functional.gelu(
-                torch.einsum("td,edh->teh", x, moe.w_in) + moe.b_in[None]
-            )
-            outputs = torch.einsum("teh,ehd->ted", hidden, moe.w_out) + moe.b_out[None]
-        return activation_redundancy(outputs)
-
-    def _scores(self, trainer: Trainer, group: UnitGroup) -> tuple[np.ndarray, np.ndarray | None]:
-        stats = self._stats.get(group.name, {})
-        if self.importance in ("l1", "l2"):
-            score = self._magnitude(group, 1 if self.importance == "l1" else 2)
-        elif stats.get("taylor_n"):
-            score = stats["taylor"] / stats["taylor_n"]
-        elif self.importance == "fisher" and stats.get("fisher_n"):
-            score = np.asarray(stats["fisher"]) / stats["fisher_n"]
-        else:  # no gradient seen this epoch (e.g. resumed at the boundary): fall back to L1
-            score = self._magnitude(group, 1)
-        # DDP: every rank scores from its own data; the mean is what all of them use. Every
-        # rank takes part in every reduction, in the same order, whatever it observed.
-        score_t = trainer.strategy.reduce(
-            torch.as_tensor(score, dtype=torch.float64), reduce_op="mean"
-        )
-        score = np.asarray(score_t.cpu().numpy(), dtype=float)
-        if self.alpha >= 1.0:
-            return score, None
-        local = self._redundancy(group, stats)
-        seen = 0.0 if local is None else float(stats.get("count", 1))
-        weighted = np.zeros((group.size, group.size)) if local is None else local * seen
-        total = trainer.strategy.reduce(
-            torch.as_tensor(np.append(weighted.reshape(-1), seen), dtype=torch.float64),
-            reduce_op="sum",
-        )
-        total_np = np.asarray(total.cpu().numpy(), dtype=float)
-        if total_np[-1] <= 0:
-            return score, None
-        return score, total_np[:-1].reshape(group.size, group.size) / total_np[-1]
-
     # -- the pruning step ------------------------------------------------------------------
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self._groups is None or self._next_epoch() != trainer.current_epoch:
+        if self._groups is None or self._hooks is None:
             return
-        self._collecting = False
+        if self._next_epoch() != trainer.current_epoch:
+            return
+        self._hooks.collecting = False
         if (
             self.monitor is not None
             and self.steps_done == 0
@@ -617,16 +375,14 @@ class QuboPruningCallback(Callback):
         ratio = self.target_ratio ** (self.steps_done / len(self.epochs))
         original = self.report[f"{self.budget}_before"]
         budget = ratio * original
-        masks = self._select(trainer, budget)
-        for name, mask in masks.items():
-            self.masks[name] = mask
+        self.masks.update(self._select(trainer, budget))
         counts = {name: int(mask.sum()) for name, mask in self.masks.items()}
         predicted = {b: self._groups.model_cost.predict(b, counts) for b in BUDGETS}
         self.report.update(
             budget=budget,
             params_predicted=round(predicted["params"]),
             macs_predicted=round(predicted["macs"]),
-            kept={name: int(c) for name, c in counts.items()},
+            kept=counts,
         )
         pl_module.log("pruning/macs", predicted["macs"], on_epoch=True, sync_dist=False)
         pl_module.log("pruning/params", predicted["params"], on_epoch=True, sync_dist=False)
@@ -634,78 +390,71 @@ class QuboPruningCallback(Callback):
         pl_module.log(
             "pruning/solver_fallback", float(self.report.get("fallbacks", 0)), on_epoch=True
         )
-        self._stats = {}
+        self._hooks.start_epoch(collecting=False)
+
+    def _reduced_scores(
+        self, trainer: Trainer
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray | None]]:
+        """Every group's importance (mean over ranks) and redundancy (weighted by samples)."""
+        assert self._groups is not None and self._hooks is not None
+        importance: dict[str, np.ndarray] = {}
+        redundancy: dict[str, np.ndarray | None] = {}
+        # Every rank takes part in every reduction, in the same order, whatever it observed.
+        for group in self._groups.unit_groups:
+            score, local, seen = self._hooks.local_scores(group, alpha=self.alpha)
+            mean = trainer.strategy.reduce(
+                torch.as_tensor(score, dtype=torch.float64), reduce_op="mean"
+            )
+            importance[group.name] = np.asarray(mean.cpu().numpy(), dtype=float)
+            redundancy[group.name] = None
+            if self.alpha >= 1.0:
+                continue
+            weighted = np.zeros((group.size, group.size)) if local is None else local * seen
+            total = trainer.strategy.reduce(
+                torch.as_tensor(np.append(weighted.reshape(-1), seen), dtype=torch.float64),
+                reduce_op="sum",
+            )
+            total_np = np.asarray(total.cpu().numpy(), dtype=float)
+            if total_np[-1] > 0:
+                redundancy[group.name] = (
+                    total_np[:-1].reshape(group.size, group.size) / total_np[-1]
+                )
+        return importance, redundancy
 
     def _select(self, trainer: Trainer, budget: float) -> dict[str, torch.Tensor]:
+        """Rank 0 selects (one solver call, even on a QPU); every rank gets its masks."""
         assert self._groups is not None
-        alive = {name: mask.numpy().astype(bool) for name, mask in self.masks.items()}
-        cost = self._groups.model_cost.cost(self.budget, alive)
-        groups = []
-        for group in self._groups.unit_groups:  # every rank: the scores are reduced across ranks
-            score, redundancy = self._scores(trainer, group)
-            index = np.flatnonzero(alive[group.name])
-            score = score[index]
-            mean = float(np.mean(np.abs(score))) or 1.0
-            groups.append(
-                PruningGroup(
-                    group.name,
-                    importance=score / mean,
-                    redundancy=None if redundancy is None else redundancy[np.ix_(index, index)],
-                    unit_cost=cost.unit_costs[group.name],
-                    min_keep=min(group.min_keep(self.min_keep), len(index)),
-                )
+        importance, redundancy = self._reduced_scores(trainer)
+        chosen: tuple[dict[str, torch.Tensor], int] | None = None
+        if trainer.is_global_zero:
+            selection = select_units(
+                self._groups,
+                {name: mask.numpy().astype(bool) for name, mask in self.masks.items()},
+                importance,
+                redundancy,
+                budget=budget,
+                currency=self.budget,
+                alpha=self.alpha,
+                balance=self.balance,
+                polish=self.polish,
+                solver=self.solver,
+                solver_options=self.solver_options,
+                owner=_OWNER,
             )
-        problem = pruning_problem(
-            groups,
-            budget=budget,
-            fixed_cost=cost.fixed,
-            interactions=cost.interactions,
-            alpha=self.alpha,
-            balance=self.balance,
-            fill="budget",
-            polish=self.polish,
-        )
-        chosen: Mapping[str, Any] | None = None
-        failed = 0
-        if trainer.is_global_zero:  # one solve (one QPU call), then broadcast
-            try:
-                solution = solve(problem, solver=self.solver, **self.solver_options)
-                chosen = solution.value
-            except (KeyboardInterrupt, InvalidProblemError):
-                raise
-            except Exception as error:  # a solver must never stop training
-                failed = 1
-                warnings.warn(
-                    f"{_OWNER}: solving the pruning QUBO failed ({type(error).__name__}: {error}); "
-                    "kept units chosen greedily by importance per cost instead.",
-                    QoptPruningWarning,
-                    stacklevel=2,
-                )
-                everything: dict[Hashable, int] = {
-                    (g.name, i): 1 for g in groups for i in range(g.num_units)
-                }
-                assert problem.repair is not None and problem.decode is not None
-                chosen = problem.decode(dict(problem.repair(everything)))
-            assert chosen is not None
-            selected: dict[str, torch.Tensor] = {}
-            for group in self._groups.unit_groups:
-                full = np.zeros(group.size, dtype=bool)
-                kept = np.asarray(chosen[group.name], dtype=bool)
-                full[np.flatnonzero(alive[group.name])[kept]] = True
-                selected[group.name] = torch.as_tensor(full)
-            masks: dict[str, torch.Tensor] | None = selected
-        else:
-            masks = None
-        masks, failed = trainer.strategy.broadcast((masks, failed), src=0)
-        assert masks is not None
-        if failed:
+            self.last_selection = selection
+            masks = {name: torch.as_tensor(mask) for name, mask in selection.masks.items()}
+            chosen = (masks, int(selection.solution.record.fallback is not None))
+        received = trainer.strategy.broadcast(chosen, src=0)
+        assert received is not None  # rank 0 always selects
+        masks, fell_back = received
+        if fell_back:
             self.report["fallbacks"] = self.report.get("fallbacks", 0) + 1
         return masks
 
     # -- the end: a physically smaller model -----------------------------------------------
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self._groups is None:
+        if self._groups is None or self._hooks is None:
             return
         if self.steps_done < len(self.epochs):
             warnings.warn(
@@ -716,7 +465,7 @@ class QuboPruningCallback(Callback):
             )
         if self.monitor is not None and self.monitor in trainer.callback_metrics:
             self.report["metric_after"] = float(trainer.callback_metrics[self.monitor])
-        self._remove_hooks()
+        self._hooks.remove()
         if self.remove and self.steps_done:
             self.prune_model(pl_module)
             params, macs = count_params_and_macs(pl_module, self._device_input(pl_module))
@@ -743,9 +492,13 @@ class QuboPruningCallback(Callback):
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.masks = {
-            name: torch.as_tensor(mask, dtype=torch.bool)
-            for name, mask in state_dict["masks"].items()
-        }
+        # In place: the installed hooks read this dictionary.
+        self.masks.clear()
+        self.masks.update(
+            {
+                name: torch.as_tensor(mask, dtype=torch.bool)
+                for name, mask in state_dict["masks"].items()
+            }
+        )
         self.steps_done = int(state_dict["steps_done"])
         self.report = dict(state_dict["report"])

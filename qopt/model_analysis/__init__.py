@@ -6,6 +6,12 @@
   model can lose together, traced with Torch-Pruning's dependency graph
   (:mod:`~qopt.model_analysis.tracing`), the exact cost of any selection
   (:mod:`~qopt.model_analysis.cost`) and their removal (:mod:`~qopt.model_analysis.surgery`).
+- :class:`PruningHooks` (:mod:`~qopt.model_analysis.hooks`): masks applied by forward hooks
+  while a pruned network fine-tunes, and the calibration statistics its scores need
+  (:mod:`~qopt.model_analysis.scores`).
+- :func:`select_units` (:mod:`~qopt.model_analysis.selection`): the units to keep within a
+  budget, by the pruning QUBO (:mod:`qopt.problems.pruning`) solved through
+  :func:`qopt.pipeline.solve`.
 
 Framework-free apart from torch (and Torch-Pruning for tracing, imported when first used):
 the pruning callback, ``qopt nas`` and any other caller share it.
@@ -24,10 +30,15 @@ from __future__ import annotations
 
 from qopt.model_analysis.counting import count_params_and_macs
 from qopt.model_analysis.groups import ModelPruningGroups, PrunableGroup, model_pruning_groups
+from qopt.model_analysis.hooks import PruningHooks
+from qopt.model_analysis.selection import UnitSelection, select_units
 
 __all__ = [
     "ModelPruningGroups",
     "PrunableGroup",
+    "PruningHooks",
+    "UnitSelection",
     "count_params_and_macs",
     "model_pruning_groups",
+    "select_units",
 ]

@@ -18,7 +18,10 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from qopt.exceptions import InvalidProblemError, SolverConfigurationError, UnknownSolverError
 from qopt.model_analysis import count_params_and_macs, model_pruning_groups
+from qopt.model_analysis.hooks import PruningHooks
 from qopt.moe import MoE
+from qopt.solvers import SolverSpec, _registry
+from qopt.solvers.composites import QoptFallbackWarning
 
 SOLVE = {"num_reads": 8, "seed": 0}
 
@@ -179,6 +182,17 @@ def test_path_norm_scores_a_unit_by_the_weights_that_read_it_too(importance: str
     assert float(change.abs().max()) > 1e-3
 
 
+def _masked_output(model: LightningModule, masks: dict, x: torch.Tensor) -> torch.Tensor:
+    """What ``model`` computes with the callback's masks applied, as while fine-tuning."""
+    groups = model_pruning_groups(model, model.example_input_array)
+    hooks = PruningHooks([g for g in groups.unit_groups if g.name in masks], masks)
+    hooks.install()
+    try:
+        return model(x)
+    finally:
+        hooks.remove()
+
+
 def test_masked_network_equals_the_physically_pruned_one() -> None:
     torch.manual_seed(1)
     model = TinyCNN()
@@ -189,9 +203,7 @@ def test_masked_network_equals_the_physically_pruned_one() -> None:
     assert not all(bool(mask.all()) for mask in callback.masks.values())
     model.eval()
     x = torch.randn(5, 1, 8, 8)
-    callback._install_hooks()
-    masked = model(x)
-    callback._remove_hooks()
+    masked = _masked_output(model, callback.masks, x)
     callback.prune_model(model)
     torch.testing.assert_close(model(x), masked)
     assert count_params_and_macs(model, x[:1])[1] <= 0.4 * callback.report["macs_before"]
@@ -233,13 +245,25 @@ class _BrokenSolver(dimod.Sampler):
         raise ConnectionError("network unreachable")
 
 
-def test_solver_failure_falls_back_and_training_goes_on() -> None:
+def test_a_remote_solver_that_fails_falls_back_through_the_registry(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    spec = SolverSpec("broken-remote", _BrokenSolver, "always fails", remote=True)
+    monkeypatch.setitem(_registry._REGISTERED, spec.name, spec)
     model = TinyCNN()
-    callback = QuboPruningCallback(target_ratio=0.5, importance="l1", solver=_BrokenSolver())
-    with pytest.warns(QoptPruningWarning, match="network unreachable"):
+    callback = QuboPruningCallback(target_ratio=0.5, importance="l1", solver="broken-remote")
+    with pytest.warns(QoptFallbackWarning, match="network unreachable"):
         _trainer([callback]).fit(model, _data())
     assert callback.report["fallbacks"] == 1
+    assert callback.last_selection is not None
+    assert callback.last_selection.solution.record.solved_by == "sa"
     assert callback.report["macs_after"] <= callback.report["budget"]
+
+
+def test_a_failing_solver_instance_is_reported_not_replaced() -> None:
+    callback = QuboPruningCallback(target_ratio=0.5, importance="l1", solver=_BrokenSolver())
+    with pytest.raises(ConnectionError, match="network unreachable"):
+        _trainer([callback]).fit(TinyCNN(), _data())
 
 
 def test_clear_errors_name_the_module() -> None:
@@ -270,6 +294,16 @@ def test_clear_errors_name_the_module() -> None:
         ({"target_ratio": 0.5, "balance": -1.0}, ValueError, "'balance'"),
         ({"target_ratio": 0.5, "solver": "nope"}, UnknownSolverError, "Known solvers"),
         ({"target_ratio": 0.5, "solver": 3}, SolverConfigurationError, "'solver'"),
+        (
+            {"target_ratio": 0.5, "solver_options": {"num_sweep": 10}},
+            SolverConfigurationError,
+            r"unknown solver_options \['num_sweep'\].*num_sweeps",
+        ),
+        (
+            {"target_ratio": 0.5, "solver": dimod.ExactSolver(), "solver_options": {"seed": 0}},
+            SolverConfigurationError,
+            "with a solver instance",
+        ),
     ],
 )
 def test_configuration_is_checked_in_init(kwargs: dict, error: type, match: str) -> None:
@@ -393,9 +427,7 @@ def test_kept_experts_compute_what_they_did_for_tokens_routed_to_them() -> None:
     model.eval()
     original.eval()
     x = torch.randn(256, 16)
-    callback._install_hooks()
-    masked = model(x)  # fine-tuning network: dropped experts masked at the router
-    callback._remove_hooks()
+    masked = _masked_output(model, callback.masks, x)  # dropped experts masked at the router
     callback.prune_model(model)
     assert model.net[3].num_experts == int(keep.sum())
     pruned = model(x)

@@ -1,0 +1,250 @@
+"""Forward hooks that train the pruned network before it is cut, and gather what scoring needs.
+
+:class:`PruningHooks` zeroes the dropped units of each group at the inputs of the layers that
+read them (an MoE's dropped experts get a router logit no top-k choice picks), so the network
+that fine-tunes is the one that will ship; while collecting, the same hooks keep calibration
+activations (redundancy), and Fisher and Taylor statistics (importance). Plain torch: a
+training loop calls :meth:`PruningHooks.install`, :meth:`~PruningHooks.start_epoch`,
+:meth:`~PruningHooks.after_backward` and :meth:`~PruningHooks.local_scores`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from qopt.model_analysis.layers import input_width
+from qopt.model_analysis.scores import magnitude_scores, redundancy_scores, taylor_scores
+from qopt.model_analysis.tracing import UnitGroup
+from qopt.problems.pruning import fisher_importance
+
+__all__ = ["DROPPED_EXPERT_LOGIT", "IMPORTANCES", "PruningHooks"]
+
+#: The importance scores :class:`PruningHooks` can give.
+IMPORTANCES = ("l1", "l2", "taylor", "fisher")
+#: Router logit given to a dropped expert while masked: no top-k choice picks it, and its
+#: softmax probability is exactly 0 in float32 (a finite value keeps log-space Sinkhorn finite).
+DROPPED_EXPERT_LOGIT = -1.0e4
+
+
+class PruningHooks:
+    """Masks on a model's unit groups, applied by forward hooks, and calibration statistics.
+
+    Args:
+        groups: The model's groups (:func:`~qopt.model_analysis.tracing.trace_unit_groups`).
+        masks: Per group name, a boolean tensor over all its units (True: kept). Read at every
+            forward, so the caller may update it in place between steps.
+        importance: ``"l1"``, ``"l2"``, ``"taylor"`` or ``"fisher"``.
+        path_norm: With ``"l1"``/``"l2"``, multiply each channel's magnitude by the norm of
+            the weights that read it (:func:`~qopt.model_analysis.scores.magnitude_scores`).
+        calibration_samples: Samples (tokens, for experts) kept per group while collecting.
+
+    Examples:
+        >>> import torch
+        >>> from qopt.model_analysis.tracing import trace_unit_groups
+        >>> model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(),
+        ...                             torch.nn.Linear(3, 1))
+        >>> groups = trace_unit_groups(model, torch.zeros(1, 4))
+        >>> hooks = PruningHooks(groups, {"0": torch.tensor([True, False, True])})
+        >>> hooks.install()
+        >>> hooks.start_epoch(collecting=True)
+        >>> _ = model(torch.randn(8, 4))
+        >>> importance, redundancy, seen = hooks.local_scores(groups[0], alpha=0.5)
+        >>> importance.shape, redundancy.shape, seen
+        ((3,), (3, 3), 8.0)
+        >>> hooks.remove()
+    """
+
+    def __init__(
+        self,
+        groups: Sequence[UnitGroup],
+        masks: Mapping[str, torch.Tensor],
+        *,
+        importance: str = "l1",
+        path_norm: bool = True,
+        calibration_samples: int = 256,
+    ) -> None:
+        self.groups = list(groups)
+        self.masks = masks
+        self.importance = importance
+        self.path_norm = path_norm
+        self.calibration_samples = calibration_samples
+        #: Whether the hooks gather statistics (in training forwards with gradients).
+        self.collecting = False
+        self.statistics: dict[str, dict[str, Any]] = {}
+        self._handles: list[Any] = []
+
+    # -- installing ------------------------------------------------------------------------
+
+    def install(self) -> None:
+        """Register the forward hooks (again: any earlier ones are removed first)."""
+        self.remove()
+        per_consumer: dict[nn.Module, list[tuple[UnitGroup, torch.Tensor, torch.Tensor]]] = {}
+        for group in self.groups:
+            for module, positions, units in group.consumers:
+                per_consumer.setdefault(module, []).append((group, positions, units))
+        for module, entries in per_consumer.items():
+            self._handles.append(
+                module.register_forward_pre_hook(self._consumer_hook(module, entries))
+            )
+        for group in self.groups:
+            if group.moe is not None:
+                self._handles.append(
+                    group.moe.router.register_forward_hook(self._router_hook(group))
+                )
+                self._handles.append(group.moe.register_forward_pre_hook(self._token_hook(group)))
+
+    def remove(self) -> None:
+        """Remove the hooks; the model computes its full network again."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    def _router_hook(self, group: UnitGroup) -> Any:
+        """Dropped experts get a router logit no top-k choice picks (and gate exactly 0)."""
+
+        def hook(_module: nn.Module, _args: Any, output: torch.Tensor) -> torch.Tensor | None:
+            mask = self.masks[group.name]
+            if bool(mask.all()):
+                return None
+            return output.masked_fill(~mask.to(output.device), DROPPED_EXPERT_LOGIT)
+
+        return hook
+
+    def _token_hook(self, group: UnitGroup) -> Any:
+        """Keep calibration tokens (an MoE's inputs) for the experts' redundancy."""
+        assert group.moe is not None
+        width = group.moe.d_model
+
+        def hook(module: nn.Module, args: tuple[Any, ...]) -> None:
+            x = args[0] if args else None
+            if not (isinstance(x, torch.Tensor) and self._observing(module)):
+                return
+            stats = self._stats(group)
+            if stats["count"] < self.calibration_samples:
+                tokens = x.detach().reshape(-1, width)
+                take = min(self.calibration_samples - stats["count"], tokens.shape[0])
+                stats["acts"].append(tokens[:take].float().cpu())
+                stats["count"] += take
+
+        return hook
+
+    def _consumer_hook(
+        self, module: nn.Module, entries: list[tuple[UnitGroup, torch.Tensor, torch.Tensor]]
+    ) -> Any:
+        """Zero the dropped units at this layer's inputs (after observing them)."""
+        conv = isinstance(module, nn.Conv2d)
+        width = input_width(module)
+
+        def hook(_module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+            x = args[0]
+            if not isinstance(x, torch.Tensor):
+                return None
+            if self._observing(module):
+                for group, positions, _ in entries:
+                    if group.consumers[0][0] is module:  # each group observed once per forward
+                        self._observe(group, positions, x, conv)
+            scale = torch.ones(width, dtype=x.dtype, device=x.device)
+            pruned = False
+            for group, positions, units in entries:
+                mask = self.masks[group.name]
+                if bool(mask.all()):
+                    continue
+                pruned = True
+                scale[positions.to(x.device)] = mask.to(x.device)[units.to(x.device)].to(x.dtype)
+            if not pruned:
+                return None
+            shape = (1, width, 1, 1) if conv else (width,)
+            return (x * scale.view(shape), *args[1:])
+
+        return hook
+
+    # -- statistics ------------------------------------------------------------------------
+
+    def start_epoch(self, *, collecting: bool) -> None:
+        """Forget the statistics gathered so far; gather new ones from now on if ``collecting``."""
+        self.collecting = collecting
+        self.statistics = {}
+
+    def _observing(self, module: nn.Module) -> bool:
+        return self.collecting and module.training and torch.is_grad_enabled()
+
+    def _stats(self, group: UnitGroup) -> dict[str, Any]:
+        return self.statistics.setdefault(group.name, {"acts": [], "count": 0})
+
+    def _observe(
+        self, group: UnitGroup, positions: torch.Tensor, x: torch.Tensor, conv: bool
+    ) -> None:
+        """Record a group's activations (redundancy) and, for Fisher, their gradients."""
+        index = positions.to(x.device)
+
+        def per_unit(t: torch.Tensor) -> torch.Tensor:
+            flat = t if conv else t.reshape(-1, t.shape[-1])
+            picked = flat[:, index]
+            return picked.reshape(picked.shape[0], group.size, -1).detach().float()
+
+        stats = self._stats(group)
+        acts = per_unit(x)
+        if stats["count"] < self.calibration_samples:
+            take = min(self.calibration_samples - stats["count"], acts.shape[0])
+            stats["acts"].append(acts[:take].cpu())
+            stats["count"] += take
+        if self.importance == "fisher" and x.requires_grad:
+
+            def grad_hook(grad: torch.Tensor) -> None:
+                score = fisher_importance(acts, per_unit(grad))
+                stats["fisher"] = stats.get("fisher", 0.0) + score * acts.shape[0]
+                stats["fisher_n"] = stats.get("fisher_n", 0) + acts.shape[0]
+
+            x.register_hook(grad_hook)
+
+    def after_backward(self) -> None:
+        """Accumulate Taylor scores from the gradients of the backward that just ran.
+
+        Channels and neurons for ``"taylor"``; experts for ``"taylor"`` and ``"fisher"``
+        (the experts' inputs are not per-unit activations, so Fisher falls back to Taylor).
+        """
+        if not self.collecting:
+            return
+        for group in self.groups:
+            wanted = ("taylor", "fisher") if group.moe is not None else ("taylor",)
+            if self.importance not in wanted:
+                continue
+            score = taylor_scores(group)
+            if score is None:
+                continue
+            stats = self._stats(group)
+            stats["taylor"] = stats.get("taylor", 0.0) + score
+            stats["taylor_n"] = stats.get("taylor_n", 0) + 1
+
+    # -- scores ----------------------------------------------------------------------------
+
+    def local_scores(
+        self, group: UnitGroup, *, alpha: float
+    ) -> tuple[np.ndarray, np.ndarray | None, float]:
+        """``(importance, redundancy, samples seen)`` of every unit of ``group``, from what
+        this process gathered.
+
+        Importance: the configured score; ``"l1"`` magnitude where no gradient was seen
+        (e.g. a run resumed at the pruning boundary). Redundancy: ``None`` when ``alpha`` is 1
+        or no sample was kept. Several processes (DDP) average the importance and weigh each
+        redundancy by its samples seen.
+        """
+        stats = self.statistics.get(group.name, {})
+        if self.importance in ("l1", "l2"):
+            p = 1 if self.importance == "l1" else 2
+            score = magnitude_scores(group, p, path_norm=self.path_norm)
+        elif stats.get("taylor_n"):
+            score = stats["taylor"] / stats["taylor_n"]
+        elif self.importance == "fisher" and stats.get("fisher_n"):
+            score = np.asarray(stats["fisher"]) / stats["fisher_n"]
+        else:
+            score = magnitude_scores(group, 1, path_norm=self.path_norm)
+        if alpha >= 1.0 or not stats.get("acts"):
+            return score, None, 0.0
+        local = redundancy_scores(group, torch.cat(stats["acts"]))
+        return score, local, float(stats.get("count", 1))

@@ -19,9 +19,9 @@ from torch.utils.data import DataLoader, TensorDataset
 from qopt.exceptions import InvalidProblemError, SolverConfigurationError, UnknownSolverError
 from qopt.model_analysis import count_params_and_macs, model_pruning_groups
 from qopt.model_analysis.hooks import PruningHooks
-from qopt.moe import MoE
 from qopt.solvers import SolverSpec, _registry
 from qopt.solvers.composites import QoptFallbackWarning
+from tests.model_analysis.models import tiny_cnn, tiny_moe
 
 SOLVE = {"num_reads": 8, "seed": 0}
 
@@ -31,17 +31,7 @@ class TinyCNN(LightningModule):
 
     def __init__(self) -> None:
         super().__init__()
-        self.net = nn.Sequential(
-            nn.Conv2d(1, 6, 3, padding=1),
-            nn.BatchNorm2d(6),
-            nn.ReLU(),
-            nn.Conv2d(6, 8, 3, stride=2, padding=1),
-            nn.ReLU(),
-            nn.Flatten(),
-            nn.Linear(8 * 4 * 4, 12),
-            nn.ReLU(),
-            nn.Linear(12, 3),
-        )
+        self.net = tiny_cnn()
         self.example_input_array = torch.zeros(1, 1, 8, 8)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -355,14 +345,7 @@ class TinyMoE(LightningModule):
 
     def __init__(self, num_experts: int = 6, top_k: int = 2, lr: float = 0.05) -> None:
         super().__init__()
-        self.net = nn.Sequential(
-            nn.Linear(16, 24),
-            nn.ReLU(),
-            nn.Linear(24, 8),
-            MoE(8, num_experts, d_hidden=32, top_k=top_k, aux_loss_weight=0.01),
-            nn.ReLU(),
-            nn.Linear(8, 3),
-        )
+        self.net = tiny_moe(num_experts, top_k, aux_loss_weight=0.01)
         self.lr = lr
         self.example_input_array = torch.zeros(4, 16)
 

@@ -23,13 +23,13 @@ def tiny_cnn() -> nn.Sequential:
     )
 
 
-def tiny_moe(num_experts: int = 6, top_k: int = 2) -> nn.Sequential:
+def tiny_moe(num_experts: int = 6, top_k: int = 2, aux_loss_weight: float = 0.0) -> nn.Sequential:
     """Linear -> Linear -> MoE -> Linear; only the first layer and the experts are prunable."""
     return nn.Sequential(
         nn.Linear(16, 24),
         nn.ReLU(),
         nn.Linear(24, 8),
-        MoE(8, num_experts, d_hidden=32, top_k=top_k),
+        MoE(8, num_experts, d_hidden=32, top_k=top_k, aux_loss_weight=aux_loss_weight),
         nn.ReLU(),
         nn.Linear(8, 3),
     )

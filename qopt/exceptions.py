@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "FileFormatError",
+    "InvalidInputError",
     "InvalidProblemError",
     "MissingDependencyError",
     "NoSolveRecordError",
@@ -62,6 +63,10 @@ class SolverConfigurationError(QoptError, ValueError):
 
 class InvalidProblemError(QoptError, ValueError):
     """A problem (BQM, constraint, ...) cannot be solved as given: empty, non-finite, ..."""
+
+
+class InvalidInputError(QoptError, ValueError):
+    """Data passed at call time (features, labels) has the wrong shape, type or values."""
 
 
 class ProblemTooLargeError(InvalidProblemError):

@@ -3,4 +3,9 @@
 :mod:`qopt.circuits.statevector` holds the gate kernels (single-qubit layers as block matrix
 products, diagonal phase layers, CZ and CNOT entanglers, Pauli-Z expectations) that the
 ``qaoa`` solver backend and the parameterized-circuit head both use.
+:class:`~qopt.circuits.head.QuantumHead` is that head: a PQC classifier on feature vectors.
 """
+
+from qopt.circuits.head import QuantumHead
+
+__all__ = ["QuantumHead"]

@@ -36,6 +36,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import os
 
 import numpy as np
 import torch
@@ -47,6 +48,7 @@ __all__ = [
     "apply_leading_qubits",
     "apply_single_qubit",
     "apply_single_qubit_layer",
+    "available_memory",
     "block_sizes",
     "cnot_permutation",
     "complex_dtype_of",
@@ -60,6 +62,7 @@ __all__ = [
     "ry_matrix",
     "rz_matrix",
     "uniform_state",
+    "z_eigenvalues",
     "z_expectations",
     "zero_state",
 ]
@@ -108,6 +111,24 @@ def uniform_state(
     return torch.full(
         (batch, size), 1.0 / math.sqrt(size), dtype=complex_dtype_of(dtype), device=device
     )
+
+
+def available_memory(device: torch.device) -> int:
+    """Free bytes on ``device``: torch's count on a GPU, MemAvailable (or sysconf) on the host."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):  # not POSIX: assume a small laptop
+        return 4 << 30
 
 
 def _rotation(theta: torch.Tensor, pauli: str) -> torch.Tensor:
@@ -278,8 +299,8 @@ def cnot_permutation(
 
 
 @functools.lru_cache(maxsize=8)
-def _z_table(num_qubits: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """``(2^n, n)`` table of ``Z_j`` eigenvalues, +1 for bit 0 and -1 for bit 1."""
+def z_eigenvalues(num_qubits: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """``(2^n, n)``: ``Z_j``'s eigenvalue of every basis state, +1 for bit 0, -1 for bit 1."""
     bits = torch.stack([_bit(num_qubits, j, device) for j in range(num_qubits)], dim=1)
     return (1 - 2 * bits).to(dtype)
 
@@ -288,7 +309,7 @@ def z_expectations(state: torch.Tensor) -> torch.Tensor:
     """``<Z_j>`` of every qubit ``j`` for every row: ``(rows, 2^n) -> (rows, n)``, real."""
     num_qubits = state.shape[-1].bit_length() - 1
     probabilities = torch.view_as_real(state).square().sum(-1)
-    return probabilities @ _z_table(num_qubits, probabilities.dtype, state.device)
+    return probabilities @ z_eigenvalues(num_qubits, probabilities.dtype, state.device)
 
 
 class DiagonalCost:
@@ -324,7 +345,7 @@ class DiagonalCost:
         self._ones = torch.ones(self.chunk, dtype=diagonal.dtype, device=device)
         self._scratch = torch.empty(self.chunk, dtype=self.complex_dtype, device=device)
         self.exact_sums = diagonal.dtype == torch.float64
-        self._table_ones = None if table is None else torch.ones_like(table[0])
+        self._table_ones = torch.ones_like(table[0]) if table is not None else self._ones
 
     def chunks(self) -> list[tuple[int, int]]:
         """``(start, stop)`` of each pass."""

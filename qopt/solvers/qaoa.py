@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -54,6 +53,7 @@ from qopt._validation import check_bqm, check_float, check_int
 from qopt.circuits.statevector import (
     DiagonalCost,
     apply_leading_qubits,
+    available_memory,
     block_sizes,
     inner_product,
     rx_power,
@@ -142,24 +142,6 @@ def interpolate_angles(gammas: np.ndarray, betas: np.ndarray) -> tuple[np.ndarra
     return grow(gammas), grow(betas)
 
 
-def _available_memory(device: torch.device) -> int:
-    """Free bytes on ``device``: torch's count on a GPU, MemAvailable (or sysconf) on the host."""
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return int(free)
-    try:
-        with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):  # not POSIX: assume a small laptop
-        return 4 << 30
-
-
 def _bytes_per_amplitude(dtype: str) -> int:
     real, complex_ = _DTYPES[dtype]
     real_size = torch.empty((), dtype=real).element_size()
@@ -195,7 +177,7 @@ def max_qubits_for_memory(dtype: str = "float32", available_bytes: int | None = 
             f"{sorted(_DTYPES)}. Got {dtype!r} instead."
         )
     if available_bytes is None:
-        available_bytes = _available_memory(torch.device("cpu"))
+        available_bytes = available_memory(torch.device("cpu"))
     amplitudes = _MEMORY_HEADROOM * available_bytes / _bytes_per_amplitude(dtype)
     return max(0, math.floor(math.log2(amplitudes))) if amplitudes >= 1 else 0
 
@@ -802,7 +784,7 @@ class QAOASolver(dimod.Sampler):
             None if num_threads is None else check_int(num_threads, "num_threads", owner, low=1)
         )
         if max_qubits is None:
-            free = _available_memory(torch.device(self.device))
+            free = available_memory(torch.device(self.device))
             self.max_qubits = max_qubits_for_memory(self.dtype, free)
         else:
             self.max_qubits = check_int(max_qubits, "max_qubits", owner, low=1, high=40)

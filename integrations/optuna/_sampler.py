@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import difflib
 import inspect
-import json
 import logging
 import math
 import threading
@@ -38,8 +37,15 @@ from qopt.encoding import (
     SpaceEncoding,
 )
 from qopt.exceptions import InvalidProblemError, SolverConfigurationError
-from qopt.search import EncodingOptions, History, ProposalEngine
-from qopt.surrogates import predicted_quantile
+from qopt.search import (
+    EncodingOptions,
+    History,
+    ProposalEngine,
+    check_constraints,
+    outcome_quantile,
+    proposal_attrs,
+    read_proposal,
+)
 
 __all__ = ["QuboSampler"]
 
@@ -56,7 +62,6 @@ _INDEPENDENT_SAMPLING_WARNING = (
 )
 #: Proposals are shared with other workers through this system attribute (chunked for RDB).
 _PROPOSAL_KEY = "qopt:proposal"
-_ATTR_MAX_LENGTH = 2045
 #: Optuna's system attribute for black-box constraint values (old list format).
 _CONSTRAINTS_KEY = "constraints"
 
@@ -217,13 +222,7 @@ class QuboSampler(BaseSampler):
         owner = type(self).__name__
         if unknown:
             raise SolverConfigurationError(_unknown_keywords_message(owner, sorted(unknown)))
-        constraints = list(constraints or [])
-        for c in constraints:
-            if not isinstance(c, ParameterConstraint):
-                raise SolverConfigurationError(
-                    f"The 'constraints' parameter of {owner} must be a list of "
-                    f"qopt.encoding.ParameterConstraint. Got {type(c).__name__} instead."
-                )
+        constraints = check_constraints(constraints, owner)
         if constraints_func is not None and not callable(constraints_func):
             raise SolverConfigurationError(
                 f"The 'constraints_func' parameter of {owner} must be callable or None. "
@@ -371,20 +370,17 @@ class QuboSampler(BaseSampler):
         """
         if "qopt:predicted_quantile" not in trial.system_attrs or len(study.directions) > 1:
             return
-        if state == TrialState.FAIL or (
-            state == TrialState.COMPLETE and values is not None and math.isnan(values[0])
-        ):
-            quantile = 1.0
-        elif state == TrialState.COMPLETE and values is not None:
-            sign = 1.0 if study.direction == StudyDirection.MINIMIZE else -1.0
-            earlier = [
-                sign * float(t.value)
-                for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                if t.number < trial.number and t.value is not None
-            ]
-            quantile = predicted_quantile(sign * float(values[0]), np.array(earlier))
-        else:
+        if state not in (TrialState.FAIL, TrialState.COMPLETE):
             return
+        sign = 1.0 if study.direction == StudyDirection.MINIMIZE else -1.0
+        earlier = [
+            sign * float(t.value)
+            for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if t.number < trial.number and t.value is not None
+        ]
+        complete = state == TrialState.COMPLETE
+        told = sign * float(values[0]) if values is not None and complete else None
+        quantile = outcome_quantile(told, earlier)
         _set_system_attr(study, trial, "qopt:observed_quantile", quantile)
 
     # --------------------------------------------------------------- internals
@@ -406,6 +402,16 @@ class QuboSampler(BaseSampler):
                 for c in (self._constraint_on(c, study, search_space) for c in self._constraints)
                 if c is not None
             ]
+            unknown = sorted(set(self._encoding.encodings) - set(search_space))
+            if unknown:
+                suggested = {n for t in study.get_trials(deepcopy=False) for n in t.params}
+                unknown = [n for n in unknown if n not in suggested]
+            if unknown:
+                raise SolverConfigurationError(
+                    f"The 'encodings' parameter of {type(self).__name__} names parameter(s) "
+                    f"{unknown}, which no trial suggests. The parameters are: "
+                    f"{sorted(suggested)}."
+                )
             self._spaces[key] = self._encoding.encode(parameters, constraints)
         return key, self._spaces[key]
 
@@ -450,14 +456,8 @@ class QuboSampler(BaseSampler):
         params: Mapping[str, Any],
     ) -> None:
         internal = {n: search_space[n].to_internal_repr(v) for n, v in params.items()}
-        text = json.dumps(internal)
-        for i in range(0, len(text), _ATTR_MAX_LENGTH):
-            _set_system_attr(
-                study,
-                trial,
-                f"{_PROPOSAL_KEY}:{i // _ATTR_MAX_LENGTH}",
-                text[i : i + _ATTR_MAX_LENGTH],
-            )
+        for key, chunk in proposal_attrs(internal, _PROPOSAL_KEY).items():
+            _set_system_attr(study, trial, key, chunk)
 
     def _sample_constrained_independent(
         self, trial: FrozenTrial, name: str, distribution: FloatDistribution | IntDistribution
@@ -591,14 +591,8 @@ def _params_of(
     """
     internal: dict[str, float] = {}
     if not trial.state.is_finished():
-        chunks = []
-        i = 0
-        while (chunk := trial.system_attrs.get(f"{_PROPOSAL_KEY}:{i}")) is not None:
-            chunks.append(chunk)
-            i += 1
-        if chunks:
-            proposal = json.loads("".join(chunks))
-            internal.update({n: v for n, v in proposal.items() if n in search_space})
+        proposal = read_proposal(trial.system_attrs, _PROPOSAL_KEY)
+        internal.update({n: v for n, v in proposal.items() if n in search_space})
     for name, value in trial.params.items():
         if name in search_space:
             if trial.distributions.get(name) != search_space[name]:

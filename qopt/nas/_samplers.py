@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -20,8 +19,14 @@ from optuna.trial import FrozenTrial, TrialState
 from qopt.encoding import CategoricalParameter, IntParameter, Parameter, ParameterConstraint
 from qopt.exceptions import SolverConfigurationError
 from qopt.nas._spec import SearchSpace
-from qopt.search import EncodingOptions, History, ProposalEngine
-from qopt.surrogates import predicted_quantile
+from qopt.search import (
+    EncodingOptions,
+    History,
+    ProposalEngine,
+    outcome_quantile,
+    proposal_attrs,
+    read_proposal,
+)
 
 __all__ = [
     "ARCH_ATTR",
@@ -379,7 +384,6 @@ QUBO_OPTIONS = (
 )
 #: Proposals are shared with other workers through this system attribute (chunked for RDB).
 _PROPOSAL_KEY = "qopt:proposal"
-_ATTR_MAX_LENGTH = 2045
 
 
 class QuboArchitectureSampler(BaseSampler):
@@ -473,10 +477,8 @@ class QuboArchitectureSampler(BaseSampler):
         history = self._history(study, trial)
         signs = [1.0 if d == StudyDirection.MINIMIZE else -1.0 for d in study.directions]
         proposal = self.engine.propose(self.space, history, signs)
-        text = json.dumps(proposal.indices)
-        for i in range(0, len(text), _ATTR_MAX_LENGTH):
-            key = f"{_PROPOSAL_KEY}:{i // _ATTR_MAX_LENGTH}"
-            _set_system_attr(study, trial, key, text[i : i + _ATTR_MAX_LENGTH])
+        for key, chunk in proposal_attrs(proposal.indices, _PROPOSAL_KEY).items():
+            _set_system_attr(study, trial, key, chunk)
         for attr, value in proposal.info.items():
             _set_system_attr(study, trial, f"qopt:{attr}", value)
         return {
@@ -509,21 +511,18 @@ class QuboArchitectureSampler(BaseSampler):
     ) -> None:
         # Where a model proposal's value landed among the trials completed before it: with
         # its forecast (qopt:predicted_quantile), the surrogate's out-of-sample check.
-        if "qopt:predicted_quantile" in trial.system_attrs and len(study.directions) == 1:
-            failed = state == TrialState.FAIL or (
-                state == TrialState.COMPLETE and values is not None and math.isnan(values[0])
-            )
-            if failed:
-                _set_system_attr(study, trial, "qopt:observed_quantile", 1.0)
-            elif state == TrialState.COMPLETE and values is not None:
-                sign = 1.0 if study.direction == StudyDirection.MINIMIZE else -1.0
-                earlier = [
-                    sign * float(t.value)
-                    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                    if t.number < trial.number and t.value is not None
-                ]
-                quantile = predicted_quantile(sign * float(values[0]), np.array(earlier))
-                _set_system_attr(study, trial, "qopt:observed_quantile", quantile)
+        forecast = "qopt:predicted_quantile" in trial.system_attrs and len(study.directions) == 1
+        if forecast and state in (TrialState.FAIL, TrialState.COMPLETE):
+            sign = 1.0 if study.direction == StudyDirection.MINIMIZE else -1.0
+            earlier = [
+                sign * float(t.value)
+                for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                if t.number < trial.number and t.value is not None
+            ]
+            complete = state == TrialState.COMPLETE
+            told = sign * float(values[0]) if values is not None and complete else None
+            quantile = outcome_quantile(told, earlier)
+            _set_system_attr(study, trial, "qopt:observed_quantile", quantile)
         self._independent_sampler.after_trial(study, trial, state, values)
 
     # --------------------------------------------------------------- internals
@@ -531,11 +530,7 @@ class QuboArchitectureSampler(BaseSampler):
         """A trial's point (value positions): its parameters, or a running trial's proposal."""
         point: dict[str, int] = {}
         if not trial.state.is_finished():
-            chunks: list[str] = []
-            while (chunk := trial.system_attrs.get(f"{_PROPOSAL_KEY}:{len(chunks)}")) is not None:
-                chunks.append(chunk)
-            if chunks:
-                point.update(json.loads("".join(chunks)))
+            point.update(read_proposal(trial.system_attrs, _PROPOSAL_KEY))
         for name, value in trial.params.items():
             distribution = self._distributions.get(name)
             if distribution is None:

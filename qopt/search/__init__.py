@@ -35,9 +35,21 @@ from qopt.search.engine import (
     RepairedReads,
     largest_flip,
 )
-from qopt.search.history import History, point_key
+from qopt.search.history import (
+    History,
+    outcome_quantile,
+    point_key,
+    proposal_attrs,
+    read_proposal,
+)
 from qopt.search.neighbourhood import best_neighbour, random_untaken
-from qopt.search.space import ENCODINGS, EncodingOptions, check_constraint_names, too_large_message
+from qopt.search.space import (
+    ENCODINGS,
+    EncodingOptions,
+    check_constraint_names,
+    check_constraints,
+    too_large_message,
+)
 from qopt.search.targets import rank_infeasible, scalarize, targets
 from qopt.search.trust_region import HammingBall, trust_centre
 
@@ -56,10 +68,14 @@ __all__ = [
     "RepairedReads",
     "best_neighbour",
     "check_constraint_names",
+    "check_constraints",
     "largest_flip",
+    "outcome_quantile",
     "point_key",
+    "proposal_attrs",
     "random_untaken",
     "rank_infeasible",
+    "read_proposal",
     "scalarize",
     "targets",
     "too_large_message",

@@ -12,9 +12,8 @@ import numpy as np
 from qopt.encoding import Parameter, ParameterConstraint
 from qopt.exceptions import InvalidProblemError, SolverConfigurationError
 from qopt.search.engine import ProposalEngine
-from qopt.search.history import History, point_key
-from qopt.search.space import EncodingOptions, check_constraint_names
-from qopt.surrogates import predicted_quantile
+from qopt.search.history import History, outcome_quantile, point_key
+from qopt.search.space import EncodingOptions, check_constraint_names, check_constraints
 
 __all__ = ["QuboSearch"]
 
@@ -124,13 +123,7 @@ class QuboSearch:
             )
         self.directions = directions
         self._signs = [1.0 if d == "minimize" else -1.0 for d in directions]
-        constraints = list(constraints)
-        for c in constraints:
-            if not isinstance(c, ParameterConstraint):
-                raise SolverConfigurationError(
-                    f"The 'constraints' parameter of {owner} must be a list of "
-                    f"qopt.encoding.ParameterConstraint. Got {type(c).__name__} instead."
-                )
+        constraints = check_constraints(constraints, owner)
         check_constraint_names(constraints, list(parameters), owner)
         unknown = sorted(set(encodings or {}) - set(parameters))
         if unknown:
@@ -217,7 +210,7 @@ class QuboSearch:
                 self._signs[0] * v[0] for v in self.history.values if n == 1 and math.isfinite(v[0])
             ]
             self.history.add_complete(indices, row, told, violation=violation, restart=restart)
-            outcome = predicted_quantile(self._signs[0] * told[0], np.array(earlier))
+            outcome = outcome_quantile(self._signs[0] * told[0], earlier)
         if forecast is not None and n == 1:
             self.history.add_forecast(forecast, outcome)
 

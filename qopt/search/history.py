@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-__all__ = ["History", "point_key"]
+from qopt.surrogates import predicted_quantile
+
+__all__ = ["History", "outcome_quantile", "point_key", "proposal_attrs", "read_proposal"]
+
+#: Longest text of one stored attribute (what an RDB storage of Optuna keeps).
+ATTR_MAX_LENGTH = 2045
 
 
 def point_key(indices: Mapping[str, int]) -> tuple[int, ...]:
@@ -96,3 +103,45 @@ class History:
         """A model proposal's predicted quantile and the quantile its value then took."""
         self.forecasts.append(float(forecast))
         self.outcomes.append(float(outcome))
+
+
+def outcome_quantile(value: float | None, earlier: Sequence[float]) -> float:
+    """Where an observed value (to minimize) fell among the values observed before it: the
+    outcome a proposal's ``predicted_quantile`` forecast; 1 for a failure (None or NaN).
+
+    Examples:
+        >>> outcome_quantile(1.5, [1.0, 2.0]), outcome_quantile(None, [1.0])
+        (0.5, 1.0)
+    """
+    if value is None or math.isnan(value):
+        return 1.0
+    return predicted_quantile(float(value), np.asarray(earlier, dtype=float))
+
+
+def proposal_attrs(proposal: Mapping[str, Any], key: str) -> dict[str, str]:
+    """A proposal (JSON-able values) as attributes ``key:0``, ``key:1``, ... of at most
+    :data:`ATTR_MAX_LENGTH` characters each: how workers sharing a storage see each other's
+    pending points. :func:`read_proposal` reads it back.
+
+    Examples:
+        >>> proposal_attrs({"x": 3}, "qopt:proposal")
+        {'qopt:proposal:0': '{"x": 3}'}
+    """
+    text = json.dumps(dict(proposal))
+    return {
+        f"{key}:{i // ATTR_MAX_LENGTH}": text[i : i + ATTR_MAX_LENGTH]
+        for i in range(0, len(text), ATTR_MAX_LENGTH)
+    }
+
+
+def read_proposal(attrs: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """The proposal stored by :func:`proposal_attrs` in ``attrs`` (``{}`` when none).
+
+    Examples:
+        >>> read_proposal(proposal_attrs({"x": 3}, "p"), "p")
+        {'x': 3}
+    """
+    chunks: list[str] = []
+    while (chunk := attrs.get(f"{key}:{len(chunks)}")) is not None:
+        chunks.append(chunk)
+    return dict(json.loads("".join(chunks))) if chunks else {}

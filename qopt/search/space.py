@@ -9,7 +9,13 @@ from qopt._validation import check_int
 from qopt.encoding import Parameter, ParameterConstraint, SpaceEncoding
 from qopt.exceptions import InvalidProblemError, ProblemTooLargeError, SolverConfigurationError
 
-__all__ = ["ENCODINGS", "EncodingOptions", "check_constraint_names", "too_large_message"]
+__all__ = [
+    "ENCODINGS",
+    "EncodingOptions",
+    "check_constraint_names",
+    "check_constraints",
+    "too_large_message",
+]
 
 #: The encodings a search takes for its parameters (:class:`qopt.encoding.SpaceEncoding`).
 ENCODINGS = ("auto", "one-hot", "domain-wall")
@@ -115,3 +121,17 @@ def check_constraint_names(
                 f"The 'constraints' parameter of {owner}: constraint {constraint.name} names "
                 f"unknown parameter(s) {unknown}. The parameters are: {sorted(names)}."
             )
+
+
+def check_constraints(
+    constraints: Sequence[ParameterConstraint] | None, owner: str
+) -> list[ParameterConstraint]:
+    """``constraints`` as a list, each checked to be a :class:`ParameterConstraint`."""
+    result = list(constraints or [])
+    for c in result:
+        if not isinstance(c, ParameterConstraint):
+            raise SolverConfigurationError(
+                f"The 'constraints' parameter of {owner} must be a list of "
+                f"qopt.encoding.ParameterConstraint. Got {type(c).__name__} instead."
+            )
+    return result

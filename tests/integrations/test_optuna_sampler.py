@@ -572,3 +572,12 @@ def test_a_constraint_on_a_single_valued_parameter_keeps_its_share() -> None:
     study.optimize(objective, n_trials=15)
     assert all(t.params["a"] + t.params["b"] <= 4 for t in study.trials[1:])
     assert study.best_value == -6.0
+
+
+def test_a_misspelled_encoding_name_is_named_with_the_parameters() -> None:
+    def objective(trial: optuna.Trial) -> float:
+        return float(trial.suggest_int("width", 0, 8))
+
+    study = optuna.create_study(sampler=fast_sampler(encodings={"widht": "one-hot"}))
+    with pytest.raises(SolverConfigurationError, match=r"\['widht'\].*are: \['width'\]"):
+        study.optimize(objective, n_trials=3)

@@ -689,6 +689,15 @@ def _greedy(
     row_low = np.tile(low, layout.num_heads)
     row_high = np.tile(high, layout.num_heads)
     free = budget - layout.num_heads * n
+    separable = objective.redundancy is None or objective.weight <= 0
+    if separable and not (low > 0).any() and (high >= np.arange(n)).all():
+        # No pairs, no per-query limits: the greedy ascent is a sort (same ties: lowest index).
+        order = np.argsort(-marginal, kind="stable")
+        positive = int((marginal > 0).sum())
+        x[order[: min(free, positive)]] = 1
+        if free >= positive or free <= 0:
+            return x, 0.0
+        return x, 0.5 * float(marginal[order[free - 1]] + max(marginal[order[free]], 0.0))
 
     def take(v: int) -> None:
         x[v] = 1

@@ -376,3 +376,15 @@ def test_solution_through_the_pipeline_reports_the_solve() -> None:
     solution = solve(attention_problem(scores, budget, redundancy=redundancy), "sa", seed=1)
     assert solution.feasible and solution.record.solver == "sa"
     check_selection(solution.value, budget=budget)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10_000), st.integers(2, 7), st.integers(0, 30))
+def test_greedy_sort_shortcut_equals_the_ascent(seed: int, blocks: int, extra: int) -> None:
+    # No redundancy takes a sort; zero redundancy with weight 1 takes the step-by-step ascent.
+    scores, _ = random_case(seed, 2, blocks)
+    budget = minimum_budget(2, blocks) + extra
+    zero = np.zeros((blocks, blocks))
+    assert np.array_equal(
+        greedy_selection(scores, budget), greedy_selection(scores, budget, redundancy=zero)
+    )

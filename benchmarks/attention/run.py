@@ -1,0 +1,498 @@
+"""Block-sparse attention selectors on a small character-level LM: QUBO against the classical ones.
+
+A causal transformer (2 layers, d=64, 4 heads, 256 tokens in blocks of 8: 32 blocks, 528
+causal block pairs per head) reads bytes of the CPython standard library found in this Python
+install. At each attended fraction (attended block pairs over causal block pairs, diagonals
+included), every selector gets the same budget of block pairs per sequence and layer:
+
+    topk         MoBA-style: per query block its own block and the top-(k-1) others by pooled
+                 query-key score, k the largest that fits the budget (exact by sorting)
+    global-top   the same scores, one budget shared by all heads and query blocks (greedy
+                 with no redundancy: the global top of the pooled attention mass)
+    bigbird      window + global + random blocks (causal BigBird), the richest pattern that fits
+    greedy       shared budget + key redundancy, maximized greedily: the control for qubo
+    qubo         the same objective as a QUBO (qopt.problems.attention.solve_attention) on
+                 simulated annealing ("sa", 4 reads x 200 sweeps), repaired into the budget
+
+Part "error": a dense model is trained per seed (--dense-steps) to get real activations; on
+held-out sequences, the attention output (per head, before the output projection) of each
+selector is compared with dense attention: relative Frobenius error per sequence and layer,
+averaged per seed; medians over seeds with [min, max]. The QUBO objective reached by greedy
+and qubo is printed beside it, and the selection time per sequence and layer.
+
+Part "train": the same model trained from scratch with each selector (--steps steps, the
+validation loss with the arm's own attention at the end). topk, global-top and greedy select
+per sequence at every step (selector callables on the layer); bigbird is fixed; qubo-static
+and greedy-static use QuboAttentionCallback: one selection for all sequences from the
+statistics of the last --every steps (method "qubo" or "greedy"), starting from the BigBird
+pattern. Per-sequence greedy ("greedy") is left out by default: a selection per sequence and
+layer at every step costs more than the step. Step times against bigbird (the same sparse
+attention, nothing selected) give the selection overhead.
+
+    python benchmarks/attention/run.py                                     # both parts
+    python benchmarks/attention/run.py --part error --seeds 2 --dense-steps 50 --sequences 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import logging
+import math
+import statistics
+import sysconfig
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from qopt.bench import format_runs_table, machine_info, results_path, write_results
+from qopt.problems.attention import (
+    attended_fraction,
+    bigbird_selection,
+    block_redundancy,
+    block_scores,
+    greedy_selection,
+    selection_value,
+    solve_attention,
+    topk_selection,
+)
+from qopt.sparse_attention import (
+    BlockSparseAttention,
+    block_sparse_attention,
+    dense_causal_attention,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+SELECTORS = ("topk", "global-top", "bigbird", "greedy", "qubo")
+TRAIN_ARMS = ("dense", "topk", "global-top", "bigbird", "greedy", "greedy-static", "qubo-static")
+#: Per-sequence greedy costs a selection per sequence and layer at every step: not by default.
+DEFAULT_TRAIN_ARMS = ("dense", "topk", "global-top", "bigbird", "greedy-static", "qubo-static")
+
+
+# ----------------------------------------------------------------------------- data and model
+
+
+def stdlib_corpus(num_bytes: int) -> np.ndarray:
+    """Bytes of the stdlib's top-level .py files, sorted by name, the first ``num_bytes``."""
+    root = Path(sysconfig.get_paths()["stdlib"])
+    chunks, total = [], 0
+    for path in sorted(root.glob("*.py")):
+        chunks.append(path.read_bytes())
+        total += len(chunks[-1])
+        if total >= num_bytes:
+            break
+    return np.frombuffer(b"".join(chunks)[:num_bytes], dtype=np.uint8).astype(np.int64)
+
+
+def batches(
+    corpus: np.ndarray, length: int, count: int, seed: int, *, held_out: bool
+) -> torch.Tensor:
+    """``count`` windows of ``length + 1`` bytes: the first 90% for training, the rest held out."""
+    split = int(0.9 * corpus.size)
+    low, high = (split, corpus.size - length - 1) if held_out else (0, split - length - 1)
+    starts = np.random.default_rng(seed).integers(low, high, size=count)
+    return torch.from_numpy(np.stack([corpus[s : s + length + 1] for s in starts]))
+
+
+class Layer(nn.Module):
+    def __init__(self, d_model: int, heads: int, block_size: int) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(d_model)
+        self.attention = BlockSparseAttention(d_model, heads, block_size)
+        self.norm2 = nn.LayerNorm(d_model)
+        self.mlp = nn.Sequential(
+            nn.Linear(d_model, 4 * d_model), nn.GELU(), nn.Linear(4 * d_model, d_model)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attention(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class CharLM(nn.Module):
+    def __init__(self, args: argparse.Namespace) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(256, args.d_model)
+        self.position = nn.Parameter(0.02 * torch.randn(args.seq_len, args.d_model))
+        self.layers = nn.ModuleList(
+            Layer(args.d_model, args.heads, args.block_size) for _ in range(args.layers)
+        )
+        self.norm = nn.LayerNorm(args.d_model)
+        self.head = nn.Linear(args.d_model, 256)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        x = self.embed(tokens) + self.position[: tokens.shape[1]]
+        for layer in self.layers:
+            x = layer(x)
+        logits: torch.Tensor = self.head(self.norm(x))
+        return logits
+
+    def attention_modules(self) -> list[BlockSparseAttention]:
+        return [layer.attention for layer in self.layers]
+
+
+def loss_of(model: CharLM, window: torch.Tensor) -> torch.Tensor:
+    logits = model(window[:, :-1])
+    return F.cross_entropy(logits.reshape(-1, 256), window[:, 1:].reshape(-1))
+
+
+# ----------------------------------------------------------------------------- selectors
+
+
+def budget_of(fraction: float, heads: int, blocks: int) -> int:
+    return max(heads * blocks, math.floor(fraction * heads * blocks * (blocks + 1) / 2 + 1e-9))
+
+
+def topk_within(scores: np.ndarray, budget: int) -> np.ndarray:
+    """Top-k with the largest k whose selection fits the budget."""
+    best = topk_selection(scores, 1)
+    for k in range(2, scores.shape[-1] + 1):
+        candidate = topk_selection(scores, k)
+        if candidate.sum() > budget:
+            break
+        best = candidate
+    return best
+
+
+@functools.lru_cache(maxsize=64)
+def bigbird_within(heads: int, blocks: int, budget: int, seed: int) -> np.ndarray:
+    """The BigBird pattern with the most block pairs within the budget (ties: larger window)."""
+    best, best_size = bigbird_selection(heads, blocks, window=1, num_global=0, num_random=0), 0
+    for window in range(1, blocks + 1):
+        for num_global in (0, 1, 2):
+            for num_random in (0, 1, 2, 3):
+                pattern = bigbird_selection(
+                    heads, blocks, window=window, num_global=num_global,
+                    num_random=num_random, seed=seed,
+                )  # fmt: skip
+                size = int(pattern.sum())
+                if best_size < size <= budget:
+                    best, best_size = pattern, size
+    return best
+
+
+def select(
+    name: str,
+    queries: np.ndarray,
+    keys: np.ndarray,
+    budget: int,
+    args: argparse.Namespace,
+    seed: int,
+) -> np.ndarray:
+    """One sequence's selection ``(H, N, N)`` from its queries and keys ``(H, T, d)``."""
+    heads = queries.shape[0]
+    blocks = queries.shape[1] // args.block_size
+    if name == "bigbird":  # a fixed pattern: chosen once per budget and seed
+        return bigbird_within(heads, blocks, budget, seed).copy()
+    scores = block_scores(queries, keys, args.block_size)
+    if name == "topk":
+        return topk_within(scores, budget)
+    if name == "global-top":
+        return greedy_selection(scores, budget)
+    redundancy = block_redundancy(keys, args.block_size)
+    options = {"redundancy": redundancy, "redundancy_weight": args.redundancy_weight}
+    if name == "greedy":
+        return greedy_selection(scores, budget, **options)
+    if name == "qubo":
+        solution = solve_attention(
+            scores, budget, solver=args.solver, solver_options={"seed": seed}, **options
+        )
+        return np.asarray(solution.value)
+    raise ValueError(name)
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def train(
+    model: CharLM, corpus: np.ndarray, args: argparse.Namespace, seed: int, steps: int,
+    callbacks: list[Any] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Train with Lightning (the callbacks see real hooks); mean step time and final val loss."""
+    import lightning.pytorch as pl
+
+    data = batches(corpus, args.seq_len, steps * args.batch_size, seed, held_out=False)
+    val = batches(corpus, args.seq_len, args.val_sequences, 10_000 + seed, held_out=True)
+    times: list[float] = []
+
+    class Module(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+            return loss_of(self.model, batch)
+
+        def configure_optimizers(self) -> torch.optim.Optimizer:
+            return torch.optim.AdamW(self.parameters(), lr=args.lr, weight_decay=0.01)
+
+    class Clock(pl.Callback):
+        started = 0.0
+
+        def on_train_batch_start(self, *_: Any) -> None:
+            self.started = time.perf_counter()
+
+        def on_train_batch_end(self, *_: Any) -> None:
+            times.append(time.perf_counter() - self.started)
+
+    loader = torch.utils.data.DataLoader(data, batch_size=args.batch_size, shuffle=False)
+    trainer = pl.Trainer(
+        max_steps=steps,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[*(callbacks or []), Clock()],  # Clock last: it times the other callbacks too
+    )
+    trainer.fit(Module(), loader)
+    model.eval()
+    with torch.no_grad():
+        val_loss = float(
+            np.mean([loss_of(model, val[i : i + 8]).item() for i in range(0, len(val), 8)])
+        )
+    return {"val_loss": val_loss, "step_s": float(np.mean(times[1:] or times))}
+
+
+def per_sequence_selector(name: str, fraction: float, args: argparse.Namespace, seed: int) -> Any:
+    """A ``selector(queries, keys)`` choosing each sequence's blocks with ``select``."""
+
+    def selector(queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        q, k = queries.float().numpy(), keys.float().numpy()
+        blocks = q.shape[2] // args.block_size
+        budget = budget_of(fraction, q.shape[1], blocks)
+        chosen = [select(name, q[b], k[b], budget, args, seed) for b in range(q.shape[0])]
+        return torch.from_numpy(np.stack(chosen))
+
+    return selector
+
+
+def run_training_arm(
+    arm: str, fraction: float, seed: int, corpus: np.ndarray, args: argparse.Namespace
+) -> dict[str, Any]:
+    from qopt.integrations.lightning import QuboAttentionCallback
+
+    torch.manual_seed(seed)
+    model = CharLM(args)
+    blocks = args.seq_len // args.block_size
+    callbacks: list[Any] = []
+    for module in model.attention_modules():
+        if arm in ("topk", "global-top", "greedy"):
+            module.selector = per_sequence_selector(arm, fraction, args, seed)
+        elif arm in ("bigbird", "qubo-static", "greedy-static"):
+            # The static arms start from the BigBird pattern too, until their first selection:
+            # dense steps before it would be a head start.
+            budget = budget_of(fraction, args.heads, blocks)
+            module.set_selection(torch.from_numpy(bigbird_within(args.heads, blocks, budget, seed)))
+    if arm in ("qubo-static", "greedy-static"):
+        callbacks.append(
+            QuboAttentionCallback(
+                attended_fraction=fraction,
+                every_n_steps=args.every,
+                method="qubo" if arm == "qubo-static" else "greedy",
+                solver=args.solver,
+                solver_options={"seed": seed},
+                redundancy_weight=args.redundancy_weight,
+            )
+        )
+    started = time.perf_counter()
+    result = train(model, corpus, args, seed, args.steps, callbacks)
+    fractions = [m.last_attended_fraction for m in model.attention_modules()]
+    return {
+        "part": "train",
+        "arm": arm,
+        "fraction": fraction if arm != "dense" else 1.0,
+        "seed": seed,
+        **result,
+        "attended": float(np.mean(fractions)),
+        "wall_s": time.perf_counter() - started,
+    }
+
+
+# ----------------------------------------------------------------------------- output error
+
+
+def capture_qkv(model: CharLM, tokens: torch.Tensor) -> list[tuple[torch.Tensor, ...]]:
+    """Queries, keys and values ``(B, H, T, d)`` of every attention layer on ``tokens``."""
+    captured: list[tuple[torch.Tensor, ...]] = []
+
+    def hook(module: BlockSparseAttention, inputs: tuple[torch.Tensor, ...]) -> None:
+        x = inputs[0]
+        batch, length, _ = x.shape
+        parts = module.qkv(x).chunk(3, dim=-1)
+        captured.append(
+            tuple(p.reshape(batch, length, module.num_heads, -1).transpose(1, 2) for p in parts)
+        )
+
+    handles = [m.register_forward_pre_hook(hook) for m in model.attention_modules()]
+    with torch.no_grad():
+        model(tokens)
+    for handle in handles:
+        handle.remove()
+    return captured
+
+
+def run_error_seed(
+    seed: int, corpus: np.ndarray, args: argparse.Namespace
+) -> tuple[list[dict[str, Any]], float]:
+    torch.manual_seed(seed)
+    model = CharLM(args)
+    dense = train(model, corpus, args, seed, args.dense_steps)
+    tokens = batches(corpus, args.seq_len, args.sequences, 20_000 + seed, held_out=True)[:, :-1]
+    layers = capture_qkv(model, tokens)
+    blocks = args.seq_len // args.block_size
+    rows: list[dict[str, Any]] = []
+    for fraction in args.fractions:
+        budget = budget_of(fraction, args.heads, blocks)
+        for name in SELECTORS:
+            errors, values, fractions, seconds = [], [], [], []
+            for q, k, v in layers:
+                reference = dense_causal_attention(q, k, v)
+                for b in range(q.shape[0]):
+                    qb, kb = q[b].numpy(), k[b].numpy()
+                    started = time.perf_counter()
+                    selection = select(name, qb, kb, budget, args, seed)
+                    seconds.append(time.perf_counter() - started)
+                    assert selection.sum() <= budget  # zero budget violations
+                    out = block_sparse_attention(
+                        q[b : b + 1], k[b : b + 1], v[b : b + 1],
+                        torch.from_numpy(selection), args.block_size,
+                    )  # fmt: skip
+                    error = (out[0] - reference[b]).norm() / reference[b].norm()
+                    errors.append(float(error))
+                    fractions.append(attended_fraction(selection))
+                    values.append(
+                        selection_value(
+                            selection,
+                            block_scores(qb, kb, args.block_size),
+                            redundancy=block_redundancy(kb, args.block_size),
+                            redundancy_weight=args.redundancy_weight,
+                        )
+                    )
+            rows.append(
+                {
+                    "part": "error",
+                    "fraction": fraction,
+                    "selector": name,
+                    "seed": seed,
+                    "relative_error": float(np.mean(errors)),
+                    "objective": float(np.mean(values)),
+                    "attended": float(np.mean(fractions)),
+                    "select_ms": 1e3 * float(np.median(seconds)),
+                }
+            )
+    return rows, float(dense["step_s"])
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--part", choices=("error", "train", "all"), default="all")
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--train-seeds", type=int, default=3)
+    parser.add_argument("--fractions", nargs="+", type=float, default=[0.125, 0.25])
+    parser.add_argument("--dense-steps", type=int, default=400)
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--arms", nargs="+", choices=TRAIN_ARMS, default=list(DEFAULT_TRAIN_ARMS))
+    parser.add_argument("--sequences", type=int, default=8, help="held-out sequences per seed")
+    parser.add_argument("--val-sequences", type=int, default=32)
+    parser.add_argument("--seq-len", type=int, default=256)
+    parser.add_argument("--block-size", type=int, default=8)
+    parser.add_argument("--d-model", type=int, default=64)
+    parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--redundancy-weight", type=float, default=1.0)
+    parser.add_argument("--every", type=int, default=25, help="steps between static selections")
+    parser.add_argument("--solver", default="sa")
+    parser.add_argument("--stdlib-bytes", type=int, default=2_000_000)
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads (2 thrash a shared machine)"
+    )
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    warnings.filterwarnings("ignore", category=UserWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+
+    corpus = stdlib_corpus(args.stdlib_bytes)
+    out = args.out or results_path(REPO / "benchmarks" / "results", "attention")
+    rows: list[dict[str, Any]] = []
+    step_times: list[float] = []
+    if args.part in ("error", "all"):
+        for seed in range(args.seeds):
+            seed_rows, step_s = run_error_seed(seed, corpus, args)
+            rows += seed_rows
+            step_times.append(step_s)
+            print(f"  error seed {seed} done (dense step {1e3 * step_s:.0f} ms)", flush=True)
+        print("\nAttention-output relative error vs dense, per selector (median [min, max] over "
+              f"{args.seeds} seeds; {args.sequences} held-out sequences x {args.layers} layers "
+              "per seed)")  # fmt: skip
+        errors = [r for r in rows if r["part"] == "error"]
+        print(
+            format_runs_table(
+                errors,
+                ["fraction", "selector"],
+                ["relative_error", "attended", "objective", "select_ms"],
+            )
+        )
+        step_ms = 1e3 * statistics.median(step_times)
+        qubo_ms = statistics.median(r["select_ms"] for r in errors if r["selector"] == "qubo")
+        per_step = args.layers * qubo_ms
+        print(
+            f"\nDense training step (batch {args.batch_size} x {args.seq_len} tokens): "
+            f"{step_ms:.0f} ms. One QUBO selection for all {args.layers} layers: "
+            f"{per_step:.0f} ms = {100 * per_step / step_ms:.0f}% of a step; solved every "
+            f"{args.every} steps (the static schedule): "
+            f"{100 * per_step / (args.every * step_ms):.1f}%. Per sequence at every step: "
+            f"{100 * args.batch_size * per_step / step_ms:.0f}%."
+        )
+    if args.part in ("train", "all"):
+        for fraction in args.fractions:
+            for seed in range(args.train_seeds):
+                for arm in args.arms:
+                    if arm == "dense" and fraction != args.fractions[0]:
+                        continue
+                    r = run_training_arm(arm, fraction, seed, corpus, args)
+                    rows.append(r)
+                    print(
+                        f"  train f={fraction} seed={seed} {arm:<13} val {r['val_loss']:.4f} "
+                        f"step {1e3 * r['step_s']:.0f} ms",
+                        flush=True,
+                    )
+        trained = [r for r in rows if r["part"] == "train"]
+        # Overhead against the fixed pattern: the same sparse attention, no selection at all.
+        fixed = {(r["fraction"], r["seed"]): r["step_s"] for r in trained if r["arm"] == "bigbird"}
+        for r in trained:
+            if (r["fraction"], r["seed"]) in fixed:
+                r["overhead"] = r["step_s"] / fixed[(r["fraction"], r["seed"])] - 1
+        print(
+            f"\nValidation loss after {args.steps} steps from scratch (median [min, max] over "
+            f"{args.train_seeds} seeds); step time and its excess over the fixed BigBird pattern "
+            "(same sparse attention, no selection)"
+        )
+        print(
+            format_runs_table(
+                trained,
+                ["fraction", "arm"],
+                ["val_loss", "attended", "step_s", "overhead"],
+            )
+        )
+    write_results(out, {"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows,
+                        "machine": {**machine_info(), "torch_threads": args.threads}})  # fmt: skip
+    print(f"\nraw results: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -21,7 +21,7 @@ from lightning.pytorch.callbacks import Callback
 
 from qopt._validation import check_float, check_int
 from qopt.exceptions import InvalidProblemError, SolverConfigurationError
-from qopt.moe import Routable, RouterHook, RoutingDecision, distillation_loss
+from qopt.moe import Routable, RouterHook, RoutingDecision, bias_step, distillation_loss
 from qopt.problems.routing import ROUTING_SOLVER_DEFAULTS, BatchRouter, PairwiseSpec
 from qopt.solvers import QoptFallbackWarning, resolve_solver
 
@@ -470,8 +470,10 @@ class QuboRoutingCallback(Callback):
             packed = self._reduce(trainer, packed, "sum")
             if float(packed[-1]) == 0:
                 continue
-            direction = torch.sign(packed[:e] - packed[e : 2 * e])
-            self._biases[name] = bias + self.bias_update_rate * direction
+            # Toward the solved load, summed over the ranks like the current load.
+            self._biases[name] = bias + bias_step(
+                packed[e : 2 * e], packed[:e], self.bias_update_rate
+            )
 
     @staticmethod
     def _reduce(trainer: pl.Trainer, tensor: torch.Tensor, op: str) -> torch.Tensor:

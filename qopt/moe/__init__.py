@@ -49,7 +49,7 @@ from __future__ import annotations
 
 from qopt.moe.data import MarkovMixture
 from qopt.moe.language_model import MoELanguageModel
-from qopt.moe.layer import MoE, RoutingMethod
+from qopt.moe.layer import MoE, RoutingMethod, bias_step
 from qopt.moe.routable import Routable, RouterHook, RoutingDecision, distillation_loss
 
 __all__ = [
@@ -60,5 +60,6 @@ __all__ = [
     "RouterHook",
     "RoutingDecision",
     "RoutingMethod",
+    "bias_step",
     "distillation_loss",
 ]

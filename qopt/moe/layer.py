@@ -21,6 +21,7 @@ from qopt.problems.routing import RoutingStats, exact_assignment, expert_capacit
 __all__ = [
     "MoE",
     "RoutingMethod",
+    "bias_step",
 ]
 
 
@@ -53,6 +54,23 @@ def _apply_capacity(assignment: torch.Tensor, capacity: int, num_experts: int) -
     keep = valid & (position <= capacity)
     kept = torch.where(keep, order, torch.full_like(order, -1))
     return kept.reshape(assignment.shape[1], assignment.shape[0]).t()
+
+
+def bias_step(load: torch.Tensor, target: torch.Tensor, rate: float) -> torch.Tensor:
+    """The auxiliary-loss-free bias update: ``rate`` toward ``target`` for every expert.
+
+    An expert loaded below its target gets ``+rate``, one above it ``-rate``, one on it 0
+    (Wang et al., "Auxiliary-Loss-Free Load Balancing Strategy for Mixture-of-Experts",
+    2024). ``MoE(routing="bias")`` targets the mean load; a routing optimizer can target its
+    solved load.
+
+    Examples:
+        >>> import torch
+        >>> from qopt.moe import bias_step
+        >>> bias_step(torch.tensor([6.0, 2.0, 4.0]), torch.tensor(4.0), 0.1).tolist()
+        [-0.10000000149011612, 0.10000000149011612, 0.0]
+    """
+    return rate * torch.sign(target - load)
 
 
 class MoE(nn.Module):
@@ -278,10 +296,8 @@ class MoE(nn.Module):
         if self.routing == "bias" and self.training and self.bias_update_rate > 0:
             with torch.no_grad():
                 load = torch.tensor(self.last_stats.load, dtype=torch.float32)
-                error = load.mean() - load  # under-loaded experts get a higher bias
-                self.expert_bias += self.bias_update_rate * torch.sign(error).to(
-                    self.expert_bias.device
-                )
+                step = bias_step(load, load.mean(), self.bias_update_rate)
+                self.expert_bias += step.to(self.expert_bias.device)
         return out.reshape(x.shape)
 
     def extra_repr(self) -> str:

@@ -5,6 +5,7 @@ Imported lazily by :mod:`qopt.nas._runner`; imports Optuna at top level.
 
 from __future__ import annotations
 
+import abc
 import itertools
 import json
 from collections.abc import Mapping, Sequence
@@ -236,6 +237,7 @@ class _ArchitectureSampler(BaseSampler):
             arch = self._space.random_architecture(self._rng)
         return arch
 
+    @abc.abstractmethod
     def _propose(
         self,
         study: Study,
@@ -243,7 +245,7 @@ class _ArchitectureSampler(BaseSampler):
         history: list[tuple[dict[str, Any], float]],
         taken: set[tuple[int, ...]],
     ) -> dict[str, Any]:
-        raise NotImplementedError
+        """The next architecture from the history (architecture, value to minimize)."""
 
 
 class RandomArchitectureSampler(_ArchitectureSampler):
@@ -358,10 +360,10 @@ class LocalSearchSampler(_ArchitectureSampler):
                     n for n in self._space.neighbours(arch) if _key(self._space, n) not in taken
                 ]
                 if options:
-                    study._storage.set_trial_system_attr(trial._trial_id, "qopt_nas:climb", climb)
+                    _set_system_attr(study, trial, "qopt_nas:climb", climb)
                     return options[int(self._rng.integers(len(options)))]
             climb += 1
-        study._storage.set_trial_system_attr(trial._trial_id, "qopt_nas:climb", climb)
+        _set_system_attr(study, trial, "qopt_nas:climb", climb)
         return self._random_untaken(taken)
 
 

@@ -6,10 +6,12 @@ import argparse
 import contextlib
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any, TextIO
 
 from qopt.exceptions import QoptError
@@ -62,8 +64,10 @@ def _solver_options(args: argparse.Namespace) -> dict[str, Any]:
         value = getattr(args, flag)
         if value is None:
             continue
-        if flag == "reads" and value < 1:
-            raise _UsageError(f"--reads must be a positive integer. Got {value} instead.")
+        if flag == "reads" and not 1 <= value <= _MAX_READS:
+            raise _UsageError(
+                f"--reads must be a positive integer up to {_MAX_READS}. Got {value} instead."
+            )
         if accepted is not None and option not in accepted:
             raise _UsageError(f"Solver '{args.solver}' has no '{option}' option (from --{flag}).")
         options[option] = value
@@ -72,6 +76,22 @@ def _solver_options(args: argparse.Namespace) -> dict[str, Any]:
 
 class _UsageError(QoptError, ValueError):
     pass
+
+
+#: The largest --reads the native samplers take (a C int).
+_MAX_READS = 2**31 - 1
+
+
+def _writable_folder(folder: Path, flag: str) -> None:
+    """Create ``folder`` now, so a path that cannot be written fails before any solving."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise _UsageError(
+            f"{flag}: the folder {folder} cannot be created ({error.strerror or error})."
+        ) from None
+    if not os.access(folder, os.W_OK):
+        raise _UsageError(f"{flag}: the folder {folder} is not writable.")
 
 
 def _solve(args: argparse.Namespace, out: TextIO) -> int:
@@ -206,6 +226,11 @@ def _bench(args: argparse.Namespace, out: TextIO) -> int:
         from qopt._optional import import_optional
 
         import_optional("matplotlib", "plot", purpose="qopt bench --plot")
+        _writable_folder(Path(args.plot), "--plot")
+    if args.json:
+        if Path(args.json).is_dir():
+            raise _UsageError(f"--json {args.json} is a folder; give a file name.")
+        _writable_folder(Path(args.json).parent, "--json")
     comparisons: list[Comparison] = []
     summaries: list[Summary] = []
     for path in args.files:
@@ -234,8 +259,6 @@ def _bench(args: argparse.Namespace, out: TextIO) -> int:
         )
         out.write(f"raw results written to {args.json}\n")
     if args.plot is not None:
-        from pathlib import Path
-
         folder = Path(args.plot)
         written = [folder / "bench-quality-vs-time.png"]
         plot_quality_vs_time(comparisons, written[0])

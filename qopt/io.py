@@ -64,7 +64,7 @@ class ProblemFile:
 
 
 def _data_lines(path: Path) -> Iterator[tuple[int, list[str]]]:
-    with path.open() as handle:
+    with path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             text = line.split("#", 1)[0].strip()
             if text:
@@ -141,7 +141,7 @@ def _read_beasley(path: Path) -> dimod.BinaryQuadraticModel:
 
 def _read_json(path: Path) -> dimod.BinaryQuadraticModel:
     try:
-        model = json.loads(path.read_text(), cls=DimodDecoder)
+        model = json.loads(path.read_text(encoding="utf-8"), cls=DimodDecoder)
     except (ValueError, KeyError, TypeError) as error:
         raise FileFormatError(
             f"{path}: not a dimod JSON serialization ({type(error).__name__}: {error}). Write one "
@@ -204,14 +204,21 @@ def _best_known(path: Path) -> float | None:
     table = path.parent / "best_known.csv"
     if not table.is_file():
         return None
-    with table.open(newline="") as handle:
-        for row in csv.reader(handle):
-            # The value is the last field: some G-set rows list weights as "+1,-1", two fields.
-            if row and row[0] == path.stem:
-                try:
-                    return float(row[-1])
-                except ValueError:
-                    return None
+    try:
+        with table.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.reader(handle))
+    except (OSError, UnicodeDecodeError) as error:
+        raise FileFormatError(
+            f"{table}: the best-known table cannot be read ({error}). Fix it, or pass "
+            "best_known= (--best-known)."
+        ) from None
+    for row in rows:
+        # The value is the last field: some G-set rows list weights as "+1,-1", two fields.
+        if row and row[0] == path.stem:
+            try:
+                return float(row[-1])
+            except ValueError:
+                return None
     return None
 
 
@@ -228,7 +235,8 @@ def load_problem(
             file when omitted.
 
     Raises:
-        FileFormatError: The file is missing, malformed or empty; the message gives the line.
+        FileFormatError: The file is missing, unreadable, not text, malformed or empty; the
+            message gives the line.
     """
     path = Path(path)
     if not path.is_file():
@@ -242,7 +250,15 @@ def load_problem(
         "maxcut": _read_maxcut,
         "beasley": _read_beasley,
     }
-    bqm = reader[kind](path)
+    try:
+        bqm = reader[kind](path)
+    except UnicodeDecodeError as error:
+        raise FileFormatError(
+            f"{path}: not a text file (byte {error.start} is not UTF-8); expected a {kind} "
+            "problem file."
+        ) from None
+    except OSError as error:
+        raise FileFormatError(f"{path}: cannot be read ({error.strerror or error}).") from None
     if bqm.num_variables == 0:
         raise FileFormatError(f"{path}: the model has no variables; there is nothing to solve.")
     if bqm.vartype is dimod.SPIN:

@@ -167,3 +167,24 @@ def test_demo_refuses_a_bad_seed_before_running(
     code, text = run("demo", "--quick", "--seed", seed)
     assert code == 2 and text == ""
     assert "'seed' parameter" in capsys.readouterr().err
+
+
+def test_reads_beyond_what_the_samplers_take_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "tri.txt"
+    path.write_text("3 3\n1 2 1\n2 3 1\n1 3 1\n")
+    code, _ = run("solve", str(path), "--format", "maxcut", "--reads", str(10**20))
+    assert code == 2 and "--reads must be a positive integer up to" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("target", ["folder", "under-a-file"])
+def test_bench_refuses_an_unwritable_json_path_before_solving(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], target: str
+) -> None:
+    path = tmp_path / "tri.txt"
+    path.write_text("3 3\n1 2 1\n2 3 1\n1 3 1\n")
+    json_path = tmp_path if target == "folder" else path / "results.json"  # a file as folder
+    code, text = run("bench", str(path), "--format", "maxcut", "--json", str(json_path))
+    assert code == 2 and text == ""  # nothing was solved
+    assert "--json" in capsys.readouterr().err

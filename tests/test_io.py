@@ -102,3 +102,19 @@ def test_shared_instances_load_with_their_best_known_values(shared_data: Path) -
     assert g7.best_known == 2006
     bqp = load_problem(shared_data / "beasley" / "bqp50-1.txt")
     assert (bqp.bqm.num_variables, bqp.best_known) == (50, -2098)
+
+
+@pytest.mark.parametrize("name", ["G1.txt", "bqp1.txt", "m.coo", "m.json"])
+def test_a_binary_file_gets_a_clear_error_from_every_reader(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(b"\xff\xfe\x00\x01 binary \x80")
+    with pytest.raises(FileFormatError, match=r"not a text file|not a dimod JSON"):
+        load_problem(path)
+
+
+def test_an_unreadable_best_known_table_is_a_clear_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "G1.txt", "3 1\n1 2 1\n")
+    (tmp_path / "best_known.csv").write_bytes(b"G1,\xff\xfe\n")
+    with pytest.raises(FileFormatError, match=r"best_known\.csv: the best-known table cannot"):
+        load_problem(path)
+    assert load_problem(path, best_known=1.0).best_known == 1.0  # the way out it names

@@ -50,15 +50,17 @@ class _UpstreamSolver(dimod.Sampler):
                 f"{type(self).__name__}.sample() got unknown parameter(s) {sorted(unknown)}. "
                 f"Its parameters are: {', '.join(sorted(self.parameters))}."
             )
-        # The options qopt checks at construction are checked per call too: dwave-samplers
-        # would raise its own errors (or overflow in C++) for a negative or non-integer count.
+        # The counts are checked per call too, with the constructor's values: dwave-samplers
+        # would raise its own errors, or overflow a C int, for a negative, non-integer or huge
+        # count.
         call = f"{type(self).__name__}.sample()"
+        merged = {**self._defaults, **parameters}
         for name in ("num_reads", "num_sweeps", "timeout"):
-            if name in parameters:
-                parameters[name] = check_int(parameters[name], name, call, low=1)
-        if parameters.get("seed") is not None:
-            parameters["seed"] = check_int(parameters["seed"], "seed", call, low=0, high=2**32 - 1)
-        return self._upstream.sample(bqm, **{**self._defaults, **parameters})
+            if name in merged:
+                merged[name] = check_int(merged[name], name, call, low=1, high=2**31 - 1)
+        if merged.get("seed") is not None:
+            merged["seed"] = check_int(merged["seed"], "seed", call, low=0, high=2**32 - 1)
+        return self._upstream.sample(bqm, **merged)
 
 
 class SimulatedAnnealingSolver(_UpstreamSolver):

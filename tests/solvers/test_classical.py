@@ -150,3 +150,11 @@ def test_bad_sample_parameters_are_refused_by_qopt_not_the_upstream_sampler(
     with pytest.raises(SolverConfigurationError, match=re.escape(fragment)):
         get_solver(name).sample(bqm, **parameters)
     assert len(get_solver(name).sample(bqm, num_reads=2)) == 2  # good values still pass
+
+
+def test_a_count_beyond_a_c_int_is_refused_not_overflowed() -> None:
+    bqm = dimod.BinaryQuadraticModel({"a": -1}, {}, 0, "BINARY")
+    with pytest.raises(SolverConfigurationError, match=r"'num_reads' .* \[1, 2147483647\]"):
+        get_solver("sa", num_reads=10**20).sample(bqm)
+    with pytest.raises(SolverConfigurationError, match="'num_sweeps'"):
+        get_solver("sa").sample(bqm, num_sweeps=2**31)

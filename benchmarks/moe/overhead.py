@@ -8,9 +8,9 @@ machine disturbs far less:
 - ``step``: one training step (forward, backward, AdamW) of the benchmark model (2-layer
   causal LM, d=128, 8 experts, ``--tokens`` tokens) with plain top-k routing;
 - ``solve``: what QuboRoutingCallback does on a solving step for every MoE layer, on that
-  step's router logits (its ``_solve``: log-softmax, Sinkhorn warm start, the QUBO solve,
-  repair, statistics), with the callback's defaults unless ``--solver-options`` says
-  otherwise, ``compare_exact`` off.
+  step's router logits (its core, :class:`qopt.problems.routing.BatchRouter`: log-softmax,
+  Sinkhorn warm start, the QUBO solve, repair, polish, statistics), with the callback's
+  solver defaults unless ``--solver-options`` says otherwise, ``compare_exact`` off.
 
 Then, for a schedule that solves every N steps, overhead = (solve / N) / (step + solve / N):
 the share of CPU work the routing adds. With ``asynchronous=True`` the solve runs in a second
@@ -50,7 +50,11 @@ def main() -> None:
     parser.add_argument("--capacity-factor", type=float, default=1.0)
     parser.add_argument("--group-size", type=int, default=32)
     parser.add_argument("--solver", default="sa")
-    parser.add_argument("--solver-options", default="{}", help="JSON sample_params")
+    parser.add_argument(
+        "--solver-options",
+        default="{}",
+        help="JSON options for get_solver (default: the callback's, 1 read x 20 sweeps for sa)",
+    )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--every", type=int, nargs="+", default=[1, 2, 4, 8, 16])
     args = parser.parse_args()
@@ -69,11 +73,13 @@ def main() -> None:
     batch = args.tokens // args.seq_len
     tokens, _ = MarkovMixture(seed=1234).sample(batch * (args.repeats + 1), args.seq_len + 1)
     # The routing callback's core, as QuboRoutingCallback builds it.
+    options = json.loads(args.solver_options)
     router = BatchRouter(
-        solver=resolve_solver(args.solver, defaults=ROUTING_SOLVER_DEFAULTS, owner="overhead.py"),
+        solver=resolve_solver(
+            args.solver, options, defaults=ROUTING_SOLVER_DEFAULTS, owner="overhead.py"
+        ),
         group_size=args.group_size,
         compare_exact=False,
-        sample_params=json.loads(args.solver_options),
     )
 
     step_s: list[float] = []
@@ -106,7 +112,7 @@ def main() -> None:
     print(
         f"{args.tokens} tokens x 8 experts, top-{args.top_k}, capacity factor "
         f"{args.capacity_factor}, groups of {args.group_size}, solver {args.solver} "
-        f"{ {**ROUTING_SOLVER_DEFAULTS, **router.sample_params} }; CPU seconds, one thread, median of {args.repeats}"
+        f"{ {**ROUTING_SOLVER_DEFAULTS, **options} }; CPU seconds, one thread, median of {args.repeats}"
     )
     print(
         f"training step (top-k): {1e3 * step:.0f} ms   routing solve, "

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import dimod
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from qopt.encoding import (
     CategoricalParameter,
@@ -143,3 +146,43 @@ def test_reads_are_ranked_by_the_pipeline_repair_not_repaired_again() -> None:
         fixed = repaired.of(row)
         assert space.feasible_rows(fixed[None, :])[0]
     assert len(calls) == n_repaired  # ranking the reads repaired nothing again
+
+
+@settings(max_examples=8, deadline=None)
+@given(
+    sizes=st.lists(st.integers(2, 4), min_size=2, max_size=3),
+    budget=st.integers(2, 6),
+    trust_region=st.sampled_from([None, 1, 2]),
+    seed=st.integers(0, 100),
+)
+def test_every_proposal_is_new_and_within_the_known_constraints(
+    sizes: list[int], budget: int, trust_region: int | None, seed: int
+) -> None:
+    parameters: dict[str, Any] = {f"p{i}": IntParameter(0, n - 1) for i, n in enumerate(sizes)}
+    parameters["op"] = CategoricalParameter(("a", "b", "c"))
+    cost = ParameterConstraint(
+        {**{n: 1 for n in parameters if n != "op"}, "op": {"a": 1}}, ub=budget
+    )
+    space = SpaceEncoding(parameters, constraints=[cost])
+    engine = ProposalEngine(
+        seed=seed,
+        n_startup_trials=3,
+        trust_region=trust_region,
+        surrogate_options={"n_epochs": 20, "n_factors": 2},
+        solver_options={"num_reads": 4, "num_sweeps": 50},
+    )
+    rng = np.random.default_rng(seed)
+    weights = rng.normal(size=space.n_bits)
+    names = list(space.parameters)
+    feasible = {
+        key
+        for key in itertools.product(*(range(p.n_values) for p in space.parameters.values()))
+        if space.constraint_violation(dict(zip(names, key, strict=True))) <= 1e-9
+    }
+    history = History()
+    for _ in range(10):
+        point = engine.propose(space, history, signs=[1.0]).indices
+        assert space.constraint_violation(point) <= 1e-9
+        assert point_key(point) not in history.taken() or feasible <= history.taken()
+        row = space.encode_indices(point)
+        history.add_complete(point, row, (float(weights @ row),))

@@ -46,6 +46,7 @@ from qopt.exceptions import (
 from qopt.solvers.accounts import ibm_status
 
 __all__ = [
+    "LOCAL_MAX_QUBITS",
     "OPTIMIZERS",
     "QiskitQAOASolver",
     "bqm_to_quadratic_program",
@@ -59,6 +60,10 @@ OPTIMIZERS: dict[str, Callable[..., Optimizer]] = {
     "NELDER_MEAD": NELDER_MEAD,
     "SPSA": SPSA,
 }
+
+#: The most qubits the local StatevectorSampler is allowed: 2^32 amplitudes of 16 bytes are
+#: 64 GiB, and Qiskit's reference simulator holds several such vectors.
+LOCAL_MAX_QUBITS = 32
 
 # Sack & Serbyn found a time step of about 0.75 per layer a good start for QAOA on MaxCut
 # (their couplings are 1; we divide by the largest coefficient); see _ramp_initial_point.
@@ -282,7 +287,8 @@ class QiskitQAOASolver(dimod.Sampler):
         seed: Seed for reproducible runs; ``None`` draws one each time.
         max_qubits: Largest BQM accepted (one qubit per variable). Qiskit's reference
             statevector simulation costs 2^n memory and time: on one CPU core an evaluation
-            took about 3 s at 16 qubits and a minute at 20.
+            took about 3 s at 16 qubits and a minute at 20. At most ``LOCAL_MAX_QUBITS`` (32)
+            on the local simulator.
         backend: ``None`` for the local ``StatevectorSampler``; the name of an IBM Quantum
             backend (e.g. ``"ibm_torino"``) to run on hardware through qiskit-ibm-runtime's
             ``SamplerV2`` with the configured account; or a ``qiskit.providers.BackendV2``
@@ -342,6 +348,13 @@ class QiskitQAOASolver(dimod.Sampler):
             self.remote = isinstance(backend, IBMBackend)
         elif backend is None:
             self.remote = False
+            if self.max_qubits > LOCAL_MAX_QUBITS:
+                raise SolverConfigurationError(
+                    f"The 'max_qubits' parameter of {owner} must be at most {LOCAL_MAX_QUBITS} "
+                    "on the local simulator, which holds 2^n amplitudes of 16 bytes (64 GiB at "
+                    f"32 qubits). Got {max_qubits} instead. Use the 'qaoa' backend with "
+                    "decompose=True for larger problems, or pass an IBM backend."
+                )
         else:
             raise SolverConfigurationError(
                 f"The 'backend' parameter of {owner} must be an IBM backend name (str), a "
@@ -438,7 +451,14 @@ class QiskitQAOASolver(dimod.Sampler):
             drawn = rng.integers(0, 2, size=(options["shots"], num_variables), dtype=np.int8)
             states, occurrences = np.unique(drawn, axis=0, return_counts=True)
         else:
-            states, occurrences = self._run_qaoa(program, scale, ising_offset, options, info)
+            try:
+                states, occurrences = self._run_qaoa(program, scale, ising_offset, options, info)
+            except MemoryError:
+                raise ProblemTooLargeError(
+                    f"{owner} ran out of memory simulating {num_variables} qubits locally (2^n "
+                    "amplitudes of 16 bytes, several times over). Use the 'qaoa' backend, "
+                    "decompose the problem into smaller subproblems, or lower max_qubits."
+                ) from None
         solve_end = time.perf_counter_ns()
         if bqm.vartype is dimod.SPIN:
             states = 2 * states - 1

@@ -449,3 +449,13 @@ def test_get_solver_hardware_without_account_falls_back(no_ibm_account: Any) -> 
         get_solver("qaoa-qiskit", backend="ibm_nowhere", fallback=None).sample(bqm)
     local = get_solver("qaoa-qiskit", seed=0, maxiter=5)
     assert not isinstance(local.child, FallbackComposite)
+
+
+def test_the_local_simulator_refuses_more_qubits_than_memory_can_hold() -> None:
+    from qopt.solvers.qiskit_qaoa import LOCAL_MAX_QUBITS
+
+    with pytest.raises(SolverConfigurationError, match=r"'max_qubits' .* at most 32"):
+        QiskitQAOASolver(max_qubits=60)
+    assert QiskitQAOASolver(max_qubits=LOCAL_MAX_QUBITS).max_qubits == LOCAL_MAX_QUBITS
+    with pytest.raises(SolverConfigurationError, match="'max_qubits'"):
+        get_solver("qaoa-qiskit", max_qubits=60)

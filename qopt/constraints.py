@@ -70,7 +70,7 @@ import numpy as np
 from qopt._validation import check_bqm
 from qopt.exceptions import InvalidProblemError, SolverConfigurationError
 
-__all__ = ["ConstrainedQUBO", "LinearConstraint", "Sense"]
+__all__ = ["ConstrainedQUBO", "LinearConstraint", "Sense", "check_penalty"]
 
 Sense = Literal["==", "<=", ">="]
 _SENSES: tuple[str, ...] = ("==", "<=", ">=")
@@ -290,8 +290,13 @@ class _Encoded:
         return self.labels[0].removesuffix("[lb]") if len(self.labels) == 2 else self.labels[0]
 
 
-def _check_penalty(penalty: Any, owner: str) -> float | Literal["auto"]:
-    """``"auto"`` or a finite float > 0; raise :class:`SolverConfigurationError` otherwise."""
+def check_penalty(penalty: Any, owner: str) -> float | Literal["auto"]:
+    """``"auto"`` or a finite float > 0; raise :class:`SolverConfigurationError` otherwise.
+
+    Examples:
+        >>> check_penalty(2, "me"), check_penalty("auto", "me")
+        (2.0, 'auto')
+    """
     if penalty == "auto" and isinstance(penalty, str):
         return "auto"
     if isinstance(penalty, numbers.Real) and not isinstance(penalty, bool):
@@ -812,7 +817,7 @@ class ConstrainedQUBO:
             >>> model.penalty_weights()  # local rule: 2 * max(|3|, |-1|) + 1e-6 * (3 + 1)
             {'one': 6.000004}
         """
-        penalty = _check_penalty(penalty, "ConstrainedQUBO.penalty_weights()")
+        penalty = check_penalty(penalty, "ConstrainedQUBO.penalty_weights()")
         encoded = self._encoded()
         weights = {label: 0.0 for label in self._constraints}
         for e, w in zip(encoded, self._weights(encoded, penalty), strict=True):
@@ -844,7 +849,7 @@ class ConstrainedQUBO:
             >>> sorted(v for v in model.to_bqm().variables if v not in model.variables)
             ['slack[cap][0]', 'slack[cap][1]']
         """
-        penalty = _check_penalty(penalty, "ConstrainedQUBO.to_bqm()")
+        penalty = check_penalty(penalty, "ConstrainedQUBO.to_bqm()")
         encoded = [e for e in self._encoded() if not e.always_satisfied]
         weights = self._weights(encoded, penalty)
         bqm = self._objective.copy()

@@ -43,7 +43,7 @@ import dimod
 import numpy as np
 
 from qopt._validation import check_bqm
-from qopt.constraints import ConstrainedQUBO, _check_penalty
+from qopt.constraints import ConstrainedQUBO, check_penalty
 from qopt.exceptions import InvalidProblemError, SolverConfigurationError, SolverUnavailableError
 from qopt.metering import SolveRecord, record_of
 from qopt.solvers import DEFAULT_SOLVER, MeteredComposite, get_solver
@@ -195,7 +195,7 @@ class Formulation(Generic[T]):
         self.model = model
         self.decode = decode
         self.repair = repair
-        self.penalty = _check_penalty(penalty, owner)
+        self.penalty = check_penalty(penalty, owner)
         self.bqm = bqm
         self.feasible_rows = feasible_rows
         self.repair_rows = repair_rows

@@ -110,7 +110,7 @@ SECTIONS: list[DemoSection] = [
     DemoSection("Solver layer", _solver_section),
     DemoSection(
         "Hyperparameter search (Optuna sampler)",
-        "qopt.integrations.optuna._demo:print_demo",
+        "qopt.integrations.optuna:print_sampler_demo",
         extra="optuna",
     ),
     DemoSection(

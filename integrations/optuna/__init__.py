@@ -16,7 +16,7 @@ from qopt._optional import import_optional
 
 import_optional("optuna", "optuna", "qopt.integrations.optuna")
 
-from qopt.integrations.optuna._demo import demo_study  # noqa: E402
+from qopt.integrations.optuna._demo import demo_study, print_sampler_demo  # noqa: E402
 from qopt.integrations.optuna._sampler import QuboSampler  # noqa: E402
 
-__all__ = ["QuboSampler", "demo_study"]
+__all__ = ["QuboSampler", "demo_study", "print_sampler_demo"]

@@ -9,7 +9,7 @@ import numpy as np
 
 from qopt._validation import check_int
 
-__all__ = ["demo_study", "print_demo", "random_qubo_objective"]
+__all__ = ["demo_study", "print_sampler_demo", "random_qubo_objective"]
 
 
 def random_qubo_objective(
@@ -81,7 +81,7 @@ def demo_study(n_trials: int = 40, seed: int = 0, *, n_bits: int = 16) -> dict[s
     return results
 
 
-def print_demo(out: TextIO, *, quick: bool = False, seed: int = 0) -> None:
+def print_sampler_demo(out: TextIO, *, quick: bool = False, seed: int = 0) -> None:
     """Run :func:`demo_study` and print its comparison: the Optuna section of ``qopt demo``
     (``qopt.demo.SECTIONS`` names it)."""
     trials = 25 if quick else 40

@@ -3,9 +3,11 @@
 :mod:`qopt.circuits.statevector` holds the gate kernels (single-qubit layers as block matrix
 products, diagonal phase layers, CZ and CNOT entanglers, Pauli-Z expectations) that the
 ``qaoa`` solver backend and the parameterized-circuit head both use.
-:class:`~qopt.circuits.head.QuantumHead` is that head: a PQC classifier on feature vectors.
+:class:`~qopt.circuits.head.QuantumHead` is that head: a PQC classifier on feature vectors;
+:func:`~qopt.circuits.training.fit_head` trains it on precomputed features.
 """
 
 from qopt.circuits.head import QuantumHead
+from qopt.circuits.training import HeadFitRecord, fit_head
 
-__all__ = ["QuantumHead"]
+__all__ = ["HeadFitRecord", "QuantumHead", "fit_head"]

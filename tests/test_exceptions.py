@@ -13,8 +13,6 @@ import builtins
 import inspect
 from pathlib import Path
 
-import pytest
-
 import qopt.exceptions
 from qopt.exceptions import QoptError
 
@@ -28,10 +26,6 @@ BUILTIN_EXCEPTIONS = {
 
 #: The builtins a protocol method must raise, by method.
 PROTOCOL = {"__getattr__": "AttributeError", "__next__": "StopIteration"}
-
-#: Files whose raises are still being converted; emptied (and the xfail below removed) once
-#: they are done.
-PENDING = ("qopt/nas/_samplers.py",)
 
 
 def builtin_raises(path: Path, text: str | None = None) -> list[str]:
@@ -100,11 +94,5 @@ def test_every_qopt_error_also_inherits_a_builtin() -> None:
 
 
 def test_no_bare_builtin_raises() -> None:
-    offending = [line for line in _offending() if not line.startswith(PENDING)]
-    assert not offending, "raise a QoptError subclass instead:\n" + "\n".join(offending)
-
-
-@pytest.mark.xfail(strict=False, reason="raises in these files are being converted")
-def test_no_bare_builtin_raises_in_files_being_converted() -> None:
-    offending = [line for line in _offending() if line.startswith(PENDING)]
+    offending = _offending()
     assert not offending, "raise a QoptError subclass instead:\n" + "\n".join(offending)

@@ -20,8 +20,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parent.parent
 
 #: Where each top-level package's sources live (``integrations/`` installs as qopt.integrations).
@@ -319,10 +317,6 @@ def test_no_import_cycles() -> None:
     assert not groups, "\n".join(_report("import cycle", group) for group in groups)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="qopt.pipeline still imports qopt.constraints._check_penalty (to be made public)",
-)
 def test_no_private_names_across_modules() -> None:
     offending = private_imports(EDGES)
     assert not offending, _report("private names imported from outside their owner", offending)

@@ -16,8 +16,19 @@ from typing import Any
 
 import numpy as np
 import yaml
+from pydantic import ValidationError
 
 from qopt.exceptions import FileFormatError, InvalidProblemError
+from qopt.nas._schema import (
+    BudgetSection,
+    ChoiceSection,
+    ObjectiveSection,
+    PairSection,
+    SpecDocument,
+    TrainSection,
+    check,
+    validation_message,
+)
 from qopt.nas._tables import exact_cost
 
 __all__ = [
@@ -31,9 +42,6 @@ __all__ = [
     "where_in_spec",
 ]
 
-_KINDS = ("categorical", "int", "ordinal")
-_BUDGET_KINDS = ("params", "flops", "latency", "cost")
-_DIRECTIONS = ("minimize", "maximize")
 #: Above this many architectures the feasibility check samples instead of enumerating.
 _ENUMERATE_LIMIT = 200_000
 
@@ -67,28 +75,7 @@ class Choice:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "values", tuple(self.values))
-        if not isinstance(self.name, str) or not self.name:
-            raise InvalidProblemError(f"A Choice needs a non-empty str name. Got {self.name!r}.")
-        if self.kind not in _KINDS:
-            raise InvalidProblemError(
-                f"Choice '{self.name}' has kind {self.kind!r}; use one of {list(_KINDS)}."
-            )
-        if not self.values:
-            raise InvalidProblemError(f"Choice '{self.name}' has no values; give at least one.")
-        if len(set(map(repr, self.values))) != len(self.values):
-            raise InvalidProblemError(f"Choice '{self.name}' repeats a value: {list(self.values)}.")
-        for v in self.values:
-            if not isinstance(v, str | int | float | bool) or (
-                isinstance(v, float) and not math.isfinite(v)
-            ):
-                raise InvalidProblemError(
-                    f"Choice '{self.name}' has value {v!r}; values must be str, int, bool or "
-                    "finite float (they are stored in Optuna and JSON)."
-                )
-        if self.kind == "int" and not all(
-            isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in self.values
-        ):
-            raise InvalidProblemError(f"Choice '{self.name}' of kind 'int' needs int values.")
+        check(ChoiceSection, self.to_dict(), f"Choice {self.name!r}")
 
     @classmethod
     def integers(cls, name: str, low: int, high: int, step: int = 1) -> Choice:
@@ -98,16 +85,13 @@ class Choice:
             >>> Choice.integers("depth", 1, 3).values
             (1, 2, 3)
         """
-        if not all(isinstance(v, numbers.Integral) for v in (low, high, step)) or step < 1:
-            raise InvalidProblemError(
-                f"Choice '{name}' needs int low, high and step >= 1. Got low={low!r}, "
-                f"high={high!r}, step={step!r}."
-            )
-        if low > high:
-            raise InvalidProblemError(
-                f"Choice '{name}' has low={low} > high={high}: no values. Swap them."
-            )
+        spec = {"name": name, "type": "int", "low": low, "high": high, "step": step}
+        check(ChoiceSection, spec, f"Choice {name!r}")
         return cls(name, "int", tuple(range(int(low), int(high) + 1, int(step))))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data, as written in a spec's ``choices``."""
+        return {"name": self.name, "type": self.kind, "values": list(self.values)}
 
     @property
     def is_numeric(self) -> bool:
@@ -146,15 +130,20 @@ class PairCost:
     table: tuple[tuple[float, ...], ...] | None = None
 
     def __post_init__(self) -> None:
-        if (self.coefficient is None) == (self.table is None):
-            raise InvalidProblemError(
-                f"PairCost between '{self.first}' and '{self.second}' needs exactly one of "
-                "'coefficient' (cost = coefficient * a * b) or 'table' (table[i][j])."
-            )
+        check(PairSection, self.to_dict(), f"PairCost between {self.first!r} and {self.second!r}")
         if self.table is not None:
             object.__setattr__(
                 self, "table", tuple(tuple(float(x) for x in row) for row in self.table)
             )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data, as written in a budget's ``pairs``."""
+        entry: dict[str, Any] = {"between": [self.first, self.second]}
+        if self.coefficient is not None:
+            entry["coefficient"] = self.coefficient
+        if self.table is not None:
+            entry["table"] = [list(r) for r in self.table]
+        return entry
 
     def matrix(self, first: Choice, second: Choice) -> np.ndarray:
         """The cost of every pair of value positions, shape ``(len(first), len(second))``."""
@@ -213,31 +202,32 @@ class Budget:
     exact: str | None = None
 
     def __post_init__(self) -> None:
-        if self.exact is not None and (not isinstance(self.exact, str) or ":" not in self.exact):
-            raise InvalidProblemError(
-                f"Budget '{self.name}' has exact={self.exact!r}; write "
-                "'benchmark:nbg-<dataset>:params' (or ':latency'), or leave it out."
-            )
-        if self.kind not in _BUDGET_KINDS:
-            raise InvalidProblemError(
-                f"Budget '{self.name}' has kind {self.kind!r}; use one of {list(_BUDGET_KINDS)}."
-            )
-        if not isinstance(self.max, numbers.Real) or not math.isfinite(self.max):
-            raise InvalidProblemError(
-                f"Budget '{self.name}' needs a finite number as max. Got {self.max!r}."
-            )
-        object.__setattr__(self, "max", float(self.max))
-        object.__setattr__(self, "constant", float(self.constant))
-        object.__setattr__(
-            self,
-            "costs",
-            {str(c): {v: float(x) for v, x in table.items()} for c, table in self.costs.items()},
-        )
         object.__setattr__(self, "pairs", tuple(self.pairs))
-        if not self.costs and not self.pairs:
-            raise InvalidProblemError(
-                f"Budget '{self.name}' has neither per-choice 'costs' nor 'pairs'; give one."
+        checked = check(BudgetSection, self.to_dict(), f"Budget {self.name!r}")
+        object.__setattr__(self, "max", checked.max)
+        object.__setattr__(self, "constant", checked.constant)
+        object.__setattr__(self, "costs", {c: dict(t) for c, t in checked.costs.items()})
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data, as written in a spec's ``budgets`` (costs as ``[value, cost]`` pairs,
+        which keep non-string values through JSON)."""
+        entry: dict[str, Any] = {"name": self.name, "kind": self.kind, "max": self.max}
+        if self.costs:
+            entry["costs"] = (
+                {
+                    c: [[v, x] for v, x in t.items()] if isinstance(t, Mapping) else t
+                    for c, t in self.costs.items()
+                }
+                if isinstance(self.costs, Mapping)
+                else self.costs
             )
+        if self.constant:
+            entry["constant"] = self.constant
+        if self.exact is not None:
+            entry["exact"] = self.exact
+        if self.pairs:
+            entry["pairs"] = [p.to_dict() for p in self.pairs]
+        return entry
 
     @property
     def is_linear(self) -> bool:
@@ -292,14 +282,8 @@ class Objective:
     direction: str = "minimize"
 
     def __post_init__(self) -> None:
-        if self.direction not in _DIRECTIONS:
-            raise InvalidProblemError(
-                f"Objective '{self.name}' has direction {self.direction!r}; use 'minimize' or "
-                "'maximize'."
-            )
-
-
-_PRUNERS = ("median", "successive-halving", "none")
+        spec = {"name": self.name, "direction": self.direction}
+        check(ObjectiveSection, spec, f"Objective {self.name!r}")
 
 
 @dataclass(frozen=True)
@@ -338,29 +322,8 @@ class Training:
     save_weights: bool = True
 
     def __post_init__(self) -> None:
-        if (
-            not isinstance(self.max_epochs, int)
-            or isinstance(self.max_epochs, bool)
-            or self.max_epochs < 1
-        ):
-            raise InvalidProblemError(
-                f"'max_epochs' must be an int in [1, inf). Got {self.max_epochs!r} instead"
-            )
-        if self.max_time_s is not None and (
-            not isinstance(self.max_time_s, numbers.Real) or not self.max_time_s > 0
-        ):
-            raise InvalidProblemError(
-                f"'max_time_s' must be a number > 0 or null. Got {self.max_time_s!r} instead"
-            )
-        if self.pruner not in _PRUNERS:
-            raise InvalidProblemError(
-                f"unknown pruner {self.pruner!r}; use one of {list(_PRUNERS)}"
-            )
-        if self.data is not None and (not isinstance(self.data, str) or ":" not in self.data):
-            raise InvalidProblemError(
-                f"'data' {self.data!r} is not an entry point; write 'package.module:function'"
-            )
         object.__setattr__(self, "pruner_options", dict(self.pruner_options))
+        check(TrainSection, self.to_dict(), "Training")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data, as written in a spec's ``train`` section."""
@@ -713,35 +676,10 @@ class SearchSpace:
             >>> SearchSpace.from_dict(space.to_dict()).choices["op"].values
             ('a', 'b')
         """
-        budgets = []
-        for b in self.budgets:
-            entry: dict[str, Any] = {"name": b.name, "kind": b.kind, "max": b.max}
-            if b.costs:
-                entry["costs"] = {
-                    c: [[v, x] for v, x in table.items()] for c, table in b.costs.items()
-                }
-            if b.constant:
-                entry["constant"] = b.constant
-            if b.exact is not None:
-                entry["exact"] = b.exact
-            if b.pairs:
-                entry["pairs"] = [
-                    {"between": [p.first, p.second]}
-                    | (
-                        {"coefficient": p.coefficient}
-                        if p.coefficient is not None
-                        else {"table": [list(r) for r in p.table or ()]}
-                    )
-                    for p in b.pairs
-                ]
-            budgets.append(entry)
         return {
             "name": self.name,
-            "choices": [
-                {"name": c.name, "type": c.kind, "values": list(c.values)}
-                for c in self.choices.values()
-            ],
-            "budgets": budgets,
+            "choices": [c.to_dict() for c in self.choices.values()],
+            "budgets": [b.to_dict() for b in self.budgets],
             "objectives": [{"name": o.name, "direction": o.direction} for o in self.objectives],
             **({"evaluate": self.evaluate} if self.evaluate else {}),
             **({"train": self.train.to_dict()} if self.train is not None else {}),
@@ -763,154 +701,51 @@ class SearchSpace:
 
 
 # ---------------------------------------------------------------------- parsing
-def _need(data: Mapping[str, Any], key: str, path: str, source: Mapping[str, int]) -> Any:
-    if not isinstance(data, Mapping):
-        raise InvalidProblemError(f"{where_in_spec(source, path)} must be a mapping. Got {data!r}.")
-    if key not in data:
-        full = f"{path}.{key}" if path else key
-        raise InvalidProblemError(f"{where_in_spec(source, path or full)}: '{key}' is missing.")
-    return data[key]
-
-
-def _from_dict(data: Mapping[str, Any], source: Mapping[str, int]) -> SearchSpace:
-    if not isinstance(data, Mapping):
-        raise InvalidProblemError("A spec must be a mapping with 'choices' at its top level.")
-    known = {"name", "choices", "budgets", "objectives", "evaluate", "train"}
-    for key in data:
-        if key not in known:
-            raise InvalidProblemError(
-                f"{where_in_spec(source, str(key))}: unknown key '{key}'; the keys are {sorted(known)}."
-            )
-    raw_choices = _need(data, "choices", "", source)
-    if not isinstance(raw_choices, Sequence) or isinstance(raw_choices, str) or not raw_choices:
+def _from_dict(data: Any, source: Mapping[str, int]) -> SearchSpace:
+    """A space from the parsed spec: the schema first (an error names the key and its line),
+    then the object model (budgets that name unknown choices or cannot be met, ...)."""
+    try:
+        document = SpecDocument.model_validate(data)
+    except ValidationError as error:
+        key, message = validation_message(SpecDocument, error.errors()[0])
+        if not isinstance(data, Mapping):
+            message = f"A spec must be a mapping with 'choices' at its top level. Got {data!r}"
         raise InvalidProblemError(
-            f"{where_in_spec(source, 'choices')}: give a non-empty list of choices."
+            f"{where_in_spec(source, key)}: {message}." if key else f"{message}."
+        ) from None
+    choices = [
+        Choice(c.name, c.type, tuple(c.values))
+        if c.values is not None
+        else Choice.integers(c.name, c.low or 0, c.high or 0, c.step)
+        for c in document.choices
+    ]
+    budgets = [
+        Budget(
+            b.name,
+            b.max,
+            kind=b.kind,
+            costs=b.costs,
+            pairs=tuple(
+                PairCost(
+                    p.between[0],
+                    p.between[1],
+                    coefficient=p.coefficient,
+                    table=None if p.table is None else tuple(tuple(r) for r in p.table),
+                )
+                for p in b.pairs
+            ),
+            constant=b.constant,
+            exact=b.exact,
         )
-    choices = []
-    for i, raw in enumerate(raw_choices):
-        path = f"choices[{i}]"
-        name = _need(raw, "name", path, source)
-        kind = raw.get("type", "categorical")
-        try:
-            if kind not in _KINDS:
-                raise InvalidProblemError(
-                    f"unknown choice type {kind!r}; use one of {list(_KINDS)}"
-                )
-            if kind == "int" and "values" not in raw:
-                choice = Choice.integers(
-                    str(name),
-                    _need(raw, "low", path, source),
-                    _need(raw, "high", path, source),
-                    raw.get("step", 1),
-                )
-            else:
-                values = _need(raw, "values", path, source)
-                if not isinstance(values, Sequence) or isinstance(values, str):
-                    raise InvalidProblemError("'values' must be a list")
-                if not values:
-                    raise InvalidProblemError(
-                        "'values' is empty; list at least one value (two to have a choice)"
-                    )
-                choice = Choice(str(name), kind, tuple(values))
-        except InvalidProblemError as error:
-            key = f"{path}.type" if kind not in _KINDS else f"{path}.values"
-            if f"{path}.values" not in source:
-                key = path
-            raise InvalidProblemError(
-                f"{where_in_spec(source, key)}: {error}.".replace("..", ".")
-            ) from error
-        choices.append(choice)
-    budgets = []
-    for i, raw in enumerate(data.get("budgets") or []):
-        path = f"budgets[{i}]"
-        try:
-            costs: dict[str, dict[Any, float]] = {}
-            for choice, table in (raw.get("costs") or {}).items():
-                if isinstance(table, Mapping):
-                    costs[str(choice)] = dict(table)
-                else:  # [[value, cost], ...]: keeps non-string values from JSON
-                    costs[str(choice)] = {v: x for v, x in table}
-            pairs = []
-            for raw_pair in raw.get("pairs") or []:
-                between = raw_pair.get("between") or []
-                if len(between) != 2:
-                    raise InvalidProblemError("each pair needs 'between: [first, second]'")
-                table = raw_pair.get("table")
-                pairs.append(
-                    PairCost(
-                        str(between[0]),
-                        str(between[1]),
-                        coefficient=raw_pair.get("coefficient"),
-                        table=None if table is None else tuple(tuple(r) for r in table),
-                    )
-                )
-            budgets.append(
-                Budget(
-                    str(_need(raw, "name", path, source)),
-                    _need(raw, "max", path, source),
-                    kind=raw.get("kind", "cost"),
-                    costs=costs,
-                    pairs=tuple(pairs),
-                    constant=raw.get("constant", 0.0),
-                    exact=raw.get("exact"),
-                )
-            )
-        except InvalidProblemError as error:
-            if str(error).startswith("spec key"):
-                raise
-            raise InvalidProblemError(f"{where_in_spec(source, path)}: {error}") from error
-    objectives = []
-    for i, raw in enumerate(data.get("objectives") or [{"name": "objective"}]):
-        if isinstance(raw, str):
-            raw = {"name": raw}
-        try:
-            objectives.append(
-                Objective(
-                    str(_need(raw, "name", f"objectives[{i}]", source)),
-                    raw.get("direction", "minimize"),
-                )
-            )
-        except InvalidProblemError as error:
-            if str(error).startswith("spec key"):
-                raise
-            raise InvalidProblemError(
-                f"{where_in_spec(source, f'objectives[{i}]')}: {error}"
-            ) from error
-    evaluate = data.get("evaluate")
-    if evaluate is not None and (not isinstance(evaluate, str) or ":" not in evaluate):
-        raise InvalidProblemError(
-            f"{where_in_spec(source, 'evaluate')}: {evaluate!r} is not an entry point; write "
-            "'package.module:function' or 'benchmark:nb201-cifar10'."
-        )
-    train = None
-    raw_train = data.get("train")
-    if raw_train is not None:
-        if not isinstance(raw_train, Mapping):
-            raise InvalidProblemError(
-                f"{where_in_spec(source, 'train')}: 'train' must be a mapping (max_epochs, monitor, ...)."
-            )
-        fields = set(Training.__dataclass_fields__)
-        for key in raw_train:
-            if key not in fields:
-                raise InvalidProblemError(
-                    f"{where_in_spec(source, f'train.{key}')}: unknown key '{key}'; the keys are "
-                    f"{sorted(fields)}."
-                )
-        try:
-            train = Training(**raw_train)
-        except InvalidProblemError as error:
-            bad = next((k for k in raw_train if f"'{k}'" in str(error)), None)
-            key = f"train.{bad}" if bad else "train"
-            if "pruner" in str(error) and "pruner" in raw_train:
-                key = "train.pruner"
-            raise InvalidProblemError(f"{where_in_spec(source, key)}: {error}.") from error
+        for b in document.budgets
+    ]
     return SearchSpace(
         choices,
-        train=train,
         budgets=budgets,
-        objectives=objectives,
-        evaluate=evaluate,
-        name=str(data.get("name", "qopt-nas")),
+        objectives=[Objective(o.name, o.direction) for o in document.objectives],
+        evaluate=document.evaluate,
+        train=None if document.train is None else Training(**document.train.model_dump()),
+        name=document.name,
         source=source,
     )
 

@@ -100,20 +100,25 @@ def _solve(args: argparse.Namespace, out: TextIO) -> int:
     from qopt.quality import approximation_ratio, gap_to_best_known
     from qopt.solvers import resolve_solver
 
-    if args.time_limit is not None and not args.time_limit > 0:
+    if args.time_limit is not None and not 0 < args.time_limit < math.inf:
         raise _UsageError(
-            f"--time-limit must be a positive number of seconds. Got {args.time_limit}."
+            f"--time-limit must be a positive, finite number of seconds. Got {args.time_limit}."
         )
     problem = load_problem(args.file, format=args.format, best_known=args.best_known)
-    solver = resolve_solver(args.solver, _solver_options(args), owner="qopt solve")
+    options = _solver_options(args)
+    solver = resolve_solver(args.solver, options, owner="qopt solve")
 
     # With a time limit, solve in rounds until it is spent and keep the best: an anytime
-    # behaviour that works the same for every backend.
+    # behaviour that works the same for every backend. With --seed K, round r is seeded
+    # K + r: each round is reproducible, and no round repeats another.
     best_energy, best_sample = math.inf, None
     rounds, wall, cpu, joules = 0, 0.0, 0.0, 0.0
     records = []
     start = time.perf_counter()
     while True:
+        if rounds and "seed" in options:
+            round_seed = (options["seed"] + rounds) % 2**32
+            solver = resolve_solver(args.solver, {**options, "seed": round_seed})
         solution = solve(problem.bqm, solver)
         record = solution.record
         records.append(record)

@@ -3,6 +3,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -188,3 +189,29 @@ def test_bench_refuses_an_unwritable_json_path_before_solving(
     code, text = run("bench", str(path), "--format", "maxcut", "--json", str(json_path))
     assert code == 2 and text == ""  # nothing was solved
     assert "--json" in capsys.readouterr().err
+
+
+def test_time_limit_rounds_with_a_seed_are_seeded_apart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import qopt.solvers
+
+    seeds: list[int] = []
+    real = qopt.solvers.resolve_solver
+
+    def recording(solver: Any, options: Any = None, **kwargs: Any) -> Any:
+        seeds.append((options or {}).get("seed"))
+        return real(solver, options, **kwargs)
+
+    monkeypatch.setattr(qopt.solvers, "resolve_solver", recording)
+    path = tmp_path / "tri.txt"
+    path.write_text("3 3\n1 2 1\n2 3 1\n1 3 1\n")
+    code, _ = run("solve", str(path), "--format", "maxcut", "--time-limit", "0.2", "--seed", "5")
+    assert code == 0 and len(seeds) >= 2
+    assert seeds == list(range(5, 5 + len(seeds)))  # round r is seeded 5 + r, none repeats
+
+
+def test_an_infinite_time_limit_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "tri.txt"
+    path.write_text("3 3\n1 2 1\n2 3 1\n1 3 1\n")
+    assert run("solve", str(path), "--format", "maxcut", "--time-limit", "inf")[0] == 2

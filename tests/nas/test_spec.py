@@ -72,6 +72,15 @@ def test_json_spec_and_round_trip(tmp_path: Path) -> None:
         ("tests.nas._entry:build", "just_a_name", "'evaluate' (line 16)"),
         ("costs: {act: {gelu: 5}}", "costs: {act: {swish: 5}}", "'swish' is not a value"),
         ("between: [w1, w2]", "between: [w1, depth]", "choice 'depth', which is not defined"),
+        # Checked by the schema (accepted, or a raw ValueError, before it).
+        ("costs: {act: {gelu: 5}}", "costs: {act: {gelu: .nan}}", "costs.act.gelu' (line 11)"),
+        ("costs: {act: {gelu: 5}}", "costs: {act: {gelu: five}}", "must be a valid number"),
+        ("costs: {act: {gelu: 5}}", "cost: {act: {gelu: 5}}", "unknown key 'cost'"),
+        ("coefficient: 1.0", "factor: 1.0", "pairs[0].factor' (line 13)"),
+        ("step: 16", "step: 0", "'choices[0].step' (line 3)"),
+        ("max: 3000", "max: .inf", "'budgets[0].max' (line 9): 'max' must be a finite number"),
+        ("kind: params", "kind: memory", "'budgets[0].kind' (line 8): unknown budget kind"),
+        ("direction: minimize", "direction: down", "use one of ['minimize', 'maximize']"),
     ],
 )
 def test_spec_errors_name_the_key_and_line(tmp_path: Path, old: str, new: str, needle: str) -> None:

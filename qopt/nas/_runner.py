@@ -454,7 +454,9 @@ def run_search(
     a database URL (``postgresql://...``, ``sqlite:///...``); with neither it is in memory.
     Starting again with the same ``run_dir`` (or ``storage``) resumes: finished trials are
     kept, trials a killed run left running are recorded as failed (``"interrupted"``) and
-    the search continues up to ``n_trials`` evaluated architectures in total.
+    the search continues up to ``n_trials`` evaluated architectures in total. On a database
+    the running trials record heartbeats; one silent for :data:`GRACE_PERIOD_S` seconds (its
+    worker was killed) is failed by whichever worker or resume sees it, and made up.
 
     Every proposal is checked against the exact budgets before evaluation. With
     ``sampler="qubo"`` linear budgets are in the QUBO and no proposal is over budget;

@@ -10,7 +10,8 @@ included), every selector gets the same budget of block pairs per sequence and l
     global-top   the same scores, one budget shared by all heads and query blocks (greedy
                  with no redundancy: the global top of the pooled attention mass)
     bigbird      window + global + random blocks (causal BigBird), the richest pattern that fits
-    greedy       shared budget + key redundancy, maximized greedily: the control for qubo
+    greedy       key redundancy and a shared budget, every query block keeping at least the
+                 k of topk (min_blocks=even_share(...)), maximized greedily: the control for qubo
     qubo         the same objective as a QUBO (qopt.problems.attention.solve_attention) on
                  simulated annealing ("sa", 4 reads x 200 sweeps), repaired into the budget
 
@@ -25,8 +26,8 @@ validation loss with the arm's own attention at the end). topk, global-top and g
 per sequence at every step (selector callables on the layer); bigbird is fixed; qubo-static
 and greedy-static use QuboAttentionCallback: one selection for all sequences from the
 statistics of the last --every steps (method "qubo" or "greedy"), starting from the BigBird
-pattern. Per-sequence greedy ("greedy") is left out by default: a selection per sequence and
-layer at every step costs more than the step. Step times against bigbird (the same sparse
+pattern. Per-sequence greedy and global-top are left out by default (--arms adds them): a
+selection per sequence and layer at every step costs more than the step. Step times against bigbird (the same sparse
 attention, nothing selected) give the selection overhead.
 
     python benchmarks/attention/run.py                                     # both parts
@@ -57,6 +58,7 @@ from qopt.problems.attention import (
     bigbird_selection,
     block_redundancy,
     block_scores,
+    even_share,
     greedy_selection,
     selection_value,
     solve_attention,
@@ -71,8 +73,9 @@ from qopt.sparse_attention import (
 REPO = Path(__file__).resolve().parents[2]
 SELECTORS = ("topk", "global-top", "bigbird", "greedy", "qubo")
 TRAIN_ARMS = ("dense", "topk", "global-top", "bigbird", "greedy", "greedy-static", "qubo-static")
-#: Per-sequence greedy costs a selection per sequence and layer at every step: not by default.
-DEFAULT_TRAIN_ARMS = ("dense", "topk", "global-top", "bigbird", "greedy-static", "qubo-static")
+#: Per-sequence greedy (and global-top, its sort) cost a selection per sequence and layer at
+#: every step, more than the step itself on CPU: not trained by default.
+DEFAULT_TRAIN_ARMS = ("dense", "topk", "bigbird", "greedy-static", "qubo-static")
 
 
 # ----------------------------------------------------------------------------- data and model
@@ -134,7 +137,7 @@ class CharLM(nn.Module):
         return logits
 
     def attention_modules(self) -> list[BlockSparseAttention]:
-        return [layer.attention for layer in self.layers]
+        return [m for m in self.modules() if isinstance(m, BlockSparseAttention)]
 
 
 def loss_of(model: CharLM, window: torch.Tensor) -> torch.Tensor:
@@ -151,13 +154,7 @@ def budget_of(fraction: float, heads: int, blocks: int) -> int:
 
 def topk_within(scores: np.ndarray, budget: int) -> np.ndarray:
     """Top-k with the largest k whose selection fits the budget."""
-    best = topk_selection(scores, 1)
-    for k in range(2, scores.shape[-1] + 1):
-        candidate = topk_selection(scores, k)
-        if candidate.sum() > budget:
-            break
-        best = candidate
-    return best
+    return topk_selection(scores, even_share(scores.shape[0], scores.shape[-1], budget))
 
 
 @functools.lru_cache(maxsize=64)
@@ -196,7 +193,12 @@ def select(
     if name == "global-top":
         return greedy_selection(scores, budget)
     redundancy = block_redundancy(keys, args.block_size)
-    options = {"redundancy": redundancy, "redundancy_weight": args.redundancy_weight}
+    options = {
+        "redundancy": redundancy,
+        "redundancy_weight": args.redundancy_weight,
+        # Every query block keeps what top-k gives it; the rest of the budget is shared.
+        "min_blocks": even_share(heads, blocks, budget),
+    }
     if name == "greedy":
         return greedy_selection(scores, budget, **options)
     if name == "qubo":
@@ -227,7 +229,7 @@ def train(
             self.model = model
 
         def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-            return loss_of(self.model, batch)
+            return loss_of(self.model, batch[0])
 
         def configure_optimizers(self) -> torch.optim.Optimizer:
             return torch.optim.AdamW(self.parameters(), lr=args.lr, weight_decay=0.01)
@@ -241,7 +243,9 @@ def train(
         def on_train_batch_end(self, *_: Any) -> None:
             times.append(time.perf_counter() - self.started)
 
-    loader = torch.utils.data.DataLoader(data, batch_size=args.batch_size, shuffle=False)
+    loader: torch.utils.data.DataLoader[Any] = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(data), batch_size=args.batch_size, shuffle=False
+    )
     trainer = pl.Trainer(
         max_steps=steps,
         accelerator="cpu",
@@ -299,6 +303,7 @@ def run_training_arm(
                 solver=args.solver,
                 solver_options={"seed": seed},
                 redundancy_weight=args.redundancy_weight,
+                min_blocks="even",
             )
         )
     started = time.perf_counter()

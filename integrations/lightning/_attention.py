@@ -21,6 +21,7 @@ from qopt.problems.attention import (
     ATTENTION_SOLVER_DEFAULTS,
     block_redundancy,
     block_scores,
+    even_share,
     greedy_selection,
     minimum_budget,
     selection_value,
@@ -92,7 +93,10 @@ class QuboAttentionCallback(Callback):
             here; ``num_reads`` and ``num_sweeps`` default to
             :data:`~qopt.problems.attention.ATTENTION_SOLVER_DEFAULTS` where not set.
         redundancy_weight: Weight of the key-redundancy terms (0: none).
-        min_blocks: Fewest key blocks per query block (own block included).
+        min_blocks: Fewest key blocks per query block (own block included), or ``"even"``:
+            as many as the budget gives every query block alike
+            (:func:`~qopt.problems.attention.even_share`, the ``k`` of top-k at this budget),
+            so that only the rest of the budget is shared.
         max_blocks: Most key blocks per query block, or None.
         sample_params: Extra keyword arguments for the solver's ``sample`` at every solve.
         asynchronous: Solve in a background thread (see Schedule).
@@ -134,7 +138,7 @@ class QuboAttentionCallback(Callback):
         solver: str | dimod.Sampler = "sa",
         solver_options: dict[str, Any] | None = None,
         redundancy_weight: float = 1.0,
-        min_blocks: int = 1,
+        min_blocks: int | Literal["even"] = 1,
         max_blocks: int | None = None,
         sample_params: dict[str, Any] | None = None,
         asynchronous: bool = False,
@@ -157,11 +161,15 @@ class QuboAttentionCallback(Callback):
             solver, self.solver_options, defaults=ATTENTION_SOLVER_DEFAULTS, owner=owner
         )
         self.redundancy_weight = check_float(redundancy_weight, "redundancy_weight", owner, low=0.0)
-        self.min_blocks = check_int(min_blocks, "min_blocks", owner, low=1)
+        self.min_blocks: int | Literal["even"] = (
+            "even" if min_blocks == "even" else check_int(min_blocks, "min_blocks", owner, low=1)
+        )
         self.max_blocks = (
             None
             if max_blocks is None
-            else check_int(max_blocks, "max_blocks", owner, low=self.min_blocks)
+            else check_int(
+                max_blocks, "max_blocks", owner, low=1 if min_blocks == "even" else min_blocks
+            )
         )
         self.sample_params = dict(sample_params or {})
         if not isinstance(asynchronous, bool):
@@ -345,7 +353,8 @@ class QuboAttentionCallback(Callback):
         """Attended block pairs allowed to a module of this size."""
         causal = num_heads * num_blocks * (num_blocks + 1) // 2
         budget = math.floor(self.attended_fraction * causal + 1e-9)
-        return max(budget, minimum_budget(num_heads, num_blocks, self.min_blocks))
+        least = 1 if self.min_blocks == "even" else self.min_blocks
+        return max(budget, minimum_budget(num_heads, num_blocks, least))
 
     def _select_all(
         self, statistics: dict[str, tuple[np.ndarray, np.ndarray]]
@@ -357,10 +366,11 @@ class QuboAttentionCallback(Callback):
         started = time.perf_counter()
         heads, blocks, _ = scores.shape
         budget = self.budget(heads, blocks)
+        least = even_share(heads, blocks, budget) if self.min_blocks == "even" else self.min_blocks
         options: dict[str, Any] = {
             "redundancy": redundancy,
             "redundancy_weight": self.redundancy_weight,
-            "min_blocks": self.min_blocks,
+            "min_blocks": least if self.max_blocks is None else min(least, self.max_blocks),
             "max_blocks": self.max_blocks,
         }
         greedy = greedy_selection(scores, budget, **options)

@@ -76,6 +76,7 @@ __all__ = [
     "block_scores",
     "causal_block_pairs",
     "check_selection",
+    "even_share",
     "greedy_selection",
     "minimum_budget",
     "pool_blocks",
@@ -291,6 +292,24 @@ def minimum_budget(num_heads: int, num_blocks: int, min_blocks: int = 1) -> int:
     """
     per_head = int(np.minimum(min_blocks, np.arange(1, num_blocks + 1)).sum())
     return num_heads * per_head
+
+
+def even_share(num_heads: int, num_blocks: int, budget: int) -> int:
+    """The most key blocks per query block that a budget gives every query block alike.
+
+    The ``k`` of :func:`topk_selection` that fits the budget: the largest ``k`` with
+    ``minimum_budget(num_heads, num_blocks, k) <= budget`` (at least 1). As ``min_blocks`` it
+    guarantees every query block what top-k would give it and shares only the rest of the
+    budget (``benchmarks/attention/run.py`` uses it for the greedy and QUBO selectors).
+
+    Examples:
+        >>> even_share(1, 4, 4), even_share(1, 4, 7), even_share(2, 4, 14)
+        (1, 2, 2)
+    """
+    share = 1
+    while share < num_blocks and minimum_budget(num_heads, num_blocks, share + 1) <= budget:
+        share += 1
+    return share
 
 
 def check_selection(
@@ -546,7 +565,7 @@ class _Objective:
             weight,
         )
 
-    def bqm(self, price: float = 0.0) -> dimod.BinaryQuadraticModel:
+    def bqm(self, price: float | np.ndarray = 0.0) -> dimod.BinaryQuadraticModel:
         """Minimize ``-(gain - price) . x + x^T Q x`` over integer labels ``0..V-1``."""
         return dimod.BinaryQuadraticModel.from_numpy_vectors(
             -(self.gain - price),
@@ -674,11 +693,12 @@ def greedy_selection(
 
 def _greedy(
     objective: _Objective, budget: int, low: np.ndarray, high: np.ndarray
-) -> tuple[np.ndarray, float]:
-    """Greedy ascent; returns the 0/1 vector and the budget's price (Lagrange estimate).
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Greedy ascent: the 0/1 vector, each variable's final marginal value, the budget's price.
 
-    The price is the midpoint between the last value added and the best value left when the
-    budget ran out; 0 when the budget did not bind.
+    The price (a Lagrange estimate) is the midpoint between the last value added and the best
+    value left when the budget ran out; 0 when the budget did not bind. A variable's marginal
+    value is its gain less its redundancy with the other selected blocks of its query block.
     """
     layout = objective.layout
     n = layout.num_blocks
@@ -696,8 +716,8 @@ def _greedy(
         positive = int((marginal > 0).sum())
         x[order[: min(free, positive)]] = 1
         if free >= positive or free <= 0:
-            return x, 0.0
-        return x, 0.5 * float(marginal[order[free - 1]] + max(marginal[order[free]], 0.0))
+            return x, marginal, 0.0
+        return x, marginal, 0.5 * float(marginal[order[free - 1]] + marginal[order[free]])
 
     def take(v: int) -> None:
         x[v] = 1
@@ -721,15 +741,54 @@ def _greedy(
         candidates = np.where(open_, marginal, -np.inf)
         v = int(np.argmax(candidates))
         if not candidates[v] > 0:
-            return x, 0.0
+            return x, marginal, 0.0
         last = float(candidates[v])
         take(v)
         free -= 1
     open_ = (x == 0) & (counts[row_of] < row_high[row_of])
     left = float(np.max(np.where(open_, marginal, -np.inf), initial=-np.inf))
     if not math.isfinite(last) or left <= 0:
-        return x, 0.0
-    return x, 0.5 * (last + left)
+        return x, marginal, 0.0
+    return x, marginal, 0.5 * (last + left)
+
+
+def _prices(
+    objective: _Objective,
+    x: np.ndarray,
+    marginal: np.ndarray,
+    price: float,
+    low: np.ndarray,
+    high: np.ndarray,
+) -> np.ndarray:
+    """Per variable, the price of selecting it: the budget's, or its query block's own.
+
+    A query block whose own limit binds in the greedy solution (its minimum kept blocks worth
+    less than the budget's price, or its maximum left out blocks worth more) is priced at its
+    own threshold, the midpoint between its worst selected and best unselected block: that
+    makes the greedy solution a local minimum of the priced QUBO with no penalty terms.
+    """
+    layout = objective.layout
+    n = layout.num_blocks
+    prices = np.full(layout.size, price)
+    for r in range(layout.num_heads * n):
+        row = r % n
+        if row == 0:
+            continue
+        start = int(layout.row_start[r])
+        chosen = x[start : start + row] == 1
+        kept = marginal[start : start + row][chosen]
+        left = marginal[start : start + row][~chosen]
+        worst = float(kept.min()) if kept.size else math.inf
+        best = float(left.max()) if left.size else -math.inf
+        at_min = kept.size == low[row] > 0 and worst < price
+        at_max = kept.size == high[row] < row and best > price
+        if at_min or at_max:
+            if math.isfinite(worst) and math.isfinite(best):
+                own = 0.5 * (worst + best)
+            else:  # every block kept, or none: any price beyond the one side
+                own = worst - 1.0 if math.isfinite(worst) else best + 1.0
+            prices[start : start + row] = own
+    return prices
 
 
 # ----------------------------------------------------------------------------- repair
@@ -808,16 +867,19 @@ def attention_problem(
 
     The budget reaches the solver in one of two encodings:
 
-    - ``"price"`` (default): a Lagrange price per selected block, the budget's shadow price in
-      :func:`greedy_selection` (midpoint of the last value it added and the best value left).
-      The QUBO stays as sparse as the redundancy terms (pairs within a query block). A squared
-      penalty would couple every pair of variables of every head: a dense clique over all of
-      them.
-    - ``"penalty"``: the squared penalty with slack bits (:mod:`qopt.constraints`, weight
-      ``penalty``), so that the QUBO's minimum is the constrained optimum (with ``"auto"``);
-      dense, for small problems or to solve the exact constrained QUBO on other hardware.
+    - ``"price"`` (default): Lagrange prices instead of penalties. Each selected block pays the
+      budget's shadow price in :func:`greedy_selection` (midpoint of the last value it added
+      and the best value left), or, in a query block whose own limit binds there, that query
+      block's threshold (midpoint of its worst kept and best left-out block). The QUBO stays
+      as sparse as the redundancy terms (pairs within a query block) and has no slack bits;
+      the greedy selection is one of its local minima. A squared budget penalty would couple
+      every pair of variables of every head: a dense clique over all of them.
+    - ``"penalty"``: squared penalties with slack bits (:mod:`qopt.constraints`, weight
+      ``penalty``) for the budget and the per-query limits, so that the QUBO's minimum is the
+      constrained optimum (with ``"auto"``); dense, for small problems or to solve the exact
+      constrained QUBO on other hardware.
 
-    Per-query limits are squared penalties in both encodings. The decoder returns the boolean
+    The decoder returns the boolean
     selection ``(H, N, N)``; the repair (per-query limits, then dropping the lowest-valued
     blocks while over budget) makes every sample feasible, so every solution is within the
     budget.
@@ -832,8 +894,8 @@ def attention_problem(
         min_blocks: Fewest key blocks per query block (own block included), >= 1.
         max_blocks: Most key blocks per query block, or None.
         budget_encoding: ``"price"`` or ``"penalty"``.
-        penalty: Weight of the squared penalties (``"auto"``: provable, see
-            :mod:`qopt.constraints`).
+        penalty: Weight of the squared penalties of the ``"penalty"`` encoding (``"auto"``:
+            provable, see :mod:`qopt.constraints`); the ``"price"`` encoding has none.
 
     Raises:
         InvalidProblemError: Non-finite scores, a budget below the minimum, or a single block
@@ -891,10 +953,8 @@ def attention_problem(
 
     bqm: dimod.BinaryQuadraticModel | None = None
     if budget_encoding == "price":
-        price = _greedy(objective, budget, low, high)[1]
-        priced = ConstrainedQUBO(objective.bqm(price))
-        add_row_limits(priced)
-        bqm = priced.to_bqm(penalty)
+        greedy, marginal, price = _greedy(objective, budget, low, high)
+        bqm = objective.bqm(_prices(objective, greedy, marginal, price, low, high))
 
     row_of = layout.heads * n + layout.rows
     row_low = np.tile(low, heads)

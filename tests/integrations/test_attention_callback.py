@@ -15,7 +15,7 @@ import torch
 from qopt.integrations.lightning import QuboAttentionCallback
 
 from qopt.exceptions import InvalidProblemError, SolverConfigurationError
-from qopt.problems.attention import check_selection
+from qopt.problems.attention import check_selection, even_share
 from qopt.solvers import QoptFallbackWarning
 from qopt.sparse_attention import BlockSparseAttention
 
@@ -116,6 +116,18 @@ def test_greedy_method_is_the_control_on_the_same_objective() -> None:
     metrics = trainer.callback_metrics
     assert float(metrics["attention/objective"]) == float(metrics["attention/greedy_objective"])
     check_selection(callback.selections["attention"], budget=callback.budget(2, 8))
+
+
+def test_even_minimum_gives_every_query_block_the_topk_share() -> None:
+    callback = QuboAttentionCallback(
+        attended_fraction=0.6, every_n_steps=1, solver_options=OPTIONS, min_blocks="even"
+    )
+    trainer = _trainer([callback], max_steps=1)
+    trainer.fit(TinyAttentionModel(), _data())
+    budget = callback.budget(2, 8)
+    share = even_share(2, 8, budget)
+    assert (budget, share) == (43, 3)  # three blocks per query block take 2 x (1 + 2 + 3 x 6)
+    check_selection(callback.selections["attention"], budget=budget, min_blocks=share)
 
 
 def test_asynchronous_answer_is_installed_one_step_later() -> None:

@@ -388,3 +388,21 @@ def test_greedy_sort_shortcut_equals_the_ascent(seed: int, blocks: int, extra: i
     assert np.array_equal(
         greedy_selection(scores, budget), greedy_selection(scores, budget, redundancy=zero)
     )
+
+
+def test_price_encoding_has_no_penalty_terms_and_greedy_is_a_local_minimum() -> None:
+    scores, redundancy = random_case(11, 2, 8)
+    budget = minimum_budget(2, 8, min_blocks=3) + 12
+    options = {"redundancy": redundancy, "min_blocks": 3, "max_blocks": 5}
+    problem = attention_problem(scores, budget, **options)  # type: ignore[arg-type]
+    assert problem.bqm is not None
+    assert problem.bqm.num_variables == problem.model.num_variables  # no slack bits
+    assert problem.bqm.num_interactions == problem.model.objective.num_interactions
+    greedy = greedy_selection(scores, budget, **options)  # type: ignore[arg-type]
+    i, j = np.tril_indices(8, -1)
+    x = np.concatenate([greedy[h][i, j] for h in range(2)]).astype(int)
+    energy = problem.bqm.energy(dict(enumerate(x.tolist())))
+    for v in range(x.size):  # no single flip lowers the priced energy
+        flipped = x.copy()
+        flipped[v] = 1 - flipped[v]
+        assert problem.bqm.energy(dict(enumerate(flipped.tolist()))) >= energy - 1e-12

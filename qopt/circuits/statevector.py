@@ -33,16 +33,19 @@ Examples:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import math
 import os
+from collections.abc import Iterator
 
 import numpy as np
 import torch
 
 __all__ = [
     "BLOCK_QUBITS",
+    "MIN_QUBITS_FOR_THREADS",
     "DiagonalCost",
     "all_pairs",
     "apply_leading_qubits",
@@ -52,7 +55,9 @@ __all__ = [
     "block_sizes",
     "cnot_permutation",
     "complex_dtype_of",
+    "cpu_threads",
     "cz_signs",
+    "default_threads",
     "inner_product",
     "kron_gates",
     "real_dtype_of",
@@ -129,6 +134,37 @@ def available_memory(device: torch.device) -> int:
         return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
     except (ValueError, OSError, AttributeError):  # not POSIX: assume a small laptop
         return 4 << 30
+
+
+#: Below this many qubits a simulation runs on one CPU thread: matrix products of a few
+#: thousand amplitudes lose more to thread synchronization than they gain (up to a
+#: hundredfold when other processes keep the cores busy).
+MIN_QUBITS_FOR_THREADS = 16
+
+
+def default_threads(num_qubits: int, device: str | torch.device) -> int | None:
+    """One CPU thread below :data:`MIN_QUBITS_FOR_THREADS` qubits on CPU; ``None`` (torch's
+    setting) otherwise."""
+    on_cpu = torch.device(device).type == "cpu"
+    return 1 if on_cpu and num_qubits < MIN_QUBITS_FOR_THREADS else None
+
+
+@contextlib.contextmanager
+def cpu_threads(count: int | None) -> Iterator[None]:
+    """Run the block with torch limited to ``count`` CPU threads (``None``: unchanged).
+
+    The setting is process-wide (``torch.set_num_threads``) while the block runs, then
+    restored.
+    """
+    previous = torch.get_num_threads()
+    if count is None or count == previous:
+        yield
+        return
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _rotation(theta: torch.Tensor, pauli: str) -> torch.Tensor:

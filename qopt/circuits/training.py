@@ -17,6 +17,7 @@ from torch import nn
 
 from qopt._validation import check_float, check_int
 from qopt.circuits.head import QuantumHead
+from qopt.circuits.statevector import cpu_threads, default_threads
 from qopt.exceptions import InvalidInputError
 from qopt.metering import Meter, MeterReading
 
@@ -87,6 +88,7 @@ def fit_head(
     learning_rate: float = 0.05,
     seed: int = 0,
     device: str = "cpu",
+    num_threads: int | None = None,
     **head_options: Any,
 ) -> tuple[QuantumHead, HeadFitRecord]:
     """Train a quantum head on precomputed features with Adam and the cross-entropy.
@@ -108,6 +110,9 @@ def fit_head(
         learning_rate: Adam's step size.
         seed: Seeds the head (when built here) and the shuffling.
         device: ``"cpu"`` or ``"cuda[:N]"``; the head and the features move there.
+        num_threads: CPU threads torch may use while training. ``None`` (default): one
+            below 16 qubits, where more threads slow the small matrix products down,
+            torch's setting from 16 up. Process-wide while the fit runs, then restored.
         **head_options: :class:`QuantumHead` options (``num_qubits``, ``layers``,
             ``encoding``, ``gradient``, ``shots``, ...).
 
@@ -132,6 +137,8 @@ def fit_head(
     batch_size = check_int(batch_size, "batch_size", owner, low=1)
     learning_rate = check_float(learning_rate, "learning_rate", owner, low=0.0, low_inclusive=False)
     seed = check_int(seed, "seed", owner, low=0)
+    if num_threads is not None:
+        num_threads = check_int(num_threads, "num_threads", owner, low=1)
     dtype = {"float32": torch.float32, "float64": torch.float64}.get(
         head.dtype_name if head is not None else head_options.get("dtype", "float32"),
         torch.float32,
@@ -162,7 +169,8 @@ def fit_head(
     generator = torch.Generator().manual_seed(seed)
     losses: list[float] = []
     head.train()
-    with Meter(device) as meter:
+    threads = default_threads(head.num_qubits, device) if num_threads is None else num_threads
+    with cpu_threads(threads), Meter(device) as meter:
         for _ in range(epochs):
             order = torch.randperm(x.shape[0], generator=generator).to(device)
             total = 0.0

@@ -38,11 +38,9 @@ whatever its size, so optimal angles carry over between instances of a family.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import dimod
@@ -55,6 +53,8 @@ from qopt.circuits.statevector import (
     apply_leading_qubits,
     available_memory,
     block_sizes,
+    cpu_threads,
+    default_threads,
     inner_product,
     rx_power,
 )
@@ -77,10 +77,6 @@ _MAX_PHASE_TABLE = 1 << 20
 #: Fraction of the free memory the state may take: the rest is left to the caller and to
 #: torch's allocator.
 _MEMORY_HEADROOM = 0.75
-
-#: Below this many stored qubits the simulation runs on one CPU thread (see QAOASolver's
-#: num_threads): the matrix products are too small to gain from more.
-_MIN_QUBITS_FOR_THREADS = 16
 
 _OPTIMIZERS = ("lbfgs", "adam", "cobyla")
 _INITS = ("interp", "ramp")
@@ -180,20 +176,6 @@ def max_qubits_for_memory(dtype: str = "float32", available_bytes: int | None = 
         available_bytes = available_memory(torch.device("cpu"))
     amplitudes = _MEMORY_HEADROOM * available_bytes / _bytes_per_amplitude(dtype)
     return max(0, math.floor(math.log2(amplitudes))) if amplitudes >= 1 else 0
-
-
-@contextlib.contextmanager
-def _cpu_threads(count: int | None) -> Iterator[None]:
-    """Run the block with torch limited to ``count`` CPU threads (``None``: unchanged)."""
-    previous = torch.get_num_threads()
-    if count is None or count == previous:
-        yield
-        return
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _vectors(
@@ -578,11 +560,6 @@ def _cached_simulator(bqm: dimod.BinaryQuadraticModel, dtype: str, device: str) 
     return simulator
 
 
-def _default_threads(stored_qubits: int, device: str) -> int | None:
-    """One CPU thread below _MIN_QUBITS_FOR_THREADS stored qubits; torch's setting otherwise."""
-    return 1 if device == "cpu" and stored_qubits < _MIN_QUBITS_FOR_THREADS else None
-
-
 def _stored_qubits(bqm: dimod.BinaryQuadraticModel) -> int:
     return bqm.num_variables - (1 if _is_flip_symmetric(bqm) else 0)
 
@@ -625,7 +602,7 @@ def qaoa_expectation(
     g, b = _check_angles(gammas, betas, owner)
     check_bqm(bqm, owner)
     simulator = _cached_simulator(bqm, dtype, device)
-    with _cpu_threads(_default_threads(simulator.size.bit_length() - 1, device)):
+    with cpu_threads(default_threads(simulator.size.bit_length() - 1, device)):
         value = simulator.scaled_expectation(g, b) * simulator.scale + simulator.offset
     if simulator.size > _KEEP_BUFFERS_UP_TO:
         simulator.release()
@@ -656,7 +633,7 @@ def qaoa_gradient(
     g, b = _check_angles(gammas, betas, owner)
     check_bqm(bqm, owner)
     simulator = _cached_simulator(bqm, dtype, device)
-    with _cpu_threads(_default_threads(simulator.size.bit_length() - 1, device)):
+    with cpu_threads(default_threads(simulator.size.bit_length() - 1, device)):
         value, grad_gamma, grad_beta = simulator.scaled_value_and_grad(g, b)
     if simulator.size > _KEEP_BUFFERS_UP_TO:
         simulator.release()
@@ -793,7 +770,7 @@ class QAOASolver(dimod.Sampler):
         """CPU threads for a simulation; ``None`` leaves torch's setting alone."""
         if self.device == "cpu" and self.num_threads is not None:
             return self.num_threads
-        return _default_threads(_stored_qubits(bqm), self.device)
+        return default_threads(_stored_qubits(bqm), self.device)
 
     def _check_choice(self, value: Any, name: str, choices: tuple[str, ...]) -> str:
         if value not in choices:
@@ -994,7 +971,7 @@ class QAOASolver(dimod.Sampler):
         symmetric = _is_flip_symmetric(bqm)
         self._check_size(bqm, symmetric)
         t0 = time.perf_counter_ns()
-        with _cpu_threads(self._threads_for(bqm)):
+        with cpu_threads(self._threads_for(bqm)):
             sim = QAOASimulator(bqm, dtype=self.dtype, device=self.device)
             scale, offset = sim.scale, sim.offset
             t1 = time.perf_counter_ns()

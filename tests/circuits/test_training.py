@@ -69,8 +69,10 @@ def test_a_given_head_trains_further_and_bad_labels_are_refused() -> None:
     x = rng.normal(size=(40, 3))
     y = (x[:, 0] > 0).astype(int)
     head = QuantumHead(3, 2, num_qubits=2, seed=0)
-    trained, _ = fit_head(x, y, head=head, epochs=2)
+    threads = torch.get_num_threads()
+    trained, _ = fit_head(x, y, head=head, epochs=2)  # on one thread (2 qubits), then restored
     assert trained is head
+    assert torch.get_num_threads() == threads
     with pytest.raises(InvalidInputError, match="one integer label per example"):
         fit_head(x, y[:-1])
     with pytest.raises(InvalidInputError, match="integer class labels"):

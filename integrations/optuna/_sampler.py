@@ -45,6 +45,7 @@ from qopt.search import (
     outcome_quantile,
     proposal_attrs,
     read_proposal,
+    share_violations,
 )
 
 __all__ = ["QuboSampler"]
@@ -462,33 +463,19 @@ class QuboSampler(BaseSampler):
     def _sample_constrained_independent(
         self, trial: FrozenTrial, name: str, distribution: FloatDistribution | IntDistribution
     ) -> Any:
-        """A value for a constrained parameter outside the relative space (the first trial).
-
-        The other parameters of each constraint are unknown yet, so each unset one is allotted
-        an equal share of what the set ones leave: the constraint holds whenever every unset
-        parameter can fit within its share (true of budgets over non-negative sizes).
-        """
+        """A value for a constrained parameter outside the relative space (the first trial):
+        one within its equal share of each constraint (:func:`qopt.search.share_violations`)."""
         values = (
             self._encoding.encode({name: _to_parameter(name, distribution)}).parameters[name].values
         )
-        known = trial.params
-        penalties = np.zeros(len(values))
-        for c in self._constraints:
-            if name not in c.terms:
-                continue
-            fixed = sum(
-                _contribution(c, n, known[n], trial.distributions[n])
-                for n in c.terms
-                if n in known and n != name
-            )
-            unset = sum(1 for n in c.terms if n not in known)
-            for k, v in enumerate(values):
-                share = _contribution(c, name, v, distribution)
-                lb = None if c.lb is None else (c.lb - fixed) / unset
-                ub = None if c.ub is None else (c.ub - fixed) / unset
-                penalties[k] += (0.0 if lb is None else max(0.0, lb - share)) + (
-                    0.0 if ub is None else max(0.0, share - ub)
-                )
+        distributions = {**trial.distributions, name: distribution}
+        penalties = share_violations(
+            name,
+            values,
+            self._constraints,
+            trial.params,
+            lambda c, n, v: _contribution(c, n, v, distributions[n]),
+        )
         best = np.flatnonzero(penalties <= penalties.min() + 1e-12)
         return _to_external(distribution, values[int(self._engine.rng.choice(best))])
 

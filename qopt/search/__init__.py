@@ -48,6 +48,7 @@ from qopt.search.space import (
     EncodingOptions,
     check_constraint_names,
     check_constraints,
+    share_violations,
     too_large_message,
 )
 from qopt.search.targets import rank_infeasible, scalarize, targets
@@ -77,6 +78,7 @@ __all__ = [
     "rank_infeasible",
     "read_proposal",
     "scalarize",
+    "share_violations",
     "targets",
     "too_large_message",
     "trust_centre",

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
 
 from qopt._validation import check_int
 from qopt.encoding import Parameter, ParameterConstraint, SpaceEncoding
@@ -14,6 +17,7 @@ __all__ = [
     "EncodingOptions",
     "check_constraint_names",
     "check_constraints",
+    "share_violations",
     "too_large_message",
 ]
 
@@ -135,3 +139,40 @@ def check_constraints(
                 f"qopt.encoding.ParameterConstraint. Got {type(c).__name__} instead."
             )
     return result
+
+
+def share_violations(
+    name: str,
+    values: Sequence[Any],
+    constraints: Sequence[ParameterConstraint],
+    known: Mapping[str, Any],
+    contribution: Callable[[ParameterConstraint, str, Any], float],
+) -> np.ndarray:
+    """How far each value of parameter ``name`` overruns its share of the constraints, when
+    only the parameters in ``known`` are set (the first point of a search, sampled one
+    parameter at a time).
+
+    Each unset parameter of a constraint is allotted an equal share of what the set ones
+    leave: the constraint holds whenever every unset parameter fits within its share (true of
+    budgets over non-negative sizes). ``contribution(constraint, parameter, value)`` is what a
+    parameter at a value adds to a constraint's left-hand side.
+
+    Examples:
+        >>> budget = ParameterConstraint({"a": 1, "b": 1}, ub=6)
+        >>> share_violations("a", [0, 2, 4], [budget], {}, lambda c, n, v: float(v)).tolist()
+        [0.0, 0.0, 1.0]
+    """
+    violations = np.zeros(len(values))
+    for c in constraints:
+        if name not in c.terms:
+            continue
+        fixed = sum(contribution(c, n, known[n]) for n in c.terms if n in known and n != name)
+        unset = sum(1 for n in c.terms if n not in known)
+        lb = None if c.lb is None else (c.lb - fixed) / unset
+        ub = None if c.ub is None else (c.ub - fixed) / unset
+        for k, v in enumerate(values):
+            share = contribution(c, name, v)
+            violations[k] += (0.0 if lb is None else max(0.0, lb - share)) + (
+                0.0 if ub is None else max(0.0, share - ub)
+            )
+    return violations

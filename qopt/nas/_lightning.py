@@ -56,7 +56,7 @@ def measure_model(model: nn.Module) -> dict[str, float]:
     """Parameters and MACs (one forward of ``model.example_input_array``) of a built model.
 
     MACs count the weight multiplications of linear and convolution layers
-    (:func:`qopt.integrations.lightning.count_params_and_macs`); FLOPs are about twice that.
+    (:func:`qopt.model_analysis.count_params_and_macs`); FLOPs are about twice that.
 
     Examples:
         >>> model = torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.Linear(4, 2))

@@ -61,8 +61,14 @@ def check_float(
     )
 
 
+#: The largest sum of absolute biases (offset included) a BQM may have: sums of energies, and
+#: the temperatures annealers derive from them, stay far inside double precision.
+MAX_TOTAL_BIAS = 1e300
+
+
 def check_bqm(bqm: Any, owner: str, *, allow_empty: bool = False) -> dimod.BinaryQuadraticModel:
-    """Check that ``bqm`` is a BQM with finite biases; return it unchanged.
+    """Check that ``bqm`` is a BQM with finite biases whose magnitudes sum to at most
+    :data:`MAX_TOTAL_BIAS`; return it unchanged.
 
     Solvers pass ``allow_empty=True``: dimod's sampler contract answers an empty BQM with an
     empty sample set. Entry points that take a user's problem (files, formulations) refuse it.
@@ -78,6 +84,10 @@ def check_bqm(bqm: Any, owner: str, *, allow_empty: bool = False) -> dimod.Binar
         )
     vectors = bqm.to_numpy_vectors()  # vectorised: iterating dimod's views costs ms per solve
     linear, quadratic, offset = vectors[0], vectors[1][2], float(vectors[2])
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = float(np.abs(linear).sum() + np.abs(quadratic).sum() + abs(offset))
+    if math.isfinite(total) and total <= MAX_TOTAL_BIAS:
+        return bqm
     if not (np.isfinite(linear).all() and np.isfinite(quadratic).all() and math.isfinite(offset)):
         bad = [v for v, b in bqm.linear.items() if not math.isfinite(b)][:3]
         bad_q = [uv for uv, b in bqm.quadratic.items() if not math.isfinite(b)][:3]
@@ -86,4 +96,9 @@ def check_bqm(bqm: Any, owner: str, *, allow_empty: bool = False) -> dimod.Binar
             f"{owner} was given a BQM with non-finite (NaN or inf) biases ({where or 'offset'}). "
             "Check the inputs that built it; scale or clip them to finite values."
         )
-    return bqm
+    raise InvalidProblemError(
+        f"{owner} was given a BQM whose biases sum to {total:.3g} in magnitude, beyond "
+        f"{MAX_TOTAL_BIAS:g}: energies and annealing temperatures would overflow double "
+        "precision (a native solver can crash on it). Divide every bias by one constant; the "
+        "minimizer does not change."
+    )

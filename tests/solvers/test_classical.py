@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import unittest
 
 import dimod
@@ -158,3 +160,27 @@ def test_a_count_beyond_a_c_int_is_refused_not_overflowed() -> None:
         get_solver("sa", num_reads=10**20).sample(bqm)
     with pytest.raises(SolverConfigurationError, match="'num_sweeps'"):
         get_solver("sa").sample(bqm, num_sweeps=2**31)
+
+
+@pytest.mark.parametrize("name", ["sa", "tabu", "steepest", "exact"])
+def test_biases_that_overflow_double_precision_are_refused_before_native_code(name: str) -> None:
+    # In a subprocess: tabu used to abort the interpreter ("double free or corruption") here.
+    code = (
+        "import dimod\n"
+        "from qopt.exceptions import InvalidProblemError\n"
+        "from qopt.solvers import get_solver\n"
+        "bqm = dimod.BinaryQuadraticModel({'a': 1e308, 'b': -1e308, 'c': 1.0},\n"
+        "                                 {('a', 'b'): 1e308, ('b', 'c'): 1.0}, 0, 'BINARY')\n"
+        "try:\n"
+        f"    get_solver({name!r}).sample(bqm)\n"
+        "except InvalidProblemError as error:\n"
+        "    print('refused:', error)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "refused:" in result.stdout and "Divide every bias" in result.stdout
+
+
+def test_large_but_safe_biases_still_solve() -> None:
+    bqm = dimod.BinaryQuadraticModel({"a": 1e250, "b": -1e250}, {("a", "b"): 1e250}, 0, "BINARY")
+    assert get_solver("sa", seed=0).sample(bqm).first.energy == pytest.approx(-1e250)

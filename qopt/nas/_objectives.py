@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from qopt._optional import import_optional
 from qopt.exceptions import InvalidProblemError
 from qopt.nas._spec import SearchSpace, where_in_spec
 from qopt.nas._tables import NBG_DATASETS, NB201Table, NBGTable
@@ -91,8 +92,6 @@ def resolve_evaluator(
         return NB201Table(attr.removeprefix("nb201-"), seed)
     function = import_entry(space, target, "evaluate")
     if space.train is not None:
-        from qopt._optional import import_optional
-
         import_optional("lightning", "lightning", "a 'train' objective of qopt.nas")
         import_optional("optuna_integration", "optuna", "pruning a 'train' objective of qopt.nas")
         from qopt.nas._lightning import LightningEvaluator

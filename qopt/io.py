@@ -34,9 +34,13 @@ from qopt._validation import check_bqm
 from qopt.exceptions import FileFormatError, InvalidProblemError
 from qopt.problems.maxcut import maxcut_bqm
 
-__all__ = ["FORMATS", "ProblemFile", "load_problem"]
+__all__ = ["FORMATS", "MAX_VARIABLES", "ProblemFile", "load_problem"]
 
 Format = Literal["json", "coo", "maxcut", "beasley"]
+
+#: The most variables a G-set or Beasley header may declare (the largest G-set graph has
+#: 20,000 nodes): a two-line file declaring 10^9 would otherwise exhaust memory.
+MAX_VARIABLES = 1_000_000
 FORMATS: tuple[str, ...] = ("json", "coo", "maxcut", "beasley")
 
 
@@ -87,6 +91,12 @@ def _read_header_and_triples(
     n, m = int(header[0]), int(header[1])
     if n <= 0:
         raise FileFormatError(f"{path}:{number}: the model has {n} variables; nothing to solve.")
+    if n > MAX_VARIABLES:
+        raise FileFormatError(
+            f"{path}:{number}: the header declares {n} variables; problem files may declare at "
+            f"most {MAX_VARIABLES:,} (every declared variable takes memory, even an isolated "
+            "one). Check the header."
+        )
     triples = []
     for number, fields in lines:
         if len(fields) != 3:

@@ -74,6 +74,8 @@ def test_best_known_comes_from_the_csv_beside_the_file(tmp_path: Path) -> None:
         ("G1.txt", "3 1\n1 2\n", "expected 'i j weight'"),
         ("G1.txt", "3 1\n2 2 1\n", "self-loop"),
         ("G1.txt", "0 0\n", "0 variables"),
+        ("G1.txt", "1000000000 1\n1 2 1\n", "declares 1000000000 variables"),
+        ("bqp1.txt", "100000000000000000000 1\n1 2 1\n", "at most 1,000,000"),
         ("bqp1.txt", "2 1\n1 x 3\n", "two integers and a number"),
         ("m.json", "{not json", "not a dimod JSON serialization"),
         ("m.coo", "0 1 inf\n", "not finite"),

@@ -55,9 +55,9 @@ def check_float(
         if above and (high is None or value <= high):
             return float(value)
     bracket = "[" if low_inclusive else "("
+    where = "" if low is None and high is None else f" in {bracket}{_interval(low, high)[1:]}"
     raise SolverConfigurationError(
-        f"The '{name}' parameter of {owner} must be a finite float in "
-        f"{bracket}{_interval(low, high)[1:]}. Got {value!r} instead."
+        f"The '{name}' parameter of {owner} must be a finite float{where}. Got {value!r} instead."
     )
 
 

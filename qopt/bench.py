@@ -291,7 +291,7 @@ def summarize(
         min_objective=min(objectives),
         max_objective=max(objectives),
         median_gap=None
-        if problem.best_known is None
+        if not problem.best_known  # None, or zero: no relative gap
         else statistics.median(
             gap_to_best_known(o, problem.best_known, sense=problem.sense) for o in objectives
         ),

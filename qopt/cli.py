@@ -155,9 +155,10 @@ def _solve(args: argparse.Namespace, out: TextIO) -> int:
         "mock": last.mock,
     }
     if problem.best_known is not None:
-        result["gap_to_best_known"] = gap_to_best_known(
-            objective, problem.best_known, sense=problem.sense
-        )
+        with contextlib.suppress(ValueError):  # no relative gap to a zero best known
+            result["gap_to_best_known"] = gap_to_best_known(
+                objective, problem.best_known, sense=problem.sense
+            )
         with contextlib.suppress(ValueError):  # no ratio for a zero or positive minimum
             result["approximation_ratio"] = approximation_ratio(
                 objective, problem.best_known, sense=problem.sense
@@ -185,11 +186,10 @@ def _solve(args: argparse.Namespace, out: TextIO) -> int:
     out.write(f"best {name:<6} {objective:g}   feasible: yes (unconstrained)\n")
     if problem.best_known is not None:
         ratio = result["approximation_ratio"]
+        gap = result["gap_to_best_known"]
         quality = f"ratio {ratio:.4f}, " if ratio is not None else ""
-        out.write(
-            f"quality     {quality}gap {100 * result['gap_to_best_known']:.3f}% "
-            f"to best known {problem.best_known:g}\n"
-        )
+        quality += f"gap {100 * gap:.3f}% to" if gap is not None else "compared with"
+        out.write(f"quality     {quality} best known {problem.best_known:g}\n")
     if last.mock:
         out.write("time        not reported (mock backend: its timings are fake)\n")
     else:

@@ -30,7 +30,7 @@ import dimod
 import numpy as np
 from dimod.serialization.json import DimodDecoder
 
-from qopt._validation import check_bqm
+from qopt._validation import check_bqm, check_float
 from qopt.exceptions import FileFormatError, InvalidProblemError
 from qopt.problems.maxcut import maxcut_bqm
 
@@ -226,9 +226,10 @@ def _best_known(path: Path) -> float | None:
         # The value is the last field: some G-set rows list weights as "+1,-1", two fields.
         if row and row[0] == path.stem:
             try:
-                return float(row[-1])
+                value = float(row[-1])
             except ValueError:
                 return None
+            return value if math.isfinite(value) else None
     return None
 
 
@@ -241,13 +242,16 @@ def load_problem(
         path: The file.
         format: One of :data:`FORMATS`; detected from the name when omitted (``.json``,
             ``.coo``/``.qubo``, ``G<n>`` or a ``gset`` folder, ``bqp*`` or a ``beasley`` folder).
-        best_known: The best known objective value; read from a ``best_known.csv`` beside the
-            file when omitted.
+        best_known: The best known objective value (finite); read from a ``best_known.csv``
+            beside the file when omitted (a value there that is not a finite number is
+            ignored).
 
     Raises:
         FileFormatError: The file is missing, unreadable, not text, malformed or empty; the
             message gives the line.
     """
+    if best_known is not None:
+        best_known = check_float(best_known, "best_known", "load_problem (--best-known)")
     path = Path(path)
     if not path.is_file():
         raise FileFormatError(f"{path}: no such file.")

@@ -57,10 +57,19 @@ def gap_to_best_known(value: float, best_known: float, *, sense: Sense) -> float
     """Relative gap to the best known value: 0.0 when reached, positive when worse.
 
     Negative when ``value`` beats the best known (a new record, or a wrong reference).
+
+    Raises:
+        InvalidProblemError: ``best_known`` is zero or not finite: no relative gap exists (a
+            ``ValueError``).
     """
     _check_sense(sense)
+    if not (math.isfinite(best_known) and best_known != 0):
+        raise InvalidProblemError(
+            f"A relative gap needs a finite, non-zero best-known value; got {best_known!r}. "
+            "Compare the objectives directly."
+        )
     worse_by = (best_known - value) if sense == "max" else (value - best_known)
-    return worse_by / max(abs(best_known), 1e-12)
+    return worse_by / abs(best_known)
 
 
 def reaches_target(value: float, target: float, *, sense: Sense, rel_tol: float = 1e-9) -> bool:

@@ -215,3 +215,21 @@ def test_an_infinite_time_limit_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "tri.txt"
     path.write_text("3 3\n1 2 1\n2 3 1\n1 3 1\n")
     assert run("solve", str(path), "--format", "maxcut", "--time-limit", "inf")[0] == 2
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_a_non_finite_best_known_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    path = tmp_path / "tri.txt"
+    path.write_text("3 3\n1 2 1\n2 3 1\n1 3 1\n")
+    code, _ = run("solve", str(path), "--format", "maxcut", f"--best-known={value}")
+    assert code == 2 and "'best_known' parameter" in capsys.readouterr().err
+
+
+def test_a_zero_best_known_reports_no_relative_gap(tmp_path: Path) -> None:
+    path = tmp_path / "tri.txt"
+    path.write_text("3 3\n1 2 1\n2 3 1\n1 3 1\n")
+    code, text = run("solve", str(path), "--format", "maxcut", "--best-known", "0", "--json")
+    result = json.loads(text)
+    assert code == 0 and result["gap_to_best_known"] is None and result["objective"] == 2

@@ -120,3 +120,9 @@ def test_an_unreadable_best_known_table_is_a_clear_error(tmp_path: Path) -> None
     with pytest.raises(FileFormatError, match=r"best_known\.csv: the best-known table cannot"):
         load_problem(path)
     assert load_problem(path, best_known=1.0).best_known == 1.0  # the way out it names
+
+
+def test_a_non_finite_best_known_in_the_table_is_ignored(tmp_path: Path) -> None:
+    path = write(tmp_path, "G1.txt", "3 1\n1 2 1\n")
+    (tmp_path / "best_known.csv").write_text("G1,nan\n")
+    assert load_problem(path).best_known is None

@@ -60,3 +60,9 @@ def test_tts_refuses_bad_probabilities(p: float, conf: float) -> None:
 def test_an_unknown_sense_is_refused() -> None:
     with pytest.raises(SolverConfigurationError, match="sense must be 'min' or 'max'"):
         gap_to_best_known(1, 2, sense="maximum")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("best_known", [0.0, math.nan, math.inf])
+def test_no_relative_gap_to_a_zero_or_non_finite_best_known(best_known: float) -> None:
+    with pytest.raises(InvalidProblemError, match="finite, non-zero best-known"):
+        gap_to_best_known(5.0, best_known, sense="min")

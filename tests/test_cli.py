@@ -10,6 +10,14 @@ import pytest
 from qopt.cli import main
 
 
+@pytest.fixture
+def triangle(tmp_path: Path) -> Path:
+    """A 3-node MaxCut file (a triangle: the best cut is 2)."""
+    path = tmp_path / "tri.txt"
+    path.write_text("3 3\n1 2 1\n2 3 1\n1 3 1\n")
+    return path
+
+
 def run(*argv: str) -> tuple[int, str]:
     out = io.StringIO()
     code = main(list(argv), out=out)
@@ -37,11 +45,9 @@ def test_solve_a_shared_maxcut_instance(shared_data: Path) -> None:
     assert code == 0 and "best cut" in text and "gap" in text and "J " in text
 
 
-def test_time_limit_solves_in_rounds(tmp_path: Path) -> None:
-    path = tmp_path / "tri.txt"
-    path.write_text("3 3\n1 2 1\n2 3 1\n1 3 1\n")
+def test_time_limit_solves_in_rounds(triangle: Path) -> None:
     code, text = run(
-        "solve", str(path), "--format", "maxcut", "--time-limit", "0.2", "--json", "--sample"
+        "solve", str(triangle), "--format", "maxcut", "--time-limit", "0.2", "--json", "--sample"
     )
     result = json.loads(text)
     assert code == 0 and result["objective"] == 2 and result["rounds"] >= 2
@@ -58,11 +64,9 @@ def test_time_limit_solves_in_rounds(tmp_path: Path) -> None:
     ],
 )
 def test_bad_arguments_exit_2_with_a_message(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], fragment: str
+    triangle: Path, capsys: pytest.CaptureFixture[str], args: list[str], fragment: str
 ) -> None:
-    path = tmp_path / "tri.txt"
-    path.write_text("3 3\n1 2 1\n2 3 1\n1 3 1\n")
-    code, _ = run("solve", str(path), "--format", "maxcut", *args)
+    code, _ = run("solve", str(triangle), "--format", "maxcut", *args)
     assert code == 2
     assert fragment in capsys.readouterr().err
 
@@ -104,20 +108,18 @@ def test_bench_prints_quality_tts_and_energy_and_writes_raw_results(
     assert len(data["trials"]) == 4 and data["machine"]["cores"] >= 1
 
 
-def test_bench_without_best_known_uses_best_found(tmp_path: Path) -> None:
-    path = tmp_path / "tri.txt"
-    path.write_text("3 3\n1 2 1\n2 3 1\n1 3 1\n")
-    code, text = run("bench", str(path), "--format", "maxcut", "--solvers", "sa", "--seeds", "2")
+def test_bench_without_best_known_uses_best_found(triangle: Path) -> None:
+    code, text = run(
+        "bench", str(triangle), "--format", "maxcut", "--solvers", "sa", "--seeds", "2"
+    )
     assert code == 0 and "best found by any solver here 2" in text
 
 
 @pytest.mark.parametrize(
     ("flag", "value"), [("--seeds", "0"), ("--target-ratio", "1.5"), ("--solvers", ",")]
 )
-def test_bench_refuses_bad_arguments(tmp_path: Path, flag: str, value: str) -> None:
-    path = tmp_path / "tri.txt"
-    path.write_text("3 3\n1 2 1\n2 3 1\n1 3 1\n")
-    assert run("bench", str(path), "--format", "maxcut", flag, value)[0] == 2
+def test_bench_refuses_bad_arguments(triangle: Path, flag: str, value: str) -> None:
+    assert run("bench", str(triangle), "--format", "maxcut", flag, value)[0] == 2
 
 
 def test_bench_writes_plots(shared_data: Path, tmp_path: Path) -> None:
@@ -130,11 +132,9 @@ def test_bench_writes_plots(shared_data: Path, tmp_path: Path) -> None:
         assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
 
 
-def test_bench_plots_no_tts_curve_for_one_size(tmp_path: Path) -> None:
-    path = tmp_path / "tri.txt"
-    path.write_text("3 3\n1 2 1\n2 3 1\n1 3 1\n")
+def test_bench_plots_no_tts_curve_for_one_size(tmp_path: Path, triangle: Path) -> None:
     code, text = run(
-        "bench", str(path), "--format", "maxcut", "--solvers", "sa", "--seeds", "2",
+        "bench", str(triangle), "--format", "maxcut", "--solvers", "sa", "--seeds", "2",
         "--plot", str(tmp_path / "p"),
     )  # fmt: skip
     assert code == 0 and "no TTS-vs-size plot" in text
@@ -143,21 +143,22 @@ def test_bench_plots_no_tts_curve_for_one_size(tmp_path: Path) -> None:
 
 
 def test_bench_plot_without_matplotlib_says_what_to_install(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    triangle: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import sys
 
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    path = tmp_path / "tri.txt"
-    path.write_text("3 3\n1 2 1\n2 3 1\n1 3 1\n")
-    code, _ = run("bench", str(path), "--format", "maxcut", "--plot", str(tmp_path))
+    code, _ = run("bench", str(triangle), "--format", "maxcut", "--plot", str(tmp_path))
     assert code == 2 and "qopt[plot]" in capsys.readouterr().err
 
 
-def test_bench_runs_a_backend_that_takes_no_seed(tmp_path: Path) -> None:
-    path = tmp_path / "tri.txt"
-    path.write_text("3 3\n1 2 1\n2 3 1\n1 3 1\n")
-    code, text = run("bench", str(path), "--format", "maxcut", "--solvers", "exact", "--seeds", "2")
+def test_bench_runs_a_backend_that_takes_no_seed(triangle: Path) -> None:
+    code, text = run(
+        "bench", str(triangle), "--format", "maxcut", "--solvers", "exact", "--seeds", "2"
+    )
     assert code == 0 and "exact" in text
 
 
@@ -171,28 +172,24 @@ def test_demo_refuses_a_bad_seed_before_running(
 
 
 def test_reads_beyond_what_the_samplers_take_is_a_usage_error(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    triangle: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = tmp_path / "tri.txt"
-    path.write_text("3 3\n1 2 1\n2 3 1\n1 3 1\n")
-    code, _ = run("solve", str(path), "--format", "maxcut", "--reads", str(10**20))
+    code, _ = run("solve", str(triangle), "--format", "maxcut", "--reads", str(10**20))
     assert code == 2 and "--reads must be a positive integer up to" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("target", ["folder", "under-a-file"])
 def test_bench_refuses_an_unwritable_json_path_before_solving(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], target: str
+    tmp_path: Path, triangle: Path, capsys: pytest.CaptureFixture[str], target: str
 ) -> None:
-    path = tmp_path / "tri.txt"
-    path.write_text("3 3\n1 2 1\n2 3 1\n1 3 1\n")
-    json_path = tmp_path if target == "folder" else path / "results.json"  # a file as folder
-    code, text = run("bench", str(path), "--format", "maxcut", "--json", str(json_path))
+    json_path = tmp_path if target == "folder" else triangle / "results.json"  # a file as folder
+    code, text = run("bench", str(triangle), "--format", "maxcut", "--json", str(json_path))
     assert code == 2 and text == ""  # nothing was solved
     assert "--json" in capsys.readouterr().err
 
 
 def test_time_limit_rounds_with_a_seed_are_seeded_apart(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    triangle: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import qopt.solvers
 
@@ -204,32 +201,26 @@ def test_time_limit_rounds_with_a_seed_are_seeded_apart(
         return real(solver, options, **kwargs)
 
     monkeypatch.setattr(qopt.solvers, "resolve_solver", recording)
-    path = tmp_path / "tri.txt"
-    path.write_text("3 3\n1 2 1\n2 3 1\n1 3 1\n")
-    code, _ = run("solve", str(path), "--format", "maxcut", "--time-limit", "0.2", "--seed", "5")
+    code, _ = run(
+        "solve", str(triangle), "--format", "maxcut", "--time-limit", "0.2", "--seed", "5"
+    )
     assert code == 0 and len(seeds) >= 2
     assert seeds == list(range(5, 5 + len(seeds)))  # round r is seeded 5 + r, none repeats
 
 
-def test_an_infinite_time_limit_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "tri.txt"
-    path.write_text("3 3\n1 2 1\n2 3 1\n1 3 1\n")
-    assert run("solve", str(path), "--format", "maxcut", "--time-limit", "inf")[0] == 2
+def test_an_infinite_time_limit_is_refused(triangle: Path) -> None:
+    assert run("solve", str(triangle), "--format", "maxcut", "--time-limit", "inf")[0] == 2
 
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
 def test_a_non_finite_best_known_is_refused(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str
+    triangle: Path, capsys: pytest.CaptureFixture[str], value: str
 ) -> None:
-    path = tmp_path / "tri.txt"
-    path.write_text("3 3\n1 2 1\n2 3 1\n1 3 1\n")
-    code, _ = run("solve", str(path), "--format", "maxcut", f"--best-known={value}")
+    code, _ = run("solve", str(triangle), "--format", "maxcut", f"--best-known={value}")
     assert code == 2 and "'best_known' parameter" in capsys.readouterr().err
 
 
-def test_a_zero_best_known_reports_no_relative_gap(tmp_path: Path) -> None:
-    path = tmp_path / "tri.txt"
-    path.write_text("3 3\n1 2 1\n2 3 1\n1 3 1\n")
-    code, text = run("solve", str(path), "--format", "maxcut", "--best-known", "0", "--json")
+def test_a_zero_best_known_reports_no_relative_gap(triangle: Path) -> None:
+    code, text = run("solve", str(triangle), "--format", "maxcut", "--best-known", "0", "--json")
     result = json.loads(text)
     assert code == 0 and result["gap_to_best_known"] is None and result["objective"] == 2

@@ -12,6 +12,8 @@
 - :func:`select_units` (:mod:`~qopt.model_analysis.selection`): the units to keep within a
   budget, by the pruning QUBO (:mod:`qopt.problems.pruning`) solved through
   :func:`qopt.pipeline.solve`.
+- :func:`load_pruned` (:mod:`~qopt.model_analysis.checkpoint`): a pruned model back from a
+  checkpoint (cut, or still masked) that holds a :func:`pruning_record`.
 
 Framework-free apart from torch (and Torch-Pruning for tracing, imported when first used):
 the pruning callback, ``qopt nas`` and any other caller share it.
@@ -28,17 +30,21 @@ Examples:
 
 from __future__ import annotations
 
+from qopt.model_analysis.checkpoint import PRUNING_KEY, load_pruned, pruning_record
 from qopt.model_analysis.counting import count_params_and_macs
 from qopt.model_analysis.groups import ModelPruningGroups, PrunableGroup, model_pruning_groups
 from qopt.model_analysis.hooks import PruningHooks
 from qopt.model_analysis.selection import UnitSelection, select_units
 
 __all__ = [
+    "PRUNING_KEY",
     "ModelPruningGroups",
     "PrunableGroup",
     "PruningHooks",
     "UnitSelection",
     "count_params_and_macs",
+    "load_pruned",
     "model_pruning_groups",
+    "pruning_record",
     "select_units",
 ]

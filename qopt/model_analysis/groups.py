@@ -7,14 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 from torch import nn
 
 from qopt._validation import check_int
 from qopt.exceptions import InvalidProblemError, SolverConfigurationError, UnknownNameError
 from qopt.model_analysis.cost import BUDGETS, ModelCost
 from qopt.model_analysis.surgery import as_keep_mask, remove_units
-from qopt.model_analysis.tracing import UnitGroup, trace_unit_groups
+from qopt.model_analysis.tracing import UnitGroup, move_to_device, trace_unit_groups
 
 __all__ = ["ModelPruningGroups", "PrunableGroup", "model_pruning_groups"]
 
@@ -44,21 +43,6 @@ class PrunableGroup:
     layers: tuple[str, ...]
     kind: str
     min_keep: int
-
-
-def _on_device(example: Any, device: torch.device) -> Any:
-    """``example`` (a tensor, or a tuple, list or dict of them) moved to ``device``.
-
-    The Lightning callback uses Lightning's ``move_data_to_device``; the core does not import
-    Lightning, and an example input is one of these three shapes.
-    """
-    if isinstance(example, torch.Tensor):
-        return example.to(device)
-    if isinstance(example, tuple | list):
-        return type(example)(x.to(device) if isinstance(x, torch.Tensor) else x for x in example)
-    if isinstance(example, Mapping):
-        return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in example.items()}
-    return example
 
 
 class ModelPruningGroups(Sequence[PrunableGroup]):
@@ -164,7 +148,7 @@ class ModelPruningGroups(Sequence[PrunableGroup]):
                     f"The mask of pruning group {group.name!r} keeps {kept} unit(s); it must "
                     f"keep at least {group.min_keep}."
                 )
-        example = _on_device(self._example, next(model.parameters()).device)
+        example = move_to_device(self._example, next(model.parameters()).device)
         remove_units(model, example, self.unit_groups, full)
 
 

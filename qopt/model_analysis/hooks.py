@@ -1,7 +1,7 @@
 """Forward hooks that train the pruned network before it is cut, and gather what scoring needs.
 
 :class:`PruningHooks` zeroes the dropped units of each group at the inputs of the layers that
-read them (an MoE's dropped experts get a router logit no top-k choice picks), so the network
+read them (an MoE masks its dropped experts: :meth:`qopt.moe.MoE.mask_experts`), so the network
 that fine-tunes is the one that will ship; while collecting, the same hooks keep calibration
 activations (redundancy), and Fisher and Taylor statistics (importance). Plain torch: a
 training loop calls :meth:`PruningHooks.install`, :meth:`~PruningHooks.start_epoch`,
@@ -22,13 +22,10 @@ from qopt.model_analysis.scores import magnitude_scores, redundancy_scores, tayl
 from qopt.model_analysis.tracing import UnitGroup
 from qopt.problems.pruning import fisher_importance
 
-__all__ = ["DROPPED_EXPERT_LOGIT", "IMPORTANCES", "PruningHooks"]
+__all__ = ["IMPORTANCES", "PruningHooks"]
 
 #: The importance scores :class:`PruningHooks` can give.
 IMPORTANCES = ("l1", "l2", "taylor", "fisher")
-#: Router logit given to a dropped expert while masked: no top-k choice picks it, and its
-#: softmax probability is exactly 0 in float32 (a finite value keeps log-space Sinkhorn finite).
-DROPPED_EXPERT_LOGIT = -1.0e4
 
 
 class PruningHooks:
@@ -93,9 +90,7 @@ class PruningHooks:
             )
         for group in self.groups:
             if group.moe is not None:
-                self._handles.append(
-                    group.moe.router.register_forward_hook(self._router_hook(group))
-                )
+                self._handles.append(group.moe.register_forward_pre_hook(self._expert_hook(group)))
                 self._handles.append(group.moe.register_forward_pre_hook(self._token_hook(group)))
 
     def remove(self) -> None:
@@ -103,15 +98,18 @@ class PruningHooks:
         for handle in self._handles:
             handle.remove()
         self._handles = []
+        for group in self.groups:
+            if group.moe is not None:
+                group.moe.mask_experts(None)
 
-    def _router_hook(self, group: UnitGroup) -> Any:
-        """Dropped experts get a router logit no top-k choice picks (and gate exactly 0)."""
+    def _expert_hook(self, group: UnitGroup) -> Any:
+        """Dropped experts take no token: the layer masks them in every routing path."""
+        assert group.moe is not None
+        moe = group.moe
 
-        def hook(_module: nn.Module, _args: Any, output: torch.Tensor) -> torch.Tensor | None:
+        def hook(_module: nn.Module, _args: Any) -> None:
             mask = self.masks[group.name]
-            if bool(mask.all()):
-                return None
-            return output.masked_fill(~mask.to(output.device), DROPPED_EXPERT_LOGIT)
+            moe.mask_experts(None if bool(mask.all()) else mask)
 
         return hook
 
@@ -220,6 +218,36 @@ class PruningHooks:
             stats = self._stats(group)
             stats["taylor"] = stats.get("taylor", 0.0) + score
             stats["taylor_n"] = stats.get("taylor_n", 0) + 1
+
+    def statistics_state(self) -> dict[str, dict[str, Any]]:
+        """The statistics gathered so far, for a checkpoint: tensors, ints and lists only
+        (``torch.load(..., weights_only=True)`` reads them back).
+
+        A loop that checkpoints in the middle of a collecting epoch saves this and hands it to
+        :meth:`load_statistics_state` when it resumes, so the scores are those of an
+        uninterrupted epoch.
+        """
+        return {
+            name: {
+                key: torch.from_numpy(value) if isinstance(value, np.ndarray) else value
+                for key, value in stats.items()
+            }
+            for name, stats in self.statistics.items()
+        }
+
+    def load_statistics_state(self, state: Mapping[str, Mapping[str, Any]]) -> None:
+        """Continue from statistics saved by :meth:`statistics_state` (replacing any gathered)."""
+        self.statistics = {
+            name: {
+                key: value.numpy()
+                if key in ("taylor", "fisher") and torch.is_tensor(value)
+                else list(value)
+                if key == "acts"
+                else value
+                for key, value in stats.items()
+            }
+            for name, stats in state.items()
+        }
 
     # -- scores ----------------------------------------------------------------------------
 

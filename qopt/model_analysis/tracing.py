@@ -9,7 +9,7 @@ group, whose units are whole experts.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +21,13 @@ from qopt.exceptions import InvalidProblemError, SolverConfigurationError
 from qopt.model_analysis.layers import COSTED_LAYERS, NORM_LAYERS, output_width
 from qopt.moe import MoE
 
-__all__ = ["UnitGroup", "dependency_graph", "torch_pruning", "trace_unit_groups"]
+__all__ = [
+    "UnitGroup",
+    "dependency_graph",
+    "move_to_device",
+    "torch_pruning",
+    "trace_unit_groups",
+]
 
 
 def torch_pruning(purpose: str = "qopt.model_analysis") -> Any:
@@ -58,6 +64,21 @@ class UnitGroup:
     def min_keep(self, floor: int) -> int:
         """The fewest units the group may keep: ``floor``, and ``top_k`` for experts."""
         return max(floor, self.moe.top_k) if self.moe is not None else floor
+
+
+def move_to_device(example: Any, device: torch.device | str) -> Any:
+    """An example input (a tensor, or a tuple, list or dict of them) on ``device``.
+
+    The Lightning callback uses Lightning's ``move_data_to_device``; the core does not import
+    Lightning, and an example input is one of these shapes.
+    """
+    if isinstance(example, torch.Tensor):
+        return example.detach().to(device)
+    if isinstance(example, tuple | list):
+        return type(example)(move_to_device(x, device) for x in example)
+    if isinstance(example, Mapping):
+        return {k: move_to_device(v, device) for k, v in example.items()}
+    return example
 
 
 def _experts_leaf() -> Any:

@@ -93,3 +93,44 @@ def test_taylor_is_accumulated_after_each_backward_and_magnitude_needs_none() ->
     np.testing.assert_array_equal(
         fresh.local_scores(groups[0], alpha=1.0)[0], magnitude_scores(groups[0], 1)
     )
+
+
+@pytest.mark.parametrize("importance", ["taylor", "fisher"])
+def test_statistics_saved_mid_epoch_continue_as_if_never_interrupted(importance, tmp_path) -> None:
+    torch.manual_seed(0)
+    model = tiny_cnn().train()
+    example = torch.zeros(1, 1, 8, 8)
+    groups = trace_unit_groups(model, example)
+    masks = {g.name: torch.ones(g.size, dtype=torch.bool) for g in groups}
+    batches = [torch.randn(6, 1, 8, 8) for _ in range(4)]
+
+    def gather(hooks: PruningHooks, part: list[torch.Tensor]) -> None:
+        for x in part:
+            model(x).sum().backward()
+            hooks.after_backward()
+            model.zero_grad()
+
+    whole = PruningHooks(groups, masks, importance=importance, calibration_samples=16)
+    whole.install()
+    whole.start_epoch(collecting=True)
+    gather(whole, batches)
+    whole.remove()
+
+    first = PruningHooks(groups, masks, importance=importance, calibration_samples=16)
+    first.install()
+    first.start_epoch(collecting=True)
+    gather(first, batches[:2])
+    first.remove()
+    torch.save(first.statistics_state(), tmp_path / "stats.pt")
+    resumed = PruningHooks(groups, masks, importance=importance, calibration_samples=16)
+    resumed.install()
+    resumed.start_epoch(collecting=True)
+    resumed.load_statistics_state(torch.load(tmp_path / "stats.pt", weights_only=True))
+    gather(resumed, batches[2:])
+    resumed.remove()
+    for group in groups:
+        expected = whole.local_scores(group, alpha=0.5)
+        got = resumed.local_scores(group, alpha=0.5)
+        np.testing.assert_allclose(got[0], expected[0], rtol=1e-12)
+        np.testing.assert_allclose(got[1], expected[1], rtol=1e-12)
+        assert got[2] == expected[2] == 16.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from qopt.integrations.lightning._attention import QuboAttentionCallback
 from qopt.integrations.lightning._demo import print_routing_demo, routing_demo
 from qopt.integrations.lightning._pruning import QoptPruningWarning, QuboPruningCallback
-from qopt.integrations.lightning._routing import QuboRoutingCallback
+from qopt.integrations.lightning._routing import QoptRoutingWarning, QuboRoutingCallback
 
 # Re-exported for code written against this module; their home is qopt.model_analysis.
 from qopt.model_analysis import (
@@ -19,6 +19,7 @@ __all__ = [
     "ModelPruningGroups",
     "PrunableGroup",
     "QoptPruningWarning",
+    "QoptRoutingWarning",
     "QuboAttentionCallback",
     "QuboPruningCallback",
     "QuboRoutingCallback",

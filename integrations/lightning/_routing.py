@@ -22,10 +22,10 @@ from lightning.pytorch.callbacks import Callback
 from qopt._validation import check_float, check_int
 from qopt.exceptions import InvalidProblemError, SolverConfigurationError
 from qopt.moe import Routable, RouterHook, RoutingDecision, bias_step, distillation_loss
-from qopt.problems.routing import ROUTING_SOLVER_DEFAULTS, BatchRouter, PairwiseSpec
+from qopt.problems.routing import ROUTING_SOLVER_DEFAULTS, BatchRouter, PairwiseSpec, RoutingStats
 from qopt.solvers import QoptFallbackWarning, resolve_solver
 
-__all__ = ["QuboRoutingCallback"]
+__all__ = ["QoptRoutingWarning", "QuboRoutingCallback"]
 
 RoutingMode = Literal["assign", "bias", "distill"]
 _MODES = ("assign", "bias", "distill")
@@ -43,6 +43,23 @@ def _lower_priority() -> None:
         # Relative to the current niceness: a training run started with `nice` keeps the gap.
         nice = min(19, os.getpriority(os.PRIO_PROCESS, thread) + 10)
         os.setpriority(os.PRIO_PROCESS, thread, nice)
+
+
+class QoptRoutingWarning(UserWarning):
+    """A routed layer changed under the routing callback (e.g. pruned); training goes on.
+
+    Silence it with ``warnings.filterwarnings("ignore", category=QoptRoutingWarning)``.
+    """
+
+
+def _active_experts(module: Routable) -> np.ndarray | None:
+    """The experts a layer lets take tokens (its optional ``active_experts``), or ``None``
+    when every expert may."""
+    active = getattr(module, "active_experts", None)
+    if active is None:
+        return None
+    flags = torch.as_tensor(active).detach().cpu().numpy().astype(bool).reshape(-1)
+    return None if flags.all() else np.flatnonzero(flags)
 
 
 @dataclass
@@ -102,16 +119,27 @@ class QuboRoutingCallback(Callback):
     ``num_fallbacks`` and ``routing/fallbacks``. Any other solver error is raised: a solver
     instance is used as given, so wrap a remote one in a fallback yourself or pass its name.
 
-    Logged with ``pl_module.log`` on every solving step (reduced across DDP ranks):
-    ``routing/max_violation`` (fullest expert over the balanced load, max), ``routing/dropped``
-    (slots over capacity, sum), ``routing/dead_experts`` (max), ``routing/infeasible_fraction``
-    (raw solver samples infeasible before repair), ``routing/solver_s`` and ``routing/route_s``
-    (solver and whole-routing seconds), ``routing/polish_gain`` (energy the classical polish
-    removed below the better of the solver's answer and the warm start, log-probability
-    units; 0 means the solver's answer was already locally optimal), ``routing/fallbacks``
-    and, when the objective is linear and ``compare_exact`` is set, ``routing/objective``,
+    Logged with ``pl_module.log`` on every solving step (reduced across DDP ranks). What the
+    layers did in that step, after capacity, in every mode (from each layer's ``last_stats``
+    where it has one, as :class:`~qopt.moe.MoE` does): ``routing/max_violation`` (fullest
+    expert over the balanced load, max), ``routing/dropped`` (slots dropped for lack of
+    capacity, sum) and ``routing/dead_experts`` (max). What the solver answered:
+    ``routing/solver_max_violation``, ``routing/infeasible_fraction`` (raw solver samples
+    infeasible before repair), ``routing/solver_s`` and ``routing/route_s`` (solver and
+    whole-routing seconds), ``routing/polish_gain`` (energy the classical polish removed below
+    the better of the solver's answer and the warm start, log-probability units; 0 means the
+    solver's answer was already locally optimal), ``routing/fallbacks`` and, when the
+    objective is linear and ``compare_exact`` is set, ``routing/objective``,
     ``routing/exact_objective`` and ``routing/optimality_gap`` (relative shortfall from the
-    exact linear-assignment optimum, in log-probability units).
+    exact linear-assignment optimum, in log-probability units). In ``"assign"`` mode the
+    layer dispatches the solver's answer, so the two agree; in ``"bias"`` and ``"distill"``
+    modes the layer routes by itself and may drop tokens the answer would not have.
+
+    Pruned experts. A layer with ``active_experts`` (a :class:`~qopt.moe.MoE` whose experts
+    :class:`~qopt.integrations.lightning.QuboPruningCallback` masks) is routed over its
+    active experts only: no token goes to a masked expert. When a layer's number of experts
+    changes (:meth:`~qopt.moe.MoE.keep_experts`), the callback warns once
+    (:class:`QoptRoutingWarning`) and starts that layer's biases again.
 
     For purely linear routing the exact assignment is optimal and faster (Sinkhorn is close
     and faster still); use this callback for pairwise objectives or to run routing on
@@ -279,11 +307,10 @@ class QuboRoutingCallback(Callback):
                 "qopt.moe.Routable members (num_experts, top_k, expert_capacity, "
                 "router_scores, set_router_hook); see the qopt.moe documentation."
             )
+        self._apply_restored_biases()
         for name, module in self._modules.items():
             module.set_router_hook(self._make_hook(name, module))
-            if name not in self._biases:
-                self._biases[name] = torch.zeros(module.num_experts)
-        self._apply_restored_biases()
+            self._layer_bias(name, module)
         if self.asynchronous and self._executor is None:
             # One worker: solves are applied in order, and one solve at a time is all the
             # spare CPU a training step leaves.
@@ -358,6 +385,29 @@ class QuboRoutingCallback(Callback):
 
     # ------------------------------------------------------------------ routing
 
+    def _layer_bias(self, name: str, module: Routable) -> torch.Tensor:
+        """The layer's bias-mode biases, started again if its number of experts changed."""
+        bias = self._biases.get(name)
+        if bias is not None and bias.numel() == module.num_experts:
+            return bias
+        if bias is not None:
+            # Pruned (e.g. MoE.keep_experts): which experts survived is not known here.
+            key = f"{name}:experts"
+            if key not in self._warned:
+                self._warned.add(key)
+                what = "its bias-mode biases start again from 0" if self.mode == "bias" else ""
+                warnings.warn(
+                    f"{type(self).__name__}: module '{name}' now has {module.num_experts} "
+                    f"experts (it had {bias.numel()}); it is routed over those from now on"
+                    + (f" and {what}" if what else "")
+                    + ".",
+                    QoptRoutingWarning,
+                    stacklevel=4,
+                )
+        bias = torch.zeros(module.num_experts)
+        self._biases[name] = bias
+        return bias
+
     def _make_hook(self, name: str, module: Routable) -> RouterHook:
         def hook(scores: torch.Tensor, hidden: torch.Tensor | None) -> RoutingDecision | None:
             return self._route(name, module, scores, hidden)
@@ -369,10 +419,11 @@ class QuboRoutingCallback(Callback):
     ) -> RoutingDecision | None:
         training = bool(getattr(module, "training", True))
         k = module.top_k
+        bias = self._layer_bias(name, module)
         biased: torch.Tensor | None = None
         if self.mode == "bias":
-            bias = self._biases[name].to(scores.device, scores.dtype)
-            biased = torch.topk(scores.detach() + bias, k, dim=-1).indices
+            biased = torch.topk(scores.detach() + bias.to(scores.device, scores.dtype), k, dim=-1)
+            biased = biased.indices
         if not training or self._step % self.every_n_steps != 0:
             return None if biased is None else RoutingDecision(assignment=biased)
 
@@ -380,18 +431,20 @@ class QuboRoutingCallback(Callback):
         features = None if hidden is None else hidden.detach().float().cpu().numpy()
         capacity = module.expert_capacity(logits.shape[0])
         e = module.num_experts
+        experts = _active_experts(module)
+        args = (name, k, capacity, logits, features, experts)
         if biased is not None:  # bias mode
             future: Future[_Outcome]
             if self._executor is not None:
-                future = self._executor.submit(self._solve, name, k, capacity, logits, features)
+                future = self._executor.submit(self._solve, *args)
             else:
                 future = Future()
-                future.set_result(self._solve(name, k, capacity, logits, features))
+                future.set_result(self._solve(*args))
             biased_load = np.bincount(biased.cpu().numpy().reshape(-1), minlength=e)[:e]
             self._pending.append(_Pending(self._step, name, future, biased_load))
             return RoutingDecision(assignment=biased)
 
-        outcome = self._solve(name, k, capacity, logits, features)
+        outcome = self._solve(*args)
         self._collect(outcome)
         solved = outcome.assignment
         if solved is None:  # fallback: the layer's own routing
@@ -414,11 +467,17 @@ class QuboRoutingCallback(Callback):
         self._step_records.append(outcome.record)
 
     def _solve(
-        self, name: str, k: int, capacity: int, logits: np.ndarray, hidden: np.ndarray | None
+        self,
+        name: str,
+        k: int,
+        capacity: int,
+        logits: np.ndarray,
+        hidden: np.ndarray | None,
+        experts: np.ndarray | None,
     ) -> _Outcome:
         """Route one layer's batch; touches no callback state, so it may run in a thread."""
         try:
-            routed = self.router.route(logits, k, capacity, hidden)
+            routed = self.router.route(logits, k, capacity, hidden, experts=experts)
         except InvalidProblemError as error:  # non-finite logits, capacity too small for k
             cause = re.sub(r"[0-9]+", "#", str(error))  # one warning per cause, not per count
             return _Outcome(
@@ -489,6 +548,20 @@ class QuboRoutingCallback(Callback):
         solved = [r for r in records if "max_violation" in r]
         sync = trainer.world_size > 1
         values: dict[str, tuple[float, str]] = {"fallbacks": (fallbacks, "sum")}
+        # What the layers did (after any capacity drops), in every mode.
+        layers = [
+            stats
+            for module in self._modules.values()
+            if isinstance(stats := getattr(module, "last_stats", None), RoutingStats)
+        ]
+        if layers:
+            values.update(
+                {
+                    "max_violation": (max(s.max_violation for s in layers), "max"),
+                    "dropped": (float(sum(s.dropped for s in layers)), "sum"),
+                    "dead_experts": (float(max(s.dead_experts for s in layers)), "max"),
+                }
+            )
         if solved:
 
             def pick(key: str, fx: Callable[[list[float]], float]) -> float:
@@ -496,9 +569,9 @@ class QuboRoutingCallback(Callback):
 
             values.update(
                 {
-                    "max_violation": (pick("max_violation", max), "max"),
-                    "dropped": (pick("dropped", sum), "sum"),
-                    "dead_experts": (pick("dead_experts", max), "max"),
+                    # The solver's answer: what "assign" dispatches, "bias" steers toward
+                    # and "distill" teaches.
+                    "solver_max_violation": (pick("max_violation", max), "max"),
                     "infeasible_fraction": (pick("infeasible_fraction", _mean), "mean"),
                     "solver_s": (pick("solver_s", sum), "mean"),
                     "route_s": (pick("route_s", sum), "mean"),

@@ -35,6 +35,15 @@ or a thin wrapper is enough):
    your gating weights); if ``decision.aux_loss`` is not ``None``, add it to the loss your
    ``training_step`` optimizes (``distill`` mode relies on it).
 
+Two more members are optional; the callback uses them where they exist:
+
+5. ``last_stats``, a :class:`~qopt.problems.routing.RoutingStats` of what the last forward
+   dispatched (after capacity): the callback's ``routing/max_violation``, ``routing/dropped``
+   and ``routing/dead_experts`` then describe your layer; without it they are not logged;
+6. ``active_experts``, a bool tensor ``(E,)``, False for experts that must take no token
+   (e.g. masked by structured pruning): the callback then routes over the active experts
+   only.
+
 Examples:
     >>> import torch
     >>> from qopt.moe import MoE, Routable
@@ -49,10 +58,11 @@ from __future__ import annotations
 
 from qopt.moe.data import MarkovMixture
 from qopt.moe.language_model import MoELanguageModel
-from qopt.moe.layer import MoE, RoutingMethod, bias_step
+from qopt.moe.layer import MASKED_EXPERT_LOGIT, MoE, RoutingMethod, bias_step
 from qopt.moe.routable import Routable, RouterHook, RoutingDecision, distillation_loss
 
 __all__ = [
+    "MASKED_EXPERT_LOGIT",
     "MarkovMixture",
     "MoE",
     "MoELanguageModel",

@@ -19,6 +19,7 @@ from qopt.moe.routable import RouterHook
 from qopt.problems.routing import RoutingStats, exact_assignment, expert_capacity, routing_stats
 
 __all__ = [
+    "MASKED_EXPERT_LOGIT",
     "MoE",
     "RoutingMethod",
     "bias_step",
@@ -27,6 +28,10 @@ __all__ = [
 
 RoutingMethod = Literal["topk", "sinkhorn", "assignment", "bias", "external"]
 _METHODS = ("topk", "sinkhorn", "assignment", "bias", "external")
+
+#: Router logit of a masked expert (:meth:`MoE.mask_experts`): no top-k choice picks it and
+#: its softmax probability is exactly 0 in float32 (finite, so log-space Sinkhorn stays finite).
+MASKED_EXPERT_LOGIT = -1.0e4
 
 
 def _topk(scores: torch.Tensor, k: int) -> torch.Tensor:
@@ -86,6 +91,13 @@ class MoE(nn.Module):
     After every forward, :attr:`aux_loss` holds the auxiliary loss to add to the training loss
     (Switch loss in ``"topk"`` routing, plus whatever a router hook adds) and
     :attr:`last_stats` the load balance of the batch (:class:`~qopt.problems.routing.RoutingStats`).
+
+    Experts can be masked without being removed (:meth:`mask_experts`, what structured
+    pruning does while it fine-tunes) or removed (:meth:`keep_experts`). A masked expert
+    takes no token in any routing method: its router logit is
+    :data:`MASKED_EXPERT_LOGIT`, Sinkhorn and the exact assignment balance over the active
+    experts only, the capacity is shared among them, and ``"bias"`` routing balances them
+    toward their own mean load.
 
     Args:
         d_model: Token width.
@@ -165,12 +177,29 @@ class MoE(nn.Module):
         self._scores: torch.Tensor | None = None
         self._hook: RouterHook | None = None
         self._pending: torch.Tensor | None = None
+        self._active: torch.Tensor | None = None  # None: every expert takes tokens
 
     # ------------------------------------------------------------------ Routable protocol
 
     def expert_capacity(self, num_tokens: int) -> int:
-        """Slots per expert for ``num_tokens`` tokens (see the class docstring)."""
-        return expert_capacity(num_tokens, self.num_experts, self.top_k, self.capacity_factor)
+        """Slots per active expert for ``num_tokens`` tokens (see the class docstring)."""
+        return expert_capacity(num_tokens, self._num_active(), self.top_k, self.capacity_factor)
+
+    @property
+    def active_experts(self) -> torch.Tensor:
+        """Which experts take tokens: bool ``(num_experts,)``, False where masked."""
+        if self._active is None:
+            return torch.ones(self.num_experts, dtype=torch.bool)
+        return self._active.clone()
+
+    def _num_active(self) -> int:
+        return self.num_experts if self._active is None else int(self._active.sum())
+
+    def _active_columns(self, device: torch.device) -> torch.Tensor | None:
+        """Indices of the active experts, or ``None`` when none is masked."""
+        if self._active is None:
+            return None
+        return torch.nonzero(self._active, as_tuple=True)[0].to(device)
 
     def router_scores(self) -> torch.Tensor | None:
         """Router logits ``(T, E)`` of the last forward, detached; ``None`` before any."""
@@ -179,6 +208,48 @@ class MoE(nn.Module):
     def set_router_hook(self, hook: RouterHook | None) -> None:
         """Install (or remove, with ``None``) a hook that may override the routing."""
         self._hook = hook
+
+    def mask_experts(self, keep: torch.Tensor | np.ndarray | Sequence[bool] | None) -> None:
+        """Mask experts without removing them: those whose ``keep`` entry is False take no token.
+
+        Until called again, every forward routes over the kept experts only (see the class
+        docstring); ``None`` makes every expert active again. The weights stay, so the
+        mask can change between steps; :meth:`keep_experts` removes experts for real.
+
+        Raises:
+            InvalidProblemError: ``keep`` is not one flag per expert, or keeps fewer than
+                ``top_k`` experts.
+
+        Examples:
+            >>> import torch
+            >>> from qopt.moe import MoE
+            >>> layer = MoE(8, 4, capacity_factor=1.0)
+            >>> layer.mask_experts([True, False, True, False])
+            >>> _ = layer(torch.randn(16, 8))
+            >>> layer.last_stats.load[1], layer.last_stats.load[3], layer.expert_capacity(16)
+            (0, 0, 8)
+        """
+        if keep is None:
+            self._active = None
+            return
+        owner = type(self).__name__
+        if isinstance(keep, torch.Tensor):
+            keep = keep.detach().cpu().numpy()
+        flags = np.asarray(keep)
+        if flags.shape != (self.num_experts,) or not (
+            flags.dtype == bool or np.isin(flags, (0, 1)).all()
+        ):
+            raise InvalidProblemError(
+                f"{owner}.mask_experts needs one bool per expert, shape ({self.num_experts},). "
+                f"Got {keep!r} instead."
+            )
+        active = torch.as_tensor(flags.astype(bool))
+        if int(active.sum()) < self.top_k:
+            raise InvalidProblemError(
+                f"{owner}.mask_experts must keep at least top_k={self.top_k} experts. "
+                f"Got {int(active.sum())} instead."
+            )
+        self._active = None if bool(active.all()) else active
 
     def set_assignment(self, assignment: torch.Tensor | np.ndarray | Sequence[Any]) -> None:
         """Supply the assignment ``(T, k)`` for the next forward (``"external"`` routing).
@@ -207,6 +278,15 @@ class MoE(nn.Module):
                 f"Assignment entries must be expert indices in [0, {self.num_experts - 1}] "
                 "(or -1 for a dropped slot)."
             )
+        if self._active is not None:
+            chosen = assignment[assignment >= 0]
+            masked = chosen[~self._active.to(chosen.device)[chosen]]
+            if masked.numel():
+                raise InvalidProblemError(
+                    f"An assignment sent tokens to masked expert(s) "
+                    f"{sorted(set(masked.tolist()))}; route over the active experts "
+                    f"(MoE.active_experts) only."
+                )
         if self.top_k > 1:
             ordered = assignment.sort(dim=1).values
             if ((ordered[:, 1:] == ordered[:, :-1]) & (ordered[:, 1:] >= 0)).any():
@@ -219,11 +299,18 @@ class MoE(nn.Module):
             return _topk(scores + self.expert_bias, self.top_k)
         if not self.training or self.routing == "topk":
             return _topk(scores, self.top_k)
-        if self.routing == "sinkhorn":
-            return _topk(_sinkhorn(scores, self.top_k, self.sinkhorn_iterations), self.top_k)
-        if self.routing == "assignment":
-            chosen = exact_assignment(scores.cpu().double().numpy(), self.top_k, capacity)
-            return torch.as_tensor(chosen, device=scores.device)
+        if self.routing in ("sinkhorn", "assignment"):
+            # Batch-wide balancing over the active experts only: a masked column would
+            # otherwise be handed its share of the batch.
+            columns = self._active_columns(scores.device)
+            active = scores if columns is None else scores[:, columns]
+            if self.routing == "sinkhorn":
+                plan = _sinkhorn(active, self.top_k, self.sinkhorn_iterations)
+                chosen = _topk(plan, self.top_k)
+            else:
+                exact = exact_assignment(active.cpu().double().numpy(), self.top_k, capacity)
+                chosen = torch.as_tensor(exact, device=scores.device)
+            return chosen if columns is None else columns[chosen]
         pending, self._pending = self._pending, None
         if pending is None:
             raise InvalidProblemError(
@@ -242,6 +329,8 @@ class MoE(nn.Module):
         flat = x.reshape(-1, self.d_model)
         num_tokens = flat.shape[0]
         logits = self.router(flat)
+        if self._active is not None:
+            logits = logits.masked_fill(~self._active.to(logits.device), MASKED_EXPERT_LOGIT)
         self._scores = logits.detach()
         capacity = self.expert_capacity(num_tokens)
 
@@ -281,24 +370,47 @@ class MoE(nn.Module):
             # Switch loss: E * sum_e f_e * P_e, f_e the share of choices, P_e the mean prob.
             choices = _topk(logits.detach(), self.top_k).reshape(-1)
             share = torch.bincount(choices, minlength=self.num_experts).float() / choices.numel()
-            aux = aux + self.aux_loss_weight * self.num_experts * (share * probs.mean(0)).sum()
+            aux = aux + self.aux_loss_weight * self._num_active() * (share * probs.mean(0)).sum()
         if decision is not None and decision.aux_loss is not None:
             aux = aux + decision.aux_loss
         self.aux_loss = aux
 
-        # Balance of what the router asked for (before capacity), drops of what was kept.
-        capacity_arr = np.full(self.num_experts, capacity)
-        asked = routing_stats(requested.cpu().numpy(), self.num_experts, capacity_arr)
-        kept_stats = routing_stats(assignment.cpu().numpy(), self.num_experts, capacity_arr)
-        self.last_stats = dataclasses.replace(
-            asked, dropped=kept_stats.dropped, dropped_tokens=kept_stats.dropped_tokens
-        )
+        self.last_stats = self._stats(requested, assignment, capacity)
         if self.routing == "bias" and self.training and self.bias_update_rate > 0:
             with torch.no_grad():
                 load = torch.tensor(self.last_stats.load, dtype=torch.float32)
-                step = bias_step(load, load.mean(), self.bias_update_rate)
+                if self._active is None:
+                    step = bias_step(load, load.mean(), self.bias_update_rate)
+                else:  # the active experts toward their own mean; masked biases stay
+                    active = self._active.to(load.device)
+                    step = bias_step(load, load[active].mean(), self.bias_update_rate) * active
                 self.expert_bias += step.to(self.expert_bias.device)
         return out.reshape(x.shape)
+
+    def _stats(
+        self, requested: torch.Tensor, assignment: torch.Tensor, capacity: int
+    ) -> RoutingStats:
+        """Balance of what the router asked for (before capacity), drops of what was kept.
+
+        Over the active experts: a masked expert is neither dead nor part of the balanced
+        load, and shows a load of 0.
+        """
+        asked_np, kept_np = requested.cpu().numpy(), assignment.cpu().numpy()
+        num_active = self._num_active()
+        if self._active is not None:  # expert index -> position among the active experts
+            position = np.cumsum(self._active.numpy()) - 1
+            asked_np, kept_np = (np.where(a >= 0, position[a], -1) for a in (asked_np, kept_np))
+        capacity_arr = np.full(num_active, capacity)
+        asked = routing_stats(asked_np, num_active, capacity_arr)
+        kept_stats = routing_stats(kept_np, num_active, capacity_arr)
+        load = asked.load
+        if self._active is not None:
+            full = np.zeros(self.num_experts, dtype=np.int64)
+            full[self._active.numpy()] = load
+            load = tuple(int(v) for v in full)
+        return dataclasses.replace(
+            asked, load=load, dropped=kept_stats.dropped, dropped_tokens=kept_stats.dropped_tokens
+        )
 
     def extra_repr(self) -> str:
         return (
@@ -311,9 +423,9 @@ class MoE(nn.Module):
     def keep_experts(self, indices: Sequence[int] | torch.Tensor) -> None:
         """Keep only the experts ``indices`` (in that order) and remove the others, in place.
 
-        The removed experts' weights, router rows and selection biases go and
+        The removed experts' weights, router rows, selection biases and masks go and
         :attr:`num_experts` becomes ``len(indices)``; the kept experts compute exactly what
-        they did. Parameters are replaced by smaller ones, so build the optimizer afterwards.
+        they did. A routing callback notices the new expert count at its next forward. Parameters are replaced by smaller ones, so build the optimizer afterwards.
         Structured pruning calls this
         (:class:`~qopt.integrations.lightning.QuboPruningCallback`).
 
@@ -355,6 +467,9 @@ class MoE(nn.Module):
                 router.bias = nn.Parameter(router.bias.detach()[rows].clone())
             router.out_features = int(index.numel())
             self.expert_bias = self.expert_bias[index.to(self.expert_bias.device)].clone()
+        if self._active is not None:
+            active = self._active[index]
+            self._active = None if bool(active.all()) else active
         self.num_experts = int(index.numel())
         self._scores = None
         self._pending = None

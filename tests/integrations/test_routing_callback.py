@@ -11,7 +11,7 @@ import lightning.pytorch as pl
 import numpy as np
 import pytest
 import torch
-from qopt.integrations.lightning import QuboRoutingCallback
+from qopt.integrations.lightning import QoptRoutingWarning, QuboRoutingCallback
 
 from qopt.exceptions import InvalidProblemError, SolverConfigurationError
 from qopt.moe import MoE
@@ -353,3 +353,36 @@ def test_background_solver_thread_runs_at_lower_priority() -> None:
         assert seen.result() == min(19, base + 10)
     # The calling thread keeps its own priority.
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base
+
+
+@pytest.mark.parametrize("mode", ["bias", "distill"])
+def test_logged_balance_and_drops_are_the_layers_in_every_mode(mode: str) -> None:
+    # At step 0 the router sends most tokens to one expert: the layer's own (biased) top-1
+    # drops slots, while the solver's answer is balanced and drops none.
+    callback = QuboRoutingCallback(solver_options=SOLVER_OPTIONS, mode=mode, group_size=16)
+    model = TinyMoEModel(capacity_factor=1.0)
+    trainer = _trainer([callback], max_steps=1)
+    trainer.fit(model, _data())
+    layer = model.stats[-1]
+    assert layer.dropped > 0
+    metrics = trainer.callback_metrics
+    assert float(metrics["routing/dropped"]) == layer.dropped
+    assert float(metrics["routing/max_violation"]) == pytest.approx(layer.max_violation)
+    assert float(metrics["routing/dead_experts"]) == layer.dead_experts
+    assert float(metrics["routing/solver_max_violation"]) == 0.0  # the balanced answer
+
+
+def test_a_pruned_layer_is_noticed_once_and_routed_over_its_experts() -> None:
+    callback = QuboRoutingCallback(
+        solver_options=SOLVER_OPTIONS, mode="bias", bias_update_rate=0.5, group_size=16
+    )
+    model = TinyMoEModel(capacity_factor=1.0)
+    _trainer([callback], max_steps=1).fit(model, _data())
+    assert len(callback.state_dict()["biases"]["moe"]) == 4
+    model.moe.keep_experts([0, 2, 3])
+    with pytest.warns(QoptRoutingWarning, match=r"'moe' now has 3 experts \(it had 4\)") as caught:
+        _trainer([callback], max_steps=3).fit(model, _data())
+    assert sum(issubclass(w.category, QoptRoutingWarning) for w in caught) == 1
+    bias = callback.state_dict()["biases"]["moe"]
+    assert len(bias) == 3 and any(b != 0 for b in bias)
+    assert callback.num_fallbacks == 0

@@ -150,3 +150,91 @@ def test_nonfinite_scores_in_assignment_routing_raise_clearly() -> None:
         layer.router.weight.fill_(float("nan"))
     with pytest.raises(InvalidProblemError, match="non-finite"):
         layer(torch.randn(4, 8))
+
+
+# -- masked experts ---------------------------------------------------------------------------
+
+KEEP = [True, False, True, True, False, True]
+
+
+@pytest.mark.parametrize("routing", ["topk", "sinkhorn", "assignment", "bias"])
+@pytest.mark.parametrize("top_k", [1, 2])
+def test_masked_experts_take_no_token_in_any_routing(routing: str, top_k: int) -> None:
+    torch.manual_seed(0)
+    layer = MoE(8, 6, d_hidden=16, top_k=top_k, routing=routing, capacity_factor=1.0)  # type: ignore[arg-type]
+    layer.mask_experts(torch.tensor(KEEP))
+    assert layer.active_experts.tolist() == KEEP
+    # Capacity is shared among the four active experts: 48 tokens x k over 4, not over 6.
+    assert layer.expert_capacity(48) == 12 * top_k
+    y = layer(torch.randn(48, 8))
+    (y.pow(2).mean() + layer.aux_loss).backward()
+    stats = layer.last_stats
+    assert stats is not None
+    load = np.array(stats.load)
+    assert load.shape == (6,) and load[~np.array(KEEP)].sum() == 0
+    assert load.sum() == 48 * top_k  # what the router asked for, all on active experts
+    # Masked router rows get no gradient: their logits are a constant.
+    assert layer.router.weight.grad is not None
+    assert layer.router.weight.grad[~torch.tensor(KEEP)].abs().sum() == 0
+    if routing == "assignment":  # balanced over the active experts: nothing dropped
+        assert stats.dropped == 0 and stats.max_violation == 0.0 and stats.dead_experts == 0
+
+
+def test_bias_routing_with_a_mask_balances_the_active_experts_only() -> None:
+    layer = _layer(routing="bias", bias_update_rate=0.1)
+    layer.mask_experts([True, True, False, True])
+    with torch.no_grad():
+        layer.router.weight.zero_()
+        layer.router.weight[0] = 1.0
+    x = torch.rand(30, 8) + 0.1
+    for _ in range(25):
+        layer(x)
+    # The masked expert's bias stays; without the mask the active experts would all sit
+    # above a mean that counts the masked expert's zero load, and fall together.
+    assert float(layer.expert_bias[2]) == 0.0
+    assert layer.expert_bias[0] < 0 < layer.expert_bias[1]
+    assert layer.last_stats is not None and layer.last_stats.load[2] == 0
+    assert layer.last_stats.max_violation < 1.0
+
+
+def test_masked_layer_refuses_an_assignment_to_a_masked_expert_and_unmasks() -> None:
+    layer = _layer(routing="external", capacity_factor=4.0)
+    layer.mask_experts([True, False, True, True])
+    layer.set_assignment(np.full((6, 1), 1))
+    with pytest.raises(InvalidProblemError, match=r"masked expert\(s\) \[1\]"):
+        layer(torch.randn(6, 8))
+    layer.mask_experts(None)
+    assert layer.active_experts.all()
+    layer.set_assignment(np.full((6, 1), 1))
+    layer(torch.randn(6, 8))
+    assert layer.last_stats is not None and layer.last_stats.load == (0, 6, 0, 0)
+
+
+def test_mask_experts_checks_its_argument() -> None:
+    layer = _layer(top_k=2)
+    with pytest.raises(InvalidProblemError, match=r"one bool per expert, shape \(4,\)"):
+        layer.mask_experts([True, False])
+    with pytest.raises(InvalidProblemError, match="at least top_k=2"):
+        layer.mask_experts([True, False, False, False])
+    layer.mask_experts([True, True, True, True])  # nothing masked: the plain layer
+    assert layer.active_experts.all()
+
+
+def test_keep_experts_keeps_the_mask_of_the_kept_experts() -> None:
+    layer = _layer()
+    layer.mask_experts([True, False, True, True])
+    layer.keep_experts([1, 2, 3])
+    assert layer.num_experts == 3 and layer.active_experts.tolist() == [False, True, True]
+    layer(torch.randn(9, 8))
+    assert layer.last_stats is not None and layer.last_stats.load[0] == 0
+    layer.keep_experts([1, 2])
+    assert layer.active_experts.all()
+
+
+def test_an_all_true_mask_computes_what_the_plain_layer_does() -> None:
+    x = torch.randn(24, 8)
+    for routing in ("topk", "sinkhorn", "assignment", "bias"):
+        plain, masked = _layer(routing=routing), _layer(routing=routing)
+        masked.mask_experts(torch.ones(4, dtype=torch.bool))
+        torch.testing.assert_close(masked(x), plain(x))
+        assert masked.last_stats == plain.last_stats

@@ -8,6 +8,7 @@ terms, warm start, penalty, polish) and routes each batch's router logits with
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ import dimod
 import numpy as np
 
 from qopt._validation import check_float, check_int
-from qopt.exceptions import SolverConfigurationError
+from qopt.exceptions import InvalidProblemError, SolverConfigurationError
 from qopt.problems.routing.assignment import affinity, check_scores, routing_stats
 from qopt.problems.routing.baselines import exact_assignment
 from qopt.problems.routing.objective import PairwiseTerms, knn_similarity
@@ -44,12 +45,15 @@ class RoutedBatch:
 
     Attributes:
         assignment: Shape ``(T, k)``, always feasible: every token ``k`` experts, none over
-            capacity.
-        solution: The :class:`~qopt.problems.routing.RoutingSolution` behind it.
-        record: The batch's statistics by name: ``max_violation``, ``dropped``,
-            ``dead_experts``, ``infeasible_fraction``, ``solver_s``, ``warm_start_kept``,
-            ``polish_gain``, ``route_s``; with the exact comparison also ``objective``,
-            ``exact_objective`` and ``optimality_gap`` (log-probability units).
+            capacity, none outside the ``experts`` routed over.
+        solution: The :class:`~qopt.problems.routing.RoutingSolution` behind it (with
+            ``experts``, over those columns: its expert indices are positions in
+            ``experts``).
+        record: The solved assignment's statistics by name (over the experts routed over):
+            ``max_violation``, ``dropped``, ``dead_experts``, ``infeasible_fraction``,
+            ``solver_s``, ``warm_start_kept``, ``polish_gain``, ``route_s``; with the exact
+            comparison also ``objective``, ``exact_objective`` and ``optimality_gap``
+            (log-probability units).
         fallback: Why the requested solver failed and its local fallback solved instead
             (from the solve record), or ``None``.
     """
@@ -149,13 +153,24 @@ class BatchRouter:
         return self.pairwise(log_probs, hidden)
 
     def route(
-        self, logits: Any, k: int, capacity: int, hidden: np.ndarray | None = None
+        self,
+        logits: Any,
+        k: int,
+        capacity: int,
+        hidden: np.ndarray | None = None,
+        *,
+        experts: Any = None,
     ) -> RoutedBatch:
         """Route one batch: router ``logits`` of shape ``(T, E)`` to ``k`` experts each.
 
+        ``experts`` (indices, or ``None`` for all) are the experts that may take tokens, e.g.
+        those a pruning mask leaves: the batch is routed over their columns only, with
+        their log-probabilities among themselves, and every other expert gets no token.
+
         Raises:
             InvalidProblemError: Non-finite logits (the router has diverged), or a capacity
-                too small for ``k``: the caller should let the layer route by itself.
+                too small for ``k``: the caller should let the layer route by itself; or
+                ``experts`` not distinct indices of the logits' columns.
         """
         started = time.perf_counter()
         num_experts = check_scores(logits, "BatchRouter.route()").shape[1]
@@ -163,6 +178,12 @@ class BatchRouter:
         values = np.asarray(logits)
         log_probs = values - np.logaddexp.reduce(values, axis=1, keepdims=True)
         pairwise = self.pairwise_terms(log_probs, hidden)
+        columns = None if experts is None else _check_experts(experts, num_experts)
+        if columns is not None:
+            values = values[:, columns]
+            num_experts = columns.size
+            log_probs = values - np.logaddexp.reduce(values, axis=1, keepdims=True)
+            pairwise = None if pairwise is None else _restrict(pairwise, columns)
         result = solve_routing(
             log_probs,
             k,
@@ -191,4 +212,38 @@ class BatchRouter:
             record["exact_objective"] = optimum
             record["optimality_gap"] = (optimum - result.affinity) / max(abs(optimum), 1e-12)
         record["route_s"] = time.perf_counter() - started
-        return RoutedBatch(result.assignment, result, record, result.fallback)
+        assignment = result.assignment
+        if columns is not None:  # positions among the routed experts -> expert indices
+            assignment = np.where(assignment >= 0, columns[assignment.clip(min=0)], -1)
+        return RoutedBatch(assignment, result, record, result.fallback)
+
+
+def _restrict(pairwise: PairwiseTerms, columns: np.ndarray) -> PairwiseTerms:
+    """The pairwise terms among the experts ``columns`` only."""
+    grid = np.ix_(columns, columns)
+    return dataclasses.replace(
+        pairwise,
+        expert_similarity=None
+        if pairwise.expert_similarity is None
+        else np.asarray(pairwise.expert_similarity)[grid],
+        communication_cost=None
+        if pairwise.communication_cost is None
+        else np.asarray(pairwise.communication_cost)[grid],
+    )
+
+
+def _check_experts(experts: Any, num_experts: int) -> np.ndarray:
+    """The experts to route over, as distinct int indices of the ``num_experts`` columns."""
+    array = np.asarray(experts)
+    if not (
+        array.ndim == 1
+        and array.size > 0
+        and np.issubdtype(array.dtype, np.integer)
+        and ((array >= 0) & (array < num_experts)).all()
+        and np.unique(array).size == array.size
+    ):
+        raise InvalidProblemError(
+            f"The 'experts' parameter of BatchRouter.route() must be distinct expert indices "
+            f"in [0, {num_experts - 1}]. Got {experts!r} instead."
+        )
+    return array.astype(np.int64)

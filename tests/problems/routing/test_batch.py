@@ -90,3 +90,48 @@ def test_bad_batches_and_settings_are_refused() -> None:
         BatchRouter(pairwise="dense", owner="Mine")  # type: ignore[arg-type]
     with pytest.raises(SolverConfigurationError, match="'group_size' parameter of BatchRouter"):
         BatchRouter(group_size=0)
+
+
+def test_experts_restrict_the_routing_to_their_columns() -> None:
+    logits = _logits(64, 8, seed=3)
+    experts = np.array([0, 2, 3, 6, 7])
+    capacity = expert_capacity(64, 5, 1, 1.0)
+    router = BatchRouter(group_size=16, sample_params={"seed": 0})
+    routed = router.route(logits, k=1, capacity=capacity, experts=experts)
+    # Every token on one of the given experts, none over capacity; indices are the layer's.
+    assert set(np.unique(routed.assignment)) <= set(experts.tolist())
+    assert np.bincount(routed.assignment.reshape(-1), minlength=8).max() <= capacity
+    # The same route and figures as routing the sliced logits, with log-probabilities among
+    # the routed experts only (the objective stays on its scale).
+    alone = router.route(logits[:, experts], k=1, capacity=capacity)
+    np.testing.assert_array_equal(routed.assignment, experts[alone.assignment])
+    for key in ("objective", "exact_objective", "max_violation", "dead_experts", "dropped"):
+        assert routed.record[key] == pytest.approx(alone.record[key])
+    assert routed.record["optimality_gap"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_experts_restrict_the_expert_pair_terms() -> None:
+    cost = PairwiseTerms.device_cost([0, 0, 1, 1, 2, 2])
+    terms = PairwiseTerms(communication_cost=cost, communication_weight=5.0)
+    router = BatchRouter(group_size=None, pairwise=terms, sample_params={"seed": 0})
+    logits = _logits(24, 6, seed=4)
+    experts = np.array([1, 2, 3, 5])
+    routed = router.route(logits, k=2, capacity=expert_capacity(24, 4, 2, 1.5), experts=experts)
+    assert set(np.unique(routed.assignment)) <= set(experts.tolist())
+    # The pair terms that reached the solver are those among the routed experts.
+    sliced = BatchRouter(
+        group_size=None,
+        pairwise=PairwiseTerms(
+            communication_cost=cost[np.ix_(experts, experts)], communication_weight=5.0
+        ),
+        sample_params={"seed": 0},
+    ).route(logits[:, experts], k=2, capacity=expert_capacity(24, 4, 2, 1.5))
+    np.testing.assert_array_equal(routed.assignment, experts[sliced.assignment])
+
+
+def test_bad_experts_are_refused() -> None:
+    router = BatchRouter(group_size=8)
+    logits = _logits(8, 4, seed=0)
+    for bad in ([0, 0, 1], [0, 4], [], [0.0, 1.0]):
+        with pytest.raises(InvalidProblemError, match="'experts' parameter"):
+            router.route(logits, k=1, capacity=8, experts=bad)

@@ -79,7 +79,7 @@ class CrossEntropySearch(_IndexSearch):
         *,
         population: int = 20,
         elite_fraction: float = 0.2,
-        smoothing: float = 0.7,
+        smoothing: float = 0.3,
         seed: int | None = None,
     ) -> None:
         owner = type(self).__name__

@@ -114,7 +114,7 @@ def make_proposer(
                 f"The 'method' parameter of search_policy must be a str among {list(METHODS)}. "
                 f"Got {method!r} instead."
             )
-        return classes[method](parameters, seed=seed, **options)  # type: ignore[no-any-return]
+        return classes[method](parameters, seed=seed, **options)
     except ProblemTooLargeError as error:
         raise ProblemTooLargeError(
             f"The policy ({policy.describe()}) is too large for the QUBO search: {error} "

@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy.stats import spearmanr
 
 from qopt.surrogates._base import QuadraticSurrogate
-from qopt.surrogates._transforms import rank_average
 
 __all__ = ["fit_diagnostics", "predicted_quantile", "prediction_diagnostics"]
 
@@ -54,7 +54,7 @@ def fit_diagnostics(
     rank_of[order] = np.arange(y_.size)
     spearman = math.nan
     if k >= 3 and np.ptp(y_[top]) > 0 and np.ptp(predicted[top]) > 0:
-        spearman = float(np.corrcoef(rank_average(predicted[top]), rank_average(y_[top]))[0, 1])
+        spearman = float(spearmanr(predicted[top], y_[top]).statistic)
     return {
         "top_spearman": spearman,
         "best_rank": int(rank_of[int(np.argmin(predicted))]),
@@ -118,7 +118,7 @@ def prediction_diagnostics(
     def spearman(a: np.ndarray, b: np.ndarray) -> float:
         if a.size < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
             return math.nan
-        return float(np.corrcoef(rank_average(a), rank_average(b))[0, 1])
+        return float(spearmanr(a, b).statistic)
 
     top = np.argsort(o, kind="stable")[: min(o.size, max(5, math.ceil(top_fraction * o.size)))]
     return {

@@ -6,6 +6,7 @@ from statistics import NormalDist
 from typing import Literal, TypeAlias
 
 import numpy as np
+from scipy.stats import rankdata
 
 from qopt.exceptions import InvalidProblemError, SolverConfigurationError
 
@@ -60,7 +61,7 @@ def transform_targets(y: np.ndarray | list[float], method: str = "rank") -> np.n
         return values
     finite = values[np.isfinite(values)]
     if method == "rank":
-        ranks = rank_average(values)
+        ranks = rankdata(values)
         inverse_cdf = np.vectorize(NormalDist().inv_cdf, otypes=[float])
         out = inverse_cdf((ranks - 0.5) / values.size)
     elif finite.size == 0:
@@ -78,14 +79,3 @@ def transform_targets(y: np.ndarray | list[float], method: str = "rank") -> np.n
         out = np.where(np.isfinite(values), values, finite.max())
     std = float(out.std())
     return (out - out.mean()) / std if std > 0 else np.zeros_like(out)
-
-
-def rank_average(values: np.ndarray) -> np.ndarray:
-    """Ranks 1..n, ties sharing their average rank (``scipy.stats.rankdata``, without scipy)."""
-    values = np.asarray(values, dtype=float)
-    order = np.argsort(values, kind="stable")
-    ranks = np.empty(values.size)
-    ranks[order] = np.arange(1, values.size + 1)
-    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
-    sums = np.bincount(inverse, weights=ranks)
-    return np.asarray(sums[inverse] / counts[inverse])

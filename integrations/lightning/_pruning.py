@@ -29,11 +29,13 @@ from torch import nn
 from qopt._validation import check_float, check_int
 from qopt.exceptions import InvalidProblemError, SolverConfigurationError
 from qopt.model_analysis import (
+    PRUNING_KEY,
     ModelPruningGroups,
     PruningHooks,
     UnitSelection,
     count_params_and_macs,
     model_pruning_groups,
+    pruning_record,
     select_units,
 )
 from qopt.model_analysis.cost import BUDGETS
@@ -88,6 +90,16 @@ class QuboPruningCallback(Callback):
     **DDP.** Every rank gathers statistics on its own shard; importance and redundancy are
     averaged across ranks, rank 0 alone solves the QUBO (one solver call, even on a QPU),
     and its masks are broadcast, so every rank prunes the same units.
+
+    **Checkpoints.** Every checkpoint written with the callback in the Trainer records the
+    pruned structure beside the weights (:func:`qopt.model_analysis.pruning_record`):
+    ``qopt.model_analysis.load_pruned(Model(...), path)`` returns the pruned model with its
+    weights, from the checkpoint saved after ``fit`` (the cut layers) or from any written
+    during it (full-size weights, cut with the masks then in force). ``Model.load_from_checkpoint``
+    builds the unpruned layers: it fails on the first kind and ignores the masks of the
+    second. ``trainer.fit(..., ckpt_path=...)`` resumes the schedule with the same masks and,
+    from a checkpoint written within an epoch that ends in a pruning step, the statistics
+    gathered so far, so it ends where an uninterrupted run does.
 
     Args:
         target_ratio: Fraction of the original MACs (or parameters) to keep, in (0, 1);
@@ -242,6 +254,9 @@ class QuboPruningCallback(Callback):
         self._groups: ModelPruningGroups | None = None
         self._hooks: PruningHooks | None = None
         self._example: Any = None
+        self._epoch: int | None = None
+        #: Statistics of a collecting epoch checkpointed before its end, until it resumes.
+        self._resumed_statistics: dict[str, Any] | None = None
 
     @property
     def state_key(self) -> str:
@@ -347,8 +362,15 @@ class QuboPruningCallback(Callback):
     # -- statistics ------------------------------------------------------------------------
 
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self._hooks is not None:
-            self._hooks.start_epoch(collecting=self._next_epoch() == trainer.current_epoch)
+        self._epoch = trainer.current_epoch
+        resumed, self._resumed_statistics = self._resumed_statistics, None
+        if self._hooks is None:
+            return
+        collecting = self._next_epoch() == trainer.current_epoch
+        self._hooks.start_epoch(collecting=collecting)
+        # A run resumed within the epoch it was collecting in goes on from what it had.
+        if collecting and resumed is not None and resumed["epoch"] == trainer.current_epoch:
+            self._hooks.load_statistics_state(resumed["groups"])
 
     def on_after_backward(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self._hooks is not None:
@@ -362,6 +384,7 @@ class QuboPruningCallback(Callback):
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self._groups is None or self._hooks is None:
             return
+        self._resumed_statistics = None
         if self._next_epoch() != trainer.current_epoch:
             return
         self._hooks.collecting = False
@@ -484,12 +507,26 @@ class QuboPruningCallback(Callback):
 
     # -- checkpointing ---------------------------------------------------------------------
 
+    def on_save_checkpoint(
+        self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        # The structure, beside the weights, for qopt.model_analysis.load_pruned: the
+        # weights are the cut model's after fit, and the full masked model's before.
+        if self._groups is not None:
+            checkpoint[PRUNING_KEY] = pruning_record(self.masks, self._example, self.layers)
+
     def state_dict(self) -> dict[str, Any]:
-        return {
+        state: dict[str, Any] = {
             "masks": {name: mask.tolist() for name, mask in self.masks.items()},
             "steps_done": self.steps_done,
             "report": dict(self.report),
         }
+        hooks = self._hooks
+        if hooks is not None and hooks.collecting and hooks.statistics:
+            # Checkpointed within a collecting epoch (ModelCheckpoint at validation end, or
+            # every n steps): the scores of a resumed run then see the whole epoch.
+            state["statistics"] = {"epoch": self._epoch, "groups": hooks.statistics_state()}
+        return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         # In place: the installed hooks read this dictionary.
@@ -502,3 +539,9 @@ class QuboPruningCallback(Callback):
         )
         self.steps_done = int(state_dict["steps_done"])
         self.report = dict(state_dict["report"])
+        # Lightning resumes a checkpoint written within an epoch either at its end (no
+        # on_train_epoch_start) or by restarting it: either way the statistics go on.
+        self._resumed_statistics = state_dict.get("statistics")
+        if self._hooks is not None and self._resumed_statistics is not None:
+            self._hooks.start_epoch(collecting=True)
+            self._hooks.load_statistics_state(self._resumed_statistics["groups"])

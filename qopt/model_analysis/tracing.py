@@ -115,12 +115,13 @@ def dependency_graph(model: nn.Module, example_input: Any) -> Any:
     training = model.training
     try:
         model.eval()
-        return tp.DependencyGraph().build_dependency(
-            model,
-            example_inputs=example_input,
-            customized_pruners={MoE: _experts_leaf()},
-            verbose=False,
-        )
+        with torch.enable_grad():  # the graph is traced through autograd, even under no_grad
+            return tp.DependencyGraph().build_dependency(
+                model,
+                example_inputs=example_input,
+                customized_pruners={MoE: _experts_leaf()},
+                verbose=False,
+            )
     finally:
         model.train(training)
 

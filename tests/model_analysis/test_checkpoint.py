@@ -74,7 +74,8 @@ def test_a_masked_model_comes_back_cut_computing_what_the_masked_one_did(
     hooks.remove()
     assert not torch.allclose(masked, trained(x))  # the masks matter
     checkpoint = {"state_dict": trained.state_dict(), PRUNING_KEY: pruning_record(masks, example)}
-    loaded = load_pruned(build(), checkpoint).eval()
+    with torch.no_grad():  # as at inference time: tracing turns autograd on for itself
+        loaded = load_pruned(build(), checkpoint).eval()
     counts = {name: sum(mask) for name, mask in masks.items()}
     assert count_params_and_macs(loaded, example)[0] == groups.cost(counts, "params")
     torch.testing.assert_close(loaded(x), masked)

@@ -32,12 +32,14 @@ attention, nothing selected) give the selection overhead.
 
     python benchmarks/attention/run.py                                     # both parts
     python benchmarks/attention/run.py --part error --seeds 2 --dense-steps 50 --sequences 2
+    python benchmarks/attention/run.py --from-results benchmarks/results/attention-....json
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import json
 import logging
 import math
 import statistics
@@ -343,9 +345,7 @@ def capture_qkv(model: CharLM, tokens: torch.Tensor) -> list[tuple[torch.Tensor,
     return captured
 
 
-def run_error_seed(
-    seed: int, corpus: np.ndarray, args: argparse.Namespace
-) -> tuple[list[dict[str, Any]], float]:
+def run_error_seed(seed: int, corpus: np.ndarray, args: argparse.Namespace) -> list[dict[str, Any]]:
     torch.manual_seed(seed)
     model = CharLM(args)
     dense = train(model, corpus, args, seed, args.dense_steps)
@@ -390,9 +390,10 @@ def run_error_seed(
                     "objective": float(np.mean(values)),
                     "attended": float(np.mean(fractions)),
                     "select_ms": 1e3 * float(np.median(seconds)),
+                    "dense_step_s": float(dense["step_s"]),
                 }
             )
-    return rows, float(dense["step_s"])
+    return rows
 
 
 # ----------------------------------------------------------------------------- main
@@ -424,44 +425,39 @@ def main(argv: list[str] | None = None) -> int:
         "--threads", type=int, default=1, help="torch CPU threads (2 thrash a shared machine)"
     )
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--from-results", type=Path, default=None, help="print the tables of a raw results file"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore", category=UserWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
 
+    if args.from_results is not None:
+        saved = json.loads(args.from_results.read_text())
+        for key in ("sequences", "layers", "batch_size", "seq_len", "every", "steps"):
+            setattr(args, key, int(saved["args"][key]))  # the run's settings, for the captions
+        rows = saved["rows"]
+        print(error_report(rows, args) if any(r["part"] == "error" for r in rows) else "")
+        print(train_report(rows, args) if any(r["part"] == "train" for r in rows) else "")
+        return 0
+
     corpus = stdlib_corpus(args.stdlib_bytes)
     out = args.out or results_path(REPO / "benchmarks" / "results", "attention")
-    rows: list[dict[str, Any]] = []
-    step_times: list[float] = []
+    machine = {**machine_info(), "torch_threads": args.threads}
+
+    def save() -> None:  # after every seed and arm: partial results survive an interruption
+        settings = {k: str(v) for k, v in vars(args).items()}
+        write_results(out, {"args": settings, "rows": rows, "machine": machine})
+
+    rows = []
     if args.part in ("error", "all"):
         for seed in range(args.seeds):
-            seed_rows, step_s = run_error_seed(seed, corpus, args)
-            rows += seed_rows
-            step_times.append(step_s)
-            print(f"  error seed {seed} done (dense step {1e3 * step_s:.0f} ms)", flush=True)
-        print("\nAttention-output relative error vs dense, per selector (median [min, max] over "
-              f"{args.seeds} seeds; {args.sequences} held-out sequences x {args.layers} layers "
-              "per seed)")  # fmt: skip
-        errors = [r for r in rows if r["part"] == "error"]
-        print(
-            format_runs_table(
-                errors,
-                ["fraction", "selector"],
-                ["relative_error", "attended", "objective", "select_ms"],
-            )
-        )
-        step_ms = 1e3 * statistics.median(step_times)
-        qubo_ms = statistics.median(r["select_ms"] for r in errors if r["selector"] == "qubo")
-        per_step = args.layers * qubo_ms
-        print(
-            f"\nDense training step (batch {args.batch_size} x {args.seq_len} tokens): "
-            f"{step_ms:.0f} ms. One QUBO selection for all {args.layers} layers: "
-            f"{per_step:.0f} ms = {100 * per_step / step_ms:.0f}% of a step; solved every "
-            f"{args.every} steps (the static schedule): "
-            f"{100 * per_step / (args.every * step_ms):.1f}%. Per sequence at every step: "
-            f"{100 * args.batch_size * per_step / step_ms:.0f}%."
-        )
+            rows += run_error_seed(seed, corpus, args)
+            save()
+            print(f"  error seed {seed} done", flush=True)
+        print(error_report(rows, args))
     if args.part in ("train", "all"):
         for fraction in args.fractions:
             for seed in range(args.train_seeds):
@@ -470,33 +466,85 @@ def main(argv: list[str] | None = None) -> int:
                         continue
                     r = run_training_arm(arm, fraction, seed, corpus, args)
                     rows.append(r)
+                    save()
                     print(
                         f"  train f={fraction} seed={seed} {arm:<13} val {r['val_loss']:.4f} "
                         f"step {1e3 * r['step_s']:.0f} ms",
                         flush=True,
                     )
-        trained = [r for r in rows if r["part"] == "train"]
-        # Overhead against the fixed pattern: the same sparse attention, no selection at all.
-        fixed = {(r["fraction"], r["seed"]): r["step_s"] for r in trained if r["arm"] == "bigbird"}
-        for r in trained:
-            if (r["fraction"], r["seed"]) in fixed:
-                r["overhead"] = r["step_s"] / fixed[(r["fraction"], r["seed"])] - 1
-        print(
-            f"\nValidation loss after {args.steps} steps from scratch (median [min, max] over "
-            f"{args.train_seeds} seeds); step time and its excess over the fixed BigBird pattern "
-            "(same sparse attention, no selection)"
-        )
-        print(
-            format_runs_table(
-                trained,
-                ["fraction", "arm"],
-                ["val_loss", "attended", "step_s", "overhead"],
-            )
-        )
-    write_results(out, {"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows,
-                        "machine": {**machine_info(), "torch_threads": args.threads}})  # fmt: skip
+        print(train_report(rows, args))
     print(f"\nraw results: {out}")
     return 0
+
+
+def paired(rows: list[dict[str, Any]], key: str, by: str, better: str, than: str) -> str:
+    """``better`` below ``than`` in ``key`` on how many seeds, per fraction."""
+    parts = []
+    for fraction in sorted({r["fraction"] for r in rows if r[by] == than}):
+        values = {
+            (r[by], r["seed"]): r[key]
+            for r in rows
+            if r["fraction"] == fraction and r[by] in (better, than)
+        }
+        seeds = sorted({seed for (_, seed) in values if (better, seed) in values})
+        seeds = [seed for seed in seeds if (than, seed) in values]
+        wins = sum(values[(better, seed)] < values[(than, seed)] for seed in seeds)
+        parts.append(f"{fraction}: {wins} of {len(seeds)}")
+    return f"{better} below {than} ({key}), seeds per fraction: " + ", ".join(parts)
+
+
+def error_report(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
+    errors = [r for r in rows if r["part"] == "error"]
+    seeds = len({r["seed"] for r in errors})
+    lines = [
+        "\nAttention-output relative error vs dense, per selector (median [min, max] over "
+        f"{seeds} seeds; {args.sequences} held-out sequences x {args.layers} layers per seed)",
+        format_runs_table(
+            errors,
+            ["fraction", "selector"],
+            ["relative_error", "attended", "objective", "select_ms"],
+        ),
+        paired(errors, "relative_error", "selector", "qubo", "topk"),
+        paired(errors, "relative_error", "selector", "greedy", "topk"),
+        paired(errors, "relative_error", "selector", "qubo", "greedy"),
+    ]
+    step_times = [r["dense_step_s"] for r in errors if "dense_step_s" in r]
+    if step_times:
+        step_ms = 1e3 * statistics.median(step_times)
+        qubo_ms = statistics.median(r["select_ms"] for r in errors if r["selector"] == "qubo")
+        per_step = args.layers * qubo_ms
+        lines.append(
+            f"\nDense training step (batch {args.batch_size} x {args.seq_len} tokens): "
+            f"{step_ms:.0f} ms. One QUBO selection for all {args.layers} layers: "
+            f"{per_step:.0f} ms = {100 * per_step / step_ms:.0f}% of a step; solved every "
+            f"{args.every} steps (the static schedule): "
+            f"{100 * per_step / (args.every * step_ms):.1f}%. Per sequence at every step: "
+            f"{100 * args.batch_size * per_step / step_ms:.0f}%."
+        )
+    return "\n".join(lines)
+
+
+def train_report(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
+    trained = [r for r in rows if r["part"] == "train"]
+    seeds = len({r["seed"] for r in trained})
+    # Overhead against the fixed pattern: the same sparse attention, no selection at all.
+    fixed = {(r["fraction"], r["seed"]): r["step_s"] for r in trained if r["arm"] == "bigbird"}
+    for r in trained:
+        if (r["fraction"], r["seed"]) in fixed:
+            r["overhead"] = r["step_s"] / fixed[(r["fraction"], r["seed"])] - 1
+    return "\n".join(
+        [
+            f"\nValidation loss after {args.steps} steps from scratch (median [min, max] over "
+            f"{seeds} seeds); step time and its excess over the fixed BigBird pattern (same "
+            "sparse attention, no selection)",
+            format_runs_table(
+                trained, ["fraction", "arm"], ["val_loss", "attended", "step_s", "overhead"]
+            ),
+            paired(trained, "val_loss", "arm", "qubo-static", "topk"),
+            paired(trained, "val_loss", "arm", "qubo-static", "bigbird"),
+            paired(trained, "val_loss", "arm", "qubo-static", "greedy-static"),
+        ]
+    )
 
 
 if __name__ == "__main__":

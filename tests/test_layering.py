@@ -303,7 +303,7 @@ EDGES = import_edges()
 
 def test_the_checker_sees_qopt() -> None:
     importers = {e.importer for e in EDGES}
-    assert {"qopt", "qopt.pipeline", "qopt.cli", "qopt.integrations.optuna"} <= importers
+    assert {"qopt.solvers", "qopt.pipeline", "qopt.cli", "qopt.integrations.optuna"} <= importers
     assert any(e.importer == "qopt.pipeline" and e.imported == "qopt.solvers" for e in EDGES)
 
 

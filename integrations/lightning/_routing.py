@@ -422,8 +422,8 @@ class QuboRoutingCallback(Callback):
         bias = self._layer_bias(name, module)
         biased: torch.Tensor | None = None
         if self.mode == "bias":
-            biased = torch.topk(scores.detach() + bias.to(scores.device, scores.dtype), k, dim=-1)
-            biased = biased.indices
+            steered = scores.detach() + bias.to(scores.device, scores.dtype)
+            biased = torch.topk(steered, k, dim=-1).indices
         if not training or self._step % self.every_n_steps != 0:
             return None if biased is None else RoutingDecision(assignment=biased)
 

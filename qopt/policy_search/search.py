@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from qopt.encoding import SpaceEncoding
 from qopt.exceptions import InvalidProblemError, ProblemTooLargeError, SolverConfigurationError
 from qopt.policy_search.baselines import CrossEntropySearch, EvolutionStrategy, RandomSearch
 from qopt.policy_search.episodes import EpisodeEvaluator
@@ -116,10 +117,13 @@ def make_proposer(
             )
         return classes[method](parameters, seed=seed, **options)
     except ProblemTooLargeError as error:
+        n_bits = SpaceEncoding(parameters).n_bits
         raise ProblemTooLargeError(
-            f"The policy ({policy.describe()}) is too large for the QUBO search: {error} "
-            "For a TabularPolicy use fewer bins (or ignore a dimension with bins=1); for a "
-            "LinearPolicy fewer levels; or raise search_options={'max_bits': ...}."
+            f"The {type(policy).__name__} ({len(parameters)} parameters) encodes to {n_bits} "
+            f"bits, over the QUBO search's limit max_bits={options['max_bits']}. Use fewer "
+            "states (TabularPolicy: fewer bins, or bins=1 to ignore a dimension) or fewer "
+            "levels (LinearPolicy), or raise the limit with search_options={'max_bits': ...} "
+            "(each proposal then takes longer)."
         ) from error
     except TypeError as error:
         raise SolverConfigurationError(

@@ -46,7 +46,8 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any, Literal
+import warnings
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch import nn
@@ -64,6 +65,9 @@ from qopt.circuits.statevector import (
     z_expectations,
 )
 from qopt.exceptions import InvalidInputError, ProblemTooLargeError, SolverConfigurationError
+
+if TYPE_CHECKING:
+    from qopt.circuits.hardware import EstimatorExecutor
 
 __all__ = ["QuantumHead"]
 
@@ -105,6 +109,11 @@ class QuantumHead(nn.Module):
         shots: ``None`` for exact expectations, or the measurements per expectation.
         dtype: ``"float32"`` (complex64 amplitudes, default) or ``"float64"``.
         seed: Seeds the initial parameters, the fixed projection and the shot noise.
+        executor: Run the circuits on hardware through a
+            :class:`~qopt.circuits.hardware.EstimatorExecutor` (with
+            ``gradient="parameter-shift"`` and angle encoding): each training step sends
+            its batch and every shifted circuit of its gradient as one job; ``shots`` sets
+            the estimator's precision (``1 / sqrt(shots)``).
 
     Raises:
         SolverConfigurationError: An option is out of range, or parameter-shift was asked to
@@ -140,6 +149,7 @@ class QuantumHead(nn.Module):
         shots: int | None = None,
         dtype: str = "float32",
         seed: int | None = None,
+        executor: EstimatorExecutor | None = None,
     ) -> None:
         super().__init__()
         owner = type(self).__name__
@@ -177,6 +187,14 @@ class QuantumHead(nn.Module):
                 "projection='fixed' or 'none', encoding='angle', or gradient='adjoint' or "
                 "'backprop'."
             )
+        if executor is not None and (self.gradient, self.encoding) != ("parameter-shift", "angle"):
+            raise SolverConfigurationError(
+                "QuantumHead runs on hardware (executor=...) with gradient='parameter-shift' "
+                "and encoding='angle': hardware gives no backprop or adjoint gradient, and "
+                "an amplitude encoding would need its own state-preparation circuit per "
+                f"example. Got gradient={self.gradient!r}, encoding={self.encoding!r}."
+            )
+        self.executor = executor
         self._check_memory(1, torch.device("cpu"))
         generator = torch.Generator()
         if self.seed is None:
@@ -305,7 +323,10 @@ class QuantumHead(nn.Module):
                     "amplitude-encoded features (state preparation has no angle to shift); "
                     "detach the features or use gradient='adjoint'."
                 )
-            exact = _ParameterShiftCircuit.apply(self, encoded, self.weights)
+            needs_grad = torch.is_grad_enabled() and (
+                encoded.requires_grad or self.weights.requires_grad
+            )
+            exact = _ParameterShiftCircuit.apply(self, encoded, self.weights, needs_grad)
         if self.shots is None or self.gradient == "parameter-shift":
             return exact
         # Straight-through: the sampled value forward, the exact gradient backward.
@@ -366,6 +387,40 @@ class QuantumHead(nn.Module):
     def circuit(self, encoded: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """``<Z_j>`` per row: the circuit run on ``encoded`` with ``weights``; differentiable."""
         return z_expectations(self.circuit_state(encoded, weights))
+
+    def executor_active(self) -> bool:
+        """Whether circuits go to the executor (one is set and has not failed)."""
+        return self.executor is not None and self.executor.fallback is None
+
+    def evaluate_rows(
+        self, encoded: torch.Tensor, weights: torch.Tensor, angles: torch.Tensor | None
+    ) -> torch.Tensor:
+        """``<Z_j>`` of ``copies x rows`` circuits, ``(copies * rows, n)``: on the executor
+        as one job when there is one, otherwise simulated (with shot noise when ``shots``).
+
+        ``weights`` is ``(copies, rows, L, n, 2)``; ``angles`` ``(copies, rows, L, n)``, or
+        ``None`` for amplitude encoding. A failing executor is reported once and replaced by
+        the simulator for the rest of the run.
+        """
+        if self.executor is not None and self.executor.fallback is None and angles is not None:
+            n = self.num_qubits
+            try:
+                return self.executor.expectations(
+                    self,
+                    angles.reshape(-1, self.layers, n),
+                    weights.reshape(-1, self.layers, n, 2),
+                )
+            except Exception as error:  # any backend failure: training goes on
+                self.executor.fallback = f"{type(error).__name__}: {error}"
+                warnings.warn(
+                    f"QuantumHead's executor failed ({self.executor.fallback}); the head goes "
+                    "on with its exact simulator for the rest of the run "
+                    "(executor.fallback records why).",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+        values = _run_shifted(self, encoded, weights, angles)
+        return values if self.shots is None else self.sample_shots(values)
 
     def sample_shots(self, exact: torch.Tensor) -> torch.Tensor:
         """``shots`` simulated measurements of each ``<Z_j>``, averaged (see module docstring)."""
@@ -464,68 +519,113 @@ def _y_to_z_basis(num_qubits: int, dtype: torch.dtype, device: torch.device) -> 
 
 
 class _ParameterShiftCircuit(torch.autograd.Function):
-    """``<Z_j>`` with the gradient of the parameter-shift rule (see the module docstring)."""
+    """``<Z_j>`` with the gradient of the parameter-shift rule (see the module docstring).
+
+    With an executor and a gradient to compute, the batch and all its shifted circuits go
+    out in the forward pass as one job, and the backward pass only combines the results.
+    """
 
     @staticmethod
     def forward(
-        ctx: Any, head: QuantumHead, encoded: torch.Tensor, weights: torch.Tensor
+        ctx: Any,
+        head: QuantumHead,
+        encoded: torch.Tensor,
+        weights: torch.Tensor,
+        needs_grad: bool,
     ) -> torch.Tensor:
-        with torch.no_grad():
-            exact = head.circuit(encoded, weights)
-            result = exact if head.shots is None else head.sample_shots(exact)
         ctx.head = head
+        ctx.derivatives = None
         ctx.save_for_backward(encoded, weights)
-        return result
+        with torch.no_grad():
+            if head.executor_active() and needs_grad:
+                terms = _shift_terms(head)
+                shifted_weights, shifted_angles = _shifted_rows(head, encoded, weights, terms)
+                unshifted = weights.expand(1, encoded.shape[0], *weights.shape)
+                angles = _layer_angles(head, encoded)
+                assert angles is not None and shifted_angles is not None  # angle encoding
+                values = head.evaluate_rows(
+                    encoded,
+                    torch.cat([unshifted, shifted_weights]),
+                    torch.cat([angles, shifted_angles]),
+                )
+                values = values.view(1 + 2 * len(terms), encoded.shape[0], head.num_qubits)
+                ctx.derivatives = (values[1::2] - values[2::2]) / 2
+                return values[0]
+            single_weights = weights.expand(1, encoded.shape[0], *weights.shape)
+            angles = _layer_angles(head, encoded)
+            return head.evaluate_rows(encoded, single_weights, angles)
 
     @staticmethod
     def backward(
         ctx: Any, grad_output: torch.Tensor
-    ) -> tuple[None, torch.Tensor | None, torch.Tensor]:
+    ) -> tuple[None, torch.Tensor | None, torch.Tensor, None]:
         head: QuantumHead = ctx.head
         encoded, weights = ctx.saved_tensors
-        layers, n = head.layers, head.num_qubits
+        terms = _shift_terms(head)
         rows = encoded.shape[0]
-        angle = head.encoding == "angle"
-        # Every shifted circuit: (layer, qubit, which) with which 0 = RZ, 1 = RY, 2 = RY(x).
-        terms = [
-            (layer, qubit, which)
-            for layer in range(layers)
-            for qubit in range(n)
-            for which in (range(3) if angle else range(2))
-        ]
-        per_chunk = max(1, _SHIFT_CHUNK_AMPLITUDES // (2 * rows * (1 << n)))
         grad_weights = torch.zeros_like(weights)
-        grad_encoded = torch.zeros_like(encoded) if angle else None
-        with torch.no_grad():
-            for start in range(0, len(terms), per_chunk):
-                chunk = terms[start : start + per_chunk]
-                count = 2 * len(chunk)
-                # Rows: for each term, +pi/2 then -pi/2, each a copy of the whole batch.
-                shifted_weights = weights.expand(count, rows, *weights.shape).clone()
-                shifted_angles = (
-                    encoded.expand(count, layers, *encoded.shape).clone() if angle else None
-                )
-                for index, (layer, qubit, which) in enumerate(chunk):
-                    for sign_index, sign in enumerate((1.0, -1.0)):
-                        row = 2 * index + sign_index
-                        if which < 2:
-                            shifted_weights[row, :, layer, qubit, which] += sign * math.pi / 2
-                        else:
-                            assert shifted_angles is not None
-                            shifted_angles[row, layer, :, qubit] += sign * math.pi / 2
-                values = _run_shifted(head, encoded, shifted_weights, shifted_angles)
-                if head.shots is not None:
-                    values = head.sample_shots(values)
-                values = values.view(len(chunk), 2, rows, n)
-                derivatives = (values[:, 0] - values[:, 1]) / 2  # (terms, rows, n)
-                contributions = (derivatives * grad_output).sum(dim=2)  # (terms, rows)
-                for index, (layer, qubit, which) in enumerate(chunk):
-                    if which < 2:
-                        grad_weights[layer, qubit, which] += contributions[index].sum()
-                    else:
-                        assert grad_encoded is not None
-                        grad_encoded[:, qubit] += contributions[index]
-        return None, grad_encoded, grad_weights
+        grad_encoded = torch.zeros_like(encoded) if head.encoding == "angle" else None
+        if ctx.derivatives is not None:
+            chunks = [(terms, ctx.derivatives)]
+        else:
+            per_chunk = max(1, _SHIFT_CHUNK_AMPLITUDES // (2 * rows * (1 << head.num_qubits)))
+            chunks = []
+            with torch.no_grad():
+                for start in range(0, len(terms), per_chunk):
+                    chunk = terms[start : start + per_chunk]
+                    shifted = _shifted_rows(head, encoded, weights, chunk)
+                    values = head.evaluate_rows(encoded, *shifted)
+                    values = values.view(2 * len(chunk), rows, head.num_qubits)
+                    chunks.append((chunk, (values[0::2] - values[1::2]) / 2))
+        for chunk, derivatives in chunks:
+            contributions = (derivatives * grad_output).sum(dim=2)  # (terms, rows)
+            for index, (layer, qubit, which) in enumerate(chunk):
+                if which < 2:
+                    grad_weights[layer, qubit, which] += contributions[index].sum()
+                else:
+                    assert grad_encoded is not None
+                    grad_encoded[:, qubit] += contributions[index]
+        return None, grad_encoded, grad_weights, None
+
+
+def _shift_terms(head: QuantumHead) -> list[tuple[int, int, int]]:
+    """Every rotation to shift: ``(layer, qubit, which)``, which 0 = RZ, 1 = RY, 2 = RY(x)."""
+    kinds = range(3) if head.encoding == "angle" else range(2)
+    return [
+        (layer, qubit, which)
+        for layer in range(head.layers)
+        for qubit in range(head.num_qubits)
+        for which in kinds
+    ]
+
+
+def _layer_angles(head: QuantumHead, encoded: torch.Tensor) -> torch.Tensor | None:
+    """The encoded angles of every layer, ``(1, rows, layers, n)`` (``None``: amplitudes)."""
+    if head.encoding != "angle":
+        return None
+    return encoded[None, :, None, :].expand(1, encoded.shape[0], head.layers, head.num_qubits)
+
+
+def _shifted_rows(
+    head: QuantumHead,
+    encoded: torch.Tensor,
+    weights: torch.Tensor,
+    terms: list[tuple[int, int, int]],
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Weights ``(2T, rows, L, n, 2)`` and angles ``(2T, rows, L, n)`` of the circuits that
+    shift each term by ``+pi/2`` then ``-pi/2``, each a copy of the whole batch."""
+    count, rows = 2 * len(terms), encoded.shape[0]
+    shifted_weights = weights.expand(count, rows, *weights.shape).clone()
+    base = _layer_angles(head, encoded)
+    shifted_angles = None if base is None else base.expand(count, *base.shape[1:]).clone()
+    for index, (layer, qubit, which) in enumerate(terms):
+        for offset, sign in ((0, 1.0), (1, -1.0)):
+            if which < 2:
+                shifted_weights[2 * index + offset, :, layer, qubit, which] += sign * math.pi / 2
+            else:
+                assert shifted_angles is not None
+                shifted_angles[2 * index + offset, :, layer, qubit] += sign * math.pi / 2
+    return shifted_weights, shifted_angles
 
 
 def _run_shifted(
@@ -534,8 +634,9 @@ def _run_shifted(
     weights: torch.Tensor,
     angles: torch.Tensor | None,
 ) -> torch.Tensor:
-    """``<Z_j>`` of ``copies x rows`` circuits in one batch: weights ``(copies, rows, L, n, 2)``,
-    angles ``(copies, L, rows, n)`` (each layer its own encoding, so one can be shifted)."""
+    """``<Z_j>`` of ``copies x rows`` circuits in one simulation: weights
+    ``(copies, rows, L, n, 2)``, angles ``(copies, rows, L, n)`` (each layer its own
+    encoding, so one can be shifted) or ``None`` for amplitude encoding."""
     copies, rows = weights.shape[0], weights.shape[1]
     n = head.num_qubits
     flat_weights = weights.reshape(copies * rows, head.layers, n, 2)
@@ -543,7 +644,8 @@ def _run_shifted(
         initial = head.initial_state(encoded).repeat(copies, 1)
         return z_expectations(head.evolve(initial, [None] * head.layers, flat_weights))
     initial = head.initial_state(encoded.repeat(copies, 1))
+    flat_angles = angles.reshape(copies * rows, head.layers, n)
     layer_angles: list[torch.Tensor | None] = [
-        angles[:, layer].reshape(copies * rows, n) for layer in range(head.layers)
+        flat_angles[:, layer] for layer in range(head.layers)
     ]
     return z_expectations(head.evolve(initial, layer_angles, flat_weights))

@@ -18,8 +18,8 @@ from torch import nn
 from qopt._validation import check_float, check_int
 from qopt.circuits.head import QuantumHead
 from qopt.circuits.statevector import cpu_threads, default_threads
-from qopt.exceptions import InvalidInputError
-from qopt.metering import Meter, MeterReading
+from qopt.exceptions import InvalidInputError, SolverConfigurationError
+from qopt.metering import EnergyReading, Meter, MeterReading
 
 __all__ = ["HeadFitRecord", "accuracy", "fit_head"]
 
@@ -38,6 +38,13 @@ class HeadFitRecord:
             named in ``meter.energy.method``).
         device: Where the head was trained.
         num_parameters: Trainable parameters of the head.
+        validation_curve: With ``target_accuracy``: the validation accuracy after each
+            epoch.
+        time_to_target_s: Wall seconds of the epochs (training and scoring) until the
+            validation accuracy first reached ``target_accuracy``; ``None`` if it never did
+            or no target was set.
+        energy_to_target: Joules of those same epochs, summed from one reading per epoch,
+            with their provenance; ``None`` like ``time_to_target_s``.
     """
 
     train_accuracy: float
@@ -47,6 +54,9 @@ class HeadFitRecord:
     meter: MeterReading
     device: str
     num_parameters: int
+    validation_curve: list[float] = field(default_factory=list, repr=False)
+    time_to_target_s: float | None = None
+    energy_to_target: EnergyReading | None = None
 
 
 def _as_tensors(
@@ -71,6 +81,17 @@ def _as_tensors(
     return x.to(device=device, dtype=dtype), y.to(device=device, dtype=torch.long)
 
 
+def _summed(readings: list[MeterReading]) -> EnergyReading:
+    """The energy of consecutive readings: joules summed, provenance and method of the first
+    (one device and one method for a whole fit), or ``None`` joules if any is unmeasured."""
+    first = readings[0].energy
+    values = [r.energy.joules for r in readings]
+    joules = None if any(v is None for v in values) else float(sum(v for v in values if v))
+    return EnergyReading(
+        joules, first.provenance, f"sum of {len(readings)} per-epoch readings; {first.method}"
+    )
+
+
 def accuracy(head: nn.Module, features: torch.Tensor, labels: torch.Tensor) -> float:
     """Fraction of ``features`` whose largest logit is the label (no gradients kept)."""
     with torch.no_grad():
@@ -89,6 +110,7 @@ def fit_head(
     seed: int = 0,
     device: str = "cpu",
     num_threads: int | None = None,
+    target_accuracy: float | None = None,
     **head_options: Any,
 ) -> tuple[QuantumHead, HeadFitRecord]:
     """Train a quantum head on precomputed features with Adam and the cross-entropy.
@@ -113,6 +135,9 @@ def fit_head(
         num_threads: CPU threads torch may use while training. ``None`` (default): one
             below 16 qubits, where more threads slow the small matrix products down,
             torch's setting from 16 up. Process-wide while the fit runs, then restored.
+        target_accuracy: A validation accuracy in (0, 1]: the validation features are scored
+            after every epoch, and the record gives the time and energy to first reach it
+            (time-to-solution, energy-to-solution). Needs ``validation``.
         **head_options: :class:`QuantumHead` options (``num_qubits``, ``layers``,
             ``encoding``, ``gradient``, ``shots``, ...).
 
@@ -161,6 +186,15 @@ def fit_head(
             f"fit_head got label {int(y.max())} for a head of {head.num_classes} classes "
             f"(labels 0 .. {head.num_classes - 1})."
         )
+    if target_accuracy is not None:
+        target_accuracy = check_float(
+            target_accuracy, "target_accuracy", owner, low=0.0, high=1.0, low_inclusive=False
+        )
+        if validation is None:
+            raise SolverConfigurationError(
+                "fit_head was given target_accuracy but no validation=(features, labels) to "
+                "measure it on."
+            )
     validation_tensors = None
     if validation is not None:
         validation_tensors = _as_tensors(*validation, "validation", dtype, device)
@@ -170,18 +204,30 @@ def fit_head(
     losses: list[float] = []
     head.train()
     threads = default_threads(head.num_qubits, device) if num_threads is None else num_threads
+    curve: list[float] = []
+    epoch_readings: list[MeterReading] = []
+    reached: int | None = None
     with cpu_threads(threads), Meter(device) as meter:
-        for _ in range(epochs):
-            order = torch.randperm(x.shape[0], generator=generator).to(device)
-            total = 0.0
-            for start in range(0, x.shape[0], batch_size):
-                batch = order[start : start + batch_size]
-                optimizer.zero_grad()
-                loss = nn.functional.cross_entropy(head(x[batch]), y[batch])
-                loss.backward()
-                optimizer.step()
-                total += float(loss.detach()) * batch.numel()
-            losses.append(total / x.shape[0])
+        for epoch in range(epochs):
+            with Meter(device) as epoch_meter:
+                head.train()
+                order = torch.randperm(x.shape[0], generator=generator).to(device)
+                total = 0.0
+                for start in range(0, x.shape[0], batch_size):
+                    batch = order[start : start + batch_size]
+                    optimizer.zero_grad()
+                    loss = nn.functional.cross_entropy(head(x[batch]), y[batch])
+                    loss.backward()
+                    optimizer.step()
+                    total += float(loss.detach()) * batch.numel()
+                losses.append(total / x.shape[0])
+                if target_accuracy is not None:
+                    assert validation_tensors is not None
+                    head.eval()
+                    curve.append(accuracy(head, *validation_tensors))
+            epoch_readings.append(epoch_meter.reading)
+            if reached is None and target_accuracy is not None and curve[-1] >= target_accuracy:
+                reached = epoch
         head.eval()
         train_accuracy = accuracy(head, x, y)
         validation_accuracy = (
@@ -195,5 +241,10 @@ def fit_head(
         meter=meter.reading,
         device=str(device),
         num_parameters=sum(p.numel() for p in head.parameters() if p.requires_grad),
+        validation_curve=curve,
+        time_to_target_s=None
+        if reached is None
+        else sum(r.wall_s for r in epoch_readings[: reached + 1]),
+        energy_to_target=None if reached is None else _summed(epoch_readings[: reached + 1]),
     )
     return head, record

@@ -9,7 +9,7 @@ from sklearn.preprocessing import StandardScaler
 
 from qopt.circuits import QuantumHead
 from qopt.circuits.training import HeadFitRecord, fit_head
-from qopt.exceptions import InvalidInputError
+from qopt.exceptions import InvalidInputError, SolverConfigurationError
 
 
 def standardized_split(x: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, ...]:
@@ -25,7 +25,14 @@ def test_head_learns_breast_cancer_well_above_chance() -> None:
     data = load_breast_cancer()
     x_train, x_test, y_train, y_test = standardized_split(data.data, data.target, seed=0)
     head, record = fit_head(
-        x_train, y_train, validation=(x_test, y_test), num_qubits=4, layers=2, epochs=20, seed=0
+        x_train,
+        y_train,
+        validation=(x_test, y_test),
+        num_qubits=4,
+        layers=2,
+        epochs=20,
+        seed=0,
+        target_accuracy=0.9,
     )
     assert isinstance(head, QuantumHead) and isinstance(record, HeadFitRecord)
     majority = max(np.mean(y_test), 1 - np.mean(y_test))
@@ -37,6 +44,16 @@ def test_head_learns_breast_cancer_well_above_chance() -> None:
     assert record.meter.energy.provenance in ("measured", "estimated")
     assert record.meter.energy.method  # the counter or the model, named
     assert record.num_parameters == sum(p.numel() for p in head.parameters())
+    # Time and energy to the target: the epochs until the curve first reached 0.9.
+    assert len(record.validation_curve) == 20
+    assert record.validation_curve[-1] == record.validation_accuracy
+    first = next(i for i, a in enumerate(record.validation_curve) if a >= 0.9)
+    assert first < 19  # reached before the end, so the figures below are a prefix
+    assert record.time_to_target_s is not None and record.energy_to_target is not None
+    assert 0 < record.time_to_target_s < record.meter.wall_s
+    assert record.energy_to_target.provenance == record.meter.energy.provenance
+    assert record.energy_to_target.joules is not None and record.meter.energy.joules is not None
+    assert 0 < record.energy_to_target.joules < record.meter.energy.joules
 
 
 def test_head_separates_two_digits_with_amplitude_encoding_and_adjoint_gradients() -> None:
@@ -81,6 +98,10 @@ def test_a_given_head_trains_further_and_bad_labels_are_refused() -> None:
         fit_head(x, np.where(y == 1, 2, 0), head=head)
     with pytest.raises(InvalidInputError, match="head options"):
         fit_head(x, y, head=head, num_qubits=3)
+    _, record = fit_head(x, y, validation=(x, 1 - y), target_accuracy=0.99, num_qubits=2, epochs=2)
+    assert record.time_to_target_s is None and record.energy_to_target is None  # never reached
+    with pytest.raises(SolverConfigurationError, match="no validation"):
+        fit_head(x, y, target_accuracy=0.9)
     with pytest.raises(InvalidInputError, match="2-D"):
         fit_head(x[:, 0], y)
     bad = x.copy()

@@ -15,6 +15,7 @@ This module imports Lightning at import time; ``qopt`` imports it only when
 from __future__ import annotations
 
 import warnings
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -27,7 +28,7 @@ from lightning.pytorch.callbacks import Callback
 from torch import nn
 
 from qopt._validation import check_float, check_int
-from qopt.exceptions import InvalidProblemError, SolverConfigurationError
+from qopt.exceptions import InvalidInputError, InvalidProblemError, SolverConfigurationError
 from qopt.model_analysis import (
     PRUNING_KEY,
     ModelPruningGroups,
@@ -95,11 +96,14 @@ class QuboPruningCallback(Callback):
     pruned structure beside the weights (:func:`qopt.model_analysis.pruning_record`):
     ``qopt.model_analysis.load_pruned(Model(...), path)`` returns the pruned model with its
     weights, from the checkpoint saved after ``fit`` (the cut layers) or from any written
-    during it (full-size weights, cut with the masks then in force). ``Model.load_from_checkpoint``
-    builds the unpruned layers: it fails on the first kind and ignores the masks of the
-    second. ``trainer.fit(..., ckpt_path=...)`` resumes the schedule with the same masks and,
-    from a checkpoint written within an epoch that ends in a pruning step, the statistics
-    gathered so far, so it ends where an uninterrupted run does.
+    during it (full-size weights, cut with the masks then in force). Plain
+    ``Model.load_from_checkpoint`` builds the unpruned layers, so it fails on the first kind
+    and ignores the masks of the second, unless the module's ``on_load_checkpoint`` calls
+    ``load_pruned(self, checkpoint)``. ``trainer.fit(..., ckpt_path=...)`` resumes the
+    schedule with the same masks and, from a checkpoint written within an epoch that ends in
+    a pruning step, the statistics gathered so far, so it ends where an uninterrupted run
+    does. After ``fit`` has cut the model, loading a checkpoint written during fit into it
+    (``trainer.test(ckpt_path="best")``) is refused with an error that says how to load it.
 
     Args:
         target_ratio: Fraction of the original MACs (or parameters) to keep, in (0, 1);
@@ -257,6 +261,9 @@ class QuboPruningCallback(Callback):
         self._epoch: int | None = None
         #: Statistics of a collecting epoch checkpointed before its end, until it resumes.
         self._resumed_statistics: dict[str, Any] | None = None
+        #: The module this callback cut when fit ended, and the guard on its later loads.
+        self._cut_module: weakref.ref[nn.Module] | None = None
+        self._load_guard: Any = None
 
     @property
     def state_key(self) -> str:
@@ -272,6 +279,11 @@ class QuboPruningCallback(Callback):
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if stage != "fit":
+            cut = self._cut_module() if self._cut_module is not None else None
+            if pl_module is cut and self._load_guard is None:  # e.g. test(ckpt_path="best")
+                self._load_guard = pl_module.register_load_state_dict_pre_hook(
+                    self._refuse_another_structure
+                )
             return
         example = self.example_input
         if example is None:
@@ -355,6 +367,30 @@ class QuboPruningCallback(Callback):
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if self._hooks is not None:
             self._hooks.remove()
+        if self._load_guard is not None:
+            self._load_guard.remove()
+            self._load_guard = None
+
+    def _refuse_another_structure(
+        self, module: nn.Module, state_dict: Mapping[str, Any], prefix: str, *_: Any
+    ) -> None:
+        """Say why a checkpoint written during fit does not load into the model fit cut."""
+        wrong = [
+            name
+            for name, value in module.state_dict().items()
+            if prefix + name in state_dict
+            and tuple(state_dict[prefix + name].shape) != tuple(value.shape)
+        ]
+        if wrong:
+            raise InvalidInputError(
+                f"{_OWNER} cut {type(module).__name__} when fit ended, and the weights being "
+                f"loaded have other shapes ({', '.join(wrong[:3])}"
+                f"{', ...' if len(wrong) > 3 else ''}): a checkpoint written "
+                "during fit (e.g. ckpt_path='best' or 'last' of ModelCheckpoint) holds the "
+                "model before its units were removed. Build the model it holds with "
+                "qopt.model_analysis.load_pruned(Model(...), path) and pass that to the "
+                "Trainer, without ckpt_path."
+            )
 
     def _device_input(self, model: nn.Module) -> Any:
         return move_data_to_device(self._example, next(model.parameters()).device)
@@ -491,6 +527,7 @@ class QuboPruningCallback(Callback):
         self._hooks.remove()
         if self.remove and self.steps_done:
             self.prune_model(pl_module)
+            self._cut_module = weakref.ref(pl_module)
             params, macs = count_params_and_macs(pl_module, self._device_input(pl_module))
             self.report.update(params_after=params, macs_after=macs)
 

@@ -14,13 +14,14 @@ can write one.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
 from qopt.exceptions import InvalidInputError
+from qopt.model_analysis.hooks import is_being_pruned
 from qopt.model_analysis.surgery import as_keep_mask, remove_units
 from qopt.model_analysis.tracing import move_to_device, trace_unit_groups
 
@@ -91,7 +92,14 @@ def load_pruned(
     e.g. ``trainer.save_checkpoint`` after ``fit``) or the full-size weights of a model whose
     units were masked (written while pruning, e.g. by ``ModelCheckpoint``): in both cases
     the model returned is the cut one, with the checkpoint's weights, computing what the
-    masked network computed. A checkpoint written before any unit was dropped loads as is.
+    masked network computed. A checkpoint written before any unit was dropped, or with no
+    record (of a model never pruned), loads as is.
+
+    In a LightningModule, ``on_load_checkpoint`` can call it, so that
+    ``Model.load_from_checkpoint(path)`` returns the pruned model: given the dictionary,
+    it replaces its ``"state_dict"`` with the cut model's, which Lightning then loads. A model
+    that a pruning loop is masking now (:func:`~qopt.model_analysis.hooks.is_being_pruned`:
+    a fit resumed from the checkpoint) keeps its full size: its weights load as they are.
 
     Args:
         model: The unpruned model, of the class and arguments the checkpoint was trained
@@ -108,9 +116,10 @@ def load_pruned(
         ``model``, cut and loaded.
 
     Raises:
-        InvalidInputError: The checkpoint has no ``"state_dict"`` or no pruning record (it
-            was not written by a pruning loop that records one), or its weights do not fit
-            ``model`` cut to its structure (a different class or different arguments).
+        InvalidInputError: The checkpoint has no ``"state_dict"``, or its weights do not fit
+            ``model`` cut to its structure (a different class or different arguments; or a
+            cut model's checkpoint without its record, or resumed into a pruning loop): the
+            message says which.
 
     Examples:
         >>> import torch
@@ -135,44 +144,62 @@ def load_pruned(
             "of, a checkpoint with a 'state_dict' (as Lightning and QuboPruningCallback "
             f"write). Got {type(checkpoint).__name__} without one instead."
         )
+    state = checkpoint["state_dict"]
     record = checkpoint.get(PRUNING_KEY)
     if not isinstance(record, Mapping):
-        raise InvalidInputError(
-            f"The checkpoint has no {PRUNING_KEY!r} record of a pruned structure, so "
-            "load_pruned cannot tell which units it kept. Write it with QuboPruningCallback "
-            "in the Trainer's callbacks (not with weights_only=True, which leaves callbacks "
-            "out), or store pruning_record(masks, example_input) under "
-            f"{PRUNING_KEY!r} yourself. A checkpoint of an unpruned model loads with "
-            "model.load_state_dict(checkpoint['state_dict'])."
-        )
-    state = checkpoint["state_dict"]
-    if example_input is None:
-        example_input = record["example_input"]
+        _load(model, state, strict, _NO_RECORD)
+        return model
+    if is_being_pruned(model):
+        # A pruning loop (a fit resumed from this checkpoint) masks the units and cuts the
+        # model when it ends: the full-size weights load as they are.
+        _load(model, state, strict, _RESUMING_A_CUT_MODEL)
+        return model
     masks = {name: as_keep_mask(mask) for name, mask in record["masks"].items()}
-    cut = any(not mask.all() for mask in masks.values())
-    # The full-size weights of a model still masked load before the cut; a cut model's after.
-    masked = cut and _fits(model, state)
-    if masked:
-        _load(model, state, strict)
-    if cut:
-        _cut(model, masks, example_input, record.get("layers"))
-    if not masked:
-        _load(model, state, strict)
+    if all(mask.all() for mask in masks.values()):
+        _load(model, state, strict, _NOT_THE_BUILD)
+        return model
+    if _fits(model, state):  # a model checkpointed while masked: load, then cut
+        _load(model, state, strict, _NOT_THE_BUILD)
+        _cut(model, masks, record, example_input)
+        if isinstance(checkpoint, MutableMapping):
+            checkpoint["state_dict"] = model.state_dict()
+    else:  # a cut model: cut, then load
+        _cut(model, masks, record, example_input)
+        _load(model, state, strict, _NOT_THE_BUILD)
     return model
 
 
+_NOT_THE_BUILD = (
+    "Pass load_pruned a new model as it was built for training: the same class and "
+    "arguments, before pruning (not one already cut, such as the model a fit pruned)."
+)
+_NO_RECORD = (
+    f"The checkpoint has no {PRUNING_KEY!r} record of a pruned structure to rebuild: it was "
+    "written without QuboPruningCallback in the Trainer's callbacks, or with "
+    "weights_only=True (which leaves the callbacks out)."
+)
+_RESUMING_A_CUT_MODEL = (
+    "The model is being pruned (PruningHooks are installed on it, e.g. by QuboPruningCallback "
+    "in a fit resumed from this checkpoint) and keeps its full size until pruning ends, but "
+    "the checkpoint holds a cut model: pruning cannot resume from a checkpoint written after "
+    "the units were removed. Load it with load_pruned(Model(...), path) and train it without "
+    "the pruning callback."
+)
+
+
 def _cut(
-    model: nn.Module, masks: dict[str, Any], example_input: Any, layers: Sequence[str] | None
+    model: nn.Module, masks: dict[str, Any], record: Mapping[str, Any], example_input: Any
 ) -> None:
+    if example_input is None:
+        example_input = record["example_input"]
     example = move_to_device(example_input, next(model.parameters()).device)
-    groups = trace_unit_groups(model, example, layers, owner="load_pruned")
+    groups = trace_unit_groups(model, example, record.get("layers"), owner="load_pruned")
     names = [g.name for g in groups]
     unknown = sorted(set(masks) - set(names))
     if unknown:
         raise InvalidInputError(
             f"The checkpoint prunes groups {unknown} that {type(model).__name__} does not "
-            f"have (its groups: {names}). Pass load_pruned the model as it was built for "
-            "training: the same class and arguments, before pruning."
+            f"have (its groups: {names}). {_NOT_THE_BUILD}"
         )
     full = {g.name: masks.get(g.name, [True] * g.size) for g in groups}
     try:
@@ -180,16 +207,14 @@ def _cut(
     except ValueError as error:
         raise InvalidInputError(
             f"The checkpoint's pruned structure does not fit {type(model).__name__}: {error} "
-            "Pass load_pruned the model as it was built for training, before pruning."
+            f"{_NOT_THE_BUILD}"
         ) from error
 
 
-def _load(model: nn.Module, state: Mapping[str, Any], strict: bool) -> None:
+def _load(model: nn.Module, state: Mapping[str, Any], strict: bool, advice: str) -> None:
     try:
         model.load_state_dict(state, strict=strict)
     except RuntimeError as error:
         raise InvalidInputError(
-            f"The checkpoint's weights do not fit {type(model).__name__} cut to the "
-            f"checkpoint's pruned structure ({error}). Pass load_pruned the model as it was "
-            "built for training: the same class and arguments, before pruning."
+            f"The checkpoint's weights do not fit {type(model).__name__}. {advice} ({error})"
         ) from error

@@ -10,6 +10,7 @@ training loop calls :meth:`PruningHooks.install`, :meth:`~PruningHooks.start_epo
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -22,10 +23,36 @@ from qopt.model_analysis.scores import magnitude_scores, redundancy_scores, tayl
 from qopt.model_analysis.tracing import UnitGroup
 from qopt.problems.pruning import fisher_importance
 
-__all__ = ["IMPORTANCES", "PruningHooks"]
+__all__ = ["IMPORTANCES", "PruningHooks", "is_being_pruned"]
 
 #: The importance scores :class:`PruningHooks` can give.
 IMPORTANCES = ("l1", "l2", "taylor", "fisher")
+#: Modules that installed hooks mask units of, with how many installed sets do.
+_MASKED_MODULES: weakref.WeakKeyDictionary[nn.Module, int] = weakref.WeakKeyDictionary()
+
+
+def is_being_pruned(model: nn.Module) -> bool:
+    """Whether installed :class:`PruningHooks` mask units of ``model`` (or of a submodule).
+
+    A pruning loop is then running on it and owns its structure: it keeps every unit, masked,
+    until it cuts the model. :func:`~qopt.model_analysis.load_pruned` loads such a model's
+    weights as they are (a fit resumed from a checkpoint) instead of cutting it.
+
+    Examples:
+        >>> import torch
+        >>> from qopt.model_analysis.tracing import trace_unit_groups
+        >>> model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(),
+        ...                             torch.nn.Linear(3, 1))
+        >>> hooks = PruningHooks(trace_unit_groups(model, torch.zeros(1, 4)),
+        ...                      {"0": torch.tensor([True, False, True])})
+        >>> hooks.install()
+        >>> is_being_pruned(model)
+        True
+        >>> hooks.remove()
+        >>> is_being_pruned(model)
+        False
+    """
+    return any(module in _MASKED_MODULES for module in model.modules())
 
 
 class PruningHooks:
@@ -80,6 +107,8 @@ class PruningHooks:
     def install(self) -> None:
         """Register the forward hooks (again: any earlier ones are removed first)."""
         self.remove()
+        for module in self._masked_modules():
+            _MASKED_MODULES[module] = _MASKED_MODULES.get(module, 0) + 1
         per_consumer: dict[nn.Module, list[tuple[UnitGroup, torch.Tensor, torch.Tensor]]] = {}
         for group in self.groups:
             for module, positions, units in group.consumers:
@@ -95,12 +124,24 @@ class PruningHooks:
 
     def remove(self) -> None:
         """Remove the hooks; the model computes its full network again."""
+        if self._handles:
+            for module in self._masked_modules():
+                left = _MASKED_MODULES.get(module, 1) - 1
+                if left > 0:
+                    _MASKED_MODULES[module] = left
+                else:
+                    _MASKED_MODULES.pop(module, None)
         for handle in self._handles:
             handle.remove()
         self._handles = []
         for group in self.groups:
             if group.moe is not None:
                 group.moe.mask_experts(None)
+
+    def _masked_modules(self) -> set[nn.Module]:
+        """The modules whose inputs (or experts) the hooks mask."""
+        modules = {module for group in self.groups for module, _, _ in group.consumers}
+        return modules | {group.moe for group in self.groups if group.moe is not None}
 
     def _expert_hook(self, group: UnitGroup) -> Any:
         """Dropped experts take no token: the layer masks them in every routing path."""

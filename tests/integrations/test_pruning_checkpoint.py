@@ -20,6 +20,7 @@ from sklearn.datasets import load_digits
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from qopt.exceptions import InvalidInputError
 from qopt.model_analysis import PruningHooks, count_params_and_macs, load_pruned
 from qopt.model_analysis.tracing import trace_unit_groups
 
@@ -50,6 +51,13 @@ class DigitsMLP(LightningModule):
         return torch.optim.Adam(self.parameters(), lr=0.02)
 
 
+class PrunedOnLoad(DigitsMLP):
+    """Opts in: ``load_from_checkpoint`` returns the pruned model (and resuming still works)."""
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        load_pruned(self, checkpoint)
+
+
 def _digits() -> tuple[DataLoader, DataLoader, torch.Tensor, torch.Tensor]:
     digits = load_digits()
     x = torch.tensor(digits.data / 16.0, dtype=torch.float32)
@@ -65,9 +73,15 @@ def _callback() -> QuboPruningCallback:
     )
 
 
-def _fit(root: Path, *, ckpt_path: Path | None = None, **checkpointing: Any) -> Any:
+def _fit(
+    root: Path,
+    *,
+    ckpt_path: Path | None = None,
+    model_class: type = DigitsMLP,
+    **checkpointing: Any,
+) -> Any:
     seed_everything(0, verbose=False)
-    model, callback = DigitsMLP(), _callback()
+    model, callback = model_class(), _callback()
     callbacks: list[Any] = [callback]
     if checkpointing:
         callbacks.append(ModelCheckpoint(dirpath=root, **checkpointing))
@@ -111,7 +125,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     )
     final = root / "final.ckpt"
     trainer.save_checkpoint(final)
-    return {"root": root, "final": final, "model": model, "callback": callback}
+    return {"root": root, "final": final, "trainer": trainer, "model": model, "callback": callback}
 
 
 def _during_fit(run: dict[str, Any]) -> list[Path]:
@@ -123,12 +137,16 @@ def test_the_final_checkpoint_loads_the_pruned_model_with_its_weights(run) -> No
     assert callback.report["macs_after"] <= 0.3 * callback.report["macs_before"]
     with pytest.raises(RuntimeError, match="size mismatch"):  # the class builds full layers
         DigitsMLP.load_from_checkpoint(run["final"])
-    loaded = load_pruned(DigitsMLP(), run["final"])
-    assert loaded.state_dict().keys() == fitted.state_dict().keys()
-    for name, value in fitted.state_dict().items():
-        assert torch.equal(loaded.state_dict()[name], value), name
-    assert count_params_and_macs(loaded, torch.zeros(1, 64))[1] == callback.report["macs_after"]
-    assert _accuracy(loaded) == _accuracy(fitted) > 0.8
+    for loaded in (
+        load_pruned(DigitsMLP(), run["final"]),
+        PrunedOnLoad.load_from_checkpoint(run["final"]),
+    ):
+        assert loaded.state_dict().keys() == fitted.state_dict().keys()
+        for name, value in fitted.state_dict().items():
+            assert torch.equal(loaded.state_dict()[name], value), name
+        macs = count_params_and_macs(loaded, torch.zeros(1, 64))[1]
+        assert macs == callback.report["macs_after"]
+        assert _accuracy(loaded) == _accuracy(fitted) > 0.8
 
 
 def test_every_checkpoint_written_during_fit_loads_the_network_it_validated(run) -> None:
@@ -140,6 +158,9 @@ def test_every_checkpoint_written_during_fit_loads_the_network_it_validated(run)
         validated = float(state["current_score"])
         loaded = load_pruned(DigitsMLP(), path)
         assert _accuracy(loaded) == pytest.approx(validated, abs=1e-6), path.name
+        on_load = PrunedOnLoad.load_from_checkpoint(path)
+        for name, value in loaded.state_dict().items():
+            assert torch.equal(on_load.state_dict()[name], value), name
         kept = {
             name: sum(mask)
             for name, mask in checkpoint["callbacks"][run["callback"].state_key]["masks"].items()
@@ -180,10 +201,16 @@ def _masked(model: DigitsMLP, masks: dict[str, torch.Tensor], x: torch.Tensor) -
         hooks.remove()
 
 
-@pytest.mark.parametrize("epoch", [1, 2])
-def test_a_fit_resumed_mid_pruning_ends_as_the_uninterrupted_one(run, epoch, tmp_path) -> None:
+@pytest.mark.parametrize(
+    ("epoch", "model_class"), [(1, DigitsMLP), (2, DigitsMLP), (2, PrunedOnLoad)]
+)
+def test_a_fit_resumed_mid_pruning_ends_as_the_uninterrupted_one(
+    run, epoch, model_class, tmp_path
+) -> None:
     # epoch 1: before the first step, with that epoch's statistics; epoch 2: between steps.
-    _, model, callback = _fit(tmp_path, ckpt_path=run["root"] / f"epoch={epoch}.ckpt")
+    # A module whose on_load_checkpoint calls load_pruned keeps its full size while resuming.
+    path = run["root"] / f"epoch={epoch}.ckpt"
+    _, model, callback = _fit(tmp_path, ckpt_path=path, model_class=model_class)
     uninterrupted = run["callback"]
     assert callback.steps_done == uninterrupted.steps_done == 2
     assert callback.report["kept"] == uninterrupted.report["kept"]
@@ -192,3 +219,17 @@ def test_a_fit_resumed_mid_pruning_ends_as_the_uninterrupted_one(run, epoch, tmp
     fitted = run["model"].state_dict()
     for name, value in model.state_dict().items():
         assert torch.equal(value, fitted[name]), name
+
+
+def test_a_checkpoint_written_during_fit_does_not_load_into_the_model_fit_cut(run) -> None:
+    trainer, model = run["trainer"], run["model"]
+    _, val, _, _ = _digits()
+    with pytest.raises(InvalidInputError, match=r"(?s)cut DigitsMLP when fit ended.*load_pruned"):
+        trainer.validate(model, val, ckpt_path=run["root"] / "epoch=3.ckpt", verbose=False)
+    (metrics,) = trainer.validate(model, val, ckpt_path=run["final"], verbose=False)
+    assert metrics["val_acc"] == pytest.approx(_accuracy(model), abs=1e-6)
+
+
+def test_pruning_does_not_resume_from_a_cut_model(run, tmp_path) -> None:
+    with pytest.raises(InvalidInputError, match=r"(?s)is being pruned.*without the pruning"):
+        _fit(tmp_path, ckpt_path=run["final"], model_class=PrunedOnLoad)

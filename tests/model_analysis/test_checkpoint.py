@@ -96,6 +96,47 @@ def test_a_checkpoint_before_any_pruning_loads_as_is() -> None:
         assert torch.equal(loaded.state_dict()[name], value), name
 
 
+def test_a_checkpoint_without_a_record_is_of_a_model_never_pruned() -> None:
+    trained = _trained(tiny_cnn)
+    loaded = load_pruned(tiny_cnn(), {"state_dict": trained.state_dict()})
+    for name, value in trained.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], value), name
+
+
+def test_as_on_load_checkpoint_it_hands_the_cut_weights_on() -> None:
+    # Lightning loads checkpoint["state_dict"] into the model after on_load_checkpoint.
+    example = torch.zeros(1, 1, 8, 8)
+    trained = _trained(tiny_cnn)
+    masks = {"0": [1, 0, 1, 1, 0, 1]}
+    checkpoint = {"state_dict": trained.state_dict(), PRUNING_KEY: pruning_record(masks, example)}
+    model = load_pruned(tiny_cnn(), checkpoint)
+    model.load_state_dict(checkpoint["state_dict"])
+    assert model[0].out_channels == 4
+    for name, value in checkpoint["state_dict"].items():
+        assert torch.equal(model.state_dict()[name], value), name
+
+
+def test_a_model_being_pruned_keeps_its_size_as_a_resumed_loop_needs() -> None:
+    example = torch.zeros(1, 1, 8, 8)
+    trained = _trained(tiny_cnn)
+    masks = {"0": [1, 0, 1, 1, 0, 1]}
+    checkpoint = {"state_dict": trained.state_dict(), PRUNING_KEY: pruning_record(masks, example)}
+    model = tiny_cnn()
+    groups = model_pruning_groups(model, example)
+    hooks = PruningHooks(groups.unit_groups, _bools(groups, {}))
+    hooks.install()
+    load_pruned(model, checkpoint)
+    assert model[0].out_channels == 6
+    for name, value in trained.state_dict().items():
+        assert torch.equal(model.state_dict()[name], value), name
+    groups.prune(trained, masks)  # a cut model's checkpoint cannot resume pruning
+    checkpoint["state_dict"] = trained.state_dict()
+    with pytest.raises(InvalidInputError, match=r"(?s)is being pruned.*without the pruning"):
+        load_pruned(model, checkpoint)
+    hooks.remove()
+    assert load_pruned(model, checkpoint)[0].out_channels == 4
+
+
 def test_the_record_is_plain_data_that_loads_with_weights_only(tmp_path: Path) -> None:
     example = {"x": torch.ones(1, 4, requires_grad=True)}
     record = pruning_record({"a": torch.tensor([True, False])}, example, layers=("fc",))
@@ -110,12 +151,10 @@ def test_errors_say_what_is_missing_and_what_to_do() -> None:
     trained = tiny_cnn()
     with pytest.raises(InvalidInputError, match="with a 'state_dict'"):
         load_pruned(tiny_cnn(), {"weights": trained.state_dict()})
-    with pytest.raises(
-        InvalidInputError, match=r"(?s)no 'qopt_pruning' record.*QuboPruningCallback"
-    ):
-        load_pruned(tiny_cnn(), {"state_dict": trained.state_dict()})
     masks = {"0": [1, 0, 1, 1, 0, 1]}
     model_pruning_groups(trained, example).prune(trained, masks)
+    with pytest.raises(InvalidInputError, match=r"(?s)no 'qopt_pruning' record.*size mismatch"):
+        load_pruned(tiny_cnn(), {"state_dict": trained.state_dict()})
     checkpoint = {"state_dict": trained.state_dict(), PRUNING_KEY: pruning_record(masks, example)}
     other = nn.Sequential(
         nn.Conv2d(1, 6, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(6 * 64, 3)

@@ -57,12 +57,14 @@ from qopt.circuits.statevector import (
     all_pairs,
     apply_single_qubit_layer,
     available_memory,
+    complex_dtype_of,
     cz_signs,
     ring_pairs,
     ry_matrix,
     rz_matrix,
     z_eigenvalues,
     z_expectations,
+    zero_state,
 )
 from qopt.exceptions import InvalidInputError, ProblemTooLargeError, SolverConfigurationError
 
@@ -355,14 +357,10 @@ class QuantumHead(nn.Module):
 
     def initial_state(self, encoded: torch.Tensor) -> torch.Tensor:
         """``|0...0>`` per example (angle encoding) or the amplitudes themselves."""
-        complex_dtype = torch.complex64 if encoded.dtype == torch.float32 else torch.complex128
         if self.encoding == "amplitude":
-            return encoded.to(complex_dtype)
-        state = torch.zeros(
-            encoded.shape[0], 1 << self.num_qubits, dtype=complex_dtype, device=encoded.device
-        )
-        state[:, 0] = 1.0
-        return state
+            return encoded.to(complex_dtype_of(encoded.dtype))
+        batch = encoded.shape[0]
+        return zero_state(self.num_qubits, batch=batch, dtype=encoded.dtype, device=encoded.device)
 
     def evolve(
         self,

@@ -217,6 +217,18 @@ def test_the_same_seed_gives_the_same_head() -> None:
     assert not torch.equal(first.weights, QuantumHead(6, 2, num_qubits=3, seed=10).weights)
 
 
+@pytest.mark.parametrize("projection", ["learned", "fixed"])
+def test_state_dict_round_trip_scores_the_same(projection: str) -> None:
+    x = features(5, 6, seed=12)
+    trained = QuantumHead(6, 3, num_qubits=3, projection=projection, shots=None, seed=1)
+    with torch.no_grad():
+        trained.weights.add_(0.5)
+    fresh = QuantumHead(6, 3, num_qubits=3, projection=projection, seed=2)
+    assert not torch.allclose(fresh(x.float()), trained(x.float()))
+    fresh.load_state_dict(trained.state_dict())
+    torch.testing.assert_close(fresh(x.float()), trained(x.float()), atol=0, rtol=0)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_head_runs_on_cuda_and_keeps_tensors_there() -> None:
     x = features(16, 6, seed=1)

@@ -6,6 +6,7 @@ Imported lazily by :mod:`qopt.nas`; imports Optuna at top level.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import math
 import multiprocessing
@@ -63,6 +64,8 @@ _JOURNAL = "journal.log"
 #: worker of the study, and its evaluation is made up.
 HEARTBEAT_INTERVAL_S = 30
 GRACE_PERIOD_S = 120
+#: User attribute of every trial whose heartbeat is recorded.
+_BEATING = "qopt_nas:heartbeat"
 
 
 @dataclass
@@ -277,16 +280,17 @@ def run_worker(
     if evaluate is None:
         evaluate = resolve_evaluator(space, seed=seed, run_dir=job.run_dir)
     rng = np.random.default_rng(seed)
-    heart = storage if isinstance(storage, RDBStorage) else None
-    beating = heart is not None and heart.get_heartbeat_interval() is not None
+    heart = storage if isinstance(storage, RDBStorage) else None  # a database keeps heartbeats
+    if heart is not None and heart.get_heartbeat_interval() is None:
+        heart = None
     told: list[int] = []
     while True:
-        if beating:
-            _fail_stale(study)
+        if heart is not None:
+            _fail_stale(study, heart)
         done, running = _n_evaluated(study)
         if progress is not None:
             progress(done)
-        if done >= job.n_trials or (done + running >= job.n_trials and not beating):
+        if done >= job.n_trials or (done + running >= job.n_trials and heart is None):
             break
         if done + running >= job.n_trials:
             # Other workers hold the last slots: wait to see them finish or die.
@@ -303,7 +307,7 @@ def run_worker(
             # Heartbeats are recorded around each trial here, as Study.optimize would.
             warnings.filterwarnings("ignore", message=".*Heartbeat of storage.*")
             trial = study.ask()
-        with _heartbeats(heart if beating else None, study, trial.number):
+        with _heartbeats(heart, study, trial.number):
             arch = codec.suggest(trial)
             if space.within_budget(arch):
                 _evaluate(study, trial, space, arch, evaluate)
@@ -371,6 +375,7 @@ def _heartbeats(storage: RDBStorage | None, study: optuna.Study, number: int) ->
         return
     study_id = storage.get_study_id_from_name(study.study_name)
     trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, number)
+    storage.set_trial_user_attr(trial_id, _BEATING, True)
     stop = threading.Event()
 
     def beat() -> None:
@@ -387,11 +392,21 @@ def _heartbeats(storage: RDBStorage | None, study: optuna.Study, number: int) ->
         thread.join()
 
 
-def _fail_stale(study: optuna.Study) -> None:
-    """Fail the running trials whose heartbeat stopped: their workers were killed."""
+def _fail_stale(study: optuna.Study, storage: RDBStorage) -> None:
+    """Fail the running trials whose workers were killed: those whose heartbeat stopped, and
+    those started over :data:`GRACE_PERIOD_S` ago that never recorded one (by a qopt that
+    kept no heartbeats), which would otherwise hold their slots for ever."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
+    cutoff = datetime.datetime.now() - datetime.timedelta(seconds=GRACE_PERIOD_S)
+    study_id = storage.get_study_id_from_name(study.study_name)
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if _BEATING in t.user_attrs or t.datetime_start is None or t.datetime_start > cutoff:
+            continue
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
+        with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):  # failed already
+            storage.set_trial_state_values(trial_id, TrialState.FAIL)
 
 
 def _repair_untaken(

@@ -193,12 +193,14 @@ def test_a_dead_workers_trial_on_a_database_is_failed_and_its_evaluation_made_up
     worker = subprocess.Popen([*command, "--no-progress"], cwd=ROOT, env=env)
     deadline = time.monotonic() + 60
     running: list[optuna.trial.FrozenTrial] = []
+    storage = None  # one connection for the polls: fewer locks on the worker's database
     while time.monotonic() < deadline and worker.poll() is None:
-        time.sleep(0.1)
+        time.sleep(0.2)
         if not (tmp_path / "nas.db").exists():
             continue
         try:
-            trials = optuna.load_study(study_name=space.name, storage=url).trials
+            storage = storage or optuna.storages.RDBStorage(url)
+            trials = optuna.load_study(study_name=space.name, storage=storage).trials
         except KeyError:  # the study is not created yet
             continue
         done = sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
@@ -206,7 +208,7 @@ def test_a_dead_workers_trial_on_a_database_is_failed_and_its_evaluation_made_up
         if done >= 2 and running and running[0].params:  # killed in the middle of evaluating
             break
     worker.kill()
-    worker.wait()
+    assert worker.wait() == -9, "the worker ended before it could be killed"
     assert len(running) == 1
     dead = running[0].number
     before = {t.number: (t.params, t.values) for t in evaluated(run_dir)}
@@ -222,6 +224,25 @@ def test_a_dead_workers_trial_on_a_database_is_failed_and_its_evaluation_made_up
     assert stored[dead].state == optuna.trial.TrialState.FAIL
     assert not any(t.state == optuna.trial.TrialState.RUNNING for t in stored.values())
     assert status(run_dir).n_interrupted == 1
+
+
+def test_a_running_trial_that_never_beat_is_failed_after_the_grace_period(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A worker that kept no heartbeats (an older qopt) died with a trial running: no
+    # heartbeat will ever go stale, so the trial is failed once it is older than the grace
+    # period instead of holding its slot (and the workers waiting on it) for ever.
+    space = toy_space(max_params=4096)
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    run_search(space, run_dir=tmp_path, storage=url, sampler="random", n_trials=3, seed=0)
+    silent = optuna.load_study(study_name=space.name, storage=url).ask()
+    monkeypatch.setattr(runner, "HEARTBEAT_INTERVAL_S", 1)
+    monkeypatch.setattr(runner, "GRACE_PERIOD_S", 1)
+    time.sleep(1.5)
+    summary = run_search(space, run_dir=tmp_path, storage=url, sampler="random", n_trials=4)
+    assert summary.n_evaluated == 4 and summary.n_interrupted == 1
+    stored = optuna.load_study(study_name=space.name, storage=url).trials[silent.number]
+    assert stored.state == optuna.trial.TrialState.FAIL
 
 
 def test_two_workers_share_one_journal_without_lost_or_duplicated_trials(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from qopt._validation import check_int
 from qopt.encoding import SpaceEncoding
 from qopt.exceptions import InvalidProblemError, ProblemTooLargeError, SolverConfigurationError
 from qopt.policy_search.baselines import CrossEntropySearch, EvolutionStrategy, RandomSearch
@@ -210,8 +211,6 @@ def search_policy(
         >>> result.best_return
         500.0
     """
-    from qopt._validation import check_int
-
     owner = "search_policy"
     budget_steps = check_int(budget_steps, "budget_steps", owner, low=1)
     if method not in METHODS:

@@ -258,9 +258,6 @@ class QuboPruningCallback(Callback):
         self._groups: ModelPruningGroups | None = None
         self._hooks: PruningHooks | None = None
         self._example: Any = None
-        self._epoch: int | None = None
-        #: Statistics of a collecting epoch checkpointed before its end, until it resumes.
-        self._resumed_statistics: dict[str, Any] | None = None
         #: The module this callback cut when fit ended, and the guard on its later loads.
         self._cut_module: weakref.ref[nn.Module] | None = None
         self._load_guard: Any = None
@@ -398,15 +395,8 @@ class QuboPruningCallback(Callback):
     # -- statistics ------------------------------------------------------------------------
 
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._epoch = trainer.current_epoch
-        resumed, self._resumed_statistics = self._resumed_statistics, None
-        if self._hooks is None:
-            return
-        collecting = self._next_epoch() == trainer.current_epoch
-        self._hooks.start_epoch(collecting=collecting)
-        # A run resumed within the epoch it was collecting in goes on from what it had.
-        if collecting and resumed is not None and resumed["epoch"] == trainer.current_epoch:
-            self._hooks.load_statistics_state(resumed["groups"])
+        if self._hooks is not None:
+            self._hooks.start_epoch(collecting=self._next_epoch() == trainer.current_epoch)
 
     def on_after_backward(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self._hooks is not None:
@@ -420,7 +410,6 @@ class QuboPruningCallback(Callback):
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self._groups is None or self._hooks is None:
             return
-        self._resumed_statistics = None
         if self._next_epoch() != trainer.current_epoch:
             return
         self._hooks.collecting = False
@@ -562,7 +551,7 @@ class QuboPruningCallback(Callback):
         if hooks is not None and hooks.collecting and hooks.statistics:
             # Checkpointed within a collecting epoch (ModelCheckpoint at validation end, or
             # every n steps): the scores of a resumed run then see the whole epoch.
-            state["statistics"] = {"epoch": self._epoch, "groups": hooks.statistics_state()}
+            state["statistics"] = hooks.statistics_state()
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -576,9 +565,8 @@ class QuboPruningCallback(Callback):
         )
         self.steps_done = int(state_dict["steps_done"])
         self.report = dict(state_dict["report"])
-        # Lightning resumes a checkpoint written within an epoch either at its end (no
-        # on_train_epoch_start) or by restarting it: either way the statistics go on.
-        self._resumed_statistics = state_dict.get("statistics")
-        if self._hooks is not None and self._resumed_statistics is not None:
+        # Lightning resumes a checkpoint written within an epoch in that epoch, without
+        # calling on_train_epoch_start again: the statistics go on from where they were.
+        if self._hooks is not None and "statistics" in state_dict:
             self._hooks.start_epoch(collecting=True)
-            self._hooks.load_statistics_state(self._resumed_statistics["groups"])
+            self._hooks.load_statistics_state(state_dict["statistics"])

@@ -38,10 +38,14 @@ from qopt.encoding import (
 )
 from qopt.exceptions import InvalidProblemError, SolverConfigurationError
 from qopt.search import (
+    CLAIM_ATTR,
+    Claim,
     EncodingOptions,
     History,
     ProposalEngine,
     check_constraints,
+    claim_of,
+    claim_proposal,
     outcome_quantile,
     proposal_attrs,
     read_proposal,
@@ -292,11 +296,21 @@ class QuboSampler(BaseSampler):
             return {}
         with self._lock:
             key, space = self._space_for(study, search_space)
-            history = _collect_history(
-                study, trial, space, search_space, self._finished.setdefault(key, {})
-            )
+            cache = self._finished.setdefault(key, {})
+            history = _collect_history(study, trial, space, search_space, cache)
             signs = [1.0 if d == StudyDirection.MINIMIZE else -1.0 for d in study.directions]
-            proposal = self._engine.propose(space, history, signs, key=key)
+            # Claimed in the storage before it is returned: processes sharing the study never
+            # evaluate one point twice (qopt.search.claims).
+            proposal = claim_proposal(
+                self._engine,
+                space,
+                history,
+                signs,
+                key=key,
+                owner=trial.number,
+                write=lambda claim: _set_system_attr(study, trial, CLAIM_ATTR, claim.to_attr()),
+                others=lambda: _claims(study, trial, space, search_space, cache),
+            )
             params = {
                 name: _to_external(search_space[name], space.parameters[name].values[k])
                 for name, k in proposal.indices.items()
@@ -539,17 +553,7 @@ def _collect_history(
     for t in study.get_trials(deepcopy=False):
         if t.number == trial.number:
             continue
-        finished = t.state.is_finished()
-        if finished and t.number in cache:
-            encoded = cache[t.number]
-        else:
-            params = _params_of(t, search_space)
-            encoded = None
-            if params is not None:
-                point = space.indices_of(params)
-                encoded = (point, space.encode_indices(point))
-            if finished:
-                cache[t.number] = encoded
+        encoded = _encoded(t, space, search_space, cache)
         if encoded is None:
             continue
         point, row = encoded
@@ -566,6 +570,48 @@ def _collect_history(
         elif t.state in (TrialState.RUNNING, TrialState.WAITING):
             history.add_pending(point, row, restart=restart)
     return history
+
+
+def _encoded(
+    trial: FrozenTrial,
+    space: SpaceEncoding,
+    search_space: Mapping[str, BaseDistribution],
+    cache: dict[int, _Encoded | None],
+) -> _Encoded | None:
+    """A trial's point on ``space`` (value indices and bits), or None; read once for a
+    finished trial (``cache``: by trial number)."""
+    finished = trial.state.is_finished()
+    if finished and trial.number in cache:
+        return cache[trial.number]
+    params = _params_of(trial, search_space)
+    encoded = None
+    if params is not None:
+        point = space.indices_of(params)
+        encoded = (point, space.encode_indices(point))
+    if finished:
+        cache[trial.number] = encoded
+    return encoded
+
+
+def _claims(
+    study: Study,
+    trial: FrozenTrial,
+    space: SpaceEncoding,
+    search_space: Mapping[str, BaseDistribution],
+    cache: dict[int, _Encoded | None],
+) -> list[Claim]:
+    """The other trials' claims (:func:`qopt.search.claim_of`)."""
+    claims = (
+        claim_of(
+            t.number,
+            t.state.is_finished(),
+            t.system_attrs.get(CLAIM_ATTR),
+            lambda t=t: (_encoded(t, space, search_space, cache) or (None,))[0],
+        )
+        for t in study.get_trials(deepcopy=False)
+        if t.number != trial.number
+    )
+    return [c for c in claims if c is not None]
 
 
 def _params_of(

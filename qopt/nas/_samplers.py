@@ -21,9 +21,13 @@ from qopt.encoding import CategoricalParameter, IntParameter, Parameter, Paramet
 from qopt.exceptions import SolverConfigurationError
 from qopt.nas._spec import SearchSpace
 from qopt.search import (
+    CLAIM_ATTR,
+    Claim,
     EncodingOptions,
     History,
     ProposalEngine,
+    claim_of,
+    claim_proposal,
     outcome_quantile,
     proposal_attrs,
     read_proposal,
@@ -478,7 +482,17 @@ class QuboArchitectureSampler(BaseSampler):
             return {}
         history = self._history(study, trial)
         signs = [1.0 if d == StudyDirection.MINIMIZE else -1.0 for d in study.directions]
-        proposal = self.engine.propose(self.space, history, signs)
+        # Claimed in the storage before it is returned: workers sharing the study never
+        # evaluate one architecture twice (qopt.search.claims).
+        proposal = claim_proposal(
+            self.engine,
+            self.space,
+            history,
+            signs,
+            owner=trial.number,
+            write=lambda claim: _set_system_attr(study, trial, CLAIM_ATTR, claim.to_attr()),
+            others=lambda: self._claims(study, trial),
+        )
         for key, chunk in proposal_attrs(proposal.indices, _PROPOSAL_KEY).items():
             _set_system_attr(study, trial, key, chunk)
         for attr, value in proposal.info.items():
@@ -544,17 +558,34 @@ class QuboArchitectureSampler(BaseSampler):
             return None
         return {n: point[n] for n in self._distributions}
 
+    def _known_point(self, trial: FrozenTrial) -> dict[str, int] | None:
+        """:meth:`_point`, read once for a finished trial."""
+        if not trial.state.is_finished():
+            return self._point(trial)
+        if trial.number not in self._finished:
+            self._finished[trial.number] = self._point(trial)
+        return self._finished[trial.number]
+
+    def _claims(self, study: Study, trial: FrozenTrial) -> list[Claim]:
+        """The other trials' claims (:func:`qopt.search.claim_of`)."""
+        claims = (
+            claim_of(
+                t.number,
+                t.state.is_finished(),
+                t.system_attrs.get(CLAIM_ATTR),
+                lambda t=t: self._known_point(t),
+            )
+            for t in study.get_trials(deepcopy=False)
+            if t.number != trial.number
+        )
+        return [c for c in claims if c is not None]
+
     def _history(self, study: Study, trial: FrozenTrial) -> History:
         history = History()
         for t in study.get_trials(deepcopy=False):
             if t.number == trial.number:
                 continue
-            if t.state.is_finished():
-                if t.number not in self._finished:
-                    self._finished[t.number] = self._point(t)
-                point = self._finished[t.number]
-            else:
-                point = self._point(t)
+            point = self._known_point(t)
             if point is None:
                 continue
             row = self.space.encode_indices(point)

@@ -11,6 +11,8 @@ trust region around the incumbent) is found through :func:`qopt.pipeline.solve`.
 * :func:`targets`, :func:`scalarize`, :func:`rank_infeasible`: observations to the values the
   surrogate minimizes (ParEGO for several objectives, black-box constraints ranked last).
 * :class:`HammingBall`, :func:`trust_centre`: the trust region.
+* :func:`claim_proposal`, :class:`Claim`: a proposal claimed in a store shared by workers, so
+  no two of them evaluate one point.
 
 Examples:
     >>> from qopt.encoding import IntParameter
@@ -25,6 +27,14 @@ Examples:
 from __future__ import annotations
 
 from qopt.search.ask_tell import QuboSearch
+from qopt.search.claims import (
+    CLAIM_ATTR,
+    Claim,
+    claim_key,
+    claim_of,
+    claim_proposal,
+    settle,
+)
 from qopt.search.engine import (
     SOLVER_DEFAULTS,
     SURROGATES,
@@ -55,11 +65,13 @@ from qopt.search.targets import rank_infeasible, scalarize, targets
 from qopt.search.trust_region import HammingBall, trust_centre
 
 __all__ = [
+    "CLAIM_ATTR",
     "ENCODINGS",
     "SOLVER_DEFAULTS",
     "SURROGATES",
     "TARGET_TRANSFORMS",
     "TRUST_METHODS",
+    "Claim",
     "EncodingOptions",
     "HammingBall",
     "History",
@@ -70,6 +82,9 @@ __all__ = [
     "best_neighbour",
     "check_constraint_names",
     "check_constraints",
+    "claim_key",
+    "claim_of",
+    "claim_proposal",
     "largest_flip",
     "outcome_quantile",
     "point_key",
@@ -78,6 +93,7 @@ __all__ = [
     "rank_infeasible",
     "read_proposal",
     "scalarize",
+    "settle",
     "share_violations",
     "targets",
     "too_large_message",

@@ -10,6 +10,8 @@ import datetime
 import json
 import math
 import multiprocessing
+import os
+import tempfile
 import threading
 import time
 import warnings
@@ -140,7 +142,62 @@ def _run_config(run_dir: Path) -> dict[str, Any]:
             f"'{run_dir}' is not a qopt nas run directory (no run.json); pass the --run-dir of a "
             "search started with 'qopt nas SPEC'."
         )
-    return dict(json.loads(path.read_text()))
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise FileFormatError(
+            f"'{path}' cannot be read as a qopt nas run ({type(error).__name__}: {error}); "
+            "start the search in another --run-dir."
+        ) from error
+    if not isinstance(config, dict) or not isinstance(config.get("study"), str):
+        raise FileFormatError(
+            f"'{path}' is not a qopt nas run file (no study name); start the search in "
+            "another --run-dir."
+        )
+    return config
+
+
+def _check_run_dir(path: Path, space: SearchSpace, storage: str | None) -> None:
+    """Refuse to start in ``path`` unless it is new or holds this study on this storage."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StorageUnavailableError(
+            f"Cannot create the run directory '{path}' ({type(error).__name__}: {error}); pass "
+            "a --run-dir that can be created."
+        ) from error
+    if not (path / "run.json").exists():
+        return
+    config = _run_config(path)
+    if config["study"] != space.name:
+        raise InvalidProblemError(
+            f"Run directory '{path}' holds the search '{config['study']}', not "
+            f"'{space.name}'; resume it with the spec it was started with, or start this "
+            "search in another --run-dir."
+        )
+    if config.get("storage") != storage:
+
+        def where(url: str | None) -> str:
+            return "the run directory's journal" if url is None else f"'{_redact(url)}'"
+
+        again = "without --storage" if config.get("storage") is None else "with that --storage"
+        raise StorageUnavailableError(
+            f"Run directory '{path}' holds a search stored in {where(config.get('storage'))}, "
+            f"not {where(storage)}; resume it {again}, or start a new search in another "
+            "--run-dir."
+        )
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` whole or not at all: a kill never leaves half a file."""
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            file.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 def _objective_directions(space: SearchSpace) -> list[StudyDirection]:
@@ -173,6 +230,13 @@ def open_study(
             raise InvalidProblemError(
                 f"The spec differs from the one study '{space.name}' was started with; resume "
                 "with the same spec, or start a new search in another --run-dir."
+            )
+        if study.directions != _objective_directions(space):
+            raise InvalidProblemError(
+                f"Study '{space.name}' has the directions "
+                f"{[d.name.lower() for d in study.directions]}, the spec's objectives "
+                f"{[o.direction for o in space.objectives]}; resume with the objectives it "
+                "was started with, or start a new search in another --run-dir."
             )
         return study
     return optuna.load_study(study_name=space.name, storage=storage)
@@ -533,24 +597,12 @@ def run_search(
         pass  # documented: these baselines follow the first objective
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     path = None if run_dir is None else Path(run_dir)
+    # A resume is checked whole (run directory, storage, sampler, spec, objectives, entry
+    # point) before anything is written, so a refused one leaves the run as it was.
     if path is not None:
-        path.mkdir(parents=True, exist_ok=True)
-        (path / "run.json").write_text(
-            json.dumps(
-                {
-                    "study": space.name,
-                    "storage": storage,
-                    "sampler": sampler,
-                    "base_dir": None if space.base_dir is None else str(space.base_dir),
-                },
-                indent=2,
-            )
-        )
-        (path / "spec.json").write_text(json.dumps(space.to_dict(), indent=2))
+        _check_run_dir(path, space, storage)
     store = _open_storage(path, storage)
     study = open_study(space, store, sampler, create=True)
-    if storage is None:
-        _fail_interrupted(study)  # a run directory has one runner at a time
     evaluate: Callable[[dict[str, Any]], Mapping[str, float]] | None = None
     if objective is not None:
         names = [o.name for o in space.objectives]
@@ -562,6 +614,17 @@ def run_search(
             return {names[0]: float(result)}
     else:
         resolve_evaluator(space)  # a missing entry point fails here, before any trial
+    if path is not None:
+        config = {
+            "study": space.name,
+            "storage": storage,
+            "sampler": sampler,
+            "base_dir": None if space.base_dir is None else str(space.base_dir),
+        }
+        _write_atomic(path / "run.json", json.dumps(config, indent=2))
+        _write_atomic(path / "spec.json", json.dumps(space.to_dict(), indent=2))
+    if storage is None:
+        _fail_interrupted(study)  # a run directory has one runner at a time
     job = SearchJob(
         space.to_dict(),
         None if path is None else str(path),
@@ -613,7 +676,7 @@ def run_search(
             bar.close()
     summary = summarize(study, space, sampler)
     if path is not None:
-        (path / "best.json").write_text(json.dumps(summary.best, indent=2))
+        _write_atomic(path / "best.json", json.dumps(summary.best, indent=2))
     return summary
 
 

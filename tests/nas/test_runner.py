@@ -10,7 +10,12 @@ from pathlib import Path
 import optuna
 import pytest
 
-from qopt.exceptions import InvalidProblemError, SolverConfigurationError, SolverUnavailableError
+from qopt.exceptions import (
+    InvalidProblemError,
+    SolverConfigurationError,
+    SolverUnavailableError,
+    StorageUnavailableError,
+)
 from qopt.nas import (
     Budget,
     Choice,
@@ -324,3 +329,44 @@ def test_qubo_trust_region_proposals_come_from_the_ball_qubo(tmp_path: Path) -> 
     assert radius in used  # the outer ring is reached, not only the radius-2 ball
     solved = [t for t in model if not t.system_attrs["qopt:trust_fallback"]]
     assert len(solved) >= len(model) // 2  # the solver, not the enumeration, did most
+
+
+def test_a_refused_resume_leaves_the_run_as_it_was(tmp_path: Path) -> None:
+    space = toy_space(max_params=4096)
+    run_search(space, run_dir=tmp_path, sampler="evolution", n_trials=6, seed=0)
+    files = {name: (tmp_path / name).read_bytes() for name in ("run.json", "spec.json")}
+    smaller = toy_space(max_params=1000)  # some evaluated architectures are over this budget
+    with pytest.raises(InvalidProblemError, match="spec differs"):
+        run_search(smaller, run_dir=tmp_path, sampler="evolution", n_trials=8)
+    with pytest.raises(SolverConfigurationError, match="--sampler evolution"):
+        run_search(space, run_dir=tmp_path, sampler="tpe", n_trials=8)
+    with pytest.raises(StorageUnavailableError, match="without --storage"):
+        run_search(space, run_dir=tmp_path, storage=f"sqlite:///{tmp_path / 'x.db'}", n_trials=8)
+    other = toy_space(max_params=4096)
+    other.name = "other"
+    with pytest.raises(InvalidProblemError, match="holds the search 'toy'"):
+        run_search(other, run_dir=tmp_path, sampler="evolution", n_trials=8)
+    assert {name: (tmp_path / name).read_bytes() for name in files} == files
+    summary = status(tmp_path)
+    assert (summary.sampler, summary.n_evaluated, summary.n_over_budget_evaluated) == (
+        "evolution",
+        6,
+        0,
+    )
+    assert export(tmp_path)[0]["within_budget"]
+
+
+def test_a_search_that_cannot_start_writes_no_run_files(tmp_path: Path) -> None:
+    url = "postgresql://user:secret@127.0.0.1:1/none"
+    with pytest.raises(StorageUnavailableError, match="Check that the database server runs"):
+        run_search(toy_space(), run_dir=tmp_path / "run", storage=url, n_trials=2)
+    with pytest.raises(InvalidProblemError, match="cannot import module"):
+        run_search(toy_space("tests.nas.missing:build"), run_dir=tmp_path / "run", n_trials=2)
+    assert not (tmp_path / "run" / "run.json").exists()
+    assert not (tmp_path / "run" / "spec.json").exists()
+
+
+def test_a_run_directory_that_is_a_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(StorageUnavailableError, match="Cannot create the run directory"):
+        run_search(toy_space(), run_dir=tmp_path / "file", n_trials=2)

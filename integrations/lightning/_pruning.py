@@ -310,20 +310,6 @@ class QuboPruningCallback(Callback):
                     f"Pruning group {group.name!r} has no prunable units: {what}."
                 )
             self.masks.setdefault(group.name, torch.ones(group.size, dtype=torch.bool))
-            if traced.moe is not None and traced.moe.routing in (
-                "sinkhorn",
-                "assignment",
-                "external",
-            ):
-                warnings.warn(
-                    f"{_OWNER}: MoE layer {group.layers[0]!r} routes training batches with "
-                    f"{traced.moe.routing!r}, which balances load over every expert, so a masked "
-                    "expert can still receive tokens while fine-tuning (evaluation routes by "
-                    "top-k and is exact). Prune with routing='topk' or 'bias' for an exact "
-                    "fine-tuning network.",
-                    QoptPruningWarning,
-                    stacklevel=2,
-                )
         params, macs = count_params_and_macs(pl_module, self._device_input(pl_module))
         self.report.setdefault("params_before", params)
         self.report.setdefault("macs_before", macs)

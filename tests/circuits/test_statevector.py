@@ -16,6 +16,7 @@ from qopt.circuits.statevector import (
     block_sizes,
     cnot_permutation,
     cz_signs,
+    inner_product,
     kron_gates,
     ring_pairs,
     rx_matrix,
@@ -196,6 +197,18 @@ def test_diagonal_cost_phase_and_inner_product_in_float64() -> None:
     psi = state[0].to(torch.complex64)
     exact = complex(torch.vdot(psi.to(torch.complex128), values * psi.to(torch.complex128)))
     assert single.inner(psi, psi) == pytest.approx(exact, abs=1e-6)
+
+
+def test_single_precision_inner_products_sum_pieces_in_float64() -> None:
+    g = torch.Generator().manual_seed(5)
+    left = torch.randn(1 << 16, dtype=torch.complex64, generator=g)
+    right = torch.randn(1 << 16, dtype=torch.complex64, generator=g)
+    exact = complex(torch.vdot(left.to(torch.complex128), right.to(torch.complex128)))
+    scale = float((left.abs() * right.abs()).sum())  # the sum of the terms' sizes
+    assert abs(inner_product(left, right) - exact) <= 1e-6 * scale
+    assert inner_product(left[:100], right[:100]) == pytest.approx(
+        complex(torch.vdot(left[:100], right[:100])), rel=1e-6
+    )
 
 
 def test_block_sizes_cover_the_register() -> None:

@@ -12,7 +12,7 @@ only its training steps are counted (its scoring episodes are free, which favour
 Per task and method the table gives how many seeds reached the threshold, the median steps to
 it with the [25 %, 75 %] spread (a seed that did not reach it counts as never: ``>budget``),
 the median wall and CPU seconds and joules per run (estimated unless a RAPL counter was read),
-and one-sided tests that ``qubo`` needs fewer steps than each other method: Mann-Whitney U
+and one-sided tests that ``qubo`` (``--reference``) needs fewer steps than each other method: Mann-Whitney U
 over seeds, and the paired Wilcoxon signed-rank test (seed k of one method against seed k of
 the other, same episodes; a run that never reached the threshold counts the steps it spent,
 which understates its cost). Raw runs, with each run's best-so-far return against steps, are
@@ -21,6 +21,11 @@ written with :func:`qopt.bench.write_results`.
     python benchmarks/rl/run.py --seeds 3                               # quick
     python benchmarks/rl/run.py --seeds 10 --methods qubo cem es random  # the full protocol
     python benchmarks/rl/run.py --tasks cartpole-linear --methods qubo ppo --seeds 3 --plot rl.png
+    python benchmarks/rl/run.py --report benchmarks/results/rl-*.json --methods qubo-bocs \
+        qubo cem es random ppo --reference qubo-bocs         # pool saved runs into one table
+
+``--methods`` takes ``qubo-bocs`` too (the sparse Bayesian surrogate); ``--qubo-options`` adds
+QuboSearch options (JSON) to the QUBO arms.
 """
 
 from __future__ import annotations
@@ -105,6 +110,15 @@ TASKS = {
         100_000,
     ),
 }
+#: The core arms: a search_policy method and its options. ``qubo-bocs``: the sparse Bayesian
+#: surrogate with Thompson sampling, which explores more than the factorization machine.
+ARMS: dict[str, tuple[str, dict[str, Any]]] = {
+    "qubo": ("qubo", {}),
+    "qubo-bocs": ("qubo", {"surrogate": "bocs"}),
+    "cem": ("cem", {}),
+    "es": ("es", {}),
+    "random": ("random", {}),
+}
 CORE_METHODS = ("qubo", "cem", "es", "random")
 
 
@@ -136,9 +150,13 @@ def curve(returns: list[float], steps: list[int]) -> list[tuple[int, float]]:
     return points
 
 
-def run_core(
-    task: Task, method: str, seed: int, options: Mapping[str, Any] | None = None
-) -> dict[str, Any]:
+def arm_of(name: str, qubo_options: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The search_policy method and options of an arm (``--qubo-options`` for QUBO arms)."""
+    method, options = ARMS[name]
+    return method, options | dict(qubo_options) if method == "qubo" else options
+
+
+def run_core(task: Task, method: str, options: Mapping[str, Any], seed: int) -> dict[str, Any]:
     episodes = EpisodeEvaluator(
         task.env, n_episodes=task.n_episodes, seed=1000 * seed, env_kwargs=task.env_kwargs
     )
@@ -226,7 +244,7 @@ def spread(values: list[float], budget: int) -> str:
     return f"{show(q50)} [{show(q25)}, {show(q75)}]"
 
 
-def table(rows: list[dict[str, Any]]) -> str:
+def table(rows: list[dict[str, Any]], reference: str = "qubo") -> str:
     lines = []
     header = (
         f"{'task':<20}{'method':<8}{'solved':<8}{'steps to threshold':<26}"
@@ -239,13 +257,13 @@ def table(rows: list[dict[str, Any]]) -> str:
         for r in rows:
             if r["task"] == task_name:
                 by_method.setdefault(r["method"], []).append(r)
-        qubo = sorted(by_method.get("qubo", []), key=lambda r: r["seed"])
+        qubo = sorted(by_method.get(reference, []), key=lambda r: r["seed"])
         for method, runs in by_method.items():
             runs = sorted(runs, key=lambda r: r["seed"])
             steps = [steps_or_inf(r) for r in runs]
             solved = sum(math.isfinite(s) for s in steps)
             mwu = wil = "-"
-            if method != "qubo" and qubo:
+            if method != reference and qubo:
                 mwu = f"{test_mwu(qubo, runs):.3g}"
                 wil = test_wilcoxon(qubo, runs)
             joules = [r["joules"] for r in runs if r["joules"] is not None]
@@ -316,7 +334,7 @@ def main() -> None:
     )
     parser.add_argument("--tasks", nargs="+", choices=sorted(TASKS), default=list(TASKS))
     parser.add_argument(
-        "--methods", nargs="+", choices=[*CORE_METHODS, "ppo"], default=[*CORE_METHODS, "ppo"]
+        "--methods", nargs="+", choices=[*ARMS, "ppo"], default=[*CORE_METHODS, "ppo"]
     )
     parser.add_argument("--seeds", type=int, default=3, help="seeds first .. first + N - 1")
     parser.add_argument("--first-seed", type=int, default=0, help="100 and up: tuning seeds")
@@ -328,7 +346,18 @@ def main() -> None:
     parser.add_argument("--budget-scale", type=float, default=1.0, help="multiply every budget")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     parser.add_argument("--plot", type=Path, default=None, help="return-vs-steps figure (PNG)")
+    parser.add_argument("--reference", default="qubo", help="the arm the tests compare with")
+    parser.add_argument(
+        "--report", nargs="+", type=Path, default=None, help="pool saved runs; run nothing"
+    )
     args = parser.parse_args()
+    if args.report:
+        rows = [r for f in args.report for r in json.loads(f.read_text())["runs"]]
+        rows = [r for r in rows if r["task"] in args.tasks and r["method"] in args.methods]
+        print(table(rows, args.reference))
+        if args.plot is not None:
+            plot(rows, args.plot)
+        return
 
     for name, task in TASKS.items():
         TASKS[name] = replace(task, budget=int(task.budget * args.budget_scale))
@@ -344,9 +373,7 @@ def main() -> None:
                 if method == "ppo":
                     row = run_ppo(task, seed, args.ppo_eval_every)
                 else:
-                    row = run_core(
-                        task, method, seed, args.qubo_options if method == "qubo" else None
-                    )
+                    row = run_core(task, *arm_of(method, args.qubo_options), seed)
                 row = {"task": task_name, "method": method, "seed": seed, **row}
                 rows.append(row)
                 print(
@@ -376,7 +403,7 @@ def main() -> None:
             }
             write_results(path, payload)
     print()
-    print(table(rows))
+    print(table(rows, args.reference))
     provenance = sorted({r["energy_provenance"] for r in rows})
     print(f"joules: {', '.join(provenance)} (qopt.metering.Meter); raw results: {path}")
     if args.plot is not None:

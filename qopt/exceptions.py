@@ -16,6 +16,7 @@ __all__ = [
     "NotReadyError",
     "ProblemTooLargeError",
     "QoptError",
+    "RunDirectoryBusyError",
     "SolverConfigurationError",
     "SolverUnavailableError",
     "StorageUnavailableError",
@@ -83,3 +84,7 @@ class SolverUnavailableError(QoptError, RuntimeError):
 
 class StorageUnavailableError(SolverUnavailableError):
     """A search's storage (a database URL, a run directory) cannot be reached or opened."""
+
+
+class RunDirectoryBusyError(StorageUnavailableError):
+    """Another runner holds a search's run directory; the message says how to share a search."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import fcntl
 import json
 import math
 import multiprocessing
@@ -30,6 +31,7 @@ from optuna.trial import FrozenTrial, TrialState
 from qopt.exceptions import (
     FileFormatError,
     InvalidProblemError,
+    RunDirectoryBusyError,
     SolverConfigurationError,
     SolverUnavailableError,
     StorageUnavailableError,
@@ -61,6 +63,8 @@ __all__ = [
 #: "interrupted" (its worker died before a verdict; also any FAIL without this attribute).
 STATUS_ATTR = "qopt_nas:status"
 _JOURNAL = "journal.log"
+#: File in a run directory that its runner holds locked (see ``_hold_run_dir``).
+_RUNNER_LOCK = "runner.lock"
 #: On a database storage each running trial records a heartbeat every HEARTBEAT_INTERVAL_S
 #: seconds; a trial silent for GRACE_PERIOD_S (its worker was killed) is failed by any other
 #: worker of the study, and its evaluation is made up.
@@ -157,15 +161,44 @@ def _run_config(run_dir: Path) -> dict[str, Any]:
     return config
 
 
-def _check_run_dir(path: Path, space: SearchSpace, storage: str | None) -> None:
-    """Refuse to start in ``path`` unless it is new or holds this study on this storage."""
+@contextlib.contextmanager
+def _hold_run_dir(path: Path | None, *, shared: bool) -> Iterator[None]:
+    """Hold the run directory ``path`` (created if needed) while a runner uses it.
+
+    On the run directory's journal file a run directory has one runner at a time (its
+    ``workers`` are that runner's processes): the runner holds an exclusive ``flock`` on
+    :data:`_RUNNER_LOCK`, which the kernel releases when the runner ends, however it ends.
+    Runners whose study is on a database (``shared``) may share a run directory: they hold
+    the lock shared, which still keeps out a runner on the journal.
+    """
+    if path is None:
+        yield
+        return
     try:
         path.mkdir(parents=True, exist_ok=True)
+        lock = (path / _RUNNER_LOCK).open("a")
     except OSError as error:
         raise StorageUnavailableError(
             f"Cannot create the run directory '{path}' ({type(error).__name__}: {error}); pass "
             "a --run-dir that can be created."
         ) from error
+    with lock:
+        try:
+            fcntl.flock(lock, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunDirectoryBusyError(
+                f"Run directory '{path}' is in use by another qopt nas runner, and a run "
+                "directory has one runner at a time. Wait for that runner to finish (or stop "
+                "it: finished trials are kept and the next start resumes), run several "
+                "processes in one runner with --workers N, or share one search between "
+                "runners and machines through a database: --storage postgresql://... with "
+                "one --run-dir per runner."
+            ) from None
+        yield
+
+
+def _check_run_dir(path: Path, space: SearchSpace, storage: str | None) -> None:
+    """Refuse to start in ``path`` unless it is new or holds this study on this storage."""
     if not (path / "run.json").exists():
         return
     config = _run_config(path)
@@ -597,6 +630,36 @@ def run_search(
         pass  # documented: these baselines follow the first objective
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     path = None if run_dir is None else Path(run_dir)
+    with _hold_run_dir(path, shared=storage is not None):
+        return _search(
+            space,
+            path,
+            storage,
+            sampler,
+            n_trials,
+            workers,
+            seed,
+            solver,
+            n_startup_trials,
+            objective,
+            progress,
+        )
+
+
+def _search(
+    space: SearchSpace,
+    path: Path | None,
+    storage: str | None,
+    sampler: str,
+    n_trials: int,
+    workers: int,
+    seed: int | None,
+    solver: str,
+    n_startup_trials: int | None,
+    objective: Callable[[dict[str, Any]], Mapping[str, float] | float] | None,
+    progress: bool,
+) -> RunSummary:
+    """:func:`run_search` with its arguments checked, holding the run directory."""
     # A resume is checked whole (run directory, storage, sampler, spec, objectives, entry
     # point) before anything is written, so a refused one leaves the run as it was.
     if path is not None:

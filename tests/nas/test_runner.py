@@ -12,6 +12,7 @@ import pytest
 
 from qopt.exceptions import (
     InvalidProblemError,
+    RunDirectoryBusyError,
     SolverConfigurationError,
     SolverUnavailableError,
     StorageUnavailableError,
@@ -370,3 +371,41 @@ def test_a_run_directory_that_is_a_file_is_refused(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     with pytest.raises(StorageUnavailableError, match="Cannot create the run directory"):
         run_search(toy_space(), run_dir=tmp_path / "file", n_trials=2)
+
+
+def test_a_second_runner_on_a_run_directory_is_refused_and_the_first_finishes(
+    tmp_path: Path,
+) -> None:
+    space = toy_space("tests.nas._entry:slow", max_params=4096)
+    spec = tmp_path / "space.json"
+    spec.write_text(json.dumps(space.to_dict()))
+    run_dir = tmp_path / "run"
+    command = [sys.executable, "-m", "qopt.cli", "nas", str(spec), "--run-dir", str(run_dir)]
+    command += ["--trials", "30", "--sampler", "random", "--seed", "0", "--no-progress"]
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    first = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and first.poll() is None:
+        time.sleep(0.2)
+        if (run_dir / "run.json").exists() and len(evaluated(run_dir)) >= 3:
+            break
+    assert first.poll() is None, "the first runner ended before a second one could start"
+    with pytest.raises(RunDirectoryBusyError, match="--workers N"):
+        run_search(space, run_dir=run_dir, sampler="random", n_trials=30, seed=0)
+    _, errors = first.communicate(timeout=120)
+    assert first.returncode == 0, errors
+    summary = status(run_dir)
+    assert (summary.n_evaluated, summary.n_interrupted) == (30, 0)
+
+
+def test_runners_on_a_database_share_a_run_directory_a_journal_runner_does_not(
+    tmp_path: Path,
+) -> None:
+    space = toy_space(max_params=4096)
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    run_search(space, run_dir=tmp_path, storage=url, sampler="random", n_trials=2, seed=0)
+    with runner._hold_run_dir(tmp_path, shared=True):  # another runner on the database
+        summary = run_search(space, run_dir=tmp_path, storage=url, sampler="random", n_trials=4)
+        assert summary.n_evaluated == 4
+        with pytest.raises(RunDirectoryBusyError, match="in use by another qopt nas runner"):
+            run_search(space, run_dir=tmp_path, sampler="random", n_trials=4)

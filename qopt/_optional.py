@@ -23,7 +23,7 @@ def import_optional(module: str, extra: str, purpose: str | None = None) -> Modu
         what = purpose or module
         raise MissingDependencyError(
             f"{what} needs the optional package '{module}', which is not installed "
-            f"({error}). Install it with: pip install 'qopt[{extra}]'"
+            f"({error}). Install it with: pip install 'qopt-loop[{extra}]'"
         ) from error
 
 
@@ -44,7 +44,7 @@ def load_object(reference: str, extra: str | None, purpose: str) -> Any:
     except MissingDependencyError:
         raise
     except ImportError as error:
-        how = f"pip install 'qopt[{extra}]'" if extra else "reinstall qopt"
+        how = f"pip install 'qopt-loop[{extra}]'" if extra else "reinstall qopt-loop"
         raise MissingDependencyError(
             f"{purpose} needs packages that are not installed ({error}). Install them with: {how}"
         ) from error

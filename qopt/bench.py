@@ -600,7 +600,7 @@ def plot_quality_vs_time(
     Raises:
         InvalidProblemError: No timed trial to plot.
         UnknownSolverError: A solver in ``solvers`` is not in the results.
-        MissingDependencyError: matplotlib is not installed (``pip install "qopt[plot]"``).
+        MissingDependencyError: matplotlib is not installed (``pip install "qopt-loop[plot]"``).
 
     Examples:
         >>> import dimod
@@ -707,7 +707,7 @@ def plot_tts_vs_size(
     Raises:
         InvalidProblemError: No summary, summaries without a size, or a single size.
         UnknownSolverError: A solver in ``solvers`` is not in the results.
-        MissingDependencyError: matplotlib is not installed (``pip install "qopt[plot]"``).
+        MissingDependencyError: matplotlib is not installed (``pip install "qopt-loop[plot]"``).
 
     Examples:
         >>> import dimod

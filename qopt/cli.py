@@ -350,7 +350,7 @@ def _parser() -> argparse.ArgumentParser:
         "--plot",
         metavar="DIR",
         help="also write PNG plots to DIR: bench-quality-vs-time.png, and "
-        "bench-tts-vs-size.png when the files have several sizes (needs qopt[plot])",
+        "bench-tts-vs-size.png when the files have several sizes (needs qopt-loop[plot])",
     )
     bench.set_defaults(run=_bench)
 

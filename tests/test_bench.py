@@ -230,7 +230,7 @@ def test_plots_refuse_bad_input() -> None:
 
 def test_a_missing_matplotlib_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes the import fail
-    with pytest.raises(MissingDependencyError, match=r"qopt\[plot\]"):
+    with pytest.raises(MissingDependencyError, match=r"qopt-loop\[plot\]"):
         plot_quality_vs_time([trial(3)])
 
 

@@ -152,7 +152,7 @@ def test_bench_plot_without_matplotlib_says_what_to_install(
 
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     code, _ = run("bench", str(triangle), "--format", "maxcut", "--plot", str(tmp_path))
-    assert code == 2 and "qopt[plot]" in capsys.readouterr().err
+    assert code == 2 and "qopt-loop[plot]" in capsys.readouterr().err
 
 
 def test_bench_runs_a_backend_that_takes_no_seed(triangle: Path) -> None:

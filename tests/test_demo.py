@@ -30,7 +30,7 @@ def test_a_section_whose_package_is_missing_is_skipped_with_the_extra_named(
     out = io.StringIO()
     assert run_demo(out, quick=True, seed=3) == 0
     text = out.getvalue()
-    assert "== Missing\n  skipped:" in text and "pip install 'qopt[plot]'" in text
+    assert "== Missing\n  skipped:" in text and "pip install 'qopt-loop[plot]'" in text
     assert "== Present" in text and ran == [3]
 
 

@@ -114,7 +114,7 @@ def compare_with_qiskit(
     """
     qiskit = qiskit_solver_class()
     if qiskit is None:
-        log("qaoa-qiskit is not importable here (pip install 'qopt[qiskit]'): qopt arms only.")
+        log("qaoa-qiskit is not importable here (pip install 'qopt-loop[qiskit]'): qopt arms only.")
     rows: list[dict[str, Any]] = []
     for n in sizes:
         for seed in seeds:

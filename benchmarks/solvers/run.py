@@ -5,7 +5,7 @@ over calling dwave-samplers directly on the same BQM, and writes the raw trials 
 
     python benchmarks/solvers/run.py                      # the figures in docs/benchmarks.md
     python benchmarks/solvers/run.py --seeds 3 --gset G1  # a quick look
-    python benchmarks/solvers/run.py --plot docs/img      # also the PNG plots (qopt[plot])
+    python benchmarks/solvers/run.py --plot docs/img      # also the PNG plots (qopt-loop[plot])
 
 Runs, tables, JSON and plots come from qopt.bench, the harness behind ``qopt bench``.
 """

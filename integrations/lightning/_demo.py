@@ -72,7 +72,7 @@ def routing_demo(
     ``steps`` steps with capacity factor 1.0. ``"sinkhorn"`` routes with S-BASE;
     ``"qubo"`` routes each training batch with
     :class:`~qopt.integrations.lightning.QuboRoutingCallback` (``mode="assign"``, linear
-    objective, Sinkhorn warm start) on ``solver``. Needs ``qopt[lightning]``.
+    objective, Sinkhorn warm start) on ``solver``. Needs ``qopt-loop[lightning]``.
 
     Returns:
         Per arm: ``val_loss`` (greedy routing, held-out sequences), ``train_loss`` (mean of

@@ -1,7 +1,7 @@
 """Results of a search: the top-k table and plots (best so far, Pareto front, importance).
 
 Imported lazily by :mod:`qopt.nas`; imports Optuna at top level, matplotlib for PNG plots and
-plotly for HTML plots when plotting (``pip install 'qopt[plot]'``).
+plotly for HTML plots when plotting (``pip install 'qopt-loop[plot]'``).
 """
 
 from __future__ import annotations
@@ -478,7 +478,7 @@ def write_plots(run_dir: str | Path, out_dir: str | Path, *, html: bool = True) 
 
     Raises:
         MissingDependencyError: matplotlib, scikit-learn (importance) or, with ``html=True``,
-            plotly is not installed (``pip install 'qopt[plot]'``); checked before any file
+            plotly is not installed (``pip install 'qopt-loop[plot]'``); checked before any file
             is written.
     """
     plt = _pyplot()

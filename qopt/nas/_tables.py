@@ -126,7 +126,7 @@ def import_nbg() -> Any:
     except ImportError as error:
         raise MissingDependencyError(
             f"The NAS-Bench-Graph table needs the package '{_NBG_PACKAGE}' (pip install "
-            f"{_NBG_PIN}, or pip install 'qopt[bench]'); its wheel ships the tables."
+            f"{_NBG_PIN}, or pip install 'qopt-loop[bench]'); its wheel ships the tables."
         ) from error
     return nas_bench_graph
 

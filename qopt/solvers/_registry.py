@@ -461,7 +461,7 @@ def solver_status(name: str) -> SolverStatus:
     try:
         _installed(spec)
     except MissingDependencyError:
-        extra = f"pip install 'qopt[{spec.extra}]'" if spec.extra else "reinstall qopt"
+        extra = f"pip install 'qopt-loop[{spec.extra}]'" if spec.extra else "reinstall qopt-loop"
         return SolverStatus(spec, False, False, f"not installed: {extra}")
     except Exception as error:  # a broken third-party plugin must not break the listing
         return SolverStatus(spec, False, False, f"failed to load: {type(error).__name__}: {error}")

@@ -243,7 +243,7 @@ def test_html_plots_without_plotly_fail_clearly_before_writing(
 
     monkeypatch.setitem(sys.modules, "plotly", None)  # makes `import plotly` fail
     monkeypatch.setitem(sys.modules, "plotly.graph_objects", None)
-    with pytest.raises(MissingDependencyError, match=r"plotly.*qopt\[plot\]"):
+    with pytest.raises(MissingDependencyError, match=r"plotly.*qopt-loop\[plot\]"):
         write_plots(toy_run, tmp_path / "plots")
     assert not (tmp_path / "plots").exists()
     # The PNG plots alone still work.

@@ -145,7 +145,7 @@ def test_entry_point_solvers_are_discovered(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_missing_extra_is_named() -> None:
     spec = SolverSpec("needs-pkg", "qopt_nonexistent_pkg.mod:Solver", "x", extra="dwave")
-    with pytest.raises(MissingDependencyError, match=r"pip install 'qopt\[dwave\]'"):
+    with pytest.raises(MissingDependencyError, match=r"pip install 'qopt-loop\[dwave\]'"):
         spec.load()
 
 

@@ -70,6 +70,8 @@ _RUNNER_LOCK = "runner.lock"
 #: worker of the study, and its evaluation is made up.
 HEARTBEAT_INTERVAL_S = 30
 GRACE_PERIOD_S = 120
+#: User attribute of a failed evaluation's reason: "ExceptionType: message".
+_ERROR_ATTR = "qopt_nas:error"
 #: User attribute of every trial whose heartbeat is recorded.
 _BEATING = "qopt_nas:heartbeat"
 
@@ -90,6 +92,9 @@ class RunSummary:
         n_pruned: Trials stopped early by the pruner (counted as evaluated).
         best: The best trial (one objective) or the Pareto front (several), as dicts with
             ``architecture``, ``values``, ``costs`` and ``trial``.
+        failures: Why evaluations failed: one dict per exception type, most frequent first,
+            with ``reason`` (the type), ``count``, and the ``trial`` and ``message`` of its
+            first occurrence.
     """
 
     study: str
@@ -102,6 +107,7 @@ class RunSummary:
     n_interrupted: int
     n_pruned: int = 0
     best: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (JSON-ready)."""
@@ -194,7 +200,37 @@ def _hold_run_dir(path: Path | None, *, shared: bool) -> Iterator[None]:
                 "runners and machines through a database: --storage postgresql://... with "
                 "one --run-dir per runner."
             ) from None
+        if not shared:
+            _clear_journal(path)
         yield
+
+
+def _clear_journal(path: Path) -> None:
+    """What a killed runner can leave in its run directory's journal, cleared.
+
+    Called holding the run directory exclusively, so no process writes the journal: Optuna's
+    journal lock file is a dead runner's (left, it would stall the next write for 30 s), and
+    a last record without its newline is a write the kill cut short (never read; the next
+    record appended to it would make both unreadable).
+    """
+    (path / f"{_JOURNAL}.lock").unlink(missing_ok=True)
+    journal = path / _JOURNAL
+    if not journal.exists():
+        return
+    with journal.open("rb+") as file:
+        end = file.seek(0, os.SEEK_END)
+        file.seek(max(0, end - 1))
+        if end == 0 or file.read(1) == b"\n":
+            return
+        start = end
+        while start > 0:  # back to the end of the last whole record
+            start = max(0, start - 65536)
+            file.seek(start)
+            cut = file.read(end - start).rfind(b"\n")
+            if cut >= 0:
+                file.truncate(start + cut + 1)
+                return
+        file.truncate(0)
 
 
 def _check_run_dir(path: Path, space: SearchSpace, storage: str | None) -> None:
@@ -449,11 +485,19 @@ def _evaluate(
         trial.set_user_attr("qopt_nas:pruned", str(pruned)[:2000])
         study.tell(trial, state=TrialState.PRUNED)
         return
-    except Exception as error:  # any failure of user code is recorded; the search goes on
+    except (Exception, SystemExit) as error:
+        # Any failure of user code is recorded and the search goes on, as Optuna's
+        # optimize(catch=(Exception,)) does; sys.exit() in a training script is one too.
         trial.set_user_attr(STATUS_ATTR, "error")
-        trial.set_user_attr("qopt_nas:error", f"{type(error).__name__}: {error}"[:2000])
+        trial.set_user_attr(_ERROR_ATTR, f"{type(error).__name__}: {error}"[:2000])
         study.tell(trial, state=TrialState.FAIL)
         return
+    except KeyboardInterrupt:
+        # Ctrl-C stops the search, as in Optuna; the trial is failed, not left running, and
+        # a resume evaluates another in its place.
+        trial.set_user_attr(STATUS_ATTR, "interrupted")
+        study.tell(trial, state=TrialState.FAIL)
+        raise
     for name, value in metrics.items():
         if isinstance(value, float) and math.isfinite(value):
             trial.set_user_attr(f"metric:{name}", value)
@@ -767,7 +811,23 @@ def summarize(study: optuna.Study, space: SearchSpace, sampler: str) -> RunSumma
         n_interrupted=sum(1 for t in trials if _is_interrupted(t)),
         n_pruned=sum(1 for t in trials if t.state == TrialState.PRUNED),
         best=[trial_record(t, space) for t in best],
+        failures=_failure_reasons(trials),
     )
+
+
+def _failure_reasons(trials: list[FrozenTrial]) -> list[dict[str, Any]]:
+    """Failed evaluations grouped by exception type, most frequent first (then first seen)."""
+    groups: dict[str, dict[str, Any]] = {}
+    for t in sorted(trials, key=lambda t: t.number):
+        if t.state != TrialState.FAIL or t.user_attrs.get(STATUS_ATTR) != "error":
+            continue
+        message = str(t.user_attrs.get(_ERROR_ATTR, "unknown error"))
+        reason = message.split(":", 1)[0]
+        group = groups.setdefault(
+            reason, {"reason": reason, "count": 0, "trial": t.number, "message": message}
+        )
+        group["count"] += 1
+    return sorted(groups.values(), key=lambda g: -g["count"])
 
 
 def trial_record(t: FrozenTrial, space: SearchSpace) -> dict[str, Any]:

@@ -57,7 +57,7 @@ def add_nas_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run_nas_command(args: argparse.Namespace, out: TextIO) -> int:
-    """Run a parsed ``qopt nas`` command; return the exit status.
+    """Run a parsed ``qopt nas`` command; return the exit status (1: no trial completed).
 
     Examples:
         >>> import io, tempfile, pathlib
@@ -92,6 +92,7 @@ def run_nas_command(args: argparse.Namespace, out: TextIO) -> int:
             )
             for record in data["best"]:
                 out.write(f"best: {json.dumps(record)}\n")
+            _write_failures(summary.failures, out)
             return 0
         out.write(json.dumps(export(target[1], args.output), indent=2) + "\n")
         if args.model:
@@ -123,4 +124,24 @@ def run_nas_command(args: argparse.Namespace, out: TextIO) -> int:
     )
     for record in summary.best:
         out.write(f"best: {json.dumps(record)}\n")
+    _write_failures(summary.failures, out)
+    if summary.n_complete == 0:
+        out.write(
+            "no trial completed: every evaluation failed or was pruned (reasons above). Fix "
+            "the evaluation, then start a new search in another --run-dir, or resume this one "
+            "with more --trials.\n"
+        )
+        return 1
     return 0
+
+
+def _write_failures(failures: list[dict[str, Any]], out: TextIO) -> None:
+    """Why evaluations failed: each reason counted, most frequent first, with an example."""
+    if not failures:
+        return
+    out.write("failed evaluations by reason:\n")
+    for failure in failures:
+        out.write(
+            f"  {failure['count']} x {failure['reason']}, first in trial {failure['trial']}: "
+            f"{failure['message']}\n"
+        )

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import optuna
@@ -409,3 +410,72 @@ def test_runners_on_a_database_share_a_run_directory_a_journal_runner_does_not(
         assert summary.n_evaluated == 4
         with pytest.raises(RunDirectoryBusyError, match="in use by another qopt nas runner"):
             run_search(space, run_dir=tmp_path, sampler="random", n_trials=4)
+
+
+def test_sys_exit_in_the_objective_fails_that_trial_and_the_search_goes_on() -> None:
+    calls = []
+
+    def objective(architecture: dict[str, object]) -> float:
+        calls.append(architecture)
+        if len(calls) in (2, 4):
+            sys.exit(3)
+        return float(len(calls))
+
+    summary = run_search(
+        toy_space(max_params=4096), sampler="random", n_trials=6, objective=objective
+    )
+    assert (summary.n_evaluated, summary.n_complete, summary.n_failed) == (6, 4, 2)
+    assert summary.failures == [
+        {"reason": "SystemExit", "count": 2, "trial": 1, "message": "SystemExit: 3"}
+    ]
+
+
+def test_ctrl_c_stops_the_search_and_fails_the_running_trial(tmp_path: Path) -> None:
+    calls = []
+
+    def objective(architecture: dict[str, object]) -> float:
+        calls.append(architecture)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return float(len(calls))
+
+    space = toy_space(max_params=4096)
+    with pytest.raises(KeyboardInterrupt):
+        run_search(space, run_dir=tmp_path, sampler="random", n_trials=6, objective=objective)
+    summary = status(tmp_path)
+    assert (summary.n_evaluated, summary.n_interrupted) == (2, 1)
+    study, _, _ = load_run(tmp_path)
+    assert all(t.state.is_finished() for t in study.get_trials())
+    summary = run_search(space, run_dir=tmp_path, sampler="random", n_trials=6, objective=objective)
+    assert (summary.n_evaluated, summary.n_interrupted) == (6, 1)
+
+
+def test_failure_reasons_are_counted_most_frequent_first(tmp_path: Path) -> None:
+    summary = run_search(
+        toy_space("tests.nas._entry:flaky", 4096), run_dir=tmp_path, sampler="random",
+        n_trials=24, seed=0,
+    )  # fmt: skip
+    reasons = {f["reason"]: f for f in summary.failures}
+    assert set(reasons) == {"RuntimeError", "InvalidProblemError"}  # raised, and the NaN
+    assert sum(f["count"] for f in summary.failures) == summary.n_failed
+    assert [f["count"] for f in summary.failures] == sorted(
+        (f["count"] for f in summary.failures), reverse=True
+    )
+    assert "out of memory" in reasons["RuntimeError"]["message"]
+    assert status(tmp_path).failures == summary.failures
+
+
+def test_what_a_killed_runner_leaves_in_the_journal_does_not_stall_or_break_a_resume(
+    tmp_path: Path,
+) -> None:
+    space = toy_space(max_params=4096)
+    run_search(space, run_dir=tmp_path, sampler="random", n_trials=3, seed=0)
+    # Optuna's journal lock (a symlink) held by the dead runner, and half a record.
+    os.symlink(tmp_path / "journal.log", tmp_path / "journal.log.lock")
+    with (tmp_path / "journal.log").open("ab") as journal:
+        journal.write(b'{"op_code": 4, "worker_id": "dead", "study_id": 0, "datetime_st')
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Optuna warns when it forcibly releases a stale lock
+        summary = run_search(space, run_dir=tmp_path, sampler="random", n_trials=6, seed=0)
+    assert summary.n_evaluated == 6
+    assert status(tmp_path).n_evaluated == 6

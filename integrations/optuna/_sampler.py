@@ -7,6 +7,7 @@ parameters, and its diagnostics into trial system attributes.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import inspect
 import logging
@@ -46,7 +47,11 @@ from qopt.search import (
     check_constraints,
     claim_of,
     claim_proposal,
+    exhaustion_message,
+    feasible_points,
+    is_exhausted,
     outcome_quantile,
+    point_key,
     proposal_attrs,
     read_proposal,
     share_violations,
@@ -87,17 +92,21 @@ class QuboSampler(BaseSampler):
     Behaviour worth knowing:
 
     * No duplicate proposals while unevaluated grid points remain: the next-best distinct
-      sample is used, then a neighbour of the best, then a random unevaluated point.
+      sample is used, then a neighbour of the best, then a random unevaluated point. Once
+      every point has been tried the study stops, with one warning that names the grid
+      (``stop_when_exhausted``).
     * Failed trials (including NaN objectives) and pruned trials count as worse than every
       completed one; black-box constraints (``constraints_func`` or
       :meth:`optuna.trial.Trial.set_constraint`) make infeasible trials rank after feasible
       ones, ordered by violation.
     * Running trials are pending points: their proposals are stored on the trial (system
       attribute ``"qopt:proposal"``), never proposed again, and enter the fit at the worst
-      observed value (constant liar), so threads (``n_jobs > 1``) and processes sharing an RDB
-      storage do not collide.
+      observed value (constant liar); each proposal is also claimed in the storage before it
+      is returned (``"qopt:claim"``, :func:`qopt.search.claim_proposal`), so threads
+      (``n_jobs > 1``) and processes sharing a storage never evaluate one point twice.
     * The relative search space is the intersection of the completed trials' spaces; other
-      parameters (conditional, dynamic) go to ``independent_sampler`` with Optuna's warning.
+      parameters (conditional, dynamic) go to ``independent_sampler`` with Optuna's warning,
+      once per parameter.
     * Multi-objective studies are scalarized with random weights each trial (ParEGO: Knowles,
       IEEE Trans. Evol. Comput. 10(1), 2006).
     * With a fixed ``seed`` and ``n_jobs=1`` a study is reproducible.
@@ -136,7 +145,12 @@ class QuboSampler(BaseSampler):
         solver_options: Options for :func:`qopt.solvers.get_solver` when ``solver`` is a name
             (with ``solver="sa"``, ``num_sweeps`` defaults to 300 rather than SA's 1000).
         warn_independent_sampling: Log Optuna's warning when a parameter falls back to the
-            independent sampler after the start.
+            independent sampler after the start (once per parameter).
+        stop_when_exhausted: Once every point of the (gridded) search space has been tried or
+            is running, say so once (naming the grid and how to refine it: ``n_bins``,
+            ``max_values`` or a ``step``) and stop the study, as Optuna's ``GridSampler`` does.
+            Trials that also sample parameters outside the space (conditional ones) never
+            stop it. ``False``: keep proposing, repeating points.
         local_search: When the surrogate's optimum has already been evaluated, propose the
             best-predicted untried point within two steps of the best trial (a Hamming trust
             region around the incumbent, as in Casmopolitan: Wan et al., ICML 2021) before
@@ -218,6 +232,7 @@ class QuboSampler(BaseSampler):
         surrogate_options: Mapping[str, Any] | None = None,
         solver_options: Mapping[str, Any] | None = None,
         warn_independent_sampling: bool = True,
+        stop_when_exhausted: bool = True,
         local_search: bool = False,
         trust_region: int | None = None,
         trust_region_method: str = "solver",
@@ -259,11 +274,19 @@ class QuboSampler(BaseSampler):
         self._constraints = constraints
         self._constraints_func = constraints_func
         self._warn_independent_sampling = bool(warn_independent_sampling)
+        self._stop_when_exhausted = bool(stop_when_exhausted)
         self._search_space = IntersectionSearchSpace()
         self._spaces: dict[tuple[Any, ...], SpaceEncoding] = {}
         # Finished trials never change: their encoded points are computed once per space.
         self._finished: dict[tuple[Any, ...], dict[int, _Encoded | None]] = {}
         self._lock = threading.RLock()
+        # Per space: its feasible points when constrained (enumerated once, None when too
+        # many); the spaces whose exhaustion was said; each proposed trial's space.
+        self._feasible: dict[tuple[Any, ...], frozenset[tuple[int, ...]] | None] = {}
+        self._said_exhausted: set[tuple[Any, ...]] = set()
+        self._trial_spaces: dict[int, tuple[tuple[Any, ...], dict[str, BaseDistribution]]] = {}
+        # Parameters whose independent sampling was warned about (once each).
+        self._said_independent: set[str] = set()
 
     # --------------------------------------------------------------- Optuna API
     def reseed_rng(self) -> None:
@@ -299,6 +322,8 @@ class QuboSampler(BaseSampler):
             cache = self._finished.setdefault(key, {})
             history = _collect_history(study, trial, space, search_space, cache)
             signs = [1.0 if d == StudyDirection.MINIMIZE else -1.0 for d in study.directions]
+            if self._stop_when_exhausted:
+                self._trial_spaces[trial.number] = (key, dict(search_space))
             # Claimed in the storage before it is returned: processes sharing the study never
             # evaluate one point twice (qopt.search.claims).
             proposal = claim_proposal(
@@ -327,9 +352,10 @@ class QuboSampler(BaseSampler):
         param_name: str,
         param_distribution: BaseDistribution,
     ) -> Any:
-        if self._warn_independent_sampling:
+        if self._warn_independent_sampling and param_name not in self._said_independent:
             complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
             if len(complete) >= max(1, self._engine.n_startup_trials):
+                self._said_independent.add(param_name)
                 _logger.warning(
                     _INDEPENDENT_SAMPLING_WARNING.format(
                         param_name=param_name,
@@ -338,7 +364,8 @@ class QuboSampler(BaseSampler):
                         sampler_name=type(self).__name__,
                         fallback_reason=(
                             "the parameter is outside the relative search space (conditional or "
-                            "dynamic parameters are not encoded by QuboSampler)"
+                            "dynamic parameters are not encoded by QuboSampler; said once per "
+                            "parameter)"
                         ),
                     )
                 )
@@ -369,7 +396,56 @@ class QuboSampler(BaseSampler):
                 )
             _set_system_attr(study, trial, _CONSTRAINTS_KEY, constraint_values)
         self._record_observed_quantile(study, trial, state, values)
+        if self._stop_when_exhausted:
+            self._stop_if_exhausted(study, trial)
         self._independent_sampler.after_trial(study, trial, state, values)
+
+    def _stop_if_exhausted(self, study: Study, trial: FrozenTrial) -> None:
+        """Stop the study once every point of the trial's search space has been tried (or is
+        running), as Optuna's ``GridSampler`` does; said once per space."""
+        with self._lock:
+            key, search_space = self._trial_spaces.pop(trial.number, (None, {}))
+            if key is None:
+                return
+            space = self._spaces[key]
+            varied = {n for n, d in trial.distributions.items() if not d.single()}
+            if varied != set(search_space):
+                return  # some parameters were sampled outside the space: no repeat
+            n_points = self._n_points(key, space)
+            if n_points is None or len(study.get_trials(deepcopy=False)) < n_points:
+                return
+            cache = self._finished.setdefault(key, {})
+            taken = _collect_history(study, trial, space, search_space, cache).taken()
+            own = _encoded(trial, space, search_space, {})
+            if own is not None:
+                taken.add(point_key(own[0]))
+            if not self._exhausted(key, space, taken):
+                return
+            self._say_exhausted(key, space)
+        with contextlib.suppress(RuntimeError):  # outside study.optimize: no loop to stop
+            study.stop()
+
+    def _n_points(self, key: tuple[Any, ...], space: SpaceEncoding) -> int | None:
+        """The number of feasible points of a space (None: constrained and too large)."""
+        if not space.constraints:
+            return space.size
+        if key not in self._feasible:
+            self._feasible[key] = feasible_points(space)
+        feasible = self._feasible[key]
+        return None if feasible is None else len(feasible)
+
+    def _exhausted(
+        self, key: tuple[Any, ...], space: SpaceEncoding, taken: set[tuple[int, ...]]
+    ) -> bool:
+        n_points = self._n_points(key, space)
+        return n_points is not None and is_exhausted(space, taken, self._feasible.get(key))
+
+    def _say_exhausted(self, key: tuple[Any, ...], space: SpaceEncoding) -> None:
+        if key not in self._said_exhausted:
+            self._said_exhausted.add(key)
+            n_points = self._n_points(key, space)
+            assert n_points is not None
+            _logger.warning(exhaustion_message(space, type(self).__name__, n_points))
 
     def _record_observed_quantile(
         self,

@@ -11,6 +11,8 @@ trust region around the incumbent) is found through :func:`qopt.pipeline.solve`.
 * :func:`targets`, :func:`scalarize`, :func:`rank_infeasible`: observations to the values the
   surrogate minimizes (ParEGO for several objectives, black-box constraints ranked last).
 * :class:`HammingBall`, :func:`trust_centre`: the trust region.
+* :func:`is_exhausted`, :func:`exhaustion_message`: when every point of a (gridded) space has
+  been tried, and how to make the grid finer.
 * :func:`claim_proposal`, :class:`Claim`: a proposal claimed in a store shared by workers, so
   no two of them evaluate one point.
 
@@ -45,6 +47,7 @@ from qopt.search.engine import (
     RepairedReads,
     largest_flip,
 )
+from qopt.search.exhaustion import exhaustion_message, feasible_points, is_exhausted
 from qopt.search.history import (
     History,
     outcome_quantile,
@@ -85,6 +88,9 @@ __all__ = [
     "claim_key",
     "claim_of",
     "claim_proposal",
+    "exhaustion_message",
+    "feasible_points",
+    "is_exhausted",
     "largest_flip",
     "outcome_quantile",
     "point_key",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from qopt.integrations.lightning._attention import QuboAttentionCallback
 from qopt.integrations.lightning._demo import print_routing_demo, routing_demo
+from qopt.integrations.lightning._finetuning import QuantumHeadFinetuning, restore_quantum_head
 from qopt.integrations.lightning._pruning import QoptPruningWarning, QuboPruningCallback
 from qopt.integrations.lightning._routing import QoptRoutingWarning, QuboRoutingCallback
 
@@ -20,11 +21,13 @@ __all__ = [
     "PrunableGroup",
     "QoptPruningWarning",
     "QoptRoutingWarning",
+    "QuantumHeadFinetuning",
     "QuboAttentionCallback",
     "QuboPruningCallback",
     "QuboRoutingCallback",
     "count_params_and_macs",
     "model_pruning_groups",
     "print_routing_demo",
+    "restore_quantum_head",
     "routing_demo",
 ]

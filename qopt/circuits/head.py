@@ -233,6 +233,24 @@ class QuantumHead(nn.Module):
         self.register_buffer("entangler_signs", cz_signs(pairs, n, dtype=dtype_), persistent=False)
         self._shot_generator: torch.Generator | None = None
 
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments that rebuild this head (its architecture, not its
+        trained values; ``executor`` left out): ``QuantumHead(**head.config())``, then
+        ``load_state_dict``. JSON-ready, so it can travel in a checkpoint."""
+        return {
+            "in_features": self.in_features,
+            "num_classes": self.num_classes,
+            "num_qubits": self.num_qubits,
+            "layers": self.layers,
+            "encoding": self.encoding,
+            "projection": self.projection_kind,
+            "entangler": self.entangler,
+            "gradient": self.gradient,
+            "shots": self.shots,
+            "dtype": self.dtype_name,
+            "seed": self.seed,
+        }
+
     # Memory --------------------------------------------------------------------------------
 
     def states_held(self) -> int:

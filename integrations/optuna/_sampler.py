@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import functools
 import inspect
 import logging
 import math
@@ -669,6 +670,16 @@ def _encoded(
     return encoded
 
 
+def _point_on(
+    trial: FrozenTrial,
+    space: SpaceEncoding,
+    search_space: Mapping[str, BaseDistribution],
+    cache: dict[int, _Encoded | None],
+) -> dict[str, int] | None:
+    encoded = _encoded(trial, space, search_space, cache)
+    return None if encoded is None else encoded[0]
+
+
 def _claims(
     study: Study,
     trial: FrozenTrial,
@@ -682,7 +693,7 @@ def _claims(
             t.number,
             t.state.is_finished(),
             t.system_attrs.get(CLAIM_ATTR),
-            lambda t=t: (_encoded(t, space, search_space, cache) or (None,))[0],
+            functools.partial(_point_on, t, space, search_space, cache),
         )
         for t in study.get_trials(deepcopy=False)
         if t.number != trial.number

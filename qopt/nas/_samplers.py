@@ -6,6 +6,7 @@ Imported lazily by :mod:`qopt.nas._runner`; imports Optuna at top level.
 from __future__ import annotations
 
 import abc
+import functools
 import itertools
 import json
 from collections.abc import Mapping, Sequence
@@ -573,7 +574,7 @@ class QuboArchitectureSampler(BaseSampler):
                 t.number,
                 t.state.is_finished(),
                 t.system_attrs.get(CLAIM_ATTR),
-                lambda t=t: self._known_point(t),
+                functools.partial(self._known_point, t),
             )
             for t in study.get_trials(deepcopy=False)
             if t.number != trial.number

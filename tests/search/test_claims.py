@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from qopt.encoding import IntParameter, SpaceEncoding
-from qopt.search import Claim, History, ProposalEngine, claim_key, claim_proposal, settle
+from qopt.search import (
+    Claim,
+    History,
+    Proposal,
+    ProposalEngine,
+    claim_key,
+    claim_proposal,
+    settle,
+)
 
 
 def test_the_lower_number_wins_a_tie_and_a_held_claim_always_wins() -> None:
@@ -39,6 +47,27 @@ class Store:
 
         return read
 
+    def propose(
+        self,
+        owner: int,
+        engine: ProposalEngine,
+        space: SpaceEncoding,
+        history: History | None = None,
+        before_read: Callable[[], None] | None = None,
+        **options: float,
+    ) -> Proposal:
+        """``owner``'s claimed proposal, with the claims of this store."""
+        return claim_proposal(
+            engine,
+            space,
+            History() if history is None else history,
+            [1.0],
+            owner=owner,
+            write=self.writer(owner),
+            others=self.reader(owner, before_read),
+            **options,
+        )
+
 
 def engine_and_space() -> tuple[ProposalEngine, SpaceEncoding]:
     # A start design of one point: two workers with the same seed propose the same one.
@@ -52,15 +81,7 @@ def test_two_workers_that_read_the_same_history_never_hold_one_point() -> None:
     # number) proposes the same point from the same history: worker 2 gives it up.
     point = first_engine.propose(space, History(), [1.0]).indices
     store.claims[1] = Claim(1, claim_key(point), held=False)
-    second = claim_proposal(
-        second_engine,
-        space,
-        History(),
-        [1.0],
-        owner=2,
-        write=store.writer(2),
-        others=store.reader(2),
-    )
+    second = store.propose(2, second_engine, space)
     assert second.indices != point and second.info["claim_conflicts"] == 1
     assert store.claims[2] == Claim(2, claim_key(second.indices), held=True)
     # Worker 1's check then finds no rival on its point: it holds it.
@@ -77,16 +98,7 @@ def test_a_lower_number_waits_for_a_higher_one_checking_the_same_point() -> None
         if 3 in store.claims:
             store.claims[7] = Claim(7, claim_key({"x": -1}), held=False)
 
-    proposal = claim_proposal(
-        engine,
-        space,
-        History(),
-        [1.0],
-        owner=3,
-        write=store.writer(3),
-        others=store.reader(3, rival_gives_up),
-        poll_s=0.0,
-    )
+    proposal = store.propose(3, engine, space, before_read=rival_gives_up, poll_s=0.0)
     assert proposal.indices == point and "claim_conflicts" not in proposal.info
     assert store.claims[3].held
 
@@ -96,17 +108,7 @@ def test_a_rival_that_never_settles_is_given_up_after_the_timeout() -> None:
     engine, space = engine_and_space()
     point = engine_and_space()[0].propose(space, History(), [1.0]).indices
     store.claims[9] = Claim(9, claim_key(point), held=False)  # its worker died checking
-    proposal = claim_proposal(
-        engine,
-        space,
-        History(),
-        [1.0],
-        owner=4,
-        write=store.writer(4),
-        others=store.reader(4),
-        timeout_s=0.01,
-        poll_s=0.0,
-    )
+    proposal = store.propose(4, engine, space, timeout_s=0.01, poll_s=0.0)
     assert proposal.indices != point and proposal.info["claim_conflicts"] == 1
 
 
@@ -117,7 +119,5 @@ def test_an_exhausted_space_returns_its_repeat_unclaimed_instead_of_looping() ->
     for x in range(8):
         history.add_complete({"x": x}, space.encode_indices({"x": x}), (float(x),))
         store.claims[x] = Claim(x, claim_key({"x": x}), held=True)
-    proposal = claim_proposal(
-        engine, space, history, [1.0], owner=8, write=store.writer(8), others=store.reader(8)
-    )
+    proposal = store.propose(8, engine, space, history)
     assert proposal.indices["x"] in range(8) and store.claims[8].held

@@ -14,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TextIO
 
-from qopt.exceptions import QoptError
+from qopt.exceptions import ProblemTooLargeError, QoptError
 
 __all__ = ["main"]
 
@@ -54,9 +54,50 @@ def _solvers(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _option_value(text: str) -> Any:
+    """A ``--option`` value: JSON where it parses (``50``, ``1e3``, ``[0.1, 5]``), else a YAML
+    scalar or flow collection (``true``, ``cuda``, ``{subproblem_size: 12}``)."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        problem = str(error).splitlines()[0]
+        raise _UsageError(
+            f"--option: the value {text!r} is neither JSON nor YAML ({problem})."
+        ) from None
+
+
+def _parse_options(items: Sequence[str] | None) -> list[tuple[str | None, str, Any]]:
+    """``--option [SOLVER:]KEY=VALUE`` arguments as ``(solver or None, key, value)``."""
+    parsed = []
+    for item in items or ():
+        target, sep, raw = item.partition("=")
+        solver, _, key = target.rpartition(":")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise _UsageError(
+                f"--option must be KEY=VALUE with an option name as KEY, e.g. --option "
+                f"num_reads=50 or --option decompose=true. Got {item!r}."
+            )
+        parsed.append((solver.strip() or None, key, _option_value(raw.strip())))
+    return parsed
+
+
+def _merge_option(options: dict[str, Any], key: str, value: Any, source: str) -> None:
+    if key in options:
+        raise _UsageError(f"The solver option '{key}' is given twice ({source}); give it once.")
+    options[key] = value
+
+
 def _solver_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The backend options of ``--reads`` and ``--seed``, checked against the registry."""
-    from qopt.solvers import solver_spec
+    """The solver options of ``--reads``, ``--seed`` and ``--option``, checked as the Python
+    API checks ``solver_options`` (unknown names listed with the valid ones)."""
+    from qopt.solvers import check_solver_options, solver_spec
 
     accepted = solver_spec(args.solver).option_names()
     options: dict[str, Any] = {}
@@ -71,7 +112,39 @@ def _solver_options(args: argparse.Namespace) -> dict[str, Any]:
         if accepted is not None and option not in accepted:
             raise _UsageError(f"Solver '{args.solver}' has no '{option}' option (from --{flag}).")
         options[option] = value
+    for solver, key, value in _parse_options(args.option):
+        if solver is not None and solver != args.solver:
+            raise _UsageError(
+                f"--option {solver}:{key}=... names solver '{solver}', but --solver is "
+                f"'{args.solver}'; drop the '{solver}:' prefix."
+            )
+        _merge_option(options, key, value, "by --reads/--seed and --option, or by two --option")
+    check_solver_options(args.solver, options, "qopt solve --option")
     return options
+
+
+def _bench_solver_options(args: argparse.Namespace, names: list[str]) -> dict[str, dict[str, Any]]:
+    """Per-solver options from ``--option [SOLVER:]KEY=VALUE``: without a prefix an option
+    applies to every solver of ``--solvers``; each solver's options are checked now."""
+    from qopt.solvers import check_solver_options
+
+    solvers: dict[str, dict[str, Any]] = {name: {} for name in names}
+    for solver, key, value in _parse_options(args.option):
+        if key == "seed":
+            raise _UsageError(
+                "qopt bench seeds run i with i (--seeds N runs seeds 0..N-1); "
+                "--option seed would repeat one seeded run. Drop it."
+            )
+        if solver is not None and solver not in solvers:
+            raise _UsageError(
+                f"--option {solver}:{key}=... names solver '{solver}', which is not in "
+                f"--solvers ({', '.join(names)})."
+            )
+        for name in [solver] if solver is not None else names:
+            _merge_option(solvers[name], key, value, f"by two --option for solver '{name}'")
+    for name, options in solvers.items():
+        check_solver_options(name, options, "qopt bench --option")
+    return solvers
 
 
 class _UsageError(QoptError, ValueError):
@@ -96,6 +169,7 @@ def _writable_folder(folder: Path, flag: str) -> None:
 
 def _solve(args: argparse.Namespace, out: TextIO) -> int:
     from qopt.io import load_problem
+    from qopt.metering import total_record
     from qopt.pipeline import solve
     from qopt.quality import approximation_ratio, gap_to_best_known
     from qopt.solvers import resolve_solver
@@ -112,7 +186,7 @@ def _solve(args: argparse.Namespace, out: TextIO) -> int:
     # behaviour that works the same for every backend. With --seed K, round r is seeded
     # K + r: each round is reproducible, and no round repeats another.
     best_energy, best_sample = math.inf, None
-    rounds, wall, cpu, joules = 0, 0.0, 0.0, 0.0
+    rounds = 0
     records = []
     start = time.perf_counter()
     while True:
@@ -123,14 +197,12 @@ def _solve(args: argparse.Namespace, out: TextIO) -> int:
         record = solution.record
         records.append(record)
         rounds += 1
-        wall += record.wall_s
-        cpu += record.cpu_s
-        joules += record.energy_j or 0.0
         if solution.objective < best_energy:
             best_energy, best_sample = solution.objective, solution.sample
         if args.time_limit is None or time.perf_counter() - start >= args.time_limit:
             break
-    last = records[-1]
+    # One record for all the rounds: the printed times, joules and energy method agree.
+    last = total_record(records)
     objective = problem.objective(best_energy)
     result: dict[str, Any] = {
         "problem": problem.name,
@@ -146,9 +218,9 @@ def _solve(args: argparse.Namespace, out: TextIO) -> int:
         "best_known": problem.best_known,
         "approximation_ratio": None,
         "gap_to_best_known": None,
-        "wall_s": wall,
-        "cpu_s": cpu,
-        "energy_j": joules if last.energy_provenance != "not measured" else None,
+        "wall_s": last.wall_s,
+        "cpu_s": last.cpu_s,
+        "energy_j": last.energy_j,
         "energy_provenance": last.energy_provenance,
         "energy_method": last.energy_method,
         "fallback": last.fallback,
@@ -193,12 +265,15 @@ def _solve(args: argparse.Namespace, out: TextIO) -> int:
     if last.mock:
         out.write("time        not reported (mock backend: its timings are fake)\n")
     else:
-        out.write(f"time        {wall:.3f} s wall, {cpu:.3f} s CPU, {rounds} round(s)\n")
+        out.write(
+            f"time        {last.wall_s:.3f} s wall, {last.cpu_s:.3f} s CPU, {rounds} round(s)\n"
+        )
         if last.energy_provenance == "not measured":
             out.write(f"energy      not measured ({last.energy_method})\n")
         else:
             out.write(
-                f"energy      {joules:.3g} J {last.energy_provenance}: {last.energy_method}\n"
+                f"energy      {last.energy_j or 0.0:.3g} J {last.energy_provenance}: "
+                f"{last.energy_method}\n"
             )
     if args.sample:
         out.write(f"sample      {result['sample']}\n")
@@ -221,11 +296,10 @@ def _bench(args: argparse.Namespace, out: TextIO) -> int:
         raise _UsageError(f"--seeds must be a positive integer. Got {args.seeds} instead.")
     if not 0 < args.target_ratio <= 1:
         raise _UsageError(f"--target-ratio must be in (0, 1]. Got {args.target_ratio} instead.")
-    solvers: dict[str, dict[str, Any]] = {
-        name.strip(): {} for name in args.solvers.split(",") if name.strip()
-    }
-    if not solvers:
+    names = list(dict.fromkeys(n.strip() for n in args.solvers.split(",") if n.strip()))
+    if not names:
         raise _UsageError(f"--solvers must name at least one backend. Got {args.solvers!r}.")
+    solvers = _bench_solver_options(args, names)
     if args.plot is not None:
         # Fail before solving anything when matplotlib is missing.
         from qopt._optional import import_optional
@@ -319,6 +393,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     solve.add_argument("--seed", type=int, help="random seed")
     solve.add_argument(
+        "--option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a solver option, as get_solver takes it (repeatable; the value is JSON or YAML): "
+        "--option num_sweeps=500 --option decompose=true",
+    )
+    solve.add_argument(
         "--best-known",
         type=float,
         help="reference objective (default: best_known.csv beside the file)",
@@ -337,6 +418,13 @@ def _parser() -> argparse.ArgumentParser:
         help="comma-separated backends (default: sa,tabu,steepest)",
     )
     bench.add_argument("--seeds", type=int, default=5, help="runs per solver (default: 5)")
+    bench.add_argument(
+        "--option",
+        action="append",
+        metavar="[SOLVER:]KEY=VALUE",
+        help="a solver option, as get_solver takes it (repeatable; the value is JSON or YAML), "
+        "for every solver or for SOLVER only: --option sa:num_sweeps=500",
+    )
     bench.add_argument(
         "--target-ratio", type=float, default=1.0, help="target = ratio x reference (default: 1.0)"
     )
@@ -372,7 +460,13 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     try:
         return int(args.run(args, out))
     except QoptError as error:
-        print(f"qopt {args.command}: error: {error}", file=sys.stderr)
+        message = str(error)
+        if isinstance(error, ProblemTooLargeError) and args.command in ("solve", "bench"):
+            message += (
+                " On the command line, decompose it with --option decompose=true (subproblem "
+                "settings: --option 'decompose={subproblem_size: 12}'), or choose another --solver."
+            )
+        print(f"qopt {args.command}: error: {message}", file=sys.stderr)
         return 2
 
 

@@ -130,7 +130,10 @@ def _read_maxcut(path: Path) -> dimod.BinaryQuadraticModel:
     for i, j, _, number in triples:
         if i == j:
             raise FileFormatError(
-                f"{path}:{number}: self-loop on node {i}; a cut has no self-loops."
+                f"{path}:{number}: self-loop on node {i}; a cut has no self-loops. A file of "
+                "'i j value' lines with entries on the diagonal (i == j) is a Beasley QUBO "
+                "(the diagonal holds its linear terms), not a G-set/rudy MaxCut graph: read it "
+                "as format 'beasley' (--format beasley)."
             )
     edges = np.array([(i, j) for i, j, _, _ in triples], dtype=np.int64).reshape(-1, 2)
     weights = np.array([w for _, _, w, _ in triples], dtype=float)
@@ -139,6 +142,15 @@ def _read_maxcut(path: Path) -> dimod.BinaryQuadraticModel:
 
 def _read_beasley(path: Path) -> dimod.BinaryQuadraticModel:
     n, _, triples = _read_header_and_triples(path, "Beasley QUBO")
+    if triples and all(i != j and abs(q) == 1 for i, j, q, _ in triples):
+        # Read as a QUBO, a graph of +1 edges has the trivial minimum 0 (every x = 0): the
+        # result would look like an answer to the wrong question.
+        raise FileFormatError(
+            f"{path}: every entry is off the diagonal with weight +1 or -1: this is a "
+            "G-set/rudy MaxCut graph, not a Beasley QUBO (whose diagonal holds the linear "
+            "terms). Read it as format 'maxcut' (--format maxcut); for a QUBO with no linear "
+            "terms, use the COO format."
+        )
     bqm = dimod.BinaryQuadraticModel(dimod.BINARY)
     bqm.add_variables_from((v, 0.0) for v in range(1, n + 1))
     for i, j, q, _ in triples:

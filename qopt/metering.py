@@ -19,6 +19,7 @@ import glob
 import math
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -33,6 +34,7 @@ __all__ = [
     "MeterReading",
     "SolveRecord",
     "record_of",
+    "total_record",
 ]
 
 Provenance = Literal["measured", "estimated", "not measured"]
@@ -126,6 +128,16 @@ def _open_nvml(device: str) -> _NvmlCounter | None:
     return counter
 
 
+def _cpu_estimate(cpu: float) -> EnergyReading:
+    watts = _cpu_watts_per_core()
+    return EnergyReading(
+        cpu * watts,
+        "estimated",
+        f"CPU time {cpu:.4g} s x {watts:g} W per busy core "
+        "(model: QOPT_CPU_WATTS_PER_CORE; no RAPL counter readable)",
+    )
+
+
 class Meter:
     """Context manager that measures wall time, CPU time and energy of the enclosed work.
 
@@ -175,13 +187,7 @@ class Meter:
                 return EnergyReading(
                     delta / 1e6, "measured", "RAPL package counters (whole socket)"
                 )
-        watts = _cpu_watts_per_core()
-        return EnergyReading(
-            cpu * watts,
-            "estimated",
-            f"CPU time {cpu:.4g} s x {watts:g} W per busy core "
-            "(model: QOPT_CPU_WATTS_PER_CORE; no RAPL counter readable)",
-        )
+        return _cpu_estimate(cpu)
 
     @property
     def reading(self) -> MeterReading:
@@ -254,3 +260,62 @@ def record_of(sampleset: dimod.SampleSet) -> SolveRecord:
             "qopt.solvers.get_solver(name), which meters every solve."
         ) from None
     return data if isinstance(data, SolveRecord) else SolveRecord.from_dict(data)
+
+
+def total_record(records: Sequence[SolveRecord]) -> SolveRecord:
+    """One record for several solves of one problem (rounds of an anytime solve).
+
+    Times, QPU access and joules are summed, and the energy's method describes the sum: an
+    estimate is restated from the total CPU time, so the method never quotes one round's. The
+    solver, fallback and mock flag are the last solve's; backend timing keys are not summed.
+
+    Raises:
+        NoSolveRecordError: ``records`` is empty.
+
+    Examples:
+        >>> from qopt.metering import SolveRecord, total_record
+        >>> rounds = [
+        ...     SolveRecord("sa", "sa", 3, 1.0, 0.5, None, 5.0, "estimated", "CPU time 0.5 s ..."),
+        ...     SolveRecord("sa", "sa", 3, 1.0, 1.5, None, 15.0, "estimated", "CPU time 1.5 s ..."),
+        ... ]
+        >>> total = total_record(rounds)
+        >>> total.cpu_s, total.energy_method.split(" x ")[0]
+        (2.0, 'CPU time 2 s')
+    """
+    if not records:
+        raise NoSolveRecordError("total_record needs at least one solve record.")
+    if len(records) == 1:
+        return records[0]
+    last = records[-1]
+    cpu = sum(r.cpu_s for r in records)
+    qpu = [r.qpu_access_s for r in records if r.qpu_access_s is not None]
+    provenances = {r.energy_provenance for r in records}
+    energy: EnergyReading
+    if "not measured" in provenances:
+        energy = EnergyReading(
+            None,
+            "not measured",
+            next(r.energy_method for r in records if r.energy_provenance == "not measured"),
+        )
+    elif provenances == {"estimated"}:
+        energy = _cpu_estimate(cpu)
+    else:
+        joules = sum(r.energy_j or 0.0 for r in records)
+        methods = sorted({r.energy_method for r in records})
+        provenance: Provenance = "measured" if provenances == {"measured"} else "estimated"
+        energy = EnergyReading(
+            joules, provenance, f"sum over {len(records)} solves of: " + "; ".join(methods)
+        )
+    return SolveRecord(
+        solver=last.solver,
+        solved_by=last.solved_by,
+        num_variables=last.num_variables,
+        wall_s=sum(r.wall_s for r in records),
+        cpu_s=cpu,
+        qpu_access_s=sum(qpu) if qpu else None,
+        energy_j=energy.joules,
+        energy_provenance=energy.provenance,
+        energy_method=energy.method,
+        fallback=last.fallback,
+        mock=any(r.mock for r in records),
+    )

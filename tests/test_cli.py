@@ -224,3 +224,115 @@ def test_a_zero_best_known_reports_no_relative_gap(triangle: Path) -> None:
     code, text = run("solve", str(triangle), "--format", "maxcut", "--best-known", "0", "--json")
     result = json.loads(text)
     assert code == 0 and result["gap_to_best_known"] is None and result["objective"] == 2
+
+
+def test_solver_options_from_the_command_line(
+    triangle: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import qopt.solvers
+
+    built: list[Any] = []
+    real = qopt.solvers.resolve_solver
+
+    def recording(solver: Any, options: Any = None, **kwargs: Any) -> Any:
+        built.append(dict(options or {}))
+        return real(solver, options, **kwargs)
+
+    monkeypatch.setattr(qopt.solvers, "resolve_solver", recording)
+    code, text = run(
+        "solve",
+        str(triangle),
+        "--format",
+        "maxcut",
+        "--seed",
+        "3",
+        "--option",
+        "num_reads=50",
+        "--option",
+        "beta_range=[0.1,5]",
+        "--option",
+        "decompose={subproblem_size: 2}",
+        "--json",
+    )
+    assert code == 0 and json.loads(text)["objective"] == 2
+    assert built == [
+        {"seed": 3, "num_reads": 50, "beta_range": [0.1, 5], "decompose": {"subproblem_size": 2}}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("option", "fragment"),
+    [
+        ("foo=1", "unknown solver_options ['foo'] for solver 'sa'. Its options are: num_reads"),
+        ("num_reads=-3", "'num_reads' parameter of SimulatedAnnealingSolver"),
+        ("decompose={foo: 1}", "Unknown decompose option(s) ['foo']"),
+        ("beta_range=[0, 5]", "'beta_range[0]' parameter"),
+        ("num_reads", "--option must be KEY=VALUE"),
+        ("seed=[1", "neither JSON nor YAML"),
+        ("tabu:timeout=5", "names solver 'tabu', but --solver is 'sa'"),
+    ],
+)
+def test_bad_solver_options_exit_2_with_a_message(
+    triangle: Path, capsys: pytest.CaptureFixture[str], option: str, fragment: str
+) -> None:
+    code, text = run("solve", str(triangle), "--format", "maxcut", "--option", option)
+    err = capsys.readouterr().err
+    assert code == 2 and text == "" and fragment in err and "Traceback" not in err
+
+
+def test_an_option_given_twice_is_refused(
+    triangle: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _ = run(
+        "solve", str(triangle), "--format", "maxcut", "--reads", "2", "--option", "num_reads=3"
+    )
+    assert code == 2 and "'num_reads' is given twice" in capsys.readouterr().err
+
+
+def test_a_problem_too_large_says_how_to_decompose_from_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "ring.txt"
+    path.write_text("6 6\n" + "".join(f"{i} {i % 6 + 1} 1\n" for i in range(1, 7)))
+    base = ("solve", str(path), "--format", "maxcut", "--solver", "exact", "--json")
+    code, _ = run(*base, "--option", "max_variables=4")
+    assert code == 2 and "--option decompose=true" in capsys.readouterr().err
+    code, text = run(
+        *base, "--option", "max_variables=4", "--option", "decompose={subproblem_size: 4}"
+    )
+    assert code == 0 and json.loads(text)["objective"] == 6  # an even ring: every edge cut
+
+
+def test_bench_takes_solver_options_per_solver_or_for_all(
+    triangle: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ("bench", str(triangle), "--format", "maxcut", "--seeds", "1", "--solvers", "sa,tabu")
+    code, text = run(*base, "--option", "num_reads=2", "--option", "sa:num_sweeps=20")
+    assert code == 0 and "sa " in text and "tabu " in text
+    for option, fragment in [
+        ("num_sweeps=20", "for solver 'tabu'. Its options are: num_reads, timeout, seed"),
+        ("steepest:num_reads=2", "'steepest', which is not in --solvers (sa, tabu)"),
+        ("seed=3", "--option seed would repeat one seeded run"),
+    ]:
+        code, text = run(*base, "--option", option)
+        assert code == 2 and text == "" and fragment in capsys.readouterr().err
+
+
+def test_a_gset_file_read_as_beasley_is_refused_naming_both_formats(
+    shared_data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, text = run("solve", str(shared_data / "gset" / "G1.txt"), "--format", "beasley")
+    err = capsys.readouterr().err
+    assert code == 2 and text == ""
+    assert "G-set/rudy MaxCut graph, not a Beasley QUBO" in err and "--format maxcut" in err
+
+
+def test_time_limit_reports_the_cpu_time_and_joules_of_all_rounds(triangle: Path) -> None:
+    code, text = run("solve", str(triangle), "--format", "maxcut", "--time-limit", "0.2", "--json")
+    result = json.loads(text)
+    assert code == 0 and result["rounds"] >= 2
+    if result["energy_provenance"] == "estimated":
+        named = float(result["energy_method"].split("CPU time ")[1].split(" s")[0])
+        watts = float(result["energy_method"].split(" x ")[1].split(" W")[0])
+        assert named == pytest.approx(result["cpu_s"], rel=1e-3, abs=1e-4)
+        assert result["energy_j"] == pytest.approx(result["cpu_s"] * watts)

@@ -126,3 +126,12 @@ def test_a_non_finite_best_known_in_the_table_is_ignored(tmp_path: Path) -> None
     path = write(tmp_path, "G1.txt", "3 1\n1 2 1\n")
     (tmp_path / "best_known.csv").write_text("G1,nan\n")
     assert load_problem(path).best_known is None
+
+
+def test_a_file_of_the_other_format_is_refused_naming_both(shared_data: Path) -> None:
+    with pytest.raises(FileFormatError, match="MaxCut graph, not a Beasley QUBO") as error:
+        load_problem(shared_data / "gset" / "G1.txt", format="beasley")
+    assert "--format maxcut" in str(error.value)
+    with pytest.raises(FileFormatError, match="is a Beasley QUBO") as error:
+        load_problem(shared_data / "beasley" / "bqp50-1.txt", format="maxcut")
+    assert "G-set/rudy MaxCut" in str(error.value) and "--format beasley" in str(error.value)

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import dimod
 import numpy as np
 
-from qopt._validation import check_bqm, check_int
+from qopt._validation import check_bqm, check_float, check_int
 from qopt.exceptions import ProblemTooLargeError, SolverConfigurationError
 
 __all__ = [
@@ -75,6 +75,8 @@ class SimulatedAnnealingSolver(_UpstreamSolver):
         num_reads: Independent annealing runs per solve.
         num_sweeps: Sweeps over all variables per run; more sweeps, better minima, more time.
         seed: Seed for reproducible samples; ``None`` draws one.
+        beta_range: ``(hot, cold)`` inverse temperatures of the schedule, both positive;
+            ``None`` (default) derives them from each BQM as dwave-samplers does.
 
     Reference: Kirkpatrick, Gelatt & Vecchi, "Optimization by simulated annealing",
     Science 220 (1983).
@@ -89,16 +91,29 @@ class SimulatedAnnealingSolver(_UpstreamSolver):
 
     name = "sa"
 
-    def __init__(self, *, num_reads: int = 10, num_sweeps: int = 1000, seed: int | None = None):
+    def __init__(
+        self,
+        *,
+        num_reads: int = 10,
+        num_sweeps: int = 1000,
+        seed: int | None = None,
+        beta_range: tuple[float, float] | None = None,
+    ):
         from dwave.samplers import SimulatedAnnealingSampler
 
         owner = type(self).__name__
         self.num_reads = check_int(num_reads, "num_reads", owner, low=1)
         self.num_sweeps = check_int(num_sweeps, "num_sweeps", owner, low=1)
         self.seed = None if seed is None else check_int(seed, "seed", owner, low=0, high=2**32 - 1)
+        self.beta_range = None if beta_range is None else _check_beta_range(beta_range, owner)
         super().__init__(
             SimulatedAnnealingSampler(),
-            {"num_reads": self.num_reads, "num_sweeps": self.num_sweeps, "seed": self.seed},
+            {
+                "num_reads": self.num_reads,
+                "num_sweeps": self.num_sweeps,
+                "seed": self.seed,
+                "beta_range": self.beta_range,
+            },
         )
 
     def sample(self, bqm: dimod.BinaryQuadraticModel, **parameters: Any) -> dimod.SampleSet:
@@ -107,7 +122,7 @@ class SimulatedAnnealingSolver(_UpstreamSolver):
         if (
             warm
             and not custom
-            and parameters.get("beta_range") is None
+            and parameters.get("beta_range", self.beta_range) is None
             and isinstance(bqm, dimod.BinaryQuadraticModel)
         ):
             _, cold = self.default_beta_range(bqm)
@@ -158,6 +173,17 @@ class SimulatedAnnealingSolver(_UpstreamSolver):
         hot = math.log(2) / (2 * largest)
         cold = math.log(int((finite == gap).sum()) / 0.01) / (2 * gap)
         return (hot, cold)
+
+
+def _check_beta_range(value: Any, owner: str) -> tuple[float, float]:
+    if isinstance(value, str) or not hasattr(value, "__len__") or len(value) != 2:
+        raise SolverConfigurationError(
+            f"The 'beta_range' parameter of {owner} must be a pair (hot, cold) of positive "
+            f"inverse temperatures, e.g. [0.1, 5]. Got {value!r} instead."
+        )
+    hot = check_float(value[0], "beta_range[0]", owner, low=0, low_inclusive=False)
+    cold = check_float(value[1], "beta_range[1]", owner, low=0, low_inclusive=False)
+    return (hot, cold)
 
 
 class TabuSolver(_UpstreamSolver):

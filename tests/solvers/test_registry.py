@@ -280,5 +280,10 @@ def test_a_default_seed_seeds_the_decomposition_of_a_backend_without_one() -> No
 def test_option_names_come_from_the_backend() -> None:
     from qopt.solvers import solver_spec
 
-    assert solver_spec("sa").option_names() == ["num_reads", "num_sweeps", "seed"]
+    assert solver_spec("sa").option_names() == [
+        "num_reads",
+        "num_sweeps",
+        "seed",
+        "beta_range",
+    ]
     assert "seed" not in (solver_spec("exact").option_names() or [])

@@ -247,7 +247,7 @@ def spread(values: list[float], budget: int) -> str:
 def table(rows: list[dict[str, Any]], reference: str = "qubo") -> str:
     lines = []
     header = (
-        f"{'task':<20}{'method':<8}{'solved':<8}{'steps to threshold':<26}"
+        f"{'task':<20}{'method':<8}{'solved':<8}{'steps to threshold':<30}"
         f"{'wall s':<9}{'CPU s':<9}{'joules':<10}{'MWU p':<9}{'Wilcoxon p':<10}"
     )
     lines += [header, "-" * len(header)]
@@ -269,7 +269,7 @@ def table(rows: list[dict[str, Any]], reference: str = "qubo") -> str:
             joules = [r["joules"] for r in runs if r["joules"] is not None]
             lines.append(
                 f"{task_name:<20}{method:<8}{f'{solved}/{len(runs)}':<8}"
-                f"{spread(steps, task.budget):<26}"
+                f"{spread(steps, task.budget):<30}"
                 f"{statistics.median(r['wall_s'] for r in runs):<9.2f}"
                 f"{statistics.median(r['cpu_s'] for r in runs):<9.2f}"
                 f"{(statistics.median(joules) if joules else math.nan):<10.0f}"

@@ -251,6 +251,13 @@ class QuantumHead(nn.Module):
             "seed": self.seed,
         }
 
+    def circuits_per_step(self, batch: int) -> int:
+        """Circuits one training step runs on hardware (parameter shift): each example once,
+        and once more per shift (``+pi/2`` and ``-pi/2``) of each of its rotations
+        (``RZ``, ``RY`` and, with angle encoding, the re-uploaded ``RY(x)`` of every layer
+        and qubit): ``batch x (1 + 2 x rotations)``, growing linearly in the qubits."""
+        return batch * (1 + 2 * len(_shift_terms(self)))
+
     # Memory --------------------------------------------------------------------------------
 
     def states_held(self) -> int:

@@ -258,7 +258,7 @@ class QuboAttentionCallback(Callback):
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._pending is not None:  # an answer still in flight at the last step
-            self._finish(trainer, pl_module)
+            self._finish(trainer, pl_module, log=False)  # Lightning allows no logging here
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -399,8 +399,10 @@ class QuboAttentionCallback(Callback):
         }
         return _Answer(selection, record, warning)
 
-    def _finish(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """Wait for the pending answers, broadcast rank 0's, install and log them."""
+    def _finish(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, *, log: bool = True
+    ) -> None:
+        """Wait for the pending answers, broadcast rank 0's, install and (``log``) log them."""
         assert self._pending is not None
         answers = self._pending[1].result()
         self._pending = None
@@ -415,6 +417,8 @@ class QuboAttentionCallback(Callback):
                 self._warn(f"solver:{name}", answer.warning)
             self.selections[name] = answer.selection
         self._install({name: answers[name].selection for name in answers})
+        if not log:
+            return
         records = [a.record for a in answers.values()]
         fallbacks = float(sum(a.warning is not None for a in answers.values()))
         logged = {key: float(np.mean([r[key] for r in records])) for key in records[0]}

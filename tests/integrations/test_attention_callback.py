@@ -143,6 +143,18 @@ def test_asynchronous_answer_is_installed_one_step_later() -> None:
     check_selection(callback.selections["attention"], budget=callback.budget(2, 8))
 
 
+def test_asynchronous_answer_still_in_flight_is_installed_when_training_ends() -> None:
+    callback = QuboAttentionCallback(
+        attended_fraction=0.4, every_n_steps=2, solver_options=OPTIONS, asynchronous=True
+    )
+    model = TinyAttentionModel()
+    trainer = _trainer([callback], max_steps=4)
+    trainer.fit(model, _data())  # the answer of step 4 arrives in on_train_end (no logging)
+    assert callback.num_solves == 2
+    assert model.attention.selection is not None
+    assert np.array_equal(model.attention.selection.numpy(), callback.selections["attention"])
+
+
 def test_solver_failure_installs_greedy_and_is_counted() -> None:
     FailingSampler.calls = 0
     callback = QuboAttentionCallback(

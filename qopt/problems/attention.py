@@ -26,7 +26,11 @@ what a per-query ranking cannot express:
 - **redundancy**: two key blocks whose (pooled) keys are near duplicates add little over one;
   selecting both costs ``redundancy_weight * R[j, j'] * min(s_j, s_j')``, so with weight 1 a
   perfect duplicate (``R = 1``) adds nothing;
-- **per-query block counts**: ``min_blocks`` and ``max_blocks`` per query block.
+- **per-query block counts**: ``min_blocks`` and ``max_blocks`` per query block. With
+  ``min_blocks=even_share(...)`` every query block keeps what top-k would give it and only the
+  rest of the budget is shared; with no minimum the budget flows to query blocks whose
+  pooled mass sits on few blocks and starves the others, which measured worse than top-k
+  (``docs/attention.md``).
 
 :func:`solve_attention` sends it through :func:`qopt.pipeline.solve`. Scores come from
 :func:`block_scores` (the pooled attention mass each key block gets, a probability per query

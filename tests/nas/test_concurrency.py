@@ -21,7 +21,7 @@ from qopt.nas._runner import SearchJob, load_run
 from qopt.nas._samplers import trial_architecture
 
 OPS = ("none", "skip", "conv1", "conv3", "pool")
-N_TRIALS = 18
+N_TRIALS = 15
 WORKERS = 3
 
 

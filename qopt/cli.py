@@ -356,6 +356,12 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
     return run_demo(out, quick=args.quick, seed=args.seed)
 
 
+def _breakeven(args: argparse.Namespace, out: TextIO) -> int:
+    from qopt.circuits.cli import breakeven_command
+
+    return breakeven_command(args, out)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="qopt",
@@ -450,6 +456,40 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--quick", action="store_true", help="smaller problems, for a fast check")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     demo.set_defaults(run=_demo)
+
+    breakeven = commands.add_parser(
+        "breakeven",
+        help="qubits where simulating the quantum head's training step costs as much energy "
+        "as a QPU (modelled from the inputs you give)",
+    )
+    qpu = breakeven.add_argument_group("QPU energy model (required: no default is citable)")
+    qpu.add_argument("--qpu-watts", type=float, required=True, help="system wall-plug power, W")
+    qpu.add_argument("--shot-seconds", type=float, required=True, help="seconds per shot")
+    qpu.add_argument(
+        "--job-overhead-seconds", type=float, required=True, help="QPU seconds per job beyond shots"
+    )
+    qpu.add_argument("--shots", type=int, default=1000, help="shots per circuit (default: 1000)")
+    breakeven.add_argument(
+        "--range",
+        action="append",
+        metavar="NAME=LOW:HIGH",
+        help="uncertainty of a QPU input (repeatable): --range system_watts=10000:50000",
+    )
+    breakeven.add_argument(
+        "--qubits", type=int, nargs="+", default=[4, 6, 8, 10, 12], help="qubit counts to measure"
+    )
+    breakeven.add_argument("--batch", type=int, default=32, help="examples per step (default: 32)")
+    breakeven.add_argument("--layers", type=int, default=2, help="ansatz layers (default: 2)")
+    breakeven.add_argument("--repeats", type=int, default=3, help="steps metered per count")
+    breakeven.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default: cpu)")
+    breakeven.add_argument("--fit-from", type=int, help="fit qubit counts from this one up")
+    breakeven.add_argument(
+        "--no-classical",
+        action="store_true",
+        help="skip the classical reference (logistic regression vs the head on breast cancer)",
+    )
+    breakeven.add_argument("--plot", metavar="PATH", help="also write qubits vs joules to PATH")
+    breakeven.set_defaults(run=_breakeven)
     return parser
 
 

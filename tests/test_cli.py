@@ -336,3 +336,56 @@ def test_time_limit_reports_the_cpu_time_and_joules_of_all_rounds(triangle: Path
         watts = float(result["energy_method"].split(" x ")[1].split(" W")[0])
         assert named == pytest.approx(result["cpu_s"], rel=1e-3, abs=1e-4)
         assert result["energy_j"] == pytest.approx(result["cpu_s"] * watts)
+
+
+QPU = ("--qpu-watts", "25000", "--shot-seconds", "0.001", "--job-overhead-seconds", "1")
+
+
+def test_breakeven_measures_fits_and_prints_the_crossing_with_its_range(tmp_path: Path) -> None:
+    plot = tmp_path / "breakeven.png"
+    code, text = run(
+        "breakeven",
+        *QPU,
+        "--range",
+        "system_watts=10000:50000",
+        "--qubits",
+        "2",
+        "5",
+        "--batch",
+        "8",
+        "--layers",
+        "1",
+        "--repeats",
+        "1",
+        "--no-classical",
+        "--plot",
+        str(plot),
+    )
+    assert code == 0
+    assert "circuits per step = 8 + 48 n (parameter shift)" in text
+    assert "modelled: 25000 W x (1 job x 1 s + circuits x 1000 shots x 0.001 s)" in text
+    assert "break-even:" in text and "range over the inputs' uncertainty" in text
+    assert plot.stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ((*QPU, "--range", "watts=1:2"), "inputs are system_watts"),
+        ((*QPU, "--range", "shots=lots"), "NAME=LOW:HIGH"),
+        (("--qpu-watts", "-1", *QPU[2:]), "'system_watts' parameter"),
+        ((*QPU, "--qubits", "4"), "at least two qubit counts"),
+    ],
+)
+def test_breakeven_input_errors_say_what_to_do(
+    argv: tuple[str, ...], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _ = run("breakeven", *argv, "--no-classical")
+    assert code == 2 and message in capsys.readouterr().err
+
+
+def test_breakeven_requires_every_qpu_input(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        run("breakeven", "--qpu-watts", "25000")
+    assert exit_.value.code == 2
+    assert "--shot-seconds" in capsys.readouterr().err

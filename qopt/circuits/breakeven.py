@@ -61,6 +61,7 @@ __all__ = [
     "QPUEnergyModel",
     "StepCost",
     "break_even",
+    "check_uncertainty",
     "classical_reference",
     "fit_growth",
     "measure_training_step",
@@ -438,7 +439,7 @@ class BreakEven:
                 f"in {r.quantum_steps} steps"
             )
             lines.append(
-                f"  a quantum fit of {r.quantum_steps} steps: {r.quantum_steps * self.simulation_joules(c.qubits[0]):.3g} J "
+                f"  a quantum fit of {r.quantum_steps} steps: {r.quantum_steps * c.joules[0]:.3g} J "
                 f"simulated at {c.qubits[0]} qubits, {r.quantum_steps * self.qpu_joules(at):.3g} J "
                 f"on the QPU at {at:.1f} qubits (modelled): "
                 f"{r.quantum_steps * self.qpu_joules(at) / max(r.joules, 1e-300):.3g}x the classical head"
@@ -490,6 +491,30 @@ def _crossing(fit: GrowthFit, qpu: QPUEnergyModel, circuits: tuple[int, int]) ->
     return float(brentq(gap, low, _SEARCH_LIMIT, xtol=1e-10))
 
 
+def check_uncertainty(
+    uncertainty: Mapping[str, tuple[float, float]] | None,
+) -> dict[str, tuple[float, float]]:
+    """``uncertainty`` as :func:`break_even` takes it, checked: QPU input names, and
+    ``(low, high)`` pairs with ``low <= high``.
+
+    Raises:
+        SolverConfigurationError: An unknown input, or a range whose low is above its high.
+    """
+    uncertainty = dict(uncertainty or {})
+    for name, bounds in uncertainty.items():
+        if name not in QPU_INPUTS:
+            raise SolverConfigurationError(
+                f"break_even got uncertainty for {name!r}; the QPU model's inputs are "
+                f"{', '.join(QPU_INPUTS)}."
+            )
+        if len(bounds) != 2 or not bounds[0] <= bounds[1]:
+            raise SolverConfigurationError(
+                f"break_even needs uncertainty[{name!r}] as (low, high) with low <= high. "
+                f"Got {bounds!r}."
+            )
+    return uncertainty
+
+
 def break_even(
     cost: StepCost,
     qpu: QPUEnergyModel,
@@ -513,18 +538,7 @@ def break_even(
         SolverConfigurationError: An unknown input in ``uncertainty``, or a range whose low
             is above its high.
     """
-    uncertainty = dict(uncertainty or {})
-    for name, bounds in uncertainty.items():
-        if name not in QPU_INPUTS:
-            raise SolverConfigurationError(
-                f"break_even got uncertainty for {name!r}; the QPU model's inputs are "
-                f"{', '.join(QPU_INPUTS)}."
-            )
-        if len(bounds) != 2 or not bounds[0] <= bounds[1]:
-            raise SolverConfigurationError(
-                f"break_even needs uncertainty[{name!r}] as (low, high) with low <= high. "
-                f"Got {bounds!r}."
-            )
+    uncertainty = check_uncertainty(uncertainty)
     fit = fit_growth(cost.qubits, cost.joules, from_qubits=from_qubits)
     one = QuantumHead(1, 2, num_qubits=1, layers=cost.layers).circuits_per_step(cost.batch)
     two = QuantumHead(1, 2, num_qubits=2, layers=cost.layers).circuits_per_step(cost.batch)

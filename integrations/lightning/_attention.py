@@ -16,6 +16,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from qopt._validation import check_float, check_int
+from qopt.background import background_executor
 from qopt.exceptions import InvalidProblemError, SolverConfigurationError
 from qopt.problems.attention import (
     ATTENTION_SOLVER_DEFAULTS,
@@ -219,7 +220,7 @@ class QuboAttentionCallback(Callback):
         self._install(self.selections)
         if self.asynchronous and self._executor is None:
             # One worker: selections are installed in order, one solve at a time.
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qopt-attention")
+            self._executor = background_executor("qopt-attention")
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if self._executor is not None:

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
 import re
-import threading
 import warnings
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -20,6 +17,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from qopt._validation import check_float, check_int
+from qopt.background import background_executor
 from qopt.exceptions import InvalidProblemError, SolverConfigurationError
 from qopt.moe import Routable, RouterHook, RoutingDecision, bias_step, distillation_loss
 from qopt.problems.routing import ROUTING_SOLVER_DEFAULTS, BatchRouter, PairwiseSpec, RoutingStats
@@ -29,20 +27,6 @@ __all__ = ["QoptRoutingWarning", "QuboRoutingCallback"]
 
 RoutingMode = Literal["assign", "bias", "distill"]
 _MODES = ("assign", "bias", "distill")
-
-
-def _lower_priority() -> None:
-    """Run the calling thread at a lower CPU priority (Linux: threads have their own nice).
-
-    The background solver thread then takes the CPU the training step leaves idle instead
-    of competing with torch's threads for it. Best effort: a no-op where unsupported.
-    """
-    # Not Linux (no setpriority, or a process-wide nice), or not allowed: run as is.
-    with contextlib.suppress(AttributeError, OSError):
-        thread = threading.get_native_id()
-        # Relative to the current niceness: a training run started with `nice` keeps the gap.
-        nice = min(19, os.getpriority(os.PRIO_PROCESS, thread) + 10)
-        os.setpriority(os.PRIO_PROCESS, thread, nice)
 
 
 class QoptRoutingWarning(UserWarning):
@@ -314,9 +298,7 @@ class QuboRoutingCallback(Callback):
         if self.asynchronous and self._executor is None:
             # One worker: solves are applied in order, and one solve at a time is all the
             # spare CPU a training step leaves.
-            self._executor = ThreadPoolExecutor(
-                max_workers=1, thread_name_prefix="qopt-routing", initializer=_lower_priority
-            )
+            self._executor = background_executor("qopt-routing")
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         for module in self._modules.values():

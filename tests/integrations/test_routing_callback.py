@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import os
-import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -342,19 +341,6 @@ def test_asynchronous_needs_bias_mode() -> None:
 
 
 @pytest.mark.skipif(not hasattr(os, "setpriority"), reason="thread niceness is a POSIX feature")
-def test_background_solver_thread_runs_at_lower_priority() -> None:
-    from concurrent.futures import ThreadPoolExecutor
-
-    from qopt.integrations.lightning._routing import _lower_priority
-
-    base = os.getpriority(os.PRIO_PROCESS, 0)
-    with ThreadPoolExecutor(max_workers=1, initializer=_lower_priority) as pool:
-        seen = pool.submit(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
-        assert seen.result() == min(19, base + 10)
-    # The calling thread keeps its own priority.
-    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base
-
-
 @pytest.mark.parametrize("mode", ["bias", "distill"])
 def test_logged_balance_and_drops_are_the_layers_in_every_mode(mode: str) -> None:
     # At step 0 the router sends most tokens to one expert: the layer's own (biased) top-1

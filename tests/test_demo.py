@@ -40,3 +40,23 @@ def test_a_bad_seed_is_refused_before_anything_runs(seed: object) -> None:
     with pytest.raises(SolverConfigurationError, match="'seed' parameter"):
         run_demo(out, seed=seed)  # type: ignore[arg-type]
     assert out.getvalue() == ""
+
+
+def test_the_quantum_head_section_sets_the_head_against_logistic_regression() -> None:
+    pytest.importorskip("sklearn")
+    (section,) = [s for s in SECTIONS if s.title.startswith("Quantum head")]
+    assert callable(section.run) and section.extra is None  # a core section
+    out = io.StringIO()
+    section.load()(out, quick=True, seed=0)
+    rows = {
+        line.split("  ")[1].strip(): line.split()
+        for line in out.getvalue().splitlines()
+        if line.startswith("  quantum head") or line.startswith("  logistic regression")
+    }
+    assert set(rows) == {"quantum head, 4 qubits, 10 epochs", "logistic regression"}
+    for fields in rows.values():
+        accuracy = float(fields[-6])
+        assert fields[-4] == "s" and fields[-2] == "J" and float(fields[-5]) > 0
+        assert fields[-1] in ("(measured)", "(estimated)")
+        assert 0.85 <= accuracy <= 1.0  # both learn the task
+    assert "most accurate:" in out.getvalue() and "energy: " in out.getvalue()

@@ -439,7 +439,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--batch", type=int, default=64)
     # Chosen on a validation split carved from the training data, never on the test split,
-    # with `python benchmarks/pruning/tune.py` (see docs/pruning.md: balance 3 because with it
+    # with `python benchmarks/pruning/tune.py` (see docs/benchmarks/pruning.md: balance 3 because with it
     # the objective's own greedy optimum is as good as SA's answer).
     parser.add_argument("--alpha", type=float, default=0.5)
     parser.add_argument("--balance", type=float, default=3.0)

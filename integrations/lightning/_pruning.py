@@ -112,7 +112,7 @@ class QuboPruningCallback(Callback):
         epochs: Epochs at whose end to prune; the budget tightens geometrically over them.
         importance: ``"l1"`` (default)/``"l2"`` (weight magnitude), ``"taylor"`` (first order,
             Molchanov et al. 2019) or ``"fisher"`` (Theis et al. 2018). L1 is the default because
-            it is what the benchmark measured best (docs/pruning.md: Taylor scores rank MLP
+            it is what the benchmark measured best (docs/benchmarks/pruning.md: Taylor scores rank MLP
             neurons badly). For a layer whose outputs go straight into a BatchNorm, the
             magnitude is that of the folded weights ``gamma / sqrt(running_var + eps) * W``:
             the normalization makes the layer's output independent of its own weights' scale.
@@ -124,7 +124,7 @@ class QuboPruningCallback(Callback):
             default 3 is there because the importance is linear: without the pull, the
             objective's own optimum starves the layers whose units cost most (a greedy
             optimum kept 1 of 16 channels of the digits CNN's first layer at 3x and lost
-            5.7 pp on validation; docs/pruning.md), so a better solver gave a worse network.
+            5.7 pp on validation; docs/benchmarks/pruning.md), so a better solver gave a worse network.
         polish: Refine the solver's answer by 1-swap local search within each group
             (``pruning_problem(polish=True)``): never a worse objective, same counts.
         path_norm: With ``"l1"``/``"l2"``, multiply each channel's or neuron's magnitude by
@@ -133,7 +133,7 @@ class QuboPruningCallback(Callback):
             unit's incoming weights can be scaled by ``c`` and its outgoing ones by ``1 / c``
             without changing the network; the product does not change either, the incoming
             norm alone does. On by default: chosen on validation seeds of the digits MLP and
-            CNN (docs/pruning.md). MoE experts are scored by all their parameters either way.
+            CNN (docs/benchmarks/pruning.md). MoE experts are scored by all their parameters either way.
         min_keep: Fewest units any group keeps.
         layers: Names of the Linear/Conv2d modules whose outputs may be pruned, and of MoE
             layers whose experts may be (default: every Linear/Conv2d whose outputs feed

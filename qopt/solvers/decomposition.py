@@ -35,7 +35,7 @@ bottleneck. A one-flip tabu search with a long tenure (``[n/20, n/10]`` moves) m
 "Breakout local search for the Max-Cut problem", Eng. Appl. of AI 26(3), 2013), whose
 strength is millions of cheap iterations, stalled near 0.985-0.99 in numpy, and so did the
 tabu search with a short tenure. With a search this strong the child has little left to add
-on G-set: docs/solvers-qaoa.md measures the same search without a child (``repairs=0``) and
+on G-set: docs/benchmarks/qaoa.md measures the same search without a child (``repairs=0``) and
 with random answers beside it.
 
 Implemented with numpy and scipy on dimod rather than on dwave-hybrid: importing ``hybrid``

@@ -48,7 +48,7 @@ __all__ = [
 #: The solver effort routing prefers (``defaults=`` of :func:`qopt.solvers.resolve_solver`):
 #: one read of 20 sweeps, where a backend has those options. Routing refines a classical
 #: warm start; at 1024 tokens x 8 experts the anneal keeps the Sinkhorn warm start in every
-#: group at 20 sweeps as at 100 (docs/moe.md), and the sweeps were a third of the solve's CPU.
+#: group at 20 sweeps as at 100 (docs/benchmarks/moe.md), and the sweeps were a third of the solve's CPU.
 ROUTING_SOLVER_DEFAULTS: Mapping[str, Any] = MappingProxyType({"num_reads": 1, "num_sweeps": 20})
 
 WarmStart = Literal["sinkhorn", "greedy"] | None
@@ -149,7 +149,7 @@ def solve_routing(
     batch with the full capacities, which moves tokens between the groups' shares. On a
     linear objective the global pass ends at the exact optimum for ``k = 1`` (and reached it
     on every ``k = 2`` instance measured): there the polish, not the annealer, does the work
-    (docs/moe.md). It never makes the energy worse; ``polish=None`` turns it off.
+    (docs/benchmarks/moe.md). It never makes the energy worse; ``polish=None`` turns it off.
 
     Args:
         scores: Router scores, shape ``(T, E)``, finite.

@@ -17,4 +17,4 @@ run() { if [ "$(id -u)" = 0 ]; then su postgres -s /bin/bash -c "$*"; else bash 
 run "$bin/initdb -D $data/db -A trust -U postgres >/dev/null"
 run "$bin/pg_ctl -D $data/db -l $data/log -o \"-c listen_addresses=127.0.0.1 -p $port -k $data\" -w start >/dev/null"
 run "$bin/createdb -h 127.0.0.1 -p $port -U postgres qopt_test"
-echo "postgresql+psycopg2://postgres@127.0.0.1:$port/qopt_test"
+echo "postgresql://postgres@127.0.0.1:$port/qopt_test"  # the documented form: psycopg 3, from the optuna extra

@@ -16,10 +16,12 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import BaseFinetuning
 from torch import nn
 from torch.optim import Optimizer
+from torch.utils.hooks import RemovableHandle
 
 from qopt._validation import check_float, check_int
 from qopt.circuits import QuantumHead
@@ -186,6 +188,7 @@ class QuantumHeadFinetuning(BaseFinetuning):
                 "and seed (in_features and num_classes are the callback's own arguments)."
             )
         self.head_options = head_options
+        self._hook: RemovableHandle | None = None
 
     @property
     def state_key(self) -> str:
@@ -218,7 +221,24 @@ class QuantumHeadFinetuning(BaseFinetuning):
         if head is not pl_module.get_submodule(self.head_attr):
             _set_submodule(pl_module, self.head_attr, head)
         _submodule(pl_module, self.backbone_attr, "backbone")
+        self._hook = head.register_forward_pre_hook(self._check_feature_vector)
         super().setup(trainer, pl_module, stage)
+
+    def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if self._hook is not None:
+            self._hook.remove()
+            self._hook = None
+
+    def _check_feature_vector(self, _: nn.Module, inputs: tuple[Any, ...]) -> None:
+        features = inputs[0] if inputs else None
+        if isinstance(features, torch.Tensor) and features.dim() != 2:
+            raise InvalidInputError(
+                f"QuantumHeadFinetuning: the backbone '{self.backbone_attr}' gives the head "
+                f"'{self.head_attr}' a tensor of shape {tuple(features.shape)}, not one "
+                "feature vector per example (batch, width). End the backbone with a pooling "
+                "or flattening layer (nn.AdaptiveAvgPool2d(1) then nn.Flatten(), or the "
+                "[CLS] token of a transformer) so that it yields (batch, width)."
+            )
 
     def freeze_before_training(self, pl_module: LightningModule) -> None:
         self.freeze(pl_module.get_submodule(self.backbone_attr), train_bn=self.train_bn)

@@ -127,6 +127,42 @@ def test_the_backbone_unfreezes_on_schedule_into_its_own_param_group() -> None:
     )
 
 
+class MapBackbone(Classifier):
+    """A backbone that yields a feature map (batch, 2, 4), not a feature vector."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.backbone = nn.Sequential(nn.Linear(64, 8), nn.Unflatten(1, (2, 4)))
+        self.classifier = nn.Linear(4, 2)
+
+
+def test_a_backbone_without_a_feature_vector_is_told_to_pool_or_flatten() -> None:
+    with pytest.raises(InvalidInputError, match=r"shape \(64, 2, 4\).*nn.Flatten\(\)"):
+        fit(MapBackbone(), QuantumHeadFinetuning(num_qubits=2), epochs=1)
+
+
+def test_a_run_resumes_from_its_checkpoint_with_the_quantum_head(tmp_path: Path) -> None:
+    model = Classifier()
+    trainer = fit(model, QuantumHeadFinetuning(num_qubits=3, layers=1, seed=0), epochs=1)
+    path = tmp_path / "run.ckpt"
+    trainer.save_checkpoint(path)
+    resumed = Classifier()  # a plain linear head again: the callback replaces it before
+    x, y = digits_0_vs_1()  # the checkpoint's weights are restored
+    trainer = Trainer(
+        max_epochs=3,
+        accelerator="cpu",
+        callbacks=[QuantumHeadFinetuning(num_qubits=3, layers=1, seed=0)],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(resumed, DataLoader(TensorDataset(x, y), batch_size=64), ckpt_path=path)
+    assert isinstance(resumed.classifier, QuantumHead) and trainer.current_epoch == 3
+    assert not any(p.requires_grad for p in resumed.backbone.parameters())
+    assert accuracy(resumed) >= 0.9
+
+
 class NoLinearHead(Classifier):
     def __init__(self) -> None:
         super().__init__()

@@ -488,6 +488,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="skip the classical reference (logistic regression vs the head on breast cancer)",
     )
+    breakeven.add_argument("--json", metavar="PATH", help="also write raw results to PATH")
     breakeven.add_argument("--plot", metavar="PATH", help="also write qubits vs joules to PATH")
     breakeven.set_defaults(run=_breakeven)
     return parser

@@ -360,8 +360,16 @@ def test_breakeven_measures_fits_and_prints_the_crossing_with_its_range(tmp_path
         "--no-classical",
         "--plot",
         str(plot),
+        "--json",
+        str(tmp_path / "breakeven.json"),
     )
     assert code == 0
+    raw = json.loads((tmp_path / "breakeven.json").read_text())
+    assert raw["break_even"]["cost"]["qubits"] == [2, 5] and raw["break_even"]["circuits"] == [
+        8,
+        48,
+    ]
+    assert raw["break_even"]["qpu"]["system_watts"] == 25000 and "machine" in raw
     assert "circuits per step = 8 + 48 n (parameter shift)" in text
     assert "modelled: 25000 W x (1 job x 1 s + circuits x 1000 shots x 0.001 s)" in text
     assert "break-even:" in text and "range over the inputs' uncertainty" in text

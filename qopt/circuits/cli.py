@@ -59,6 +59,11 @@ def breakeven_command(args: argparse.Namespace, out: TextIO) -> int:
         cost, qpu, uncertainty=ranges, from_qubits=args.fit_from, classical=classical
     )
     out.write(result.table() + "\n")
+    if args.json:
+        from qopt.bench import write_results
+
+        written = write_results(args.json, {"break_even": result, "table": result.table()})
+        out.write(f"raw results written to {written}\n")
     if args.plot:
         out.write(f"plot written: {result.plot(args.plot)}\n")
     return 0

@@ -12,7 +12,7 @@ only its training steps are counted (its scoring episodes are free, which favour
 Per task and method the table gives how many seeds reached the threshold, the median steps to
 it with the [25 %, 75 %] spread (a seed that did not reach it counts as never: ``>budget``),
 the median wall and CPU seconds and joules per run (estimated unless a RAPL counter was read),
-and one-sided tests that ``qubo`` (``--reference``) needs fewer steps than each other method: Mann-Whitney U
+the median best return at the end, and one-sided tests that ``qubo`` (``--reference``) needs fewer steps than each other method: Mann-Whitney U
 over seeds, and the paired Wilcoxon signed-rank test (seed k of one method against seed k of
 the other, same episodes; a run that never reached the threshold counts the steps it spent,
 which understates its cost). Raw runs, with each run's best-so-far return against steps, are
@@ -247,7 +247,7 @@ def spread(values: list[float], budget: int) -> str:
 def table(rows: list[dict[str, Any]], reference: str = "qubo") -> str:
     lines = []
     header = (
-        f"{'task':<20}{'method':<8}{'solved':<8}{'steps to threshold':<30}"
+        f"{'task':<20}{'method':<10}{'solved':<8}{'steps to threshold':<30}{'best return':<13}"
         f"{'wall s':<9}{'CPU s':<9}{'joules':<10}{'MWU p':<9}{'Wilcoxon p':<10}"
     )
     lines += [header, "-" * len(header)]
@@ -268,8 +268,9 @@ def table(rows: list[dict[str, Any]], reference: str = "qubo") -> str:
                 wil = test_wilcoxon(qubo, runs)
             joules = [r["joules"] for r in runs if r["joules"] is not None]
             lines.append(
-                f"{task_name:<20}{method:<8}{f'{solved}/{len(runs)}':<8}"
+                f"{task_name:<20}{method:<10}{f'{solved}/{len(runs)}':<8}"
                 f"{spread(steps, task.budget):<30}"
+                f"{statistics.median(r['best_return'] for r in runs):<13.4g}"
                 f"{statistics.median(r['wall_s'] for r in runs):<9.2f}"
                 f"{statistics.median(r['cpu_s'] for r in runs):<9.2f}"
                 f"{(statistics.median(joules) if joules else math.nan):<10.0f}"
@@ -320,7 +321,8 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
                     curves.append(np.where(index >= 0, v[np.maximum(index, 0)], np.nan))
             if curves:
                 # Once a run stops at the threshold its best return stays there.
-                ax.plot(grid, np.nanmedian(np.array(curves), axis=0), label=method)
+                colour = f"C{[*ARMS, 'ppo'].index(method)}"
+                ax.plot(grid, np.nanmedian(np.array(curves), axis=0), label=method, color=colour)
         ax.axhline(TASKS[task_name].target, color="grey", lw=0.8, ls="--")
         ax.set(title=task_name, xlabel="environment steps", ylabel="best return (median)")
         ax.legend(fontsize=8)

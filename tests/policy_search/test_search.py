@@ -93,7 +93,9 @@ def test_a_discretization_too_large_for_the_solver() -> None:
     policy = TabularPolicy(
         episodes.observation_space, episodes.action_space, bins=10, low=-3, high=3
     )
-    with pytest.raises(ProblemTooLargeError, match=r"TabularPolicy .*10000 bits.*max_bits=1024.*fewer bins"):
+    with pytest.raises(
+        ProblemTooLargeError, match=r"TabularPolicy .*10000 bits.*max_bits=1024.*fewer bins"
+    ):
         make_proposer("qubo", policy)
     coarse = TabularPolicy(
         episodes.observation_space, episodes.action_space, bins=(1, 1, 6, 6), low=-3, high=3

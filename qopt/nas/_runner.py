@@ -516,6 +516,10 @@ def _heartbeats(storage: RDBStorage | None, study: optuna.Study, number: int) ->
         return
     study_id = storage.get_study_id_from_name(study.study_name)
     trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, number)
+    # The first heartbeat before the mark: a worker killed between the two leaves a trial
+    # failed by its stale heartbeat; the other order left a marked trial with no heartbeat,
+    # which neither fail_stale_trials nor the never-beat rule of _fail_stale would ever fail.
+    storage.record_heartbeat(trial_id)
     storage.set_trial_user_attr(trial_id, _BEATING, True)
     stop = threading.Event()
 
@@ -523,7 +527,6 @@ def _heartbeats(storage: RDBStorage | None, study: optuna.Study, number: int) ->
         while not stop.wait(HEARTBEAT_INTERVAL_S):
             storage.record_heartbeat(trial_id)
 
-    storage.record_heartbeat(trial_id)
     thread = threading.Thread(target=beat, name=f"qopt-nas-heartbeat-{number}", daemon=True)
     thread.start()
     try:

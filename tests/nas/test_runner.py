@@ -7,6 +7,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -479,3 +480,44 @@ def test_what_a_killed_runner_leaves_in_the_journal_does_not_stall_or_break_a_re
         summary = run_search(space, run_dir=tmp_path, sampler="random", n_trials=6, seed=0)
     assert summary.n_evaluated == 6
     assert status(tmp_path).n_evaluated == 6
+
+
+def test_a_worker_killed_as_its_trial_starts_beating_leaves_a_trial_that_is_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The worker dies after the first of the two writes that start a trial's heartbeats
+    # (the first heartbeat, the heartbeat mark): whichever it was, the trial must not run
+    # for ever, holding its slot.
+    space = toy_space(max_params=4096)
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    run_search(space, run_dir=tmp_path, storage=url, sampler="random", n_trials=2, seed=0)
+    monkeypatch.setattr(runner, "HEARTBEAT_INTERVAL_S", 1)
+    monkeypatch.setattr(runner, "GRACE_PERIOD_S", 1)
+
+    class Killed(BaseException):
+        pass
+
+    record = optuna.storages.RDBStorage.record_heartbeat
+    attr = optuna.storages.RDBStorage.set_trial_user_attr
+
+    def record_then_die(self: optuna.storages.RDBStorage, trial_id: int) -> None:
+        record(self, trial_id)
+        raise Killed
+
+    def set_attr(self: optuna.storages.RDBStorage, trial_id: int, key: str, value: Any) -> None:
+        attr(self, trial_id, key, value)
+        if key == runner._BEATING:
+            raise Killed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(optuna.storages.RDBStorage, "record_heartbeat", record_then_die)
+        patch.setattr(optuna.storages.RDBStorage, "set_trial_user_attr", set_attr)
+        with pytest.raises(Killed):
+            run_search(space, run_dir=tmp_path, storage=url, sampler="random", n_trials=3)
+    time.sleep(1.5)
+    store = runner._open_storage(None, url)
+    study = optuna.load_study(study_name=space.name, storage=store)
+    runner._fail_stale(study, store)
+    assert not study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
+    summary = run_search(space, run_dir=tmp_path, storage=url, sampler="random", n_trials=3)
+    assert (summary.n_evaluated, summary.n_interrupted) == (3, 1)

@@ -204,7 +204,7 @@ def test_a_dead_workers_trial_on_a_database_is_failed_and_its_evaluation_made_up
     storage = None  # one connection for the polls: fewer locks on the worker's database
     while time.monotonic() < deadline and worker.poll() is None:
         time.sleep(0.2)
-        if not (tmp_path / "nas.db").exists():
+        if not (run_dir / "run.json").exists():  # written once the database is made
             continue
         try:
             storage = storage or optuna.storages.RDBStorage(url)

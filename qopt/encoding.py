@@ -57,6 +57,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 import dimod
 import numpy as np
 
+from qopt import moves
 from qopt._validation import check_int
 from qopt.exceptions import InvalidProblemError, SolverConfigurationError
 
@@ -606,6 +607,8 @@ class SpaceEncoding:
             self.parameters[name] = encoding
             offset += encoding.n_bits
         self.n_bits = offset
+        #: The number of values of each parameter, by name (the moves of :mod:`qopt.moves`).
+        self.sizes = {n: p.n_values for n, p in self.parameters.items()}
         self.groups = np.concatenate(
             [np.full(p.n_bits, g, dtype=np.int64) for g, p in enumerate(self.parameters.values())]
             or [np.zeros(0, dtype=np.int64)]
@@ -834,7 +837,7 @@ class SpaceEncoding:
             {n: 0 for n in self.parameters},
             {n: p.n_values - 1 for n, p in self.parameters.items()},
         ]
-        starts += [self._random_indices(rng) for _ in range(8)]
+        starts += [moves.random_point(self.sizes, rng) for _ in range(8)]
         for start in starts:
             indices = self._descend_violation(start, None, None)
             if self.constraint_violation(indices) <= 1e-9:
@@ -869,31 +872,19 @@ class SpaceEncoding:
         self, indices: dict[str, int], energy: DenseEnergy | None, rng: np.random.Generator | None
     ) -> dict[str, int]:
         """Greedy single-parameter moves that reduce the violation until feasible or stuck."""
-        indices = dict(indices)
         names = sorted({n for _, terms in self._constraint_rows for n in terms})
-        current = self.constraint_violation(indices)
-        for _ in range(4 * sum(self.parameters[n].n_values for n in names) + 4):
-            if current <= 1e-9:
-                break
-            best: tuple[float, float, str, int] | None = None
-            for name in names:
-                for k in range(self.parameters[name].n_values):
-                    if k == indices[name]:
-                        continue
-                    trial = {**indices, name: k}
-                    violation = self.constraint_violation(trial)
-                    tie = (
-                        energy.of(self.encode_indices(trial))
-                        if energy is not None
-                        else abs(k - indices[name])
-                    )
-                    if best is None or (violation, tie) < best[:2]:
-                        best = (violation, tie, name, k)
-            if best is None or best[0] >= current - 1e-12:
-                break
-            indices[best[2]] = best[3]
-            current = best[0]
-        return indices
+        return moves.descend(
+            indices,
+            self.sizes,
+            self.constraint_violation,
+            tie=None
+            if energy is None
+            else lambda trial, _, __: energy.of(self.encode_indices(trial)),
+            names=names,
+            tolerance=1e-9,
+            min_gain=1e-12,
+            max_steps=4 * sum(self.sizes[n] for n in names) + 4,
+        )
 
     def constrained_qubo(self, objective: dimod.BinaryQuadraticModel) -> ConstrainedQUBO:
         """The objective over the bits with the encoding's and the user's constraints.
@@ -1109,12 +1100,9 @@ class SpaceEncoding:
         return row
 
     # ----------------------------------------------------------------- designs
-    def _random_indices(self, rng: np.random.Generator) -> dict[str, int]:
-        return {n: int(rng.integers(p.n_values)) for n, p in self.parameters.items()}
-
     def random_point(self, rng: np.random.Generator) -> dict[str, int]:
         """Value indices of a uniformly random grid point, repaired to feasibility."""
-        indices = self._random_indices(rng)
+        indices = moves.random_point(self.sizes, rng)
         if self._constraint_rows and self.constraint_violation(indices) > 1e-9:
             indices = self.decode_indices(self.repair(self.encode_indices(indices), rng=rng))
         return indices
@@ -1155,15 +1143,10 @@ class SpaceEncoding:
 
     def neighbours(self, indices: Mapping[str, int]) -> list[dict[str, int]]:
         """Points one step away: an ordered parameter +-1, a categorical to any other choice."""
-        result = []
-        for name, p in self.parameters.items():
-            here = indices[name]
-            if p.scheme == "domain-wall" and p.is_numeric:
-                steps = [k for k in (here - 1, here + 1) if 0 <= k < p.n_values]
-            else:
-                steps = [k for k in range(p.n_values) if k != here]
-            result += [{**indices, name: k} for k in steps]
-        return result
+        ordered = {
+            n for n, p in self.parameters.items() if p.scheme == "domain-wall" and p.is_numeric
+        }
+        return moves.neighbours(indices, self.sizes, ordered=ordered)
 
 
 def _declared_values(parameter: Parameter) -> Sequence[Any]:

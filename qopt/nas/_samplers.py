@@ -18,6 +18,7 @@ from optuna.samplers import BaseSampler, RandomSampler
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from qopt import moves
 from qopt.encoding import CategoricalParameter, IntParameter, Parameter, ParameterConstraint
 from qopt.exceptions import SolverConfigurationError
 from qopt.nas._spec import SearchSpace
@@ -235,12 +236,10 @@ class _ArchitectureSampler(BaseSampler):
         return int(self._rng.integers(param_distribution.low, param_distribution.high + 1))
 
     def _random_untaken(self, taken: set[tuple[int, ...]]) -> dict[str, Any]:
-        arch = self._space.random_architecture(self._rng)
-        for _ in range(200):
-            if _key(self._space, arch) not in taken:
-                break
-            arch = self._space.random_architecture(self._rng)
-        return arch
+        space = self._space
+        return moves.random_untaken(
+            lambda: space.random_architecture(self._rng), lambda a: _key(space, a), taken
+        )
 
     @abc.abstractmethod
     def _propose(

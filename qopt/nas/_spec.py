@@ -18,6 +18,7 @@ import numpy as np
 import yaml
 from pydantic import ValidationError
 
+from qopt import moves
 from qopt.exceptions import FileFormatError, InvalidProblemError
 from qopt.nas._schema import (
     BudgetSection,
@@ -391,6 +392,8 @@ class SearchSpace:
                     "twice; give each choice a unique name."
                 )
             self.choices[c.name] = c
+        #: The number of values of each choice, by name (the moves of :mod:`qopt.moves`).
+        self.sizes = {n: len(c.values) for n, c in self.choices.items()}
         if not self.choices:
             raise InvalidProblemError(
                 f"{where_in_spec(self.source, 'choices')}: the space has no choices."
@@ -557,22 +560,18 @@ class SearchSpace:
             True
         """
         for _ in range(tries):
-            positions = {n: int(rng.integers(len(c.values))) for n, c in self.choices.items()}
+            positions = moves.random_point(self.sizes, rng)
             if self._violation_at(positions) <= 0.0:
                 return self.architecture(positions)
         return self.repair(self.architecture(positions), rng=rng)
 
     def neighbours(self, architecture: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Architectures one change away (any other value of one choice), within budget."""
-        positions = self.positions(architecture)
-        result = []
-        for name, c in self.choices.items():
-            for k in range(len(c.values)):
-                if k != positions[name]:
-                    moved = {**positions, name: k}
-                    if self._violation_at(moved) <= 0.0:
-                        result.append(self.architecture(moved))
-        return result
+        return [
+            self.architecture(moved)
+            for moved in moves.neighbours(self.positions(architecture), self.sizes)
+            if self._violation_at(moved) <= 0.0
+        ]
 
     def repair(
         self, architecture: Mapping[str, Any], *, rng: np.random.Generator | None = None
@@ -582,22 +581,14 @@ class SearchSpace:
         Each step takes the change that most reduces the total relative excess; if greedy
         descent sticks, the known feasible architecture found at construction is returned.
         """
-        positions = self.positions(architecture)
-        current = self._violation_at(positions)
-        while current > 0.0:
-            best: tuple[float, float, str, int] | None = None
-            for name, c in self.choices.items():
-                for k in range(len(c.values)):
-                    if k == positions[name]:
-                        continue
-                    v = self._violation_at({**positions, name: k})
-                    tie = float(rng.random()) if rng is not None else abs(k - positions[name])
-                    if best is None or (v, tie) < best[:2]:
-                        best = (v, tie, name, k)
-            if best is None or best[0] >= current:
-                return dict(self._anchor)
-            positions[best[2]] = best[3]
-            current = best[0]
+        positions = moves.descend(
+            self.positions(architecture),
+            self.sizes,
+            self._violation_at,
+            tie=None if rng is None else lambda *_: float(rng.random()),
+        )
+        if self._violation_at(positions) > 0.0:
+            return dict(self._anchor)
         return self.architecture(positions)
 
     def iter_architectures(self) -> Iterator[dict[str, Any]]:
@@ -637,10 +628,7 @@ class SearchSpace:
             )
             for n, c in self.choices.items()
         }
-        starts = [cheapest] + [
-            {n: int(rng.integers(len(c.values))) for n, c in self.choices.items()}
-            for _ in range(20)
-        ]
+        starts = [cheapest] + [moves.random_point(self.sizes, rng) for _ in range(20)]
         for start in starts:
             positions = dict(start)
             if self._violation_at(positions) <= 0.0:

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from qopt import moves
 from qopt.encoding import DenseEnergy, SpaceEncoding
 from qopt.search.history import point_key
 
@@ -24,12 +25,7 @@ def random_untaken(
         >>> random_untaken(space, {(0,), (1,)}, np.random.default_rng(0))
         {'x': 2}
     """
-    point = space.random_point(rng)
-    for _ in range(200):
-        if point_key(point) not in taken or len(taken) >= space.size:
-            break
-        point = space.random_point(rng)
-    return point
+    return moves.random_untaken(lambda: space.random_point(rng), point_key, taken, size=space.size)
 
 
 def best_neighbour(

@@ -12,6 +12,7 @@ from collections.abc import Hashable, Mapping
 
 import numpy as np
 
+from qopt import moves
 from qopt.encoding import DenseEnergy, SpaceEncoding
 from qopt.search.history import History
 
@@ -71,15 +72,8 @@ class HammingBall:
 
     def _neighbours(self, indices: Mapping[str, int]) -> list[dict[str, int]]:
         """Points one step away in this distance (one-hot: any other value; else +-1)."""
-        result = []
-        for name, p in self.space.parameters.items():
-            here = indices[name]
-            if name in self._one_hot:
-                steps = [k for k in range(p.n_values) if k != here]
-            else:
-                steps = [k for k in (here - 1, here + 1) if 0 <= k < p.n_values]
-            result += [{**indices, name: k} for k in steps]
-        return result
+        ordered = self.space.sizes.keys() - self._one_hot
+        return moves.neighbours(indices, self.space.sizes, ordered=ordered)
 
     def points(self, energy: DenseEnergy) -> list[tuple[float, tuple[int, ...], dict[str, int]]]:
         """Every feasible ball point as ``(energy, key, indices)``, ring by ring.

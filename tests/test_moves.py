@@ -1,0 +1,83 @@
+"""qopt.moves: neighbours, random points, untaken draws and greedy repair over value positions."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from qopt.moves import descend, neighbours, random_point, random_untaken
+
+
+def test_neighbours_step_ordered_parameters_by_one_and_others_to_any_value() -> None:
+    sizes = {"depth": 4, "op": 3}
+    moves = neighbours({"depth": 0, "op": 1}, sizes, ordered={"depth"})
+    assert moves == [{"depth": 1, "op": 1}, {"depth": 0, "op": 0}, {"depth": 0, "op": 2}]
+    every = neighbours({"depth": 0, "op": 1}, sizes)
+    assert len(every) == 3 + 2
+    assert all(sum(m[n] != p for n, p in {"depth": 0, "op": 1}.items()) == 1 for m in every)
+
+
+def test_random_point_draws_one_integer_per_parameter_in_order() -> None:
+    sizes = {"a": 5, "b": 7, "c": 2}
+    point = random_point(sizes, np.random.default_rng(3))
+    expected = np.random.default_rng(3)
+    assert point == {n: int(expected.integers(m)) for n, m in sizes.items()}
+    assert all(0 <= point[n] < m for n, m in sizes.items())
+
+
+def test_random_untaken_redraws_until_free_and_stops_when_the_space_is_full() -> None:
+    rng = np.random.default_rng(0)
+    draws: list[int] = []
+
+    def draw() -> dict[str, int]:
+        point = random_point({"x": 4}, rng)
+        draws.append(point["x"])
+        return point
+
+    free = random_untaken(draw, lambda p: p["x"], {0, 1, 2})
+    assert free == {"x": 3}
+    draws.clear()
+    random_untaken(draw, lambda p: p["x"], {0, 1, 2, 3}, size=4)
+    assert len(draws) == 1  # a full space: no redraws
+    draws.clear()
+    random_untaken(draw, lambda p: p["x"], {0, 1, 2, 3}, tries=5)
+    assert len(draws) == 6  # no size given: every try is spent
+
+
+def test_descend_reaches_feasibility_with_the_cheapest_change() -> None:
+    # cost(a) + cost(b) <= 4, with a's values costing 0, 3, 6 and b's 0, 2, 4.
+    sizes = {"a": 3, "b": 3}
+
+    def violation(p: Mapping[str, int]) -> float:
+        return max(0.0, 3 * p["a"] + 2 * p["b"] - 4)
+
+    repaired = descend({"a": 2, "b": 2}, sizes, violation)
+    assert violation(repaired) == 0.0
+    assert repaired == {"a": 0, "b": 2}  # one change (a: 2 -> 0) removes the excess of 6
+
+
+def test_descend_breaks_ties_with_the_tie_function_and_honours_names() -> None:
+    sizes = {"a": 3, "b": 3}
+
+    def violation(p: Mapping[str, int]) -> float:
+        return float(p["a"] + p["b"] > 2)
+
+    by_distance = descend({"a": 2, "b": 2}, sizes, violation)
+    assert violation(by_distance) == 0.0
+    prefer_b = descend(
+        {"a": 2, "b": 2}, sizes, violation, tie=lambda trial, name, k: float(name == "a")
+    )
+    assert prefer_b["a"] == 2 and violation(prefer_b) == 0.0
+    only_a = descend({"a": 2, "b": 2}, sizes, violation, names=["a"])
+    assert only_a["b"] == 2 and violation(only_a) == 0.0
+
+
+def test_descend_stops_when_stuck_or_out_of_steps() -> None:
+    stuck = descend({"a": 1}, {"a": 3}, lambda p: 1.0)
+    assert stuck == {"a": 1}
+    cost = [9.0, 6.0, 3.0, 0.0]
+    one_step = descend({"a": 0}, {"a": 4}, lambda p: cost[p["a"]], max_steps=1)
+    assert one_step == {"a": 3}
+    frozen = descend({"a": 0}, {"a": 4}, lambda p: cost[p["a"]], names=[])
+    assert frozen == {"a": 0}

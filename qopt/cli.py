@@ -292,8 +292,11 @@ def _bench(args: argparse.Namespace, out: TextIO) -> int:
     )
     from qopt.io import load_problem
 
-    if args.seeds < 1:
-        raise _UsageError(f"--seeds must be a positive integer. Got {args.seeds} instead.")
+    if not 1 <= args.seeds <= 2**32:
+        # Run i is seeded i: a seed beyond 32 bits is no seed, and a count that large never ends.
+        raise _UsageError(
+            f"--seeds must be a positive integer up to {2**32}. Got {args.seeds} instead."
+        )
     if not 0 < args.target_ratio <= 1:
         raise _UsageError(f"--target-ratio must be in (0, 1]. Got {args.target_ratio} instead.")
     names = list(dict.fromkeys(n.strip() for n in args.solvers.split(",") if n.strip()))

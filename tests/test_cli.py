@@ -397,3 +397,14 @@ def test_breakeven_requires_every_qpu_input(capsys: pytest.CaptureFixture[str]) 
         run("breakeven", "--qpu-watts", "25000")
     assert exit_.value.code == 2
     assert "--shot-seconds" in capsys.readouterr().err
+
+
+def test_bench_refuses_more_seeds_than_there_are(
+    triangle: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, text = run("bench", str(triangle), "--format", "maxcut", "--seeds", str(10**20))
+    assert (
+        code == 2
+        and text == ""
+        and "--seeds must be a positive integer up to" in capsys.readouterr().err
+    )

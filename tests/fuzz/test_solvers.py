@@ -171,3 +171,29 @@ def test_huge_biases_never_abort_a_native_sampler(name: str, linear: str, quadra
     assert run.stdout.startswith(("refused: ", "solved: ")), run.stdout
     if run.stdout.startswith("refused: "):
         assert "InvalidProblemError" in run.stdout and "bias" in run.stdout
+
+
+REMOTE: list[tuple[str, str]] = [
+    ("qopt.solvers.dwave", "DWaveSolver"),
+    ("qopt.solvers.dwave", "LeapHybridSolver"),
+    ("qopt.solvers.qiskit_qaoa", "QiskitQAOASolver"),
+]
+
+
+@pytest.mark.parametrize(("module", "name"), REMOTE, ids=[n for _, n in REMOTE])
+@FUZZ
+@given(data=st.data())
+def test_remote_and_qiskit_constructors(module: str, name: str, data: st.DataObject) -> None:
+    # Built only, never sampled: construction connects to nothing. 'backend' and 'sampler'
+    # take objects (an IBM backend name would be looked up online).
+    pytest.importorskip(
+        module.replace("qopt.solvers.dwave", "dwave.system").replace(
+            "qopt.solvers.qiskit_qaoa", "qiskit_optimization"
+        )
+    )
+    import importlib
+
+    cls = getattr(importlib.import_module(module), name)
+    allowed = [k for k in inspect.signature(cls).parameters if k not in ("backend", "sampler")]
+    names = data.draw(st.lists(st.sampled_from(allowed), unique=True, max_size=3))
+    build_or_refuse(cls, {k: data.draw(values, label=k) for k in names})

@@ -9,12 +9,12 @@ encodings below :mod:`qopt.search` can use it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Hashable, Iterable, Mapping
+from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, Mapping
 from typing import TypeVar
 
 import numpy as np
 
-__all__ = ["descend", "neighbours", "random_point", "random_untaken"]
+__all__ = ["descend", "neighbours", "random_point", "random_untaken", "rings"]
 
 P = TypeVar("P")
 
@@ -39,6 +39,48 @@ def neighbours(
             steps = [k for k in range(size) if k != here]
         result += [{**point, name: k} for k in steps]
     return result
+
+
+def rings(
+    centre: Mapping[str, int],
+    step: Callable[[dict[str, int]], list[dict[str, int]]],
+    score: Callable[[dict[str, int]], float],
+    *,
+    radius: int,
+    beam: int,
+    exact: int = 0,
+    keep: Callable[[dict[str, int]], bool] | None = None,
+) -> Iterator[list[tuple[float, tuple[int, ...], dict[str, int]]]]:
+    """The points 1, 2, ... ``radius`` steps from ``centre``, ring by ring, as sorted lists
+    of ``(score, key, point)`` (``key``: the point's positions as a tuple).
+
+    A ring is every point one ``step`` from the previous ring's seeds not met before, less
+    those ``keep`` refuses (they are neither scored nor stepped from). The seeds are the whole
+    ring while it holds at most ``exact`` points, else its ``beam`` lowest. Lazy: a caller that
+    stops early scores nothing further.
+
+    Examples:
+        >>> sizes = {"a": 3, "b": 3}
+        >>> step = lambda p: neighbours(p, sizes, ordered=sizes)
+        >>> total = lambda p: p["a"] + p["b"]
+        >>> [[r[1] for r in ring] for ring in rings({"a": 0, "b": 0}, step, total, radius=2, beam=1)]
+        [[(0, 1), (1, 0)], [(0, 2), (1, 1)]]
+    """
+    frontier = [dict(centre)]
+    seen = {tuple(centre.values())}
+    for _ in range(radius):
+        ring = []
+        for here in frontier:
+            for point in step(here):
+                key = tuple(point.values())
+                if key in seen:
+                    continue
+                seen.add(key)
+                if keep is None or keep(point):
+                    ring.append((score(point), key, point))
+        ring.sort(key=lambda r: (r[0], r[1]))
+        yield ring
+        frontier = [r[2] for r in (ring if len(ring) <= exact else ring[:beam])]
 
 
 def random_point(sizes: Mapping[str, int], rng: np.random.Generator) -> dict[str, int]:

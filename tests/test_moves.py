@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from qopt.moves import descend, neighbours, random_point, random_untaken
+from qopt.moves import descend, neighbours, random_point, random_untaken, rings
 
 
 def test_neighbours_step_ordered_parameters_by_one_and_others_to_any_value() -> None:
@@ -81,3 +81,33 @@ def test_descend_stops_when_stuck_or_out_of_steps() -> None:
     assert one_step == {"a": 3}
     frozen = descend({"a": 0}, {"a": 4}, lambda p: cost[p["a"]], names=[])
     assert frozen == {"a": 0}
+
+
+def test_rings_walk_outwards_seed_from_the_beam_and_skip_refused_points() -> None:
+    sizes = {"a": 4, "b": 4}
+
+    def step(p: dict[str, int]) -> list[dict[str, int]]:
+        return neighbours(p, sizes, ordered=sizes)
+
+    def total(p: Mapping[str, int]) -> float:
+        return float(p["a"] + p["b"])
+
+    exact = list(rings({"a": 0, "b": 0}, step, total, radius=3, beam=1, exact=100))
+    # Without a beam, ring r holds every point at Manhattan distance r, sorted by score.
+    assert [sorted(r[1] for r in ring) for ring in exact] == [
+        [(a, b) for a in range(4) for b in range(4) if a + b == r] for r in (1, 2, 3)
+    ]
+    assert all(ring == sorted(ring, key=lambda r: (r[0], r[1])) for ring in exact)
+    narrow = list(rings({"a": 0, "b": 0}, step, total, radius=3, beam=1))
+    assert [len(ring) for ring in narrow] == [2, 2, 2]  # each ring grows from one seed
+    no_b = list(rings({"a": 0, "b": 0}, step, total, radius=3, beam=9, keep=lambda p: p["b"] == 0))
+    assert [[r[1] for r in ring] for ring in no_b] == [[(1, 0)], [(2, 0)], [(3, 0)]]
+    scored: list[dict[str, int]] = []
+
+    def counted(p: dict[str, int]) -> float:
+        scored.append(p)
+        return 0.0
+
+    lazy = rings({"a": 0, "b": 0}, step, counted, radius=3, beam=9)
+    next(lazy)
+    assert len(scored) == 2  # later rings are not scored until asked for

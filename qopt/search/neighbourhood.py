@@ -49,20 +49,15 @@ def best_neighbour(
         >>> best_neighbour(space, energy, {"x": 0}, taken={(0,), (1,)})
         {'x': 2}
     """
-    frontier = [dict(centre)]
-    seen = {point_key(centre)}
-    for _ in range(radius):
-        scored = []
-        for here in frontier:
-            for neighbour in space.neighbours(here):
-                key = point_key(neighbour)
-                if key in seen or space.constraint_violation(neighbour) > 1e-9:
-                    continue
-                seen.add(key)
-                scored.append((energy.of(space.encode_indices(neighbour)), key, neighbour))
-        scored.sort(key=lambda s: (s[0], s[1]))
-        for _, key, neighbour in scored:
+    for ring in moves.rings(
+        centre,
+        space.neighbours,
+        lambda point: energy.of(space.encode_indices(point)),
+        radius=radius,
+        beam=beam,
+        keep=lambda point: space.constraint_violation(point) <= 1e-9,
+    ):
+        for _, key, neighbour in ring:
             if key not in taken:
                 return neighbour
-        frontier = [s[2] for s in scored[:beam]]
     return None

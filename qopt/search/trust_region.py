@@ -82,24 +82,16 @@ class HammingBall:
         rings larger than ``BALL_EXACT`` keep their ``TRUST_BEAM`` lowest as seeds.
         """
         space = self.space
-        frontier = [self.centre]
-        seen = {tuple(self.centre.values())}
         found = []
-        for _ in range(self.radius):
-            ring = []
-            for here in frontier:
-                for neighbour in self._neighbours(here):
-                    key = tuple(neighbour.values())
-                    if key in seen:
-                        continue
-                    seen.add(key)
-                    value = energy.of(space.encode_indices(neighbour))
-                    ring.append((value, key, neighbour))
+        for ring in moves.rings(
+            self.centre,
+            self._neighbours,
+            lambda point: energy.of(space.encode_indices(point)),
+            radius=self.radius,
+            beam=TRUST_BEAM,
+            exact=BALL_EXACT,
+        ):
             found += [r for r in ring if space.constraint_violation(r[2]) <= 1e-9]
-            if len(ring) > BALL_EXACT:
-                ring.sort(key=lambda r: (r[0], r[1]))
-                ring = ring[:TRUST_BEAM]
-            frontier = [r[2] for r in ring]
         return found
 
     def best_untried(

@@ -188,22 +188,29 @@ def test_bench_refuses_an_unwritable_json_path_before_solving(
     assert "--json" in capsys.readouterr().err
 
 
-def test_time_limit_rounds_with_a_seed_are_seeded_apart(
-    triangle: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def built_options(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """The options of every solver the command line builds, in order."""
     import qopt.solvers
 
-    seeds: list[int] = []
+    built: list[dict[str, Any]] = []
     real = qopt.solvers.resolve_solver
 
     def recording(solver: Any, options: Any = None, **kwargs: Any) -> Any:
-        seeds.append((options or {}).get("seed"))
+        built.append(dict(options or {}))
         return real(solver, options, **kwargs)
 
     monkeypatch.setattr(qopt.solvers, "resolve_solver", recording)
+    return built
+
+
+def test_time_limit_rounds_with_a_seed_are_seeded_apart(
+    triangle: Path, built_options: list[dict[str, Any]]
+) -> None:
     code, _ = run(
         "solve", str(triangle), "--format", "maxcut", "--time-limit", "0.2", "--seed", "5"
     )
+    seeds = [options["seed"] for options in built_options]
     assert code == 0 and len(seeds) >= 2
     assert seeds == list(range(5, 5 + len(seeds)))  # round r is seeded 5 + r, none repeats
 
@@ -227,18 +234,8 @@ def test_a_zero_best_known_reports_no_relative_gap(triangle: Path) -> None:
 
 
 def test_solver_options_from_the_command_line(
-    triangle: Path, monkeypatch: pytest.MonkeyPatch
+    triangle: Path, built_options: list[dict[str, Any]]
 ) -> None:
-    import qopt.solvers
-
-    built: list[Any] = []
-    real = qopt.solvers.resolve_solver
-
-    def recording(solver: Any, options: Any = None, **kwargs: Any) -> Any:
-        built.append(dict(options or {}))
-        return real(solver, options, **kwargs)
-
-    monkeypatch.setattr(qopt.solvers, "resolve_solver", recording)
     code, text = run(
         "solve",
         str(triangle),
@@ -255,7 +252,7 @@ def test_solver_options_from_the_command_line(
         "--json",
     )
     assert code == 0 and json.loads(text)["objective"] == 2
-    assert built == [
+    assert built_options == [
         {"seed": 3, "num_reads": 50, "beta_range": [0.1, 5], "decompose": {"subproblem_size": 2}}
     ]
 

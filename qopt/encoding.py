@@ -838,11 +838,10 @@ class SpaceEncoding:
             {n: p.n_values - 1 for n, p in self.parameters.items()},
         ]
         starts += [moves.random_point(self.sizes, rng) for _ in range(8)]
-        for start in starts:
-            indices = self._descend_violation(start, None, None)
-            if self.constraint_violation(indices) <= 1e-9:
-                return indices
-        raise InvalidProblemError(self._infeasible_message())
+        found = moves.first_feasible(starts, self.sizes, self.constraint_violation, **self._descent)
+        if found is None:
+            raise InvalidProblemError(self._infeasible_message())
+        return found
 
     def _infeasible_message(self) -> str:
         for constraint, row in self._constraint_rows:
@@ -868,23 +867,18 @@ class SpaceEncoding:
             "coarse: raise n_bins / max_values). Loosen the bounds or widen the ranges."
         )
 
-    def _descend_violation(
-        self, indices: dict[str, int], energy: DenseEnergy | None, rng: np.random.Generator | None
-    ) -> dict[str, int]:
-        """Greedy single-parameter moves that reduce the violation until feasible or stuck."""
+    @property
+    def _descent(self) -> dict[str, Any]:
+        """The options of :func:`qopt.moves.descend` towards the constraints: only the
+        parameters they name move, each step gains over 1e-12, in a bounded number of steps,
+        until the violation is within 1e-9."""
         names = sorted({n for _, terms in self._constraint_rows for n in terms})
-        return moves.descend(
-            indices,
-            self.sizes,
-            self.constraint_violation,
-            tie=None
-            if energy is None
-            else lambda trial, _, __: energy.of(self.encode_indices(trial)),
-            names=names,
-            tolerance=1e-9,
-            min_gain=1e-12,
-            max_steps=4 * sum(self.sizes[n] for n in names) + 4,
-        )
+        return {
+            "names": names,
+            "tolerance": 1e-9,
+            "min_gain": 1e-12,
+            "max_steps": 4 * sum(self.sizes[n] for n in names) + 4,
+        }
 
     def constrained_qubo(self, objective: dimod.BinaryQuadraticModel) -> ConstrainedQUBO:
         """The objective over the bits with the encoding's and the user's constraints.
@@ -1092,7 +1086,15 @@ class SpaceEncoding:
         if self._constraint_rows:
             indices = self.decode_indices(row)
             if self.constraint_violation(indices) > 1e-9:
-                indices = self._descend_violation(indices, energy, rng)
+                indices = moves.descend(
+                    indices,
+                    self.sizes,
+                    self.constraint_violation,
+                    tie=None
+                    if energy is None
+                    else lambda trial, _, __: energy.of(self.encode_indices(trial)),
+                    **self._descent,
+                )
                 if self.constraint_violation(indices) > 1e-9:
                     assert self._anchor is not None
                     indices = dict(self._anchor)

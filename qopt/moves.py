@@ -10,11 +10,11 @@ encodings below :mod:`qopt.search` can use it.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, Mapping
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
-__all__ = ["descend", "neighbours", "random_point", "random_untaken", "rings"]
+__all__ = ["descend", "first_feasible", "neighbours", "random_point", "random_untaken", "rings"]
 
 P = TypeVar("P")
 
@@ -162,3 +162,29 @@ def descend(
         point[best[2]] = best[3]
         current = best[0]
     return point
+
+
+def first_feasible(
+    starts: Iterable[Mapping[str, int]],
+    sizes: Mapping[str, int],
+    violation: Callable[[Mapping[str, int]], float],
+    *,
+    tolerance: float = 0.0,
+    **options: Any,
+) -> dict[str, int] | None:
+    """The first start that :func:`descend` (with these ``options``) brings within
+    ``tolerance``, or None.
+
+    Examples:
+        >>> cost = {0: 5.0, 1: 3.0, 2: 1.0}
+        >>> over = lambda p: max(0.0, cost[p["w"]] - 2.0)
+        >>> first_feasible([{"w": 0}], {"w": 3}, over, max_steps=0) is None
+        True
+        >>> first_feasible([{"w": 0}, {"w": 1}], {"w": 3}, over)
+        {'w': 2}
+    """
+    for start in starts:
+        point = descend(start, sizes, violation, tolerance=tolerance, **options)
+        if violation(point) <= tolerance:
+            return point
+    return None

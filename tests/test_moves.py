@@ -6,7 +6,14 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from qopt.moves import descend, neighbours, random_point, random_untaken, rings
+from qopt.moves import (
+    descend,
+    first_feasible,
+    neighbours,
+    random_point,
+    random_untaken,
+    rings,
+)
 
 
 def test_neighbours_step_ordered_parameters_by_one_and_others_to_any_value() -> None:
@@ -111,3 +118,15 @@ def test_rings_walk_outwards_seed_from_the_beam_and_skip_refused_points() -> Non
     lazy = rings({"a": 0, "b": 0}, step, counted, radius=3, beam=9)
     next(lazy)
     assert len(scored) == 2  # later rings are not scored until asked for
+
+
+def test_first_feasible_returns_the_first_start_that_descends_within_tolerance() -> None:
+    cost = [5.0, 3.0, 1.0]
+
+    def over(p: Mapping[str, int]) -> float:
+        return max(0.0, cost[p["w"]] - 2.0)
+
+    assert first_feasible([{"w": 0}], {"w": 3}, over, max_steps=0) is None
+    assert first_feasible([{"w": 0}], {"w": 3}, over, tolerance=3.0) == {"w": 0}
+    assert first_feasible([{"w": 2}, {"w": 0}], {"w": 3}, over) == {"w": 2}
+    assert first_feasible([{"w": 0}], {"w": 3}, over, names=[]) is None

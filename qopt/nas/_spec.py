@@ -629,16 +629,10 @@ class SearchSpace:
             for n, c in self.choices.items()
         }
         starts = [cheapest] + [moves.random_point(self.sizes, rng) for _ in range(20)]
-        for start in starts:
-            positions = dict(start)
-            if self._violation_at(positions) <= 0.0:
-                self._anchor = self.architecture(positions)
-                return
-            self._anchor = self.architecture(positions)  # placeholder for repair()
-            repaired = self.repair(self.architecture(positions))
-            if self._violation_at(self.positions(repaired)) <= 0.0:
-                self._anchor = repaired
-                return
+        found = moves.first_feasible(starts, self.sizes, self._violation_at)
+        if found is not None:
+            self._anchor = self.architecture(found)
+            return
         if self.size <= _ENUMERATE_LIMIT:
             for arch in self.iter_architectures():
                 if self._violation_at(self.positions(arch)) <= 0.0:

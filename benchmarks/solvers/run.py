@@ -37,7 +37,7 @@ DEFAULT_DATA = REPO.parent / "shared" / "data"
 
 SOLVERS: dict[str, dict[str, Any]] = {
     "sa": {},  # qopt's defaults: 10 reads x 1000 sweeps
-    "tabu": {"timeout": 200},
+    "tabu": {},  # seeded: 5 restarts, no clock (TabuSolver.SEEDED_RESTARTS)
     "steepest": {"num_reads": 100},
 }
 # QAOA needs 2^n memory: on the 36-node graph it runs under decomposition, from a steepest-descent

@@ -780,9 +780,14 @@ def load_spec(path: str | Path) -> SearchSpace:
     """
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise FileFormatError(f"Cannot read spec file '{path}': {error}.") from error
+    except UnicodeDecodeError as error:
+        raise FileFormatError(
+            f"Spec file '{path}' is not UTF-8 text ({error.reason} at byte {error.start}); "
+            "a spec is a YAML or JSON text file."
+        ) from error
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)

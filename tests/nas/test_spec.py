@@ -106,6 +106,13 @@ def test_malformed_file(tmp_path: Path) -> None:
         load_spec(tmp_path / "missing.yaml")
 
 
+def test_a_binary_spec_file_is_a_file_format_error(tmp_path: Path) -> None:
+    path = tmp_path / "space.yaml"
+    path.write_bytes(b"\xff\xfe\x00binary")
+    with pytest.raises(FileFormatError, match="not UTF-8 text"):
+        load_spec(path)
+
+
 def test_budget_infeasible_together_is_refused() -> None:
     # Each budget alone can be met, not both: w small for one, large for the other.
     w = Choice.integers("w", 1, 4)

@@ -6,8 +6,11 @@ int in [1, inf). Got 0 instead."
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import math
 import numbers
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import dimod
@@ -101,4 +104,27 @@ def check_bqm(bqm: Any, owner: str, *, allow_empty: bool = False) -> dimod.Binar
         f"{MAX_TOTAL_BIAS:g}: energies and annealing temperatures would overflow double "
         "precision (a native solver can crash on it). Divide every bias by one constant; the "
         "minimizer does not change."
+    )
+
+
+def check_no_unknown_keywords(
+    owner: str, unknown: Iterable[str], signature_of: Callable[..., Any]
+) -> None:
+    """Raise for keywords a constructor does not take, naming a close match and the valid ones.
+
+    For constructors that collect stray keywords in ``**unknown`` so a misspelling gets a
+    :class:`SolverConfigurationError` instead of Python's bare ``TypeError``.
+    """
+    unknown = sorted(unknown)
+    if not unknown:
+        return
+    valid = [
+        name
+        for name, p in inspect.signature(signature_of).parameters.items()
+        if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+    ]
+    hints = {n: difflib.get_close_matches(n, valid, n=1) for n in unknown}
+    meant = "".join(f" Did you mean '{h[0]}' for '{n}'?" for n, h in hints.items() if h)
+    raise SolverConfigurationError(
+        f"{owner} got unknown keyword(s) {unknown}.{meant} Its keywords are: {', '.join(valid)}."
     )

@@ -8,9 +8,7 @@ parameters, and its diagnostics into trial system attributes.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import functools
-import inspect
 import logging
 import math
 import threading
@@ -30,6 +28,7 @@ from optuna.search_space import IntersectionSearchSpace
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from qopt._validation import check_no_unknown_keywords
 from qopt.encoding import (
     CategoricalParameter,
     FloatParameter,
@@ -241,8 +240,7 @@ class QuboSampler(BaseSampler):
         **unknown: Any,
     ) -> None:
         owner = type(self).__name__
-        if unknown:
-            raise SolverConfigurationError(_unknown_keywords_message(owner, sorted(unknown)))
+        check_no_unknown_keywords(owner, unknown, QuboSampler)
         constraints = check_constraints(constraints, owner)
         if constraints_func is not None and not callable(constraints_func):
             raise SolverConfigurationError(
@@ -578,13 +576,6 @@ def _set_system_attr(study: Study, trial: FrozenTrial, key: str, value: Any) -> 
     # Optuna has no public way for a sampler to annotate a trial; its own samplers write
     # through the storage like this (e.g. NSGAIISampler's generation attribute).
     study._storage.set_trial_system_attr(trial._trial_id, key, value)
-
-
-def _unknown_keywords_message(owner: str, unknown: list[str]) -> str:
-    valid = [p for p in inspect.signature(QuboSampler).parameters if p != "unknown"]
-    hints = {n: difflib.get_close_matches(n, valid, n=1) for n in unknown}
-    meant = "".join(f" Did you mean '{h[0]}' for '{n}'?" for n, h in hints.items() if h)
-    return f"{owner} got unknown keyword(s) {unknown}.{meant} Its keywords are: {', '.join(valid)}."
 
 
 def _only_value(distribution: BaseDistribution) -> Any:

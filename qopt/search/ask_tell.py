@@ -9,6 +9,7 @@ from typing import Any
 import dimod
 import numpy as np
 
+from qopt._validation import check_no_unknown_keywords
 from qopt.encoding import Parameter, ParameterConstraint
 from qopt.exceptions import InvalidProblemError, SolverConfigurationError
 from qopt.search.engine import ProposalEngine
@@ -113,8 +114,10 @@ class QuboSearch:
         trust_region: int | None = None,
         trust_region_method: str = "solver",
         trust_region_restart: int | None = None,
+        **unexpected: Any,
     ) -> None:
         owner = type(self).__name__
+        check_no_unknown_keywords(owner, unexpected, QuboSearch)
         directions = [directions] if isinstance(directions, str) else list(directions)
         if not directions or any(d not in _DIRECTIONS for d in directions):
             raise SolverConfigurationError(

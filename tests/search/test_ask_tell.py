@@ -91,6 +91,11 @@ def test_several_objectives_are_scalarized() -> None:
         search.tell({"x": 1}, 1.0)
 
 
+def test_a_misspelled_keyword_is_named_with_a_close_match() -> None:
+    with pytest.raises(SolverConfigurationError, match=r"\['trust_radius'\].*'trust_region'"):
+        QuboSearch({"x": IntParameter(0, 3)}, trust_radius=2)
+
+
 def test_configuration_errors_name_the_argument_and_the_valid_values() -> None:
     typo = ParameterConstraint({"widht": 1}, ub=3)
     with pytest.raises(InvalidProblemError, match=r"\['widht'\].*The parameters are: \['x'\]"):

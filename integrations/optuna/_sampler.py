@@ -170,7 +170,7 @@ class QuboSampler(BaseSampler):
             (trial attribute ``"qopt:trust_fallback"``), and only when the ball holds no
             untried point is the QUBO solved over the whole space. Suits rugged spaces where
             a global quadratic surrogate ranks the best points poorly (architecture search:
-            docs/nas.md).
+            docs/benchmarks/nas.md).
         trust_region_method: ``"solver"`` (default: the configured solver minimizes the
             ball's QUBO, as above) or ``"enumerate"`` (the exact minimum over the ball by
             enumeration, breadth-first; rings with more than 4096 points keep their 64
@@ -189,7 +189,7 @@ class QuboSampler(BaseSampler):
             centred on the best trial from that proposal on (trial attributes
             ``"qopt:trust_restart"`` on the restart proposal, ``"qopt:trust_stalled"``: trials
             since the region's best). The best trial overall is kept by the study as always.
-            Off by default: on NAS-Bench-201 it did not help (docs/nas.md).
+            Off by default: on NAS-Bench-201 it did not help (docs/benchmarks/nas.md).
 
     Raises:
         SolverConfigurationError: A keyword or an option is unknown (the valid ones listed) or

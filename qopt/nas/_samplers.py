@@ -57,7 +57,7 @@ SAMPLERS = ("qubo", "random", "evolution", "local", "tpe", "nsga2")
 #: changes = V - sum_v x[v, incumbent_v]) that the configured solver minimizes the surrogate
 #: under, beside the budget (QuboSampler's ``trust_region_method="solver"``;
 #: ``"enumerate"`` finds the same minimum by enumeration). Chosen on seeds 100-129 of
-#: benchmarks/nas/run.py (docs/nas.md): radius 3 over 2 once the solver minimizes over the
+#: benchmarks/nas/run.py (docs/benchmarks/nas.md): radius 3 over 2 once the solver minimizes over the
 #: whole ball (its QUBO does not grow with the radius; NAS-Bench-201's radius-3 ball holds
 #: 1 544 cells). ``trust_region=None, target_transform="rank"`` restores QuboSampler's own
 #: global search.

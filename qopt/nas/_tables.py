@@ -184,7 +184,7 @@ def nbg_lower_bound(dataset: str, kind: str) -> tuple[float, tuple[np.ndarray, .
     four operations) that maximize the summed bound over every cell subject to ``bound <=
     cost`` on every cell. Least squares shifted down by its worst overestimate is also a lower
     bound, but a loose one: at a median parameter budget on Cora it cuts off 3 % of the
-    over-budget cells, this bound 80 % (benchmarks/nas/nbg_cost_model.py, docs/nas.md).
+    over-budget cells, this bound 80 % (benchmarks/nas/nbg_cost_model.py, docs/benchmarks/nas.md).
 
     Returns:
         The constant and, per choice (link, op0..op3), the cost of each value position, each

@@ -62,7 +62,7 @@ SOLVER_DEFAULTS: dict[str, Any] = {"num_sweeps": 300}
 #: Reads per trust-region solve when the solver takes ``num_reads`` and the user set none: the
 #: best-predicted points of the ball are often tried already, so the next-best distinct reads are
 #: needed (agreement with enumeration on 162 NAS-Bench-201 balls of tuning seeds: 32 reads 71 %,
-#: 64 reads 85 %, 128 reads 93 %; docs/nas.md).
+#: 64 reads 85 %, 128 reads 93 %; docs/benchmarks/nas.md).
 TRUST_READS = 64
 #: Penalty weight of the ball's QUBO, in units of the surrogate's largest single-bit energy
 #: change. The provable "auto" weights (1.1 x the objective's whole range, since the ball shares

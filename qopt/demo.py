@@ -103,7 +103,8 @@ def _quantum_head_section(out: TextIO, *, quick: bool, seed: int) -> None:
     ]
     for name, accuracy, wall, joules, provenance in rows:
         out.write(
-            f"  {name:<36} {accuracy:>12.3f} {wall:>7.2f} s {joules:>7.3f} J ({provenance})\n"
+            # Three significant digits: a classical fit takes milliseconds on a quiet machine.
+            f"  {name:<36} {accuracy:>12.3f} {wall:>8.3g} s {joules:>8.3g} J ({provenance})\n"
         )
     quantum_row, classical_row = rows
 

@@ -299,6 +299,11 @@ def get_solver(
 
     spec = solver_spec(name)
     settings = _decompose_settings(decompose, name)
+    if defaults is not None and not isinstance(defaults, Mapping):
+        raise SolverConfigurationError(
+            "The 'defaults' parameter of get_solver must be a mapping of option names to "
+            f"values or None. Got {type(defaults).__name__} instead."
+        )
     solver = _build(spec, options, defaults)
     # The seed a caller prefers also seeds what wraps the backend (the decomposition, the
     # fallback), even where the backend itself has none (exact, dwave).

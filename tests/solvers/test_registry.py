@@ -287,3 +287,8 @@ def test_option_names_come_from_the_backend() -> None:
         "beta_range",
     ]
     assert "seed" not in (solver_spec("exact").option_names() or [])
+
+
+def test_defaults_must_be_a_mapping() -> None:
+    with pytest.raises(SolverConfigurationError, match="'defaults' parameter of get_solver"):
+        get_solver("sa", defaults=True)  # type: ignore[arg-type]

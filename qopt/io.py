@@ -41,6 +41,8 @@ Format = Literal["json", "coo", "maxcut", "beasley"]
 #: The most variables a G-set or Beasley header may declare (the largest G-set graph has
 #: 20,000 nodes): a two-line file declaring 10^9 would otherwise exhaust memory.
 MAX_VARIABLES = 1_000_000
+#: COO indices beyond this do not fit dimod's integer labels (a C ssize_t).
+_MAX_LABEL = 2**62
 FORMATS: tuple[str, ...] = ("json", "coo", "maxcut", "beasley")
 
 
@@ -193,6 +195,11 @@ def _read_coo(path: Path) -> dimod.BinaryQuadraticModel:
         i, j, bias = entry
         if not math.isfinite(bias):
             raise FileFormatError(f"{path}:{number}: the bias {fields[2]!r} is not finite.")
+        if max(abs(i), abs(j)) >= _MAX_LABEL:
+            raise FileFormatError(
+                f"{path}:{number}: the variable index {max(i, j, key=abs)} is out of range; "
+                f"COO indices are integers of magnitude below 2**62."
+            )
         if i == j:
             bqm.add_linear(i, bias)
         else:

@@ -135,3 +135,10 @@ def test_a_file_of_the_other_format_is_refused_naming_both(shared_data: Path) ->
     with pytest.raises(FileFormatError, match="is a Beasley QUBO") as error:
         load_problem(shared_data / "beasley" / "bqp50-1.txt", format="maxcut")
     assert "G-set/rudy MaxCut" in str(error.value) and "--format beasley" in str(error.value)
+
+
+def test_a_coo_index_too_large_for_a_label_is_a_file_format_error(tmp_path: Path) -> None:
+    path = tmp_path / "big.coo"
+    path.write_text("0 9223372036854775808 0\n")
+    with pytest.raises(FileFormatError, match="out of range"):
+        load_problem(path)

@@ -166,7 +166,9 @@ def _read_beasley(path: Path) -> dimod.BinaryQuadraticModel:
 def _read_json(path: Path) -> dimod.BinaryQuadraticModel:
     try:
         model = json.loads(path.read_text(encoding="utf-8"), cls=DimodDecoder)
-    except (ValueError, KeyError, TypeError) as error:
+    except Exception as error:  # dimod's decoder on untrusted input raises many kinds
+        if isinstance(error, OSError):
+            raise
         raise FileFormatError(
             f"{path}: not a dimod JSON serialization ({type(error).__name__}: {error}). Write one "
             "with json.dump(bqm.to_serializable(), f)."

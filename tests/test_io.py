@@ -142,3 +142,13 @@ def test_a_coo_index_too_large_for_a_label_is_a_file_format_error(tmp_path: Path
     path.write_text("0 9223372036854775808 0\n")
     with pytest.raises(FileFormatError, match="out of range"):
         load_problem(path)
+
+
+def test_a_json_label_dimod_cannot_hold_is_a_file_format_error(tmp_path: Path) -> None:
+    bqm = dimod.BinaryQuadraticModel({0: 1.0, 1: -1.0}, {}, 0.0, "BINARY")
+    data = bqm.to_serializable()
+    data["variable_labels"] = [None, 9.223372036854776e18]
+    path = tmp_path / "bqm.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(FileFormatError, match="not a dimod JSON serialization"):
+        load_problem(path)

@@ -72,7 +72,7 @@ class SimulatedAnnealingSolver(_UpstreamSolver):
     instead. Without ``initial_states`` the schedule is dwave-samplers' own default.
 
     Args:
-        num_reads: Independent annealing runs per solve.
+        num_reads: Independent annealing runs per solve (10; dwave-samplers' own default is 1).
         num_sweeps: Sweeps over all variables per run; more sweeps, better minima, more time.
         seed: Seed for reproducible samples; ``None`` draws one.
         beta_range: ``(hot, cold)`` inverse temperatures of the schedule, both positive;

@@ -8,7 +8,6 @@ parameters, and its diagnostics into trial system attributes.
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import math
 import threading
@@ -38,6 +37,7 @@ from qopt.encoding import (
     SpaceEncoding,
 )
 from qopt.exceptions import InvalidProblemError, SolverConfigurationError
+from qopt.optuna_trials import other_claims, record_observed_quantile, set_system_attr
 from qopt.search import (
     CLAIM_ATTR,
     Claim,
@@ -45,12 +45,10 @@ from qopt.search import (
     History,
     ProposalEngine,
     check_constraints,
-    claim_of,
     claim_proposal,
     exhaustion_message,
     feasible_points,
     is_exhausted,
-    outcome_quantile,
     point_key,
     proposal_attrs,
     read_proposal,
@@ -332,7 +330,7 @@ class QuboSampler(BaseSampler):
                 signs,
                 key=key,
                 owner=trial.number,
-                write=lambda claim: _set_system_attr(study, trial, CLAIM_ATTR, claim.to_attr()),
+                write=lambda claim: set_system_attr(study, trial, CLAIM_ATTR, claim.to_attr()),
                 others=lambda: _claims(study, trial, space, search_space, cache),
             )
             params = {
@@ -341,7 +339,7 @@ class QuboSampler(BaseSampler):
             }
             self._share_proposal(study, trial, search_space, params)
             for attr, value in proposal.info.items():
-                _set_system_attr(study, trial, f"qopt:{attr}", value)
+                set_system_attr(study, trial, f"qopt:{attr}", value)
         return params
 
     def sample_independent(
@@ -393,8 +391,8 @@ class QuboSampler(BaseSampler):
                     f"constraints_func returned NaN for trial {trial.number}: "
                     f"{constraint_values}. Return finite floats (<= 0 means satisfied)."
                 )
-            _set_system_attr(study, trial, _CONSTRAINTS_KEY, constraint_values)
-        self._record_observed_quantile(study, trial, state, values)
+            set_system_attr(study, trial, _CONSTRAINTS_KEY, constraint_values)
+        record_observed_quantile(study, trial, state, values)
         if self._stop_when_exhausted:
             self._stop_if_exhausted(study, trial)
         self._independent_sampler.after_trial(study, trial, state, values)
@@ -445,33 +443,6 @@ class QuboSampler(BaseSampler):
             n_points = self._n_points(key, space)
             assert n_points is not None
             _logger.warning(exhaustion_message(space, type(self).__name__, n_points))
-
-    def _record_observed_quantile(
-        self,
-        study: Study,
-        trial: FrozenTrial,
-        state: TrialState,
-        values: Sequence[float] | None,
-    ) -> None:
-        """Store where a model proposal's value landed among the trials completed before it.
-
-        With ``qopt:predicted_quantile`` (the surrogate's forecast of the same, made before the
-        trial ran) this gives an out-of-sample check of the surrogate on every model trial.
-        """
-        if "qopt:predicted_quantile" not in trial.system_attrs or len(study.directions) > 1:
-            return
-        if state not in (TrialState.FAIL, TrialState.COMPLETE):
-            return
-        sign = 1.0 if study.direction == StudyDirection.MINIMIZE else -1.0
-        earlier = [
-            sign * float(t.value)
-            for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if t.number < trial.number and t.value is not None
-        ]
-        complete = state == TrialState.COMPLETE
-        told = sign * float(values[0]) if values is not None and complete else None
-        quantile = outcome_quantile(told, earlier)
-        _set_system_attr(study, trial, "qopt:observed_quantile", quantile)
 
     # --------------------------------------------------------------- internals
     def _space_for(
@@ -547,7 +518,7 @@ class QuboSampler(BaseSampler):
     ) -> None:
         internal = {n: search_space[n].to_internal_repr(v) for n, v in params.items()}
         for key, chunk in proposal_attrs(internal, _PROPOSAL_KEY).items():
-            _set_system_attr(study, trial, key, chunk)
+            set_system_attr(study, trial, key, chunk)
 
     def _sample_constrained_independent(
         self, trial: FrozenTrial, name: str, distribution: FloatDistribution | IntDistribution
@@ -570,12 +541,6 @@ class QuboSampler(BaseSampler):
 
 
 _Encoded = tuple[dict[str, int], np.ndarray]
-
-
-def _set_system_attr(study: Study, trial: FrozenTrial, key: str, value: Any) -> None:
-    # Optuna has no public way for a sampler to annotate a trial; its own samplers write
-    # through the storage like this (e.g. NSGAIISampler's generation attribute).
-    study._storage.set_trial_system_attr(trial._trial_id, key, value)
 
 
 def _only_value(distribution: BaseDistribution) -> Any:
@@ -679,17 +644,7 @@ def _claims(
     cache: dict[int, _Encoded | None],
 ) -> list[Claim]:
     """The other trials' claims (:func:`qopt.search.claim_of`)."""
-    claims = (
-        claim_of(
-            t.number,
-            t.state.is_finished(),
-            t.system_attrs.get(CLAIM_ATTR),
-            functools.partial(_point_on, t, space, search_space, cache),
-        )
-        for t in study.get_trials(deepcopy=False)
-        if t.number != trial.number
-    )
-    return [c for c in claims if c is not None]
+    return other_claims(study, trial, lambda t: _point_on(t, space, search_space, cache))
 
 
 def _params_of(

@@ -6,7 +6,6 @@ Imported lazily by :mod:`qopt.nas._runner`; imports Optuna at top level.
 from __future__ import annotations
 
 import abc
-import functools
 import itertools
 import json
 from collections.abc import Mapping, Sequence
@@ -22,15 +21,14 @@ from qopt import moves
 from qopt.encoding import CategoricalParameter, IntParameter, Parameter, ParameterConstraint
 from qopt.exceptions import SolverConfigurationError
 from qopt.nas._spec import SearchSpace
+from qopt.optuna_trials import other_claims, record_observed_quantile, set_system_attr
 from qopt.search import (
     CLAIM_ATTR,
     Claim,
     EncodingOptions,
     History,
     ProposalEngine,
-    claim_of,
     claim_proposal,
-    outcome_quantile,
     proposal_attrs,
     read_proposal,
 )
@@ -364,10 +362,10 @@ class LocalSearchSampler(_ArchitectureSampler):
                     n for n in self._space.neighbours(arch) if _key(self._space, n) not in taken
                 ]
                 if options:
-                    _set_system_attr(study, trial, "qopt_nas:climb", climb)
+                    set_system_attr(study, trial, "qopt_nas:climb", climb)
                     return options[int(self._rng.integers(len(options)))]
             climb += 1
-        _set_system_attr(study, trial, "qopt_nas:climb", climb)
+        set_system_attr(study, trial, "qopt_nas:climb", climb)
         return self._random_untaken(taken)
 
 
@@ -490,13 +488,13 @@ class QuboArchitectureSampler(BaseSampler):
             history,
             signs,
             owner=trial.number,
-            write=lambda claim: _set_system_attr(study, trial, CLAIM_ATTR, claim.to_attr()),
+            write=lambda claim: set_system_attr(study, trial, CLAIM_ATTR, claim.to_attr()),
             others=lambda: self._claims(study, trial),
         )
         for key, chunk in proposal_attrs(proposal.indices, _PROPOSAL_KEY).items():
-            _set_system_attr(study, trial, key, chunk)
+            set_system_attr(study, trial, key, chunk)
         for attr, value in proposal.info.items():
-            _set_system_attr(study, trial, f"qopt:{attr}", value)
+            set_system_attr(study, trial, f"qopt:{attr}", value)
         return {
             n: k if isinstance(d, IntDistribution) else d.choices[k]  # type: ignore[attr-defined]
             for (n, d), k in zip(
@@ -525,20 +523,7 @@ class QuboArchitectureSampler(BaseSampler):
         state: TrialState,
         values: Sequence[float] | None,
     ) -> None:
-        # Where a model proposal's value landed among the trials completed before it: with
-        # its forecast (qopt:predicted_quantile), the surrogate's out-of-sample check.
-        forecast = "qopt:predicted_quantile" in trial.system_attrs and len(study.directions) == 1
-        if forecast and state in (TrialState.FAIL, TrialState.COMPLETE):
-            sign = 1.0 if study.direction == StudyDirection.MINIMIZE else -1.0
-            earlier = [
-                sign * float(t.value)
-                for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                if t.number < trial.number and t.value is not None
-            ]
-            complete = state == TrialState.COMPLETE
-            told = sign * float(values[0]) if values is not None and complete else None
-            quantile = outcome_quantile(told, earlier)
-            _set_system_attr(study, trial, "qopt:observed_quantile", quantile)
+        record_observed_quantile(study, trial, state, values)
         self._independent_sampler.after_trial(study, trial, state, values)
 
     # --------------------------------------------------------------- internals
@@ -568,17 +553,7 @@ class QuboArchitectureSampler(BaseSampler):
 
     def _claims(self, study: Study, trial: FrozenTrial) -> list[Claim]:
         """The other trials' claims (:func:`qopt.search.claim_of`)."""
-        claims = (
-            claim_of(
-                t.number,
-                t.state.is_finished(),
-                t.system_attrs.get(CLAIM_ATTR),
-                functools.partial(self._known_point, t),
-            )
-            for t in study.get_trials(deepcopy=False)
-            if t.number != trial.number
-        )
-        return [c for c in claims if c is not None]
+        return other_claims(study, trial, self._known_point)
 
     def _history(self, study: Study, trial: FrozenTrial) -> History:
         history = History()
@@ -602,12 +577,6 @@ class QuboArchitectureSampler(BaseSampler):
             elif t.state in (TrialState.RUNNING, TrialState.WAITING):
                 history.add_pending(point, row, restart=restart)
         return history
-
-
-def _set_system_attr(study: Study, trial: FrozenTrial, key: str, value: Any) -> None:
-    # Optuna has no public way for a sampler to annotate a trial; its own samplers write
-    # through the storage like this (e.g. NSGAIISampler's generation attribute).
-    study._storage.set_trial_system_attr(trial._trial_id, key, value)
 
 
 def make_sampler(

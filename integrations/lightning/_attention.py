@@ -73,10 +73,11 @@ class QuboAttentionCallback(Callback):
     DDP: at a due step the statistics are averaged across ranks, rank 0 solves (one solver
     call, one QPU job) and the selection is broadcast, so every rank attends the same blocks.
 
-    A solve that fails installs the greedy selection on the same objective and budget instead
-    (:func:`~qopt.problems.attention.greedy_selection`), warns once per cause
-    (:class:`~qopt.solvers.QoptFallbackWarning`) and is counted in ``num_fallbacks``: training
-    never stops because of the solver. Steps with non-finite queries or keys are left out of
+    A remote solver named by ``solver`` (``"dwave"``, ...) that fails falls back to the local
+    annealer inside the registry (:func:`qopt.solvers.get_solver`, one
+    :class:`~qopt.solvers.QoptFallbackWarning`), so training never stops because of it; such
+    solves are counted in ``num_fallbacks``. A solver instance is used as given: its errors
+    are not hidden. Steps with non-finite queries or keys are left out of
     the statistics, with a warning.
 
     Logged with ``pl_module.log`` at each installation: ``attention/attended_fraction``,
@@ -377,16 +378,14 @@ class QuboAttentionCallback(Callback):
         greedy = greedy_selection(scores, budget, **options)
         selection, warning = greedy, None
         if self.method == "qubo" and blocks > 1:
-            try:
-                solution = solve_attention(
-                    scores, budget, solver=self._sampler, **options, **self.sample_params
-                )
-                selection = solution.value
-            except Exception as error:  # any solver failure: training must go on
-                warning = (
-                    f"the solver failed on module '{name}' ({type(error).__name__}: {error}); "
-                    "it attends the greedy selection instead"
-                )
+            # A remote solver that fails falls back inside the registry's FallbackComposite
+            # (which warns); the solve record says so, and it is counted here.
+            solution = solve_attention(
+                scores, budget, solver=self._sampler, **options, **self.sample_params
+            )
+            selection = solution.value
+            if solution.record.fallback is not None:
+                warning = f"module '{name}': {solution.record.fallback}"
         value = {
             key: selection_value(
                 chosen, scores, redundancy=redundancy, redundancy_weight=self.redundancy_weight
@@ -415,7 +414,6 @@ class QuboAttentionCallback(Callback):
             self.num_solves += 1
             if answer.warning is not None:
                 self.num_fallbacks += 1
-                self._warn(f"solver:{name}", answer.warning)
             self.selections[name] = answer.selection
         self._install({name: answers[name].selection for name in answers})
         if not log:

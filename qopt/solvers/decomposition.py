@@ -294,6 +294,18 @@ class _Search:
         )
 
 
+def _check_not_clock_bound(seed: int | None, time_limit: float | None, owner: str) -> None:
+    """A seeded search is bounded by counts, never by the clock: within a fixed time a loaded
+    machine gets through fewer iterations than an idle one, so the seed would not decide."""
+    if seed is not None and time_limit is not None:
+        raise SolverConfigurationError(
+            f"The 'time_limit' parameter of {owner} cannot be combined with a seed: a seeded "
+            "result must not depend on the clock. Bound a seeded search with 'max_iterations' "
+            f"or 'patience' instead, or drop the seed. Got time_limit={time_limit!r} and "
+            f"seed={seed!r}."
+        )
+
+
 class DecompositionSolver(dimod.ComposedSampler):
     """Solve a BQM of any size with a child limited to ``subproblem_size`` variables.
 
@@ -321,7 +333,9 @@ class DecompositionSolver(dimod.ComposedSampler):
         max_iterations: Iterations (tabu moves and repairs) at most.
         patience: Stop after this many iterations without a lower energy.
         time_limit: Seconds after which to stop (checked between iterations and before each
-            child call); ``None``: none.
+            child call); ``None``: none. Only for an unseeded search: with a ``seed`` it is
+            refused, since a seeded result must not depend on the clock (use
+            ``max_iterations`` or ``patience``).
         initial: ``"sa"`` (default: the best of qopt's default simulated annealing, as
             ``get_solver("sa")`` builds it, so the search never returns worse than that; the
             child's subproblems refine its state), ``"steepest"`` (steepest descent from a
@@ -339,8 +353,9 @@ class DecompositionSolver(dimod.ComposedSampler):
         seed: Seed of the search's choices and of the initial state; ``None`` draws one.
 
     Raises:
-        SolverConfigurationError: An option is out of range, or both ``tabu_moves`` and
-            ``repairs`` are 0 (the search would never move).
+        SolverConfigurationError: An option is out of range, both ``tabu_moves`` and
+            ``repairs`` are 0 (the search would never move), or ``time_limit`` is given with a
+            ``seed``.
 
     Examples:
         >>> import dimod
@@ -411,6 +426,7 @@ class DecompositionSolver(dimod.ComposedSampler):
                 "search would never move. Got tabu_moves=0 and repairs=0 instead."
             )
         self.seed = None if seed is None else check_int(seed, "seed", owner, low=0, high=2**32 - 1)
+        _check_not_clock_bound(self.seed, self.time_limit, owner)
 
     @staticmethod
     def _check_tenure(tenure: Any, owner: str) -> tuple[int, int] | None:
@@ -527,6 +543,7 @@ class DecompositionSolver(dimod.ComposedSampler):
         seed = own.get("seed", self.seed)
         if seed is not None:
             seed = check_int(seed, "seed", call, low=0, high=2**32 - 1)
+        _check_not_clock_bound(seed, time_limit, call)
         if bqm.num_variables == 0:
             return dimod.SampleSet.from_samples_bqm(([], []), bqm)
         if bqm.num_variables <= self.subproblem_size and own.get("initial_state") is None:

@@ -14,6 +14,7 @@ import dimod
 import numpy as np
 import pytest
 
+from qopt.exceptions import SolverConfigurationError
 from qopt.solvers import DecompositionSolver, TabuSolver, get_solver
 
 
@@ -65,6 +66,26 @@ def test_a_decomposition_around_a_seeded_child_repeats_itself() -> None:
         ).sample(bqm)
         for _ in range(2)
     )
+    assert rows(first) == rows(second)
+
+
+def test_a_seeded_decomposition_refuses_a_clock_bound() -> None:
+    # Within a time limit a loaded machine makes fewer iterations than an idle one: with a
+    # seed, only counts (max_iterations, patience) may stop the search.
+    bqm = problem(40, seed=3)
+    with pytest.raises(SolverConfigurationError, match="max_iterations"):
+        DecompositionSolver(TabuSolver(seed=5), time_limit=0.5, seed=9)
+    seeded = DecompositionSolver(TabuSolver(seed=5), subproblem_size=10, seed=9)
+    with pytest.raises(SolverConfigurationError, match="time_limit"):
+        seeded.sample(bqm, time_limit=0.5)
+    clocked = DecompositionSolver(TabuSolver(seed=5), subproblem_size=10, time_limit=0.5)
+    with pytest.raises(SolverConfigurationError, match="seed"):
+        clocked.sample(bqm, seed=9)
+    with pytest.raises(SolverConfigurationError, match="time_limit"):
+        get_solver("sa", seed=1, decompose={"time_limit": 0.5}).sample(bqm)
+    # Unseeded, the clock may stop it; with a seed, counts do and the result repeats.
+    assert clocked.sample(bqm, max_iterations=3).info["decomposition"]["iterations"] <= 3
+    first, second = (seeded.sample(bqm, max_iterations=5, patience=2, seed=4) for _ in range(2))
     assert rows(first) == rows(second)
 
 

@@ -200,6 +200,7 @@ def select(
         "redundancy_weight": args.redundancy_weight,
         # Every query block keeps what top-k gives it; the rest of the budget is shared.
         "min_blocks": even_share(heads, blocks, budget),
+        "window": args.window,
     }
     if name == "greedy":
         return greedy_selection(scores, budget, **options)
@@ -306,6 +307,7 @@ def run_training_arm(
                 solver_options={"seed": seed},
                 redundancy_weight=args.redundancy_weight,
                 min_blocks="even",
+                window=args.window,
             )
         )
     started = time.perf_counter()
@@ -404,6 +406,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--part", choices=("error", "train", "all"), default="all")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--train-seeds", type=int, default=3)
+    parser.add_argument(
+        "--first-seed", type=int, default=0, help="seeds first..first+n-1 (tuning: 100 and up)"
+    )
     parser.add_argument("--fractions", nargs="+", type=float, default=[0.125, 0.25])
     parser.add_argument("--dense-steps", type=int, default=400)
     parser.add_argument("--steps", type=int, default=300)
@@ -418,6 +423,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--redundancy-weight", type=float, default=1.0)
+    parser.add_argument(
+        "--window", type=int, default=1, help="nearest key blocks greedy and qubo always keep"
+    )
     parser.add_argument("--every", type=int, default=25, help="steps between static selections")
     parser.add_argument("--solver", default="sa")
     parser.add_argument("--stdlib-bytes", type=int, default=2_000_000)
@@ -453,14 +461,14 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = []
     if args.part in ("error", "all"):
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             rows += run_error_seed(seed, corpus, args)
             save()
             print(f"  error seed {seed} done", flush=True)
         print(error_report(rows, args))
     if args.part in ("train", "all"):
         for fraction in args.fractions:
-            for seed in range(args.train_seeds):
+            for seed in range(args.first_seed, args.first_seed + args.train_seeds):
                 for arm in args.arms:
                     if arm == "dense" and fraction != args.fractions[0]:
                         continue

@@ -100,6 +100,9 @@ class QuboAttentionCallback(Callback):
             (:func:`~qopt.problems.attention.even_share`, the ``k`` of top-k at this budget),
             so that only the rest of the budget is shared.
         max_blocks: Most key blocks per query block, or None.
+        window: The ``window`` nearest key blocks of every query block (its own and the
+            ``window - 1`` before it) are always attended, as in BigBird's sliding window; the
+            solver chooses the rest of the budget among the blocks before them.
         sample_params: Extra keyword arguments for the solver's ``sample`` at every solve.
         asynchronous: Solve in a background thread (see Schedule).
 
@@ -142,6 +145,7 @@ class QuboAttentionCallback(Callback):
         redundancy_weight: float = 1.0,
         min_blocks: int | Literal["even"] = 1,
         max_blocks: int | None = None,
+        window: int = 1,
         sample_params: dict[str, Any] | None = None,
         asynchronous: bool = False,
     ) -> None:
@@ -173,6 +177,12 @@ class QuboAttentionCallback(Callback):
                 max_blocks, "max_blocks", owner, low=1 if min_blocks == "even" else min_blocks
             )
         )
+        self.window = check_int(window, "window", owner, low=1)
+        if self.max_blocks is not None and self.max_blocks < self.window:
+            raise SolverConfigurationError(
+                f"The 'max_blocks' parameter of {owner} must be at least window={self.window} "
+                f"(the window's blocks are always attended). Got {self.max_blocks} instead."
+            )
         self.sample_params = dict(sample_params or {})
         if not isinstance(asynchronous, bool):
             raise SolverConfigurationError(
@@ -356,7 +366,7 @@ class QuboAttentionCallback(Callback):
         causal = num_heads * num_blocks * (num_blocks + 1) // 2
         budget = math.floor(self.attended_fraction * causal + 1e-9)
         least = 1 if self.min_blocks == "even" else self.min_blocks
-        return max(budget, minimum_budget(num_heads, num_blocks, least))
+        return max(budget, minimum_budget(num_heads, num_blocks, max(least, self.window)))
 
     def _select_all(
         self, statistics: dict[str, tuple[np.ndarray, np.ndarray]]
@@ -374,6 +384,7 @@ class QuboAttentionCallback(Callback):
             "redundancy_weight": self.redundancy_weight,
             "min_blocks": least if self.max_blocks is None else min(least, self.max_blocks),
             "max_blocks": self.max_blocks,
+            "window": min(self.window, blocks - 1) if blocks > 1 else 1,
         }
         greedy = greedy_selection(scores, budget, **options)
         selection, warning = greedy, None

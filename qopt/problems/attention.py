@@ -87,6 +87,7 @@ __all__ = [
     "selection_value",
     "solve_attention",
     "topk_selection",
+    "window_pairs",
 ]
 
 #: Options :func:`solve_attention` prefers where the backend has them and the caller set none.
@@ -322,10 +323,12 @@ def check_selection(
     budget: int | None = None,
     min_blocks: int = 1,
     max_blocks: int | None = None,
+    window: int = 1,
 ) -> None:
     """Raise :class:`~qopt.exceptions.InvalidProblemError` unless ``selection`` is feasible.
 
-    Feasible: boolean ``(H, N, N)`` (or ``(N, N)``), causal, every diagonal block kept, at most
+    Feasible: boolean ``(H, N, N)`` (or ``(N, N)``), causal, every diagonal block kept (every
+    block of the ``window``: :func:`window_pairs`), at most
     ``budget`` pairs in total, between ``min_blocks`` and ``max_blocks`` per query block (as
     far as the query block's causal blocks allow).
 
@@ -358,6 +361,11 @@ def check_selection(
             f"The selection drops {missing} diagonal block(s); every query block must attend "
             "its own block."
         )
+    outside = int((~array & window_pairs(n, window)).sum())
+    if outside:
+        raise InvalidProblemError(
+            f"The selection drops {outside} block(s) of the window={window} nearest key blocks."
+        )
     counts = array.sum(axis=2)
     available = np.arange(1, n + 1)
     low = np.minimum(min_blocks, available)
@@ -387,10 +395,25 @@ def attended_fraction(selection: Any) -> float:
     return float(array.sum()) / total
 
 
-def _diagonal(num_heads: int, num_blocks: int) -> np.ndarray:
-    selection = np.zeros((num_heads, num_blocks, num_blocks), dtype=bool)
-    selection[:, np.arange(num_blocks), np.arange(num_blocks)] = True
-    return selection
+def window_pairs(num_blocks: int, window: int = 1) -> np.ndarray:
+    """The local window: True where key block ``j`` is one of the ``window`` nearest, ``i-window < j <= i``.
+
+    The pairs a selection with ``window=w`` always attends (``w=1``: the own block only).
+
+    Examples:
+        >>> window_pairs(3, 2).astype(int).tolist()
+        [[1, 0, 0], [1, 1, 0], [0, 1, 1]]
+    """
+    i = np.arange(num_blocks)[:, None]
+    j = np.arange(num_blocks)[None, :]
+    mask: np.ndarray = (j <= i) & (i - j < window)
+    return mask
+
+
+def _window(num_heads: int, num_blocks: int, window: int) -> np.ndarray:
+    return np.broadcast_to(
+        window_pairs(num_blocks, window), (num_heads, num_blocks, num_blocks)
+    ).copy()
 
 
 def topk_selection(scores: Any, blocks_per_query: int) -> np.ndarray:
@@ -470,32 +493,52 @@ def bigbird_selection(
 
 @dataclass(frozen=True)
 class _Layout:
-    """Decision variables ``0..V-1``: one per causal off-diagonal pair ``(h, i, j < i)``."""
+    """Decision variables ``0..V-1``: one per causal pair ``(h, i, j <= i - window)``.
+
+    The pairs of the window (``i - window < j <= i``) are always kept and are no variables;
+    query block ``i`` has the ``sizes[i] = max(0, i - window + 1)`` key blocks ``0..sizes[i]-1``
+    to choose from.
+    """
 
     heads: np.ndarray
     rows: np.ndarray  # query block i
     cols: np.ndarray  # key block j
     row_start: np.ndarray  # per (h, i) row (index h * N + i): first variable of the row
+    sizes: np.ndarray  # per query block i: how many variables its row holds
     num_heads: int
     num_blocks: int
+    window: int
 
     @classmethod
-    def of(cls, num_heads: int, num_blocks: int) -> _Layout:
-        i, j = np.tril_indices(num_blocks, -1)  # row-major: (i, j) with j < i, rows in order
+    def of(cls, num_heads: int, num_blocks: int, window: int = 1) -> _Layout:
+        # Row-major: (i, j) with j <= i - window, rows in order.
+        i, j = np.tril_indices(num_blocks, -window)
         per_head = i.size
         heads = np.repeat(np.arange(num_heads), per_head)
-        sizes = np.tile(np.arange(num_blocks), num_heads)  # row i holds i variables
-        row_start = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        sizes = np.maximum(0, np.arange(num_blocks) - window + 1)
+        row_start = np.concatenate([[0], np.cumsum(np.tile(sizes, num_heads))[:-1]])
         return cls(
-            heads, np.tile(i, num_heads), np.tile(j, num_heads), row_start, num_heads, num_blocks
+            heads,
+            np.tile(i, num_heads),
+            np.tile(j, num_heads),
+            row_start,
+            sizes,
+            num_heads,
+            num_blocks,
+            window,
         )
 
     @property
     def size(self) -> int:
         return int(self.heads.size)
 
+    @property
+    def num_fixed(self) -> int:
+        """Pairs of the window, kept whatever the variables say."""
+        return self.num_heads * int(window_pairs(self.num_blocks, self.window).sum())
+
     def selection(self, x: np.ndarray) -> np.ndarray:
-        selection = _diagonal(self.num_heads, self.num_blocks)
+        selection = _window(self.num_heads, self.num_blocks, self.window)
         chosen = np.asarray(x, dtype=bool)
         selection[self.heads[chosen], self.rows[chosen], self.cols[chosen]] = True
         return selection
@@ -506,12 +549,13 @@ class _Layout:
 
 
 def _row_limits(
-    num_blocks: int, min_blocks: int, max_blocks: int | None
+    layout: _Layout, min_blocks: int, max_blocks: int | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per query block, the fewest and most off-diagonal blocks it takes."""
-    available = np.arange(num_blocks)  # off-diagonal causal blocks of row i
-    low = np.minimum(min_blocks - 1, available)
-    high = available if max_blocks is None else np.minimum(max_blocks - 1, available)
+    """Per query block, the fewest and most blocks it takes beyond its window."""
+    available = layout.sizes  # causal blocks of row i outside its window
+    kept = np.minimum(layout.window, np.arange(1, layout.num_blocks + 1))
+    low = np.clip(min_blocks - kept, 0, available)
+    high = available if max_blocks is None else np.clip(max_blocks - kept, 0, available)
     return low, high
 
 
@@ -519,7 +563,7 @@ def _row_limits(
 class _Objective:
     """The selection objective over the variables, to maximize: ``gain . x - x^T Q x``.
 
-    ``gain`` is each block's score less its redundancy with the (always kept) own block;
+    ``gain`` is each block's score less its redundancy with the (always kept) window blocks;
     ``pairs`` holds ``Q`` over pairs of variables of the same query block.
     """
 
@@ -534,19 +578,30 @@ class _Objective:
     weight: float
 
     @classmethod
-    def of(cls, scores: np.ndarray, redundancy: np.ndarray | None, weight: float) -> _Objective:
+    def of(
+        cls, scores: np.ndarray, redundancy: np.ndarray | None, weight: float, window: int = 1
+    ) -> _Objective:
         heads, n, _ = scores.shape
-        layout = _Layout.of(heads, n)
+        layout = _Layout.of(heads, n, window)
         h, i, j = layout.heads, layout.rows, layout.cols
         positive = np.maximum(scores, 0.0)
         gain = scores[h, i, j].copy()
         empty = np.zeros(0, dtype=np.int64)
         rows, cols, cost = [empty], [empty], [np.zeros(0)]
         if redundancy is not None and weight > 0:
-            gain -= weight * redundancy[h, i, j] * np.minimum(positive[h, i, i], positive[h, i, j])
+            for back in range(window):  # the window's blocks i, i-1, ..., i-window+1
+                kept = i - back
+                gain -= (
+                    weight
+                    * redundancy[h, kept, j]
+                    * np.minimum(positive[h, i, kept], positive[h, i, j])
+                )
             for head in range(heads):
-                for row in range(2, n):
-                    a, b = np.triu_indices(row, 1)
+                for row in range(n):
+                    size = int(layout.sizes[row])
+                    if size < 2:
+                        continue
+                    a, b = np.triu_indices(size, 1)
                     c = (
                         weight
                         * redundancy[head, a, b]
@@ -579,11 +634,13 @@ class _Objective:
         )
 
     def row_costs(self, head: int, row: int) -> np.ndarray:
-        """``Q`` among the off-diagonal blocks of one query block, dense ``(row, row)``."""
+        """``Q`` among the variables of one query block, dense ``(size, size)``."""
+        size = int(self.layout.sizes[row])
         if self.redundancy is None or self.weight <= 0:
-            return np.zeros((row, row))
-        p = self.positive[head, row, :row]
-        cost = self.weight * self.redundancy[head, :row, :row] * np.minimum(p[:, None], p[None, :])
+            return np.zeros((size, size))
+        p = self.positive[head, row, :size]
+        r = self.redundancy[head, :size, :size]
+        cost = self.weight * r * np.minimum(p[:, None], p[None, :])
         np.fill_diagonal(cost, 0.0)
         return cost
 
@@ -631,21 +688,24 @@ def selection_value(
 
 
 def _check_limits(
-    heads: int, n: int, budget: Any, min_blocks: Any, max_blocks: Any, owner: str
-) -> tuple[int, int, int | None]:
+    heads: int, n: int, budget: Any, min_blocks: Any, max_blocks: Any, window: Any, owner: str
+) -> tuple[int, int, int | None, int]:
     min_blocks = check_int(min_blocks, "min_blocks", owner, low=1)
+    window = check_int(window, "window", owner, low=1)
     if max_blocks is not None:
-        max_blocks = check_int(max_blocks, "max_blocks", owner, low=min_blocks)
+        max_blocks = check_int(max_blocks, "max_blocks", owner, low=max(min_blocks, window))
     budget = check_int(budget, "budget", owner, low=0)
-    least = minimum_budget(heads, n, min_blocks)
+    least = minimum_budget(heads, n, max(min_blocks, window))
     if budget < least:
         raise InvalidProblemError(
             f"The 'budget' parameter of {owner} is {budget} block pairs, below the minimum of "
             f"{least}: each of the {heads} x {n} query blocks keeps its own block"
+            + (f" and the {window - 1} before it (window={window})" if window > 1 else "")
             + (f" and takes at least min_blocks={min_blocks}" if min_blocks > 1 else "")
-            + f". Give a budget of at least {least}."
+            + f". Give a budget of at least {least}"
+            + (" or a smaller window." if window > 1 else ".")
         )
-    return budget, min_blocks, max_blocks
+    return budget, min_blocks, max_blocks, window
 
 
 def greedy_selection(
@@ -656,10 +716,11 @@ def greedy_selection(
     redundancy_weight: float = 1.0,
     min_blocks: int = 1,
     max_blocks: int | None = None,
+    window: int = 1,
 ) -> np.ndarray:
     """Maximize the QUBO's objective greedily under the same budget and per-query limits.
 
-    Starting from the diagonal, add the block whose marginal value (its score less its
+    Starting from the window (the diagonal with ``window=1``), add the block whose marginal value (its score less its
     redundancy with the blocks its query block already has) is largest, while the budget
     lasts and the value is positive; query blocks below ``min_blocks`` are filled first.
     With no redundancy this is the global top of the scores under the limits: with
@@ -672,6 +733,7 @@ def greedy_selection(
         redundancy_weight: Weight of the redundancy terms, >= 0.
         min_blocks: Fewest key blocks per query block (as far as its causal blocks allow).
         max_blocks: Most key blocks per query block, or None.
+        window: Key blocks ``i - window < j <= i`` are always kept (:func:`window_pairs`).
 
     Returns:
         A boolean selection ``(H, N, N)`` within the budget and limits.
@@ -688,10 +750,13 @@ def greedy_selection(
     owner = "greedy_selection"
     values = _check_scores(scores, owner)
     heads, n, _ = values.shape
-    budget, min_blocks, max_blocks = _check_limits(heads, n, budget, min_blocks, max_blocks, owner)
+    budget, min_blocks, max_blocks, window = _check_limits(
+        heads, n, budget, min_blocks, max_blocks, window, owner
+    )
     weight = check_float(redundancy_weight, "redundancy_weight", owner, low=0.0)
-    objective = _Objective.of(values, _check_redundancy(redundancy, values.shape, owner), weight)
-    x = _greedy(objective, budget, *_row_limits(n, min_blocks, max_blocks))[0]
+    redundancy = _check_redundancy(redundancy, values.shape, owner)
+    objective = _Objective.of(values, redundancy, weight, window)
+    x = _greedy(objective, budget, *_row_limits(objective.layout, min_blocks, max_blocks))[0]
     return objective.layout.selection(x)
 
 
@@ -712,9 +777,9 @@ def _greedy(
     counts = np.zeros(layout.num_heads * n, dtype=np.int64)
     row_low = np.tile(low, layout.num_heads)
     row_high = np.tile(high, layout.num_heads)
-    free = budget - layout.num_heads * n
+    free = budget - layout.num_fixed
     separable = objective.redundancy is None or objective.weight <= 0
-    if separable and not (low > 0).any() and (high >= np.arange(n)).all():
+    if separable and not (low > 0).any() and (high >= layout.sizes).all():
         # No pairs, no per-query limits: the greedy ascent is a sort (same ties: lowest index).
         order = np.argsort(-marginal, kind="stable")
         positive = int((marginal > 0).sum())
@@ -729,12 +794,13 @@ def _greedy(
         counts[r] += 1
         head, row = int(layout.heads[v]), int(layout.rows[v])
         start = int(layout.row_start[r])
-        marginal[start : start + row] -= objective.row_costs(head, row)[int(layout.cols[v])]
+        size = int(layout.sizes[row])
+        marginal[start : start + size] -= objective.row_costs(head, row)[int(layout.cols[v])]
 
     # Query blocks below their minimum first (the budget covers every minimum).
     for r in np.flatnonzero(row_low > 0):
         start = int(layout.row_start[r])
-        size = int(r % n)
+        size = int(layout.sizes[r % n])
         for _ in range(int(row_low[r])):
             window = np.where(x[start : start + size] == 0, marginal[start : start + size], -np.inf)
             take(start + int(np.argmax(window)))
@@ -776,22 +842,23 @@ def _prices(
     prices = np.full(layout.size, price)
     for r in range(layout.num_heads * n):
         row = r % n
-        if row == 0:
+        size = int(layout.sizes[row])
+        if size == 0:
             continue
         start = int(layout.row_start[r])
-        chosen = x[start : start + row] == 1
-        kept = marginal[start : start + row][chosen]
-        left = marginal[start : start + row][~chosen]
+        chosen = x[start : start + size] == 1
+        kept = marginal[start : start + size][chosen]
+        left = marginal[start : start + size][~chosen]
         worst = float(kept.min()) if kept.size else math.inf
         best = float(left.max()) if left.size else -math.inf
         at_min = kept.size == low[row] > 0 and worst < price
-        at_max = kept.size == high[row] < row and best > price
+        at_max = kept.size == high[row] < size and best > price
         if at_min or at_max:
             if math.isfinite(worst) and math.isfinite(best):
                 own = 0.5 * (worst + best)
             else:  # every block kept, or none: any price beyond the one side
                 own = worst - 1.0 if math.isfinite(worst) else best + 1.0
-            prices[start : start + row] = own
+            prices[start : start + size] = own
     return prices
 
 
@@ -813,14 +880,15 @@ def _repair_vector(
     value = np.empty(layout.size)
     for r in range(layout.num_heads * n):
         row = r % n
-        if row == 0:
+        size = int(layout.sizes[row])
+        if size == 0:
             continue
         start = int(layout.row_start[r])
-        part = x[start : start + row]
+        part = x[start : start + size]
         head = r // n
         costs = objective.row_costs(head, row)
 
-        gain = objective.gain[start : start + row]
+        gain = objective.gain[start : start + size]
         # Value of each block given the chosen others (the costs' diagonal is 0).
         while part.sum() > high[row]:
             m = np.where(part == 1, gain - costs @ part, np.inf)
@@ -828,8 +896,8 @@ def _repair_vector(
         while part.sum() < low[row]:
             m = np.where(part == 0, gain - costs @ part, -np.inf)
             part[int(np.argmax(m))] = 1
-        value[start : start + row] = gain - costs @ part
-    over = int(x.sum()) - (budget - layout.num_heads * n)
+        value[start : start + size] = gain - costs @ part
+    over = int(x.sum()) - (budget - layout.num_fixed)
     if over > 0:
         row_of = layout.heads * n + layout.rows
         counts = np.bincount(row_of, weights=x, minlength=layout.num_heads * n).astype(np.int64)
@@ -856,16 +924,18 @@ def attention_problem(
     redundancy_weight: float = 1.0,
     min_blocks: int = 1,
     max_blocks: int | None = None,
+    window: int = 1,
     budget_encoding: BudgetEncoding = "price",
     penalty: float | Literal["auto"] = "auto",
 ) -> Formulation[np.ndarray]:
     """Block selection under a shared budget as a :class:`qopt.pipeline.Formulation`.
 
-    One binary per causal off-diagonal block pair ``(h, i, j < i)`` (integer labels, head by
-    head, query block by query block); the diagonal is always kept and is no variable. The
+    One binary per causal block pair outside the window, ``(h, i, j <= i - window)`` (integer
+    labels, head by head, query block by query block); the window's pairs (with
+    ``window=1`` the diagonal, the own block) are always kept and are no variables. The
     objective (minimized) is the negated :func:`selection_value`: ``-s_hij`` per block plus
     ``redundancy_weight * R[h, j, j'] * min(s_hij, s_hij')`` per pair of blocks of the same
-    query block (the own block included, as a linear term). Constraints, registered on the
+    query block (the window's blocks included, as linear terms). Constraints, registered on the
     model: at most ``budget`` attended pairs in total (diagonals included), and
     ``min_blocks``..``max_blocks`` per query block where that can bind.
 
@@ -897,6 +967,9 @@ def attention_problem(
         redundancy_weight: Weight of the redundancy terms, >= 0.
         min_blocks: Fewest key blocks per query block (own block included), >= 1.
         max_blocks: Most key blocks per query block, or None.
+        window: The ``window`` nearest key blocks of each query block, ``i - window < j <= i``,
+            are always kept (BigBird's sliding window; :func:`window_pairs`), >= 1; the QUBO
+            chooses among the blocks before them.
         budget_encoding: ``"price"`` or ``"penalty"``.
         penalty: Weight of the squared penalties of the ``"penalty"`` encoding (``"auto"``:
             provable, see :mod:`qopt.constraints`); the ``"price"`` encoding has none.
@@ -925,27 +998,37 @@ def attention_problem(
             f"{owner}: one block per sequence leaves nothing to select (the own block is always "
             "kept). Use a smaller block_size or a longer sequence."
         )
-    budget, min_blocks, max_blocks = _check_limits(heads, n, budget, min_blocks, max_blocks, owner)
+    budget, min_blocks, max_blocks, window = _check_limits(
+        heads, n, budget, min_blocks, max_blocks, window, owner
+    )
+    if window >= n:
+        raise InvalidProblemError(
+            f"{owner}: window={window} keeps every causal block of {n}, leaving nothing to "
+            f"select. Use a window below {n}."
+        )
     weight = check_float(redundancy_weight, "redundancy_weight", owner, low=0.0)
     if budget_encoding not in ("price", "penalty"):
         raise SolverConfigurationError(
             f"The 'budget_encoding' parameter of {owner} must be 'price' or 'penalty'. Got "
             f"{budget_encoding!r} instead."
         )
-    objective = _Objective.of(values, _check_redundancy(redundancy, values.shape, owner), weight)
+    objective = _Objective.of(
+        values, _check_redundancy(redundancy, values.shape, owner), weight, window
+    )
     layout = objective.layout
-    low, high = _row_limits(n, min_blocks, max_blocks)
-    free = budget - heads * n
+    low, high = _row_limits(layout, min_blocks, max_blocks)
+    free = budget - layout.num_fixed
 
     def add_row_limits(model: ConstrainedQUBO) -> None:
         for r in range(heads * n):
             row = r % n
-            if row == 0 or (low[row] <= 0 and high[row] >= row):
+            size = int(layout.sizes[row])
+            if size == 0 or (low[row] <= 0 and high[row] >= size):
                 continue
             start = int(layout.row_start[r])
-            terms: dict[Hashable, float] = {v: 1.0 for v in range(start, start + row)}
+            terms: dict[Hashable, float] = {v: 1.0 for v in range(start, start + size)}
             bounds = {"lb": float(low[row])} if low[row] > 0 else {}
-            if high[row] < row:
+            if high[row] < size:
                 bounds["ub"] = float(high[row])
             model.add_inequality(terms, label=f"head {r // n} query block {row}", **bounds)
 
@@ -996,6 +1079,7 @@ def solve_attention(
     redundancy_weight: float = 1.0,
     min_blocks: int = 1,
     max_blocks: int | None = None,
+    window: int = 1,
     budget_encoding: BudgetEncoding = "price",
     penalty: float | Literal["auto"] = "auto",
     solver: str | dimod.Sampler = "sa",
@@ -1005,7 +1089,7 @@ def solve_attention(
     """Select blocks with a QUBO solver: :func:`attention_problem` through :func:`qopt.pipeline.solve`.
 
     Args:
-        scores, budget, redundancy, redundancy_weight, min_blocks, max_blocks,
+        scores, budget, redundancy, redundancy_weight, min_blocks, max_blocks, window,
             budget_encoding, penalty: As :func:`attention_problem`.
         solver: A registry name (``qopt solvers``) or a :class:`dimod.Sampler`.
         solver_options: Options of :func:`qopt.solvers.get_solver` for a named solver; where
@@ -1033,6 +1117,7 @@ def solve_attention(
         redundancy_weight=redundancy_weight,
         min_blocks=min_blocks,
         max_blocks=max_blocks,
+        window=window,
         budget_encoding=budget_encoding,
         penalty=penalty,
     )

@@ -129,6 +129,24 @@ def test_even_minimum_gives_every_query_block_the_topk_share() -> None:
     check_selection(callback.selections["attention"], budget=budget, min_blocks=share)
 
 
+@pytest.mark.parametrize("method", ["qubo", "greedy"])
+def test_window_blocks_are_always_attended(method: str) -> None:
+    callback = QuboAttentionCallback(
+        attended_fraction=0.6,
+        every_n_steps=1,
+        method=method,  # type: ignore[arg-type]
+        solver_options=OPTIONS,
+        min_blocks="even",
+        window=2,
+    )
+    trainer = _trainer([callback], max_steps=1)
+    trainer.fit(TinyAttentionModel(), _data())
+    budget = callback.budget(2, 8)
+    selection = callback.selections["attention"]
+    check_selection(selection, budget=budget, min_blocks=3, window=2)
+    assert int(selection.sum()) == budget  # the rest of the budget is chosen beyond the window
+
+
 def test_asynchronous_answer_is_installed_one_step_later() -> None:
     callback = QuboAttentionCallback(
         attended_fraction=0.4, every_n_steps=2, solver_options=OPTIONS, asynchronous=True
@@ -282,5 +300,9 @@ def test_configuration_errors() -> None:
         QuboAttentionCallback(solver_options={"sweeps": 10})
     with pytest.raises(SolverConfigurationError, match="'max_blocks' parameter"):
         QuboAttentionCallback(min_blocks=3, max_blocks=2)
+    with pytest.raises(SolverConfigurationError, match="at least window=3"):
+        QuboAttentionCallback(window=3, max_blocks=2)
+    with pytest.raises(SolverConfigurationError, match="'window' parameter"):
+        QuboAttentionCallback(window=0)
     with pytest.raises(SolverConfigurationError, match="'asynchronous' parameter"):
         QuboAttentionCallback(asynchronous="yes")

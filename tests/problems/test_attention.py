@@ -26,6 +26,7 @@ from qopt.problems.attention import (
     selection_value,
     solve_attention,
     topk_selection,
+    window_pairs,
 )
 
 
@@ -49,8 +50,10 @@ def cases(draw: st.DrawFn) -> dict[str, object]:
     seed = draw(st.integers(0, 10_000))
     scores, redundancy = random_case(seed, heads, blocks)
     min_blocks = draw(st.integers(1, 3))
-    max_blocks = draw(st.one_of(st.none(), st.integers(min_blocks, min_blocks + 2)))
-    least = minimum_budget(heads, blocks, min_blocks)
+    window = draw(st.integers(1, min(3, blocks - 1)))
+    floor = max(min_blocks, window)
+    max_blocks = draw(st.one_of(st.none(), st.integers(floor, floor + 2)))
+    least = minimum_budget(heads, blocks, floor)
     budget = draw(st.integers(least, heads * blocks * (blocks + 1) // 2 + 2))
     weight = draw(st.sampled_from([0.0, 0.5, 1.0, 3.0]))
     return {
@@ -59,25 +62,26 @@ def cases(draw: st.DrawFn) -> dict[str, object]:
         "budget": budget,
         "min_blocks": min_blocks,
         "max_blocks": max_blocks,
+        "window": window,
         "redundancy_weight": weight,
         "seed": seed,
     }
 
 
 def limits(case: dict[str, object]) -> dict[str, object]:
-    return {"min_blocks": case["min_blocks"], "max_blocks": case["max_blocks"]}
+    return {key: case[key] for key in ("min_blocks", "max_blocks", "window")}
 
 
 def brute_force(scores: np.ndarray, budget: int, **options: object) -> tuple[np.ndarray, float]:
     """Best feasible selection by enumerating every subset of off-diagonal causal pairs."""
     heads, n, _ = scores.shape
-    pairs = [(h, i, j) for h in range(heads) for i in range(n) for j in range(i)]
+    window = int(options.get("window", 1))  # type: ignore[call-overload]
+    pairs = [(h, i, j) for h in range(heads) for i in range(n) for j in range(i - window + 1)]
     redundancy = options.pop("redundancy", None)
     weight = float(options.pop("redundancy_weight", 1.0))  # type: ignore[arg-type]
     best, best_value = None, -np.inf
     for bits in itertools.product((0, 1), repeat=len(pairs)):
-        selection = np.zeros(scores.shape, dtype=bool)
-        selection[:, np.arange(n), np.arange(n)] = True
+        selection = np.broadcast_to(window_pairs(n, window), scores.shape).copy()
         for bit, (h, i, j) in zip(bits, pairs, strict=True):
             selection[h, i, j] = bool(bit)
         try:
@@ -238,33 +242,35 @@ def test_redundancy_steers_greedy_away_from_duplicates() -> None:
 # ----------------------------------------------------------------------------- the QUBO
 
 
-@pytest.mark.parametrize(("heads", "blocks"), [(1, 4), (2, 3)])
+@pytest.mark.parametrize(("heads", "blocks", "window"), [(1, 4, 1), (2, 3, 1), (1, 5, 2)])
 @pytest.mark.parametrize("weight", [0.0, 1.0])
-@pytest.mark.parametrize("max_blocks", [None, 2])
+@pytest.mark.parametrize("max_blocks", [None, 3])
 def test_qubo_minimum_is_the_brute_force_optimum(
-    heads: int, blocks: int, weight: float, max_blocks: int | None
+    heads: int, blocks: int, window: int, weight: float, max_blocks: int | None
 ) -> None:
     for seed in range(3):
         scores, redundancy = random_case(seed, heads, blocks)
-        budget = minimum_budget(heads, blocks) + 2
+        budget = minimum_budget(heads, blocks, window) + 2
         problem = attention_problem(
             scores,
             budget,
             redundancy=redundancy,
             redundancy_weight=weight,
             max_blocks=max_blocks,
+            window=window,
             budget_encoding="penalty",
         )
         bqm = problem.model.to_bqm(problem.penalty)
         ground = dimod.ExactSolver().sample(bqm).first.sample
         assert problem.decode is not None
         selection = problem.decode({v: ground[v] for v in problem.model.variables})
+        limits = {"max_blocks": max_blocks, "window": window}
         _, best_value = brute_force(
-            scores, budget, redundancy=redundancy, redundancy_weight=weight, max_blocks=max_blocks
+            scores, budget, redundancy=redundancy, redundancy_weight=weight, **limits
         )
         value = selection_value(selection, scores, redundancy=redundancy, redundancy_weight=weight)
         assert value == pytest.approx(best_value, abs=1e-9)
-        check_selection(selection, budget=budget, max_blocks=max_blocks)
+        check_selection(selection, budget=budget, **limits)  # type: ignore[arg-type]
         # Simulated annealing on the priced QUBO (sparse, moderate biases) reaches it here; the
         # provable penalty weights of the other encoding make its landscape too steep for it.
         solved = solve_attention(
@@ -272,7 +278,7 @@ def test_qubo_minimum_is_the_brute_force_optimum(
             budget,
             redundancy=redundancy,
             redundancy_weight=weight,
-            max_blocks=max_blocks,
+            **limits,  # type: ignore[arg-type]
             solver_options={"num_reads": 20},
             seed=seed,
         )
@@ -280,19 +286,23 @@ def test_qubo_minimum_is_the_brute_force_optimum(
         assert got == pytest.approx(best_value, abs=1e-9), seed
 
 
-def test_objective_energy_is_the_negated_selection_value() -> None:
+@pytest.mark.parametrize("window", [1, 2, 3])
+def test_objective_energy_is_the_negated_selection_value(window: int) -> None:
     scores, redundancy = random_case(5, 2, 5)
-    problem = attention_problem(scores, 20, redundancy=redundancy, redundancy_weight=0.7)
+    options = {"redundancy": redundancy, "redundancy_weight": 0.7}
+    problem = attention_problem(scores, 24, window=window, **options)  # type: ignore[arg-type]
     assert problem.decode is not None
     rng = np.random.default_rng(0)
-    diagonal = float(scores[:, np.arange(5), np.arange(5)].sum())
+    # What the window's blocks are worth together: the same whatever the variables say.
+    kept = np.broadcast_to(window_pairs(5, window), scores.shape)
+    constant = selection_value(kept, scores, **options)  # type: ignore[arg-type]
     for _ in range(5):
         sample = {v: int(rng.integers(0, 2)) for v in problem.model.variables}
-        value = selection_value(
-            problem.decode(sample), scores, redundancy=redundancy, redundancy_weight=0.7
-        )
+        selection = problem.decode(sample)
+        check_selection(selection, window=window)
+        value = selection_value(selection, scores, **options)  # type: ignore[arg-type]
         energy = problem.model.objective.energy(sample)
-        assert -energy == pytest.approx(value - diagonal)
+        assert -energy == pytest.approx(value - constant)
 
 
 def test_price_encoding_minimum_is_the_global_top_without_redundancy() -> None:
@@ -306,6 +316,22 @@ def test_price_encoding_minimum_is_the_global_top_without_redundancy() -> None:
     assert int(selection.sum()) == budget
     assert np.array_equal(selection, greedy_selection(scores, budget))
     assert problem.bqm.num_interactions == 0  # the budget adds no clique
+
+
+def test_window_keeps_the_nearest_blocks_and_chooses_the_rest() -> None:
+    scores, redundancy = random_case(3, 2, 8)
+    budget = minimum_budget(2, 8, 4) + 6
+    options = {"redundancy": redundancy, "min_blocks": 4, "window": 2}
+    greedy = greedy_selection(scores, budget, **options)  # type: ignore[arg-type]
+    solved = solve_attention(scores, budget, seed=0, **options).value  # type: ignore[arg-type]
+    for selection in (greedy, solved):
+        check_selection(selection, budget=budget, min_blocks=4, window=2)
+        assert int(selection.sum()) == budget  # the budget is spent beyond the window
+        beyond = selection & ~window_pairs(8, 2)
+        assert beyond.sum() == budget - 2 * window_pairs(8, 2).sum()
+    # The QUBO has no variable for a pair of the window.
+    problem = attention_problem(scores, budget, **options)  # type: ignore[arg-type]
+    assert problem.model.num_variables == 2 * (8 * 9 // 2 - window_pairs(8, 2).sum())
 
 
 def test_attended_fraction_and_minimum_budget() -> None:
@@ -329,6 +355,8 @@ def test_budget_below_minimum_says_the_minimum() -> None:
     for call in (greedy_selection, attention_problem, solve_attention):
         with pytest.raises(InvalidProblemError, match=r"below the minimum of 8.*at least 8"):
             call(scores, 7)
+        with pytest.raises(InvalidProblemError, match=r"window=2.*at least 14 or a smaller"):
+            call(scores, 13, window=2)
 
 
 def test_non_finite_scores_name_the_pair() -> None:
@@ -353,6 +381,10 @@ def test_configuration_errors_are_qopt_errors() -> None:
         greedy_selection(scores, 6, min_blocks=3, max_blocks=2)
     with pytest.raises(InvalidProblemError, match="nothing to select"):
         attention_problem(np.ones((1, 1)), 1)
+    with pytest.raises(InvalidProblemError, match="window=4 keeps every"):
+        attention_problem(scores, 10, window=4)
+    with pytest.raises(SolverConfigurationError, match="max_blocks"):
+        greedy_selection(scores, 8, window=3, max_blocks=2)
     with pytest.raises(InvalidProblemError, match="shape"):
         topk_selection(np.ones((2, 3)), 1)
     with pytest.raises(QoptError, match="solver_options"):
@@ -364,6 +396,8 @@ def test_check_selection_refuses_what_is_not_a_selection() -> None:
         check_selection(np.ones((3, 3), dtype=bool))
     with pytest.raises(InvalidProblemError, match="diagonal"):
         check_selection(np.zeros((3, 3), dtype=bool))
+    with pytest.raises(InvalidProblemError, match="window=2"):
+        check_selection(np.eye(3, dtype=bool), window=2)
     with pytest.raises(InvalidProblemError, match="over the budget"):
         check_selection(np.tril(np.ones((3, 3), dtype=bool)), budget=5)
     with pytest.raises(InvalidProblemError, match="boolean"):

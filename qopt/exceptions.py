@@ -8,6 +8,7 @@ keeps working for code that does not know about qopt.
 from __future__ import annotations
 
 __all__ = [
+    "BuilderError",
     "FileFormatError",
     "InvalidInputError",
     "InvalidProblemError",
@@ -68,6 +69,11 @@ class InvalidProblemError(QoptError, ValueError):
 
 class InvalidInputError(QoptError, ValueError):
     """Data passed at call time (features, labels) has the wrong shape, type or values."""
+
+
+class BuilderError(InvalidProblemError):
+    """A model builder failed on an architecture, or built a model whose cost a budget cannot
+    measure; the message names the architecture and what to change."""
 
 
 class ProblemTooLargeError(InvalidProblemError):

@@ -2,50 +2,19 @@
 
 from __future__ import annotations
 
-import importlib
 import math
-import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from qopt._optional import import_optional
 from qopt.exceptions import InvalidProblemError
-from qopt.nas._spec import SearchSpace, where_in_spec
+from qopt.nas._spec import SearchSpace, import_entry, where_in_spec
 from qopt.nas._tables import NBG_DATASETS, NB201Table, NBGTable
 
 __all__ = ["Evaluator", "import_entry", "objective_values", "resolve_evaluator"]
 
 Evaluator = Callable[[dict[str, Any]], Mapping[str, float]]
-
-
-def import_entry(space: SearchSpace, target: str, key: str) -> Callable[..., Any]:
-    """The function named ``package.module:function``, also looked up in the spec's folder."""
-    where = where_in_spec(space.source, key)
-    module_name, _, attr = target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
-        base = space.base_dir
-        if base is None or (
-            not (base / (module_name.split(".")[0])).exists()
-            and not (base / f"{module_name.split('.')[0]}.py").exists()
-        ):
-            raise InvalidProblemError(
-                f"{where}: cannot import module '{module_name}' of entry point '{target}' "
-                f"({error}). Check the name, and that the package is installed, on PYTHONPATH "
-                "or next to the spec file."
-            ) from error
-        # As Python does for a script: the spec's folder is where its own modules live.
-        sys.path.insert(0, str(base))
-        module = importlib.import_module(module_name)
-    function = getattr(module, attr, None)
-    if not callable(function):
-        raise InvalidProblemError(
-            f"{where}: module '{module_name}' has no callable '{attr}'; define "
-            f"'def {attr}(architecture: dict) -> ...' there."
-        )
-    return function
 
 
 def resolve_evaluator(

@@ -32,6 +32,7 @@ __all__ = [
     "BUDGET_KINDS",
     "DIRECTIONS",
     "KINDS",
+    "MEASURED_KINDS",
     "PRUNERS",
     "BudgetSection",
     "ChoiceSection",
@@ -173,8 +174,13 @@ def _cost_table(table: Any) -> Any:
     return table
 
 
+#: Budget kinds a model builder measures: with only a ``max``, qopt derives their costs.
+MEASURED_KINDS = ("params", "flops")
+
+
 class BudgetSection(Section):
-    """A hard budget: per-choice costs and/or pair costs, a constant, an optional exact cost."""
+    """A hard budget: per-choice costs and/or pair costs, a constant, an optional exact cost;
+    or, for ``kind: params`` or ``kind: flops``, only a ``max`` (costs from the builder)."""
 
     name: Name
     max: float = Field(description="give the budget's bound (a number)")
@@ -185,24 +191,36 @@ class BudgetSection(Section):
     pairs: Annotated[list[PairSection], _none_as([])] = []
     constant: float = 0.0
     exact: str | None = None
+    probed: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _named_by_kind(cls, data: Any) -> Any:
+        """``{kind: params, max: 50000}`` is the budget named ``params``."""
+        if isinstance(data, Mapping) and "name" not in data and "kind" in data:
+            return {"name": data["kind"], **data}
+        return data
 
     @field_validator("exact")
     @classmethod
     def _exact_reference(cls, exact: str | None) -> str | None:
-        if exact is not None and ":" not in exact:
+        if exact is not None and exact != "builder" and ":" not in exact:
             raise PydanticCustomError(
                 "exact_reference",
                 "exact={exact} is not an exact cost; write 'benchmark:nbg-<dataset>:params' "
-                "(or ':latency'), or leave it out",
+                "(or ':latency'), 'builder' (build and count each architecture), or leave it out",
                 {"exact": repr(exact)},
             )
         return exact
 
     @model_validator(mode="after")
     def _has_costs(self) -> BudgetSection:
-        if not self.costs and not self.pairs:
+        if not self.costs and not self.pairs and self.kind not in MEASURED_KINDS:
             raise PydanticCustomError(
-                "budget_terms", "the budget has neither per-choice 'costs' nor 'pairs'; give one"
+                "budget_terms",
+                "the budget has neither per-choice 'costs' nor 'pairs'; give one (a budget of "
+                "kind 'params' or 'flops' may give only 'max': its costs are then measured on "
+                "the model builder)",
             )
         return self
 
@@ -252,6 +270,10 @@ class SpecDocument(Section):
         None,
         description="a function of the architecture dict, or a benchmark table",
     )
+    build: str | None = Field(
+        None,
+        description="a function returning the torch model of an architecture dict",
+    )
     train: TrainSection | None = Field(
         None, description="write e.g. 'train: {max_epochs: 5, monitor: val_acc}'"
     )
@@ -260,6 +282,11 @@ class SpecDocument(Section):
     @classmethod
     def _evaluate_entry_point(cls, evaluate: str | None) -> str | None:
         return _entry_point(evaluate, "'package.module:function' or 'benchmark:nb201-cifar10'")
+
+    @field_validator("build")
+    @classmethod
+    def _build_entry_point(cls, build: str | None) -> str | None:
+        return _entry_point(build, "'package.module:function'")
 
 
 # ---------------------------------------------------------------------- errors

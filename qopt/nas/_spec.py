@@ -5,11 +5,15 @@ Framework-free: this module imports neither Optuna nor torch.
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
 import itertools
 import json
 import math
 import numbers
-from collections.abc import Iterator, Mapping, Sequence
+import sys
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +25,7 @@ from pydantic import ValidationError
 from qopt import moves
 from qopt.exceptions import FileFormatError, InvalidProblemError
 from qopt.nas._schema import (
+    MEASURED_KINDS,
     BudgetSection,
     ChoiceSection,
     ObjectiveSection,
@@ -37,8 +42,10 @@ __all__ = [
     "Choice",
     "Objective",
     "PairCost",
+    "QoptBudgetWarning",
     "SearchSpace",
     "Training",
+    "import_entry",
     "load_spec",
     "where_in_spec",
 ]
@@ -47,10 +54,47 @@ __all__ = [
 _ENUMERATE_LIMIT = 200_000
 
 
+class QoptBudgetWarning(UserWarning):
+    """A budget's cost has no exact low-order form: candidates are built and counted instead.
+
+    Said once per budget, when its costs are derived. Silence it with
+    ``warnings.filterwarnings("ignore", category=QoptBudgetWarning)``.
+    """
+
+
 def where_in_spec(source: Mapping[str, int] | None, key: str) -> str:
     """``"spec key 'budgets[0].max' (line 12)"``: where a spec error sits."""
     line = None if source is None else source.get(key)
     return f"spec key '{key}'" + (f" (line {line})" if line is not None else "")
+
+
+def import_entry(space: SearchSpace, target: str, key: str) -> Callable[..., Any]:
+    """The function named ``package.module:function``, also looked up in the spec's folder."""
+    where = where_in_spec(space.source, key)
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        base = space.base_dir
+        if base is None or (
+            not (base / (module_name.split(".")[0])).exists()
+            and not (base / f"{module_name.split('.')[0]}.py").exists()
+        ):
+            raise InvalidProblemError(
+                f"{where}: cannot import module '{module_name}' of entry point '{target}' "
+                f"({error}). Check the name, and that the package is installed, on PYTHONPATH "
+                "or next to the spec file."
+            ) from error
+        # As Python does for a script: the spec's folder is where its own modules live.
+        sys.path.insert(0, str(base))
+        module = importlib.import_module(module_name)
+    function = getattr(module, attr, None)
+    if not callable(function):
+        raise InvalidProblemError(
+            f"{where}: module '{module_name}' has no callable '{attr}'; define "
+            f"'def {attr}(architecture: dict) -> ...' there."
+        )
+    return function
 
 
 @dataclass(frozen=True)
@@ -177,6 +221,11 @@ class Budget:
     bound* on it, which the QUBO uses as a relaxation (it never cuts off an architecture
     within budget), and every check before an evaluation uses the exact cost.
 
+    A ``params`` or ``flops`` budget of a space with a model builder may give only ``max``:
+    the space derives its costs from probe builds (``1 + sum(n_c - 1) + pairs`` builds plus
+    checks, on PyTorch's meta device) and marks the budget ``probed``. Hand-written costs of
+    such a budget are checked against the same probe builds.
+
     Args:
         name: Label (e.g. ``"params"``).
         max: The bound; an architecture with a larger cost is never evaluated.
@@ -186,7 +235,10 @@ class Budget:
         constant: Cost of the fixed part of the network.
         exact: Where the exact cost comes from, ``"benchmark:nbg-<dataset>:params"`` or
             ``"benchmark:nbg-<dataset>:latency"`` (see
-            :func:`qopt.nas.nas_bench_graph_space`); ``None``: the polynomial is exact.
+            :func:`qopt.nas.nas_bench_graph_space`), or ``"builder"`` (build and count each
+            architecture); ``None``: the polynomial is exact.
+        probed: The costs come from (or were checked against) probe builds of the space's
+            builder; set by the space, so a saved spec is not probed again.
 
     Examples:
         >>> b = Budget("params", 100, costs={"op": {"conv": 80, "skip": 0}}, constant=10)
@@ -201,6 +253,7 @@ class Budget:
     pairs: tuple[PairCost, ...] = ()
     constant: float = 0.0
     exact: str | None = None
+    probed: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "pairs", tuple(self.pairs))
@@ -228,7 +281,19 @@ class Budget:
             entry["exact"] = self.exact
         if self.pairs:
             entry["pairs"] = [p.to_dict() for p in self.pairs]
+        if self.probed:
+            entry["probed"] = True
         return entry
+
+    @property
+    def is_measured(self) -> bool:
+        """A ``params`` or ``flops`` budget: its cost can be counted on a built model."""
+        return self.kind in MEASURED_KINDS
+
+    @property
+    def has_costs(self) -> bool:
+        """Whether any cost is written (else a builder derives them)."""
+        return bool(self.costs or self.pairs or self.constant)
 
     @property
     def is_linear(self) -> bool:
@@ -351,12 +416,23 @@ class SearchSpace:
         objectives: One or more metrics with directions.
         evaluate: ``"package.module:build"`` (a callable taking the architecture dict and
             returning a float or a dict of metrics) or ``"benchmark:nb201-cifar10"``.
+        train: How to train the module ``evaluate`` builds (then ``evaluate`` is the builder).
+        build: ``"package.module:function"`` returning the torch model of an architecture
+            dict, on which ``params``/``flops`` budgets are measured (default: ``evaluate``
+            when there is a ``train`` section).
         name: Study name.
         source: Spec key path to line number, for error messages (filled by :func:`load_spec`).
+        base_dir: The spec file's folder, where entry points are also looked up.
+
+    Attributes:
+        probes: Per budget derived from or checked against the builder, its fit
+            (:class:`qopt.model_analysis.choice_cost.ChoiceCost`: ``builds``, ``exact``, ...).
 
     Raises:
         InvalidProblemError: Duplicate or unknown choice names, an empty objective list, a
-            budget no architecture meets.
+            budget no architecture meets, hand-written costs the builder contradicts.
+        BuilderError: The builder fails on a probe architecture, or builds a model whose
+            cost a budget cannot measure.
 
     Examples:
         >>> space = SearchSpace(
@@ -376,10 +452,15 @@ class SearchSpace:
         objectives: Sequence[Objective] = (Objective("objective"),),
         evaluate: str | None = None,
         train: Training | None = None,
+        build: str | None = None,
         name: str = "qopt-nas",
         source: Mapping[str, int] | None = None,
+        base_dir: str | Path | None = None,
     ) -> None:
         self.source = dict(source or {})
+        #: Directory of the spec file (set by :func:`load_spec`): entry points are looked up
+        #: there too, as Python does for a script's directory.
+        self.base_dir: Path | None = None if base_dir is None else Path(base_dir)
         self.choices: dict[str, Choice] = {}
         for i, c in enumerate(choices):
             if not isinstance(c, Choice):
@@ -410,10 +491,14 @@ class SearchSpace:
             )
         self.evaluate = evaluate
         self.train = train
-        #: Directory of the spec file (set by :func:`load_spec`): entry points are looked up
-        #: there too, as Python does for a script's directory.
-        self.base_dir: Path | None = None
+        self.build = build
         self.name = name
+        self.probes: dict[str, Any] = {}
+        self._builder_costs: dict[int, Any] = {}
+        self.budgets = tuple(
+            self._derive(i, b) if b.is_measured and not b.has_costs else b
+            for i, b in enumerate(self.budgets)
+        )
         self._pair_matrices: dict[tuple[int, int], np.ndarray] = {}
         for b_index, budget in enumerate(self.budgets):
             for choice in budget.choice_names:
@@ -444,9 +529,12 @@ class SearchSpace:
                 self._pair_matrices[(b_index, p_index)] = m
         #: Exact costs (budget index -> function of value positions); the polynomial of such a
         #: budget is a lower bound on it.
+        self.budgets = tuple(self._checked(i, b) for i, b in enumerate(self.budgets))
         self._exact: dict[int, Any] = {}
         for b_index, budget in enumerate(self.budgets):
-            if budget.exact is not None:
+            if budget.exact == "builder":
+                self._exact[b_index] = self._measured(b_index)
+            elif budget.exact is not None:
                 try:
                     self._exact[b_index] = exact_cost(
                         budget.exact, {n: c.values for n, c in self.choices.items()}
@@ -456,6 +544,102 @@ class SearchSpace:
                         f"{where_in_spec(self.source, f'budgets[{b_index}].exact')}: {error}"
                     ) from error
         self._check_budgets_feasible()
+
+    # ------------------------------------------------------------------ the model builder
+    @property
+    def builder(self) -> str | None:
+        """The entry point that builds an architecture's torch model: ``build``, or
+        ``evaluate`` when a ``train`` section makes it return a ``LightningModule``."""
+        if self.build is not None:
+            return self.build
+        return self.evaluate if self.train is not None else None
+
+    def _builder_cost(self, b_index: int) -> Any:
+        """The measured cost of budget ``b_index`` on the builder (imports torch), cached."""
+        if b_index not in self._builder_costs:
+            from qopt.nas._builder import BuilderCost
+
+            budget = self.budgets[b_index]
+            where = where_in_spec(self.source, f"budgets[{b_index}]")
+            entry = self.builder
+            if entry is None:
+                raise InvalidProblemError(
+                    f"{where}: budget '{budget.name}' gives only 'max', and its costs are "
+                    "measured on the model builder, which this spec lacks; add 'build: "
+                    "package.module:function' (returns the torch model of an architecture "
+                    "dict), or a 'train' section (then 'evaluate' builds the model), or write "
+                    "the budget's 'costs'."
+                )
+            key = "build" if self.build is not None else "evaluate"
+            self._builder_costs[b_index] = BuilderCost(
+                import_entry(self, entry, key),
+                {n: c.values for n, c in self.choices.items()},
+                budget.kind,
+                label=f"{where}: budget '{budget.name}'",
+            )
+        return self._builder_costs[b_index]
+
+    def _derive(self, b_index: int, budget: Budget) -> Budget:
+        """``budget`` with its costs fitted from probe builds of the builder."""
+        from qopt.nas._builder import probe
+
+        fit = probe(self._builder_cost(b_index), self.sizes, name=budget.name)
+        self.probes[budget.name] = fit
+        if not fit.exact:
+            warnings.warn(
+                f"Budget '{budget.name}': the builder's {budget.kind} are not a sum of "
+                f"single-choice and pair costs (off by up to {fit.worst_error:g} over "
+                f"{fit.builds} probe builds). Each candidate is built and counted to check "
+                "the budget, and the QUBO holds the fit as a relaxation, so some proposals "
+                "are rejected and repaired.",
+                QoptBudgetWarning,
+                stacklevel=4,
+            )
+        costs = {
+            n: {v: float(u[k]) for k, v in enumerate(self.choices[n].values)}
+            for n, u in fit.unary.items()
+        }
+        pairs = tuple(
+            PairCost(a, b, table=tuple(tuple(float(x) for x in row) for row in m))
+            for (a, b), m in fit.pairs.items()
+        )
+        return dataclasses.replace(
+            budget,
+            costs=costs,
+            pairs=pairs,
+            constant=fit.constant,
+            exact=None if fit.exact else "builder",
+            probed=True,
+        )
+
+    def _checked(self, b_index: int, budget: Budget) -> Budget:
+        """``budget`` with hand-written costs checked against probe builds (when the space
+        has a builder and the budget is one it measures)."""
+        if budget.probed or not budget.is_measured or budget.exact or self.builder is None:
+            return budget
+        from qopt.nas._builder import describe_disagreement, probe
+
+        cost = self._builder_cost(b_index)
+        self.probes[budget.name] = probe(cost, self.sizes, name=budget.name)
+        problem = describe_disagreement(
+            cost, lambda p: self._polynomial_at(b_index, p), list(self.choices)
+        )
+        if problem is not None:
+            raise InvalidProblemError(
+                f"{where_in_spec(self.source, f'budgets[{b_index}]')}: the costs of budget "
+                f"'{budget.name}' disagree with the models the builder '{self.builder}' "
+                f"builds: {problem}. Leave out 'costs', 'pairs' and 'constant' to have them "
+                "derived from the builder, or correct them."
+            )
+        return dataclasses.replace(budget, probed=True)
+
+    def _measured(self, b_index: int) -> Callable[[Mapping[str, int]], float]:
+        """The exact cost of a ``exact: builder`` budget: build and count (on first use)."""
+
+        def cost(positions: Mapping[str, int]) -> float:
+            return float(self._builder_cost(b_index)(positions))
+
+        return cost
 
     # ------------------------------------------------------------------ costs
     @property
@@ -495,6 +679,9 @@ class SearchSpace:
     def _cost_at(self, b_index: int, positions: Mapping[str, int]) -> float:
         if b_index in self._exact:
             return float(self._exact[b_index](positions))
+        return self._polynomial_at(b_index, positions)
+
+    def _polynomial_at(self, b_index: int, positions: Mapping[str, int]) -> float:
         total = self.budgets[b_index].constant
         for name, costs in self.unary_costs(b_index).items():
             total += costs[positions[name]]
@@ -664,15 +851,20 @@ class SearchSpace:
             "budgets": [b.to_dict() for b in self.budgets],
             "objectives": [{"name": o.name, "direction": o.direction} for o in self.objectives],
             **({"evaluate": self.evaluate} if self.evaluate else {}),
+            **({"build": self.build} if self.build else {}),
             **({"train": self.train.to_dict()} if self.train is not None else {}),
         }
 
     @classmethod
     def from_dict(
-        cls, data: Mapping[str, Any], *, source: Mapping[str, int] | None = None
+        cls,
+        data: Mapping[str, Any],
+        *,
+        source: Mapping[str, int] | None = None,
+        base_dir: str | Path | None = None,
     ) -> SearchSpace:
         """Build from plain data (the parsed YAML/JSON spec); see :func:`load_spec`."""
-        return _from_dict(data, source or {})
+        return _from_dict(data, source or {}, base_dir)
 
     def __repr__(self) -> str:
         return (
@@ -683,7 +875,9 @@ class SearchSpace:
 
 
 # ---------------------------------------------------------------------- parsing
-def _from_dict(data: Any, source: Mapping[str, int]) -> SearchSpace:
+def _from_dict(
+    data: Any, source: Mapping[str, int], base_dir: str | Path | None = None
+) -> SearchSpace:
     """A space from the parsed spec: the schema first (an error names the key and its line),
     then the object model (budgets that name unknown choices or cannot be met, ...)."""
     try:
@@ -718,6 +912,7 @@ def _from_dict(data: Any, source: Mapping[str, int]) -> SearchSpace:
             ),
             constant=b.constant,
             exact=b.exact,
+            probed=b.probed,
         )
         for b in document.budgets
     ]
@@ -727,8 +922,10 @@ def _from_dict(data: Any, source: Mapping[str, int]) -> SearchSpace:
         objectives=[Objective(o.name, o.direction) for o in document.objectives],
         evaluate=document.evaluate,
         train=None if document.train is None else Training(**document.train.model_dump()),
+        build=document.build,
         name=document.name,
         source=source,
+        base_dir=base_dir,
     )
 
 
@@ -800,8 +997,6 @@ def load_spec(path: str | Path) -> SearchSpace:
             ) from error
     source = _lines(node) if node is not None else {}
     try:
-        space = _from_dict(data, source)
+        return _from_dict(data, source, path.resolve().parent)
     except InvalidProblemError as error:
-        raise InvalidProblemError(f"{path}: {error}") from error
-    space.base_dir = path.resolve().parent
-    return space
+        raise type(error)(f"{path}: {error}") from error

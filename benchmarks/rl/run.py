@@ -31,6 +31,7 @@ QuboSearch options (JSON) to the QUBO arms.
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import math
 import statistics
@@ -110,6 +111,37 @@ TASKS = {
         100_000,
     ),
 }
+#: Taxi's pick-up and drop-off squares (R, G, Y, B) as (row, column).
+TAXI_STOPS = np.array([(0, 0), (0, 4), (4, 0), (4, 3)])
+
+
+def taxi_states(observations: np.ndarray) -> np.ndarray:
+    """A state abstraction of Taxi's 500 states into 108 that lose nothing a policy needs.
+
+    Taxi's state is ``((row * 5 + column) * 5 + passenger) * 4 + destination`` (passenger 4:
+    in the taxi). The taxi heads for one stop, the passenger's or (carrying) the
+    destination: away from it the state is the square and that stop (25 x 4); on it, the
+    stop and whether the passenger is aboard (4 x 2), which decides pick-up or drop-off.
+    """
+    s = np.asarray(observations, dtype=np.int64).reshape(-1)
+    destination, passenger = s % 4, (s // 4) % 5
+    column, row = (s // 20) % 5, s // 100
+    carrying = passenger == 4
+    stop = np.where(carrying, destination, passenger)
+    on_stop = (row == TAXI_STOPS[stop, 0]) & (column == TAXI_STOPS[stop, 1])
+    return np.where(on_stop, 100 + 2 * stop + carrying, (row * 5 + column) * 4 + stop)
+
+
+TASKS["taxi"] = Task(
+    # 108 abstract states x 6 actions (648 bits; the raw 500-state table is 3000).
+    "Taxi-v4",
+    lambda e: TabularPolicy(
+        e.observation_space, e.action_space, state_map=taxi_states, n_states=108
+    ),
+    8,
+    20_000,
+    n_episodes=1,
+)
 #: The core arms: a search_policy method and its options. ``qubo-bocs``: the sparse Bayesian
 #: surrogate with Thompson sampling, which explores more than the factorization machine.
 ARMS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -301,6 +333,12 @@ def test_wilcoxon(qubo: list[dict[str, Any]], other: list[dict[str, Any]]) -> st
     return f"{stats.wilcoxon(differences, alternative='less').pvalue:.3g}"
 
 
+def read_runs(path: Path) -> list[dict[str, Any]]:
+    """The runs of a saved results file (``.json``, or ``.json.gz`` as committed)."""
+    data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    return list(json.loads(data)["runs"])
+
+
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
     import matplotlib
 
@@ -354,7 +392,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.report:
-        rows = [r for f in args.report for r in json.loads(f.read_text())["runs"]]
+        rows = [r for f in args.report for r in read_runs(f)]
         rows = [r for r in rows if r["task"] in args.tasks and r["method"] in args.methods]
         print(table(rows, args.reference))
         if args.plot is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -80,8 +80,11 @@ class TabularPolicy(Policy):
 
     A ``Discrete(n)`` observation space has ``n`` states; a ``Box`` is cut into ``bins``
     equal intervals per dimension between ``low`` and ``high`` (values outside fall into the
-    end bins), and its states are the cells of that grid. Each state is a categorical
-    parameter ``state_<k>`` over the actions, encoded one-hot (one bit for two actions).
+    end bins), and its states are the cells of that grid. A ``state_map`` (a state
+    abstraction) replaces both: it sends a batch of observations to states ``0 ..
+    n_states - 1``, so a space too large to search as one table (Taxi's 500 states) can be
+    searched over the distinctions that matter. Each state is a categorical parameter
+    ``state_<k>`` over the actions, encoded one-hot (one bit for two actions).
 
     Args:
         observation_space: The environment's (single) observation space.
@@ -91,10 +94,15 @@ class TabularPolicy(Policy):
         low: Lower bounds of a Box's dimensions (default: the space's own, which must then
             be finite).
         high: Upper bounds, likewise.
+        state_map: A function from a batch of observations (first axis: the batch) to their
+            states, integers in ``[0, n_states)``; ``bins``, ``low`` and ``high`` are then
+            not used. Give a named function: its name goes into a search log.
+        n_states: The number of states of ``state_map`` (required with it).
 
     Raises:
         InvalidProblemError: The action space is not discrete, or a Box has infinite bounds
-            and none were given.
+            and none were given; at call time, a ``state_map`` state out of range.
+        SolverConfigurationError: ``state_map`` without ``n_states`` (or the reverse).
 
     Examples:
         >>> import gymnasium as gym
@@ -105,6 +113,12 @@ class TabularPolicy(Policy):
         >>> params = policy.params_of(np.full(16, 2))
         >>> policy.act(params, np.array([0, 5])).tolist()
         [2, 2]
+        >>> def row(observations):  # one state per row of the 4 x 4 lake
+        ...     return np.asarray(observations) // 4
+        >>> by_row = TabularPolicy(env.observation_space, env.action_space, state_map=row,
+        ...                        n_states=4)
+        >>> by_row.act(by_row.params_of([1, 2, 1, 2]), np.array([0, 5, 15])).tolist()
+        [1, 2, 2]
     """
 
     def __init__(
@@ -115,8 +129,16 @@ class TabularPolicy(Policy):
         bins: int | Sequence[int] = 6,
         low: float | Sequence[float] | None = None,
         high: float | Sequence[float] | None = None,
+        state_map: Callable[[np.ndarray], np.ndarray] | None = None,
+        n_states: int | None = None,
     ) -> None:
         owner = type(self).__name__
+        if (state_map is None) != (n_states is None):
+            raise SolverConfigurationError(
+                f"The 'state_map' and 'n_states' parameters of {owner} go together: give both "
+                f"(the function and how many states it returns) or neither. Got "
+                f"state_map={state_map!r}, n_states={n_states!r}."
+            )
         if _space_kind(action_space) != "discrete":
             raise InvalidProblemError(
                 f"{owner} needs a Discrete action space; got {action_space}. Use LinearPolicy, "
@@ -126,8 +148,14 @@ class TabularPolicy(Policy):
         self.n_actions = int(action_space.n)
         self.action_kind = "discrete"
         kind = _space_kind(observation_space)
+        self.state_map = state_map
         self.observation_kind = kind
-        if kind == "discrete":
+        if state_map is not None:
+            self.observation_kind = "mapped"
+            self.n_states = check_int(n_states, "n_states", owner, low=1)
+            self.bins = (self.n_states,)
+            self.low = self.high = None
+        elif kind == "discrete":
             self.n_states = int(observation_space.n)
             self.bins: tuple[int, ...] = (self.n_states,)
             self.low = self.high = None
@@ -155,6 +183,16 @@ class TabularPolicy(Policy):
 
     def states(self, observations: np.ndarray) -> np.ndarray:
         """The state index of each observation of a batch."""
+        if self.state_map is not None:
+            states = np.asarray(self.state_map(observations), dtype=np.int64).reshape(-1)
+            outside = (states < 0) | (states >= self.n_states)
+            if outside.any() or len(states) != len(observations):
+                raise InvalidProblemError(
+                    f"The state_map of {type(self).__name__} must give one state in [0, "
+                    f"{self.n_states}) per observation; for {len(observations)} observations "
+                    f"it gave {states.tolist()[:10]}. Fix the function or 'n_states'."
+                )
+            return states
         if self.observation_kind == "discrete":
             return np.asarray(observations, dtype=np.int64).reshape(-1)
         assert self.low is not None and self.high is not None
@@ -176,6 +214,14 @@ class TabularPolicy(Policy):
         return self.table(params)[self.states(observations)]
 
     def describe(self) -> dict[str, Any]:
+        if self.state_map is not None:
+            name = getattr(self.state_map, "__qualname__", repr(self.state_map))
+            return {
+                "policy": "tabular",
+                "n_states": self.n_states,
+                "n_actions": self.n_actions,
+                "state_map": f"{getattr(self.state_map, '__module__', '')}.{name}",
+            }
         return {
             "policy": "tabular",
             "n_states": self.n_states,

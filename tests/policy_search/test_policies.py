@@ -82,6 +82,16 @@ def test_unbounded_observations_need_bounds() -> None:
             SolverConfigurationError,
             "'bins'",
         ),
+        (
+            lambda: TabularPolicy(Discrete(16), Discrete(4), state_map=np.sign),
+            SolverConfigurationError,
+            "'state_map' and 'n_states'",
+        ),
+        (
+            lambda: TabularPolicy(Discrete(16), Discrete(4), n_states=4),
+            SolverConfigurationError,
+            "'state_map' and 'n_states'",
+        ),
         (lambda: LinearPolicy(Discrete(4), Discrete(2)), InvalidProblemError, "TabularPolicy"),
         (
             lambda: LinearPolicy(Box(0, 1, (2,)), Discrete(2), levels=(1, 0)),
@@ -93,3 +103,25 @@ def test_unbounded_observations_need_bounds() -> None:
 def test_bad_settings(build, error, match) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(error, match=match):
         build()
+
+
+def quadrant(observations: np.ndarray) -> np.ndarray:
+    """The quadrant (0..3) of each point of a batch of 2-d observations."""
+    obs = np.asarray(observations)
+    return 2 * (obs[:, 0] > 0) + (obs[:, 1] > 0)
+
+
+def test_a_state_map_gives_the_table_its_states() -> None:
+    policy = TabularPolicy(Box(-1, 1, (2,)), Discrete(3), state_map=quadrant, n_states=4)
+    assert policy.n_states == 4 and len(policy.parameters()) == 4
+    assert SpaceEncoding(policy.parameters()).n_bits == 12  # 4 states x 3 actions, one-hot
+    observations = np.array([[-0.5, -0.5], [-0.5, 0.5], [0.5, -0.5], [0.5, 0.5]])
+    params = policy.params_of([2, 0, 1, 2])
+    assert policy.act(params, observations).tolist() == [2, 0, 1, 2]
+    assert policy.describe()["state_map"].endswith(".quadrant")
+
+
+def test_a_state_map_out_of_range_is_an_error_at_call_time() -> None:
+    policy = TabularPolicy(Box(-1, 1, (2,)), Discrete(2), state_map=quadrant, n_states=3)
+    with pytest.raises(InvalidProblemError, match=r"one state in \[0, 3\).*'n_states'"):
+        policy.act(policy.params_of([0, 1, 0]), np.array([[0.5, 0.5]]))  # quadrant 3

@@ -164,8 +164,9 @@ def _read_beasley(path: Path) -> dimod.BinaryQuadraticModel:
 
 
 def _read_json(path: Path) -> dimod.BinaryQuadraticModel:
+    text = path.read_text(encoding="utf-8")
     try:
-        model = json.loads(path.read_text(encoding="utf-8"), cls=DimodDecoder)
+        model = json.loads(text, cls=DimodDecoder)
     except Exception as error:  # dimod's decoder on untrusted input raises many kinds
         if isinstance(error, OSError):
             raise
@@ -176,6 +177,12 @@ def _read_json(path: Path) -> dimod.BinaryQuadraticModel:
     if not isinstance(model, dimod.BinaryQuadraticModel):
         raise FileFormatError(
             f"{path}: the JSON holds a {type(model).__name__}, not a BinaryQuadraticModel."
+        )
+    declared = json.loads(text).get("num_variables")  # a dict: it decoded to a BQM
+    if declared is not None and declared != model.num_variables:
+        raise FileFormatError(
+            f"{path}: declares {declared!r} variables but lists {model.num_variables}; the file "
+            "is truncated or was edited by hand."
         )
     return _check_finite(path, model)
 
@@ -274,7 +281,11 @@ def load_problem(
     if best_known is not None:
         best_known = check_float(best_known, "best_known", "load_problem (--best-known)")
     path = Path(path)
-    if not path.is_file():
+    try:
+        is_file = path.is_file()
+    except OSError as error:  # e.g. a name longer than the file system allows
+        raise FileFormatError(f"{path}: cannot be read ({error.strerror or error}).") from None
+    if not is_file:
         raise FileFormatError(f"{path}: no such file.")
     if format is not None and format not in FORMATS:
         raise FileFormatError(f"Unknown format {format!r}. Known formats: {', '.join(FORMATS)}.")

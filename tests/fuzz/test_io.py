@@ -8,10 +8,11 @@ import tracemalloc
 from pathlib import Path
 
 import dimod
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from qopt.exceptions import QoptError
+from qopt.exceptions import FileFormatError, QoptError
 from qopt.io import FORMATS, MAX_VARIABLES, ProblemFile, load_problem
 
 #: A file name per format, so the format is also detected from the name.
@@ -151,3 +152,19 @@ def test_a_huge_declared_json_model_is_refused_without_allocating() -> None:
     serial = json.loads(VALID["json"])
     serial["num_variables"] = 10**12
     read(json.dumps(serial).encode(), "json", None)
+
+
+def test_a_json_model_whose_declared_size_differs_from_its_data_is_refused(
+    tmp_path: Path,
+) -> None:
+    serial = json.loads(VALID["json"])
+    serial["num_variables"] = 10**9
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(serial))
+    with pytest.raises(FileFormatError, match="declares 1000000000 variables but lists 2"):
+        load_problem(path)
+
+
+def test_a_path_too_long_for_the_file_system_is_a_file_format_error(tmp_path: Path) -> None:
+    with pytest.raises(FileFormatError, match="cannot be read"):
+        load_problem(tmp_path / ("x" * 300 + ".txt"))

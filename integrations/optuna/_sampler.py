@@ -285,6 +285,17 @@ class QuboSampler(BaseSampler):
         # Parameters whose independent sampling was warned about (once each).
         self._said_independent: set[str] = set()
 
+    # A sampler is pickled with its study (Ray Tune's OptunaSearch saves and restores both;
+    # optuna's InMemoryStorage drops its lock the same way).
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
+
     # --------------------------------------------------------------- Optuna API
     def reseed_rng(self) -> None:
         self._engine.rng = np.random.default_rng()

@@ -52,6 +52,7 @@ from run import (
     global_greedy,
     magnitude_importance,
     make_model,
+    read_results,
     taylor_scores,
     top_masks,
     uniform_counts,
@@ -189,7 +190,7 @@ def main() -> None:
     torch.set_num_threads(1)
 
     if args.tables:
-        saved = [json.loads(path.read_text()) for path in args.tables]
+        saved = [read_results(path) for path in args.tables]
         reads = max(int(s["args"]["reads"]) for s in saved)
         summary([r for s in saved for r in s["runs"]], reads, args.reference)
         return

@@ -37,6 +37,7 @@ run to benchmarks/results/pruning-<time>.json.
     python benchmarks/pruning/run.py --seeds 20                         # 20 seeds, both models
     python benchmarks/pruning/run.py --models mlp --seeds 10 --first-seed 10   # seeds 10-19
     python benchmarks/pruning/run.py --tables a.json b.json             # tables of saved runs
+    python benchmarks/pruning/run.py --tables benchmarks/pruning/results/accuracy.json.gz  # published
     python benchmarks/pruning/run.py --seeds 2 --epochs 5 --finetune-epochs 2   # a quick check
 """
 
@@ -44,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import gzip
 import json
 import statistics
 import time
@@ -426,6 +428,13 @@ def tables(runs: list[dict[str, Any]], args: argparse.Namespace) -> None:
     paired(runs, args)
 
 
+def read_results(path: Path) -> dict[str, Any]:
+    """A raw-results file as written by this script, plain or gzip-compressed (.json.gz, as the
+    published ones in benchmarks/pruning/results/ are)."""
+    data = path.read_bytes()
+    return json.loads(gzip.decompress(data) if path.suffix == ".gz" else data)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -466,7 +475,7 @@ def main() -> None:
     runs: list[dict[str, Any]] = []
     if args.tables:
         for path in args.tables:
-            runs.extend(json.loads(path.read_text())["runs"])
+            runs.extend(read_results(path)["runs"])
         tables(runs, args)
         return
     for kind in args.models:

@@ -3,9 +3,11 @@
 Prints the quality / TTS99 / ETS99 table (median over seeds with [min, max]) and qopt's overhead
 over calling dwave-samplers directly on the same BQM, and writes the raw trials as JSON.
 
-    python benchmarks/solvers/run.py                      # the figures in docs/benchmarks.md
+    python benchmarks/solvers/run.py                      # a fresh run of the published grid
+    python benchmarks/solvers/run.py --tables benchmarks/solvers/results/solvers.json.gz
+                                                          # the tables in docs/benchmarks.md
     python benchmarks/solvers/run.py --seeds 3 --gset G1  # a quick look
-    python benchmarks/solvers/run.py --plot docs/img      # also the PNG plots (qopt-loop[plot])
+    python benchmarks/solvers/run.py --plot plots         # also the PNG plots (qopt-loop[plot])
 
 Runs, tables, JSON and plots come from qopt.bench, the harness behind ``qopt bench``.
 """
@@ -13,6 +15,8 @@ Runs, tables, JSON and plots come from qopt.bench, the harness behind ``qopt ben
 from __future__ import annotations
 
 import argparse
+import gzip
+import json
 import statistics
 import time
 from dataclasses import asdict
@@ -74,6 +78,36 @@ def overhead(problem: ProblemFile, repeats: int) -> dict[str, float]:
     }
 
 
+def print_tables(payload: dict[str, Any]) -> None:
+    """The quality / TTS99 / ETS99 table and the overhead table of one results payload."""
+    settings = payload["settings"]
+    print(f"machine: {payload['machine']}")
+    print(
+        f"targets: G-set {settings['gset_ratio']} x best known; Beasley the proven/best-known "
+        "minimum;\n3reg36 (36-node 3-regular MaxCut) 0.90 x the best cut any solver found.\n"
+    )
+    print(format_table([Summary(**s) for s in payload["summaries"]]))
+    print(
+        f"\n{settings['seeds']} seeds each; median with [min, max]; "
+        "P(hit) = fraction of runs reaching the target."
+    )
+    print(
+        "\nqopt overhead over dwave-samplers' SimulatedAnnealingSampler "
+        "(same BQM, 10 reads x 1000 sweeps):"
+    )
+    print(
+        f"{'problem':<10} {'raw':>9} {'qopt solve':>11} {'overhead':>9} "
+        f"{'+get_solver':>12} {'overhead':>9}"
+    )
+    for name, o in payload["overhead"].items():
+        print(
+            f"{name:<10} {1e3 * o['raw_s']:>7.1f}ms {1e3 * o['qopt_solve_s']:>9.1f}ms "
+            f"{100 * o['overhead_solve']:>8.1f}% {1e3 * o['qopt_with_get_solver_s']:>10.1f}ms "
+            f"{100 * o['overhead_with_get_solver']:>8.1f}%"
+        )
+    print(f"medians of {settings['overhead_repeats']} interleaved runs.")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -96,7 +130,18 @@ def main() -> None:
     parser.add_argument(
         "--plot", type=Path, default=None, metavar="DIR", help="also write PNG plots to DIR"
     )
+    parser.add_argument(
+        "--tables",
+        type=Path,
+        default=None,
+        metavar="JSON",
+        help="print the tables of an earlier run's raw results (.json or .json.gz) and run nothing",
+    )
     args = parser.parse_args()
+    if args.tables is not None:
+        data = args.tables.read_bytes()
+        print_tables(json.loads(gzip.decompress(data) if args.tables.suffix == ".gz" else data))
+        return
 
     edges = random_regular_graph(36, 3, seed=0)
     problems: list[tuple[ProblemFile, float, dict[str, dict[str, Any]]]] = (
@@ -113,42 +158,23 @@ def main() -> None:
         comparisons.append(comparison)
         summaries += comparison.summaries
         trials += [asdict(t) for t in comparison.trials]
-
-    print(f"machine: {machine_info()}")
-    print(f"targets: G-set {args.gset_ratio} x best known; Beasley the proven/best-known minimum;")
-    print("3reg36 (36-node 3-regular MaxCut) 0.90 x the best cut any solver found.\n")
-    print(format_table(summaries))
-    print(
-        f"\n{args.seeds} seeds each; median with [min, max]; P(hit) = fraction of runs reaching the target."
-    )
-
-    results: dict[str, Any] = {}
-    print(
-        "\nqopt overhead over dwave-samplers' SimulatedAnnealingSampler (same BQM, 10 reads x 1000 sweeps):"
-    )
-    print(
-        f"{'problem':<10} {'raw':>9} {'qopt solve':>11} {'overhead':>9} {'+get_solver':>12} {'overhead':>9}"
-    )
-    for path in (args.data / "gset" / "G1.txt", args.data / "beasley" / "bqp100-1.txt"):
-        problem = load_problem(path)
-        o = overhead(problem, args.overhead_repeats)
-        results[problem.name] = o
-        print(
-            f"{problem.name:<10} {1e3 * o['raw_s']:>7.1f}ms {1e3 * o['qopt_solve_s']:>9.1f}ms "
-            f"{100 * o['overhead_solve']:>8.1f}% {1e3 * o['qopt_with_get_solver_s']:>10.1f}ms "
-            f"{100 * o['overhead_with_get_solver']:>8.1f}%"
-        )
-    print(f"medians of {args.overhead_repeats} interleaved runs.")
-
-    write_results(
-        args.out,
-        {
-            "machine": machine_info(),
-            "summaries": [s.to_dict() for s in summaries],
-            "trials": trials,
-            "overhead": results,
+    overheads = {
+        path.stem: overhead(load_problem(path), args.overhead_repeats)
+        for path in (args.data / "gset" / "G1.txt", args.data / "beasley" / "bqp100-1.txt")
+    }
+    payload: dict[str, Any] = {
+        "machine": machine_info(),
+        "settings": {
+            "seeds": args.seeds,
+            "gset_ratio": args.gset_ratio,
+            "overhead_repeats": args.overhead_repeats,
         },
-    )
+        "summaries": [s.to_dict() for s in summaries],
+        "trials": trials,
+        "overhead": overheads,
+    }
+    print_tables(payload)
+    write_results(args.out, payload)
     if args.plot is not None:
         plot_quality_vs_time(comparisons, args.plot / "solvers-quality-vs-time.png")
         plot_tts_vs_size(comparisons, args.plot / "solvers-tts-vs-size.png")

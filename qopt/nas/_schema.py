@@ -265,7 +265,9 @@ class SpecDocument(Section):
     name: Name = "qopt-nas"
     choices: list[ChoiceSection] = Field(min_length=1, description="give a list of choices")
     budgets: Annotated[list[BudgetSection], _none_as([])] = []
-    objectives: Annotated[list[ObjectiveSection], BeforeValidator(_objectives)] = []
+    objectives: Annotated[list[ObjectiveSection], BeforeValidator(_objectives)] = Field(
+        [], validate_default=True
+    )
     evaluate: str | None = Field(
         None,
         description="a function of the architecture dict, or a benchmark table",

@@ -543,7 +543,11 @@ class SearchSpace:
                     raise InvalidProblemError(
                         f"{where_in_spec(self.source, f'budgets[{b_index}].exact')}: {error}"
                     ) from error
-        self._check_budgets_feasible()
+        self._anchor: dict[str, Any] | None = None
+        if not any(b.exact == "builder" for b in self.budgets) or self._builder_costs:
+            self._check_budgets_feasible()
+        # else (a saved spec whose budget is measured on the builder): checked on first use,
+        # once the caller has set base_dir, where the builder's module may live
 
     # ------------------------------------------------------------------ the model builder
     @property
@@ -775,7 +779,7 @@ class SearchSpace:
             tie=None if rng is None else lambda *_: float(rng.random()),
         )
         if self._violation_at(positions) > 0.0:
-            return dict(self._anchor)
+            return self.anchor
         return self.architecture(positions)
 
     def iter_architectures(self) -> Iterator[dict[str, Any]]:
@@ -785,7 +789,7 @@ class SearchSpace:
             yield dict(zip(names, combo, strict=True))
 
     def _check_budgets_feasible(self) -> None:
-        self._anchor: dict[str, Any] = {}
+        self._anchor = {}
         if not self.budgets:
             self._anchor = self.architecture({n: 0 for n in self.choices})
             return
@@ -834,6 +838,9 @@ class SearchSpace:
     @property
     def anchor(self) -> dict[str, Any]:
         """A known architecture within every budget."""
+        if self._anchor is None:
+            self._check_budgets_feasible()
+        assert self._anchor is not None
         return dict(self._anchor)
 
     # ------------------------------------------------------------------ serialisation

@@ -215,6 +215,11 @@ class ParameterConstraint:
             value = getattr(self, bound)
             if value is not None:
                 object.__setattr__(self, bound, float(value))
+                if math.isnan(float(value)):
+                    raise InvalidProblemError(
+                        f"ParameterConstraint {self.name} has {bound}=nan: no point could be "
+                        f"compared with it. Give a number, or leave {bound} out."
+                    )
         if self.lb is not None and self.ub is not None and self.lb > self.ub:
             raise InvalidProblemError(
                 f"ParameterConstraint {self.name} has lb={self.lb} > ub={self.ub}: no point "

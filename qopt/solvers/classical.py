@@ -60,6 +60,8 @@ class _UpstreamSolver(dimod.Sampler):
                 merged[name] = check_int(merged[name], name, call, low=1, high=2**31 - 1)
         if merged.get("seed") is not None:
             merged["seed"] = check_int(merged["seed"], "seed", call, low=0, high=2**32 - 1)
+        if merged.get("beta_range") is not None:
+            merged["beta_range"] = _check_beta_range(merged["beta_range"], call)
         return self._upstream.sample(bqm, **merged)
 
 

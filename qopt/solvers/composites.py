@@ -76,6 +76,12 @@ class FallbackComposite(dimod.ComposedSampler):
         fallback_name: str,
         retry_after: float = 60.0,
     ) -> None:
+        for argument, sampler in (("child", child), ("fallback", fallback)):
+            if not isinstance(sampler, dimod.Sampler):
+                raise SolverConfigurationError(
+                    f"The '{argument}' parameter of {type(self).__name__} must be a "
+                    f"dimod.Sampler. Got {type(sampler).__name__} instead."
+                )
         self._children = [child, fallback]
         self.name = name
         self.fallback_name = fallback_name

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import optuna
+import sqlalchemy
 from optuna.storages import BaseStorage, InMemoryStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.study import StudyDirection
@@ -59,8 +60,9 @@ __all__ = [
 ]
 
 #: User attribute of a trial's verdict when it is not simply complete: "rejected" (over budget,
-#: never evaluated), "error" (the evaluation raised or returned NaN), "pruned", or
-#: "interrupted" (its worker died before a verdict; also any FAIL without this attribute).
+#: never evaluated), "error" (the evaluation raised or returned NaN), "pruned", "taken" (a
+#: queued architecture another worker holds, never evaluated here), or "interrupted" (its
+#: worker died before a verdict; also any FAIL without this attribute).
 STATUS_ATTR = "qopt_nas:status"
 _JOURNAL = "journal.log"
 #: File in a run directory that its runner holds locked (see ``_hold_run_dir``).
@@ -122,9 +124,15 @@ def _open_storage(run_dir: Path | None, storage: str | None) -> BaseStorage:
             with warnings.catch_warnings():
                 # Heartbeats are how a killed worker's trial is failed on a shared database.
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return RDBStorage(
-                    storage, heartbeat_interval=HEARTBEAT_INTERVAL_S, grace_period=GRACE_PERIOD_S
+                database = RDBStorage(
+                    storage,
+                    heartbeat_interval=HEARTBEAT_INTERVAL_S,
+                    grace_period=GRACE_PERIOD_S,
+                    engine_kwargs=_SQLITE_ENGINE if storage.startswith("sqlite") else None,
                 )
+            if database.engine.dialect.name == "sqlite":
+                _lock_when_beginning(database.engine)
+            return database
         if run_dir is not None:
             run_dir.mkdir(parents=True, exist_ok=True)
             return JournalStorage(JournalFileBackend(str(run_dir / _JOURNAL)))
@@ -136,6 +144,31 @@ def _open_storage(run_dir: Path | None, storage: str | None) -> BaseStorage:
             "database) is right, or drop --storage to use the run directory's journal file."
         ) from error
     return InMemoryStorage()
+
+
+#: SQLite waits this long for another worker's write lock (pysqlite's default is 5 s).
+_SQLITE_ENGINE = {"connect_args": {"timeout": 60.0}}
+
+
+def _lock_when_beginning(engine: sqlalchemy.engine.Engine) -> None:
+    """Make every SQLite transaction take the write lock when it begins (BEGIN IMMEDIATE).
+
+    Optuna takes a queued trial by reading that it is waiting and then marking it running, in
+    one transaction that locks the row (SELECT ... FOR UPDATE). SQLite has no row locks and
+    its default transactions lock only at the first write, so two workers could both read the
+    trial as waiting and both take it. With the lock taken first, the second worker reads it
+    running and takes another. (SQLAlchemy's documented recipe for SQLite transactions.)
+    """
+
+    @sqlalchemy.event.listens_for(engine, "connect")
+    def no_implicit_begin(connection: Any, record: Any) -> None:
+        connection.isolation_level = None  # pysqlite's own BEGIN comes too late
+
+    @sqlalchemy.event.listens_for(engine, "begin")
+    def begin_immediate(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()  # connections opened before the listeners
 
 
 def _redact(url: str) -> str:
@@ -441,6 +474,12 @@ def run_worker(
             warnings.filterwarnings("ignore", message=".*Heartbeat of storage.*")
             trial = study.ask()
         with _heartbeats(heart, study, trial.number):
+            if not _claim_queued(sampler, study, trial.number):
+                # A queued architecture another worker holds: never evaluated twice.
+                trial.set_user_attr(STATUS_ATTR, "taken")
+                study.tell(trial, state=TrialState.FAIL)
+                told.append(trial.number)
+                continue
             arch = codec.suggest(trial)
             if space.within_budget(arch):
                 _evaluate(study, trial, space, arch, evaluate)
@@ -456,6 +495,18 @@ def run_worker(
                 )
         told.append(trial.number)
     return told
+
+
+def _claim_queued(sampler: optuna.samplers.BaseSampler, study: optuna.Study, number: int) -> bool:
+    """Whether this worker may evaluate trial ``number``: False for a queued trial whose
+    architecture another worker holds (claimed as proposals are, by samplers that claim)."""
+    claim = getattr(sampler, "claim_queued", None)
+    if claim is None:
+        return True
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if t.number == number:
+            return "fixed_params" not in t.system_attrs or bool(claim(study, t))
+    return True
 
 
 def _record(trial: optuna.Trial, space: SearchSpace, arch: Mapping[str, Any]) -> None:

@@ -28,10 +28,12 @@ from qopt.search import (
     EncodingOptions,
     History,
     ProposalEngine,
+    claim_key,
     claim_proposal,
     proposal_attrs,
     read_proposal,
 )
+from qopt.search.claims import claim_point
 
 __all__ = [
     "ARCH_ATTR",
@@ -525,6 +527,20 @@ class QuboArchitectureSampler(BaseSampler):
     ) -> None:
         record_observed_quantile(study, trial, state, values)
         self._independent_sampler.after_trial(study, trial, state, values)
+
+    def claim_queued(self, study: Study, trial: FrozenTrial) -> bool:
+        """Claim a queued trial's architecture (its ``study.enqueue_trial`` parameters) as a
+        proposal is claimed: False when another worker holds it or is about to, so that
+        workers never evaluate one architecture twice however it reached them."""
+        fixed = trial.system_attrs.get("fixed_params") or {}
+        if set(fixed) < set(self._distributions):
+            return True  # not a whole architecture: nothing to claim
+        point = {n: int(d.to_internal_repr(fixed[n])) for n, d in self._distributions.items()}
+        return claim_point(
+            Claim(trial.number, claim_key(point), held=False),
+            write=lambda claim: set_system_attr(study, trial, CLAIM_ATTR, claim.to_attr()),
+            others=lambda: self._claims(study, trial),
+        )
 
     # --------------------------------------------------------------- internals
     def _point(self, trial: FrozenTrial) -> dict[str, int] | None:

@@ -30,7 +30,15 @@ from qopt.encoding import SpaceEncoding
 from qopt.search.engine import Proposal, ProposalEngine
 from qopt.search.history import History, point_key
 
-__all__ = ["CLAIM_ATTR", "Claim", "claim_key", "claim_of", "claim_proposal", "settle"]
+__all__ = [
+    "CLAIM_ATTR",
+    "Claim",
+    "claim_key",
+    "claim_of",
+    "claim_point",
+    "claim_proposal",
+    "settle",
+]
 
 #: The attribute (an Optuna trial system attribute) that holds a worker's claim.
 CLAIM_ATTR = "qopt:claim"
@@ -130,6 +138,43 @@ def settle(mine: Claim, others: Iterable[Claim]) -> Literal["hold", "yield", "wa
     return "wait" if rivals else "hold"
 
 
+def claim_point(
+    mine: Claim,
+    *,
+    write: Callable[[Claim], None],
+    others: Callable[[], Iterable[Claim]],
+    timeout_s: float = CLAIM_TIMEOUT_S,
+    poll_s: float = CLAIM_POLL_S,
+) -> bool:
+    """Claim one point (``mine``, not yet held) in a shared store: True when this worker now
+    holds it, False when another worker holds it or is about to (then evaluate something else).
+
+    ``write`` and ``others`` are those of :func:`claim_proposal`, which claims each proposal
+    this way; a point that was not proposed (a queued one) is claimed directly.
+
+    Examples:
+        >>> store = {}
+        >>> mine = Claim(4, claim_key({"x": 1}), held=False)
+        >>> claim_point(mine, write=lambda c: store.update(mine=c), others=lambda: [])
+        True
+        >>> store["mine"].held
+        True
+        >>> rival = Claim(2, mine.key, held=False)  # a lower-numbered worker is checking it
+        >>> claim_point(mine, write=lambda c: None, others=lambda: [rival])
+        False
+    """
+    write(mine)
+    verdict = settle(mine, others())
+    deadline = time.monotonic() + timeout_s
+    while verdict == "wait" and time.monotonic() < deadline:
+        time.sleep(poll_s)
+        verdict = settle(mine, others())
+    if verdict != "hold":
+        return False
+    write(Claim(mine.owner, mine.key, held=True))
+    return True
+
+
 def claim_proposal(
     engine: ProposalEngine,
     space: SpaceEncoding,
@@ -170,14 +215,7 @@ def claim_proposal(
         if point_key(proposal.indices) in history.taken() or conflicts >= MAX_CONFLICTS:
             write(Claim(owner, mine.key, held=True))  # replaces a claim given up, if any
             return _with_conflicts(proposal, conflicts)
-        write(mine)
-        verdict = settle(mine, others())
-        deadline = time.monotonic() + timeout_s
-        while verdict == "wait" and time.monotonic() < deadline:
-            time.sleep(poll_s)
-            verdict = settle(mine, others())
-        if verdict == "hold":
-            write(Claim(owner, mine.key, held=True))
+        if claim_point(mine, write=write, others=others, timeout_s=timeout_s, poll_s=poll_s):
             return _with_conflicts(proposal, conflicts)
         conflicts += 1
         history.add_pending(proposal.indices, space.encode_indices(proposal.indices))

@@ -54,7 +54,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from qopt.bench import format_runs_table, machine_info, results_path, write_results
+from qopt.bench import machine_info, results_path, write_results
 from qopt.problems.attention import (
     attended_fraction,
     bigbird_selection,
@@ -215,11 +215,32 @@ def select(
 # ----------------------------------------------------------------------------- training
 
 
+class SelectionClock:
+    """Seconds spent selecting blocks during training (selectors and the callback add to it)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.running = True  # off for the validation forwards
+
+
+def timed_callback(clock: SelectionClock, **options: Any) -> Any:
+    """A ``QuboAttentionCallback`` whose step-end work (statistics and solves) is timed."""
+    from qopt.integrations.lightning import QuboAttentionCallback
+
+    class Timed(QuboAttentionCallback):
+        def on_train_batch_end(self, *hook_args: Any) -> None:
+            started = time.perf_counter()
+            super().on_train_batch_end(*hook_args)
+            clock.seconds += time.perf_counter() - started
+
+    return Timed(**options)
+
+
 def train(
     model: CharLM, corpus: np.ndarray, args: argparse.Namespace, seed: int, steps: int,
-    callbacks: list[Any] | None = None,
+    callbacks: list[Any] | None = None, clock: SelectionClock | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """Train with Lightning (the callbacks see real hooks); mean step time and final val loss."""
+    """Train with Lightning (the callbacks see real hooks); step and selection time, val loss."""
     import lightning.pytorch as pl
 
     data = batches(corpus, args.seq_len, steps * args.batch_size, seed, held_out=False)
@@ -259,23 +280,39 @@ def train(
         callbacks=[*(callbacks or []), Clock()],  # Clock last: it times the other callbacks too
     )
     trainer.fit(Module(), loader)
+    selecting = 0.0 if clock is None else clock.seconds / steps
+    if clock is not None:
+        clock.running = False
     model.eval()
     with torch.no_grad():
         val_loss = float(
             np.mean([loss_of(model, val[i : i + 8]).item() for i in range(0, len(val), 8)])
         )
-    return {"val_loss": val_loss, "step_s": float(np.mean(times[1:] or times))}
+    step = float(np.mean(times[1:] or times))
+    # Selection's share of a step: its seconds over the rest of the step (what it adds).
+    return {
+        "val_loss": val_loss,
+        "step_s": step,
+        "select_s": selecting,
+        "overhead": selecting / max(step - selecting, 1e-12),
+    }
 
 
-def per_sequence_selector(name: str, fraction: float, args: argparse.Namespace, seed: int) -> Any:
+def per_sequence_selector(
+    name: str, fraction: float, args: argparse.Namespace, seed: int, clock: SelectionClock
+) -> Any:
     """A ``selector(queries, keys)`` choosing each sequence's blocks with ``select``."""
 
     def selector(queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        started = time.perf_counter()
         q, k = queries.float().numpy(), keys.float().numpy()
         blocks = q.shape[2] // args.block_size
         budget = budget_of(fraction, q.shape[1], blocks)
         chosen = [select(name, q[b], k[b], budget, args, seed) for b in range(q.shape[0])]
-        return torch.from_numpy(np.stack(chosen))
+        result = torch.from_numpy(np.stack(chosen))
+        if clock.running:
+            clock.seconds += time.perf_counter() - started
+        return result
 
     return selector
 
@@ -283,15 +320,14 @@ def per_sequence_selector(name: str, fraction: float, args: argparse.Namespace, 
 def run_training_arm(
     arm: str, fraction: float, seed: int, corpus: np.ndarray, args: argparse.Namespace
 ) -> dict[str, Any]:
-    from qopt.integrations.lightning import QuboAttentionCallback
-
     torch.manual_seed(seed)
     model = CharLM(args)
     blocks = args.seq_len // args.block_size
     callbacks: list[Any] = []
+    clock = SelectionClock()
     for module in model.attention_modules():
         if arm in ("topk", "global-top", "greedy"):
-            module.selector = per_sequence_selector(arm, fraction, args, seed)
+            module.selector = per_sequence_selector(arm, fraction, args, seed, clock)
         elif arm in ("bigbird", "qubo-static", "greedy-static"):
             # The static arms start from the BigBird pattern too, until their first selection:
             # dense steps before it would be a head start.
@@ -299,7 +335,8 @@ def run_training_arm(
             module.set_selection(torch.from_numpy(bigbird_within(args.heads, blocks, budget, seed)))
     if arm in ("qubo-static", "greedy-static"):
         callbacks.append(
-            QuboAttentionCallback(
+            timed_callback(
+                clock,
                 attended_fraction=fraction,
                 every_n_steps=args.every,
                 method="qubo" if arm == "qubo-static" else "greedy",
@@ -311,7 +348,7 @@ def run_training_arm(
             )
         )
     started = time.perf_counter()
-    result = train(model, corpus, args, seed, args.steps, callbacks)
+    result = train(model, corpus, args, seed, args.steps, callbacks, clock)
     fractions = [m.last_attended_fraction for m in model.attention_modules()]
     return {
         "part": "train",
@@ -405,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--part", choices=("error", "train", "all"), default="all")
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--train-seeds", type=int, default=3)
+    parser.add_argument("--train-seeds", type=int, default=5)
     parser.add_argument(
         "--first-seed", type=int, default=0, help="seeds first..first+n-1 (tuning: 100 and up)"
     )
@@ -424,7 +461,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--redundancy-weight", type=float, default=1.0)
     parser.add_argument(
-        "--window", type=int, default=1, help="nearest key blocks greedy and qubo always keep"
+        "--window", type=int, default=2, help="nearest key blocks greedy and qubo always keep"
     )
     parser.add_argument("--every", type=int, default=25, help="steps between static selections")
     parser.add_argument("--solver", default="sa")
@@ -452,7 +489,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     corpus = stdlib_corpus(args.stdlib_bytes)
-    out = args.out or results_path(REPO / "benchmarks" / "results", "attention")
+    out = args.out or results_path(REPO / "benchmarks" / "attention" / "results", "attention")
     machine = {**machine_info(), "torch_threads": args.threads}
 
     def save() -> None:  # after every seed and arm: partial results survive an interruption
@@ -467,8 +504,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  error seed {seed} done", flush=True)
         print(error_report(rows, args))
     if args.part in ("train", "all"):
-        for fraction in args.fractions:
-            for seed in range(args.first_seed, args.first_seed + args.train_seeds):
+        # Seeds outermost: an interrupted run still has every fraction and arm of its seeds.
+        for seed in range(args.first_seed, args.first_seed + args.train_seeds):
+            for fraction in args.fractions:
                 for arm in args.arms:
                     if arm == "dense" and fraction != args.fractions[0]:
                         continue
@@ -485,29 +523,77 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def paired(rows: list[dict[str, Any]], key: str, by: str, better: str, than: str) -> str:
-    """``better`` below ``than`` in ``key`` on how many seeds, per fraction."""
+def spread(values: list[float]) -> str:
+    """Median [first quartile, third quartile]."""
+    q1, median, q3 = np.percentile(values, [25, 50, 75])
+    return f"{median:.4g} [{q1:.4g}, {q3:.4g}]" if len(values) > 1 else f"{median:.4g}"
+
+
+def quartiles_table(rows: list[dict[str, Any]], group_by: list[str], columns: list[str]) -> str:
+    """Median [IQR] of each column over the rows (seeds) of each group, as plain text."""
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row[k] for k in group_by), []).append(row)
+    header = [*group_by, "seeds", *columns]
+    lines = [
+        [*(str(k) for k in key), str(len(members))]
+        + [
+            spread([m[c] for m in members if m.get(c) is not None])
+            if any(m.get(c) is not None for m in members)
+            else "n/a"
+            for c in columns
+        ]
+        for key, members in groups.items()
+    ]
+    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
+    body = [
+        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
+        for line in [header, *lines]
+    ]
+    return "\n".join([body[0], "-" * max(len(line) for line in body), *body[1:]])
+
+
+def paired(rows: list[dict[str, Any]], key: str, by: str, ours: str, other: str) -> str:
+    """Per fraction: on how many seeds ``ours`` is below ``other`` in ``key``, and the tests.
+
+    Wilcoxon signed-rank (exact for small n) and the sign test, both two-sided, on the
+    per-seed differences; with n = 5 seeds neither can go below p = 0.0625.
+    """
+    from scipy.stats import binomtest, wilcoxon
+
     parts = []
-    for fraction in sorted({r["fraction"] for r in rows if r[by] == than}):
+    for fraction in sorted({r["fraction"] for r in rows if r[by] == other}):
         values = {
             (r[by], r["seed"]): r[key]
             for r in rows
-            if r["fraction"] == fraction and r[by] in (better, than)
+            if r["fraction"] == fraction and r[by] in (ours, other)
         }
-        seeds = sorted({seed for (_, seed) in values if (better, seed) in values})
-        seeds = [seed for seed in seeds if (than, seed) in values]
-        wins = sum(values[(better, seed)] < values[(than, seed)] for seed in seeds)
-        parts.append(f"{fraction}: {wins} of {len(seeds)}")
-    return f"{better} below {than} ({key}), seeds per fraction: " + ", ".join(parts)
+        seeds = sorted(s for (name, s) in values if name == ours and (other, s) in values)
+        if not seeds:
+            continue
+        differences = np.array([values[(ours, s)] - values[(other, s)] for s in seeds])
+        below, above = int((differences < 0).sum()), int((differences > 0).sum())
+        nonzero = differences[differences != 0]
+        if nonzero.size:
+            w = float(wilcoxon(nonzero).pvalue)
+            sign = float(binomtest(below, below + above, 0.5).pvalue)
+            tests = f"Wilcoxon p={w:.3g}, sign test p={sign:.3g}"
+        else:
+            tests = "all equal"
+        parts.append(
+            f"  {fraction}: {ours} below {other} on {below} of {len(seeds)} seeds "
+            f"(above on {above}); median difference {np.median(differences):+.4f}; {tests}"
+        )
+    return f"{ours} - {other} ({key}), per fraction:\n" + "\n".join(parts)
 
 
 def error_report(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
     errors = [r for r in rows if r["part"] == "error"]
     seeds = len({r["seed"] for r in errors})
     lines = [
-        "\nAttention-output relative error vs dense, per selector (median [min, max] over "
+        "\nAttention-output relative error vs dense, per selector (median [IQR] over "
         f"{seeds} seeds; {args.sequences} held-out sequences x {args.layers} layers per seed)",
-        format_runs_table(
+        quartiles_table(
             errors,
             ["fraction", "selector"],
             ["relative_error", "attended", "objective", "select_ms"],
@@ -535,22 +621,28 @@ def error_report(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
 def train_report(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
     trained = [r for r in rows if r["part"] == "train"]
     seeds = len({r["seed"] for r in trained})
-    # Overhead against the fixed pattern: the same sparse attention, no selection at all.
+    # Step time against the fixed pattern: the same sparse attention, no selection at all.
     fixed = {(r["fraction"], r["seed"]): r["step_s"] for r in trained if r["arm"] == "bigbird"}
     for r in trained:
         if (r["fraction"], r["seed"]) in fixed:
-            r["overhead"] = r["step_s"] / fixed[(r["fraction"], r["seed"])] - 1
+            r["vs_bigbird"] = r["step_s"] / fixed[(r["fraction"], r["seed"])] - 1
+        r["select_ms"] = 1e3 * r.get("select_s", 0.0) if "select_s" in r else None
+    arms = {r["arm"] for r in trained}
+    ours = "qubo-static" if "qubo-static" in arms else "qubo"
+    others = [a for a in ("topk", "bigbird", "greedy-static", "greedy", "global-top") if a in arms]
     return "\n".join(
         [
-            f"\nValidation loss after {args.steps} steps from scratch (median [min, max] over "
-            f"{seeds} seeds); step time and its excess over the fixed BigBird pattern (same "
-            "sparse attention, no selection)",
-            format_runs_table(
-                trained, ["fraction", "arm"], ["val_loss", "attended", "step_s", "overhead"]
+            f"\nValidation loss after {args.steps} steps from scratch (median [IQR] over "
+            f"{seeds} seeds). Selection time per step (select_ms: the selectors' and the "
+            "callback's own seconds, timed in the run) and its share of the rest of the step "
+            "(overhead); step time's excess over the fixed BigBird pattern (vs_bigbird: the "
+            "same sparse attention, no selection; noisy on a shared machine)",
+            quartiles_table(
+                trained,
+                ["fraction", "arm"],
+                ["val_loss", "attended", "step_s", "select_ms", "overhead", "vs_bigbird"],
             ),
-            paired(trained, "val_loss", "arm", "qubo-static", "topk"),
-            paired(trained, "val_loss", "arm", "qubo-static", "bigbird"),
-            paired(trained, "val_loss", "arm", "qubo-static", "greedy-static"),
+            *(paired(trained, "val_loss", "arm", ours, other) for other in others if other != ours),
         ]
     )
 

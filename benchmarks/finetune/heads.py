@@ -75,6 +75,84 @@ def classical_fit(model: Any) -> Callable[..., tuple[float, Any]]:
     return fit
 
 
+def run_row(
+    seed: int, head: str, test_accuracy: float, reading: Any, **extra: Any
+) -> dict[str, Any]:
+    """One fit's raw record: accuracy, wall and CPU seconds, joules with their provenance."""
+    return {
+        "seed": seed,
+        "head": head,
+        **extra,
+        "test_accuracy": test_accuracy,
+        "wall_s": reading.wall_s,
+        "cpu_s": reading.cpu_s,
+        "energy_j": reading.energy.joules,
+        "energy_provenance": reading.energy.provenance,
+        "energy_method": reading.energy.method,
+    }
+
+
+def spread(values: list[float], kind: str = "range", digits: int = 3) -> str:
+    """``median [min, max]`` (``kind="range"``) or ``median [25th, 75th percentile]``
+    (``kind="iqr"``) of the values that are numbers."""
+    if kind == "range":
+        return format_spread(values, digits)
+    finite = [float(v) for v in values if v is not None and not math.isnan(v)]
+    if not finite:
+        return "n/a"
+    low, median, high = np.percentile(finite, [25, 50, 75])
+    if low == high:
+        return f"{median:.{digits}g}"
+    return f"{median:.{digits}g} [{low:.{digits}g}, {high:.{digits}g}]"
+
+
+def paired_test(
+    rows: list[dict[str, Any]], head: str, other: str, key: str = "test_accuracy"
+) -> dict[str, Any]:
+    """Wilcoxon signed-rank test (two-sided, scipy) of ``head`` against ``other`` on the
+    seeds both ran: median difference, seeds ahead / behind, p-value."""
+    mine = {r["seed"]: r[key] for r in rows if r["head"] == head}
+    theirs = {r["seed"]: r[key] for r in rows if r["head"] == other}
+    differences = [mine[s] - theirs[s] for s in mine if s in theirs]
+    return {
+        "head": head,
+        "other": other,
+        "median_difference": statistics.median(differences),
+        "ahead": sum(d > 0 for d in differences),
+        "behind": sum(d < 0 for d in differences),
+        "seeds": len(differences),
+        "p_value": math.nan if not any(differences) else float(wilcoxon(differences).pvalue),
+    }
+
+
+def describe_test(test: dict[str, Any]) -> str:
+    return (
+        f"{test['head']} vs {test['other']}: median difference {test['median_difference']:+.3f}, "
+        f"ahead on {test['ahead']}, behind on {test['behind']} of {test['seeds']} seeds, "
+        f"p = {test['p_value']:.3g}"
+    )
+
+
+def print_table(
+    rows: list[dict[str, Any]], columns: list[tuple[str, str]], kind: str = "range"
+) -> None:
+    """One line per head (in the order first seen): the spread of each ``(label, key)``."""
+    heads = list(dict.fromkeys(r["head"] for r in rows))
+    width = max(len(h) for h in heads) + 2
+    print(f"{'head':<{width}}" + "".join(f"{label:>30}" for label, _ in columns))
+    for head in heads:
+        mine = [r for r in rows if r["head"] == head]
+        print(
+            f"{head:<{width}}"
+            + "".join(f"{spread([r[key] for r in mine], kind):>30}" for _, key in columns)
+        )
+
+
+def energy_note(rows: list[dict[str, Any]]) -> str:
+    methods = {r["energy_method"].split(" (")[0].split(" x ")[-1] for r in rows}
+    return f"energy: {rows[0]['energy_provenance']} ({'; '.join(sorted(methods))})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -138,18 +216,7 @@ def main() -> None:
                 fit(x_train, y_train, x_test, y_test)
         for name, fit in arms.items():
             accuracy, reading = fit(x_train, y_train, x_test, y_test)
-            rows.append(
-                {
-                    "seed": seed,
-                    "head": name,
-                    "test_accuracy": accuracy,
-                    "wall_s": reading.wall_s,
-                    "cpu_s": reading.cpu_s,
-                    "energy_j": reading.energy.joules,
-                    "energy_provenance": reading.energy.provenance,
-                    "energy_method": reading.energy.method,
-                }
-            )
+            rows.append(run_row(seed, name, accuracy, reading))
         print(
             f"seed {seed}: "
             + ", ".join(f"{r['head']} {r['test_accuracy']:.3f}" for r in rows if r["seed"] == seed),
@@ -157,29 +224,14 @@ def main() -> None:
         )
     heads = list(dict.fromkeys(r["head"] for r in rows))
     print(f"\n{args.dataset}: {args.train} training examples, the rest to test; {args.seeds} seeds")
-    print(f"{'head':<14}{'test accuracy':>28}{'wall s':>32}{'joules':>32}")
-    for head in heads:
-        mine = [r for r in rows if r["head"] == head]
-        print(
-            f"{head:<14}{format_spread([r['test_accuracy'] for r in mine], 3):>28}"
-            f"{format_spread([r['wall_s'] for r in mine], 3):>32}"
-            f"{format_spread([r['energy_j'] for r in mine], 3):>32}"
-        )
+    print_table(
+        rows, [("test accuracy", "test_accuracy"), ("wall s", "wall_s"), ("joules", "energy_j")]
+    )
     print("\npaired Wilcoxon signed-rank tests on test accuracy (two-sided):")
     for quantum_head in (h for h in heads if h.startswith("quantum")):
-        q = {r["seed"]: r["test_accuracy"] for r in rows if r["head"] == quantum_head}
         for other in (h for h in heads if not h.startswith("quantum")):
-            o = {r["seed"]: r["test_accuracy"] for r in rows if r["head"] == other}
-            differences = [q[s] - o[s] for s in q]
-            wins = sum(d > 0 for d in differences)
-            losses = sum(d < 0 for d in differences)
-            p_value = math.nan if not any(differences) else float(wilcoxon(differences).pvalue)
-            print(
-                f"  {quantum_head} vs {other}: median difference {statistics.median(differences):+.3f}, "
-                f"quantum ahead on {wins}, behind on {losses} of {len(differences)} seeds, p = {p_value:.3g}"
-            )
-    methods = {r["energy_method"].split(" (")[0].split(" x ")[-1] for r in rows}
-    print(f"energy: {rows[0]['energy_provenance']} ({'; '.join(sorted(methods))})")
+            print("  " + describe_test(paired_test(rows, quantum_head, other)))
+    print(energy_note(rows))
     machine = {
         **machine_info(),
         "torch_threads": torch.get_num_threads(),

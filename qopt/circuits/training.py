@@ -3,11 +3,13 @@
 The plain path for embeddings already computed by a frozen model (sentence embeddings, image
 features): mini-batch Adam on the cross-entropy, metered like every solve in qopt (wall and
 CPU time, joules measured from a counter where one is readable, otherwise estimated with the
-model named; :class:`qopt.metering.MeterReading`).
+model named; :class:`qopt.metering.MeterReading`). Any other torch head (a linear probe, an
+MLP) trains by the same loop, so a classical head can be compared on equal terms.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,13 +40,15 @@ class HeadFitRecord:
             named in ``meter.energy.method``).
         device: Where the head was trained.
         num_parameters: Trainable parameters of the head.
-        validation_curve: With ``target_accuracy``: the validation accuracy after each
-            epoch.
+        validation_curve: With ``target_accuracy`` or ``restore_best_weights``: the
+            validation accuracy after each epoch.
         time_to_target_s: Wall seconds of the epochs (training and scoring) until the
             validation accuracy first reached ``target_accuracy``; ``None`` if it never did
             or no target was set.
         energy_to_target: Joules of those same epochs, summed from one reading per epoch,
             with their provenance; ``None`` like ``time_to_target_s``.
+        best_epoch: With ``restore_best_weights``: the epoch (0-based) whose weights the head
+            was given back, the first with the highest validation accuracy.
     """
 
     train_accuracy: float
@@ -57,6 +61,7 @@ class HeadFitRecord:
     validation_curve: list[float] = field(default_factory=list, repr=False)
     time_to_target_s: float | None = None
     energy_to_target: EnergyReading | None = None
+    best_epoch: int | None = None
 
 
 def _as_tensors(
@@ -78,6 +83,11 @@ def _as_tensors(
         raise InvalidInputError(
             f"fit_head needs integer class labels (0, 1, ...); the {what} labels are not."
         )
+    if x.dtype.is_floating_point and not bool(torch.isfinite(x).all()):
+        raise InvalidInputError(
+            f"fit_head got non-finite {what} features (NaN or infinity); clean or impute "
+            "them before fitting."
+        )
     return x.to(device=device, dtype=dtype), y.to(device=device, dtype=torch.long)
 
 
@@ -92,17 +102,40 @@ def _summed(readings: list[MeterReading]) -> EnergyReading:
     )
 
 
-def accuracy(head: nn.Module, features: torch.Tensor, labels: torch.Tensor) -> float:
-    """Fraction of ``features`` whose largest logit is the label (no gradients kept)."""
+def accuracy(
+    head: nn.Module, features: torch.Tensor, labels: torch.Tensor, *, batch_size: int = 1024
+) -> float:
+    """Fraction of ``features`` whose largest logit is the label (no gradients kept),
+    scored ``batch_size`` examples at a time so a large test set fits in memory."""
+    correct = 0
     with torch.no_grad():
-        return float((head(features).argmax(dim=1) == labels).double().mean())
+        for start in range(0, features.shape[0], batch_size):
+            logits = head(features[start : start + batch_size])
+            correct += int((logits.argmax(dim=1) == labels[start : start + batch_size]).sum())
+    return correct / max(1, features.shape[0])
+
+
+def _head_dtype(head: nn.Module) -> torch.dtype:
+    if isinstance(head, QuantumHead):
+        return {"float32": torch.float32, "float64": torch.float64}[head.dtype_name]
+    floating = [p.dtype for p in head.parameters() if p.dtype.is_floating_point]
+    return floating[0] if floating else torch.float32
+
+
+def _head_classes(head: nn.Module) -> int | None:
+    """The logits a head gives: ``num_classes``, or ``out_features`` of a linear layer."""
+    for name in ("num_classes", "out_features"):
+        value = getattr(head, name, None)
+        if isinstance(value, int):
+            return value
+    return None
 
 
 def fit_head(
     features: Any,
     labels: Any,
     *,
-    head: QuantumHead | None = None,
+    head: nn.Module | None = None,
     validation: tuple[Any, Any] | None = None,
     epochs: int = 30,
     batch_size: int = 64,
@@ -111,8 +144,9 @@ def fit_head(
     device: str = "cpu",
     num_threads: int | None = None,
     target_accuracy: float | None = None,
+    restore_best_weights: bool = False,
     **head_options: Any,
-) -> tuple[QuantumHead, HeadFitRecord]:
+) -> tuple[nn.Module, HeadFitRecord]:
     """Train a quantum head on precomputed features with Adam and the cross-entropy.
 
     For angle encoding, standardize the features (zero mean, unit variance per column, from
@@ -124,8 +158,11 @@ def fit_head(
     Args:
         features: ``(examples, width)`` array or tensor.
         labels: ``(examples,)`` integer classes ``0 .. num_classes - 1``.
-        head: A head to train further; ``None`` builds one with ``in_features`` the width,
-            ``num_classes`` the largest label + 1, and ``**head_options``.
+        head: A head to train further: a :class:`QuantumHead`, or any torch module mapping
+            ``(examples, width)`` to ``(examples, classes)`` logits (an ``nn.Linear`` probe,
+            an MLP), trained by the same loop for a like-for-like comparison. ``None``
+            builds a :class:`QuantumHead` with ``in_features`` the width, ``num_classes`` the
+            largest label + 1, and ``**head_options``.
         validation: Optional ``(features, labels)`` scored after training.
         epochs: Passes over the training features.
         batch_size: Examples per optimizer step (one batched simulation each).
@@ -138,6 +175,9 @@ def fit_head(
         target_accuracy: A validation accuracy in (0, 1]: the validation features are scored
             after every epoch, and the record gives the time and energy to first reach it
             (time-to-solution, energy-to-solution). Needs ``validation``.
+        restore_best_weights: Score the validation features after every epoch and give the
+            head back the weights of its best epoch (early stopping's model selection, as
+            Keras' ``EarlyStopping(restore_best_weights=True)``). Needs ``validation``.
         **head_options: :class:`QuantumHead` options (``num_qubits``, ``layers``,
             ``encoding``, ``gradient``, ``shots``, ...).
 
@@ -164,9 +204,10 @@ def fit_head(
     seed = check_int(seed, "seed", owner, low=0)
     if num_threads is not None:
         num_threads = check_int(num_threads, "num_threads", owner, low=1)
-    dtype = {"float32": torch.float32, "float64": torch.float64}.get(
-        head.dtype_name if head is not None else head_options.get("dtype", "float32"),
-        torch.float32,
+    dtype = (
+        _head_dtype(head)
+        if head is not None
+        else {"float64": torch.float64}.get(head_options.get("dtype", "float32"), torch.float32)
     )
     x, y = _as_tensors(features, labels, "training", dtype, device)
     if y.numel() == 0:
@@ -174,17 +215,17 @@ def fit_head(
     if int(y.min()) < 0:
         raise InvalidInputError(f"fit_head needs labels 0, 1, ...; got {int(y.min())}.")
     if head is None:
-        num_classes = max(2, int(y.max()) + 1)
-        head = QuantumHead(x.shape[1], num_classes, seed=seed, **head_options)
+        head = QuantumHead(x.shape[1], max(2, int(y.max()) + 1), seed=seed, **head_options)
     elif head_options:
         raise InvalidInputError(
             f"fit_head got head options {sorted(head_options)} and a head: set them on the "
             "head, or pass no head and let fit_head build it."
         )
-    if int(y.max()) >= head.num_classes:
+    classes = _head_classes(head)
+    if classes is not None and int(y.max()) >= classes:
         raise InvalidInputError(
-            f"fit_head got label {int(y.max())} for a head of {head.num_classes} classes "
-            f"(labels 0 .. {head.num_classes - 1})."
+            f"fit_head got label {int(y.max())} for a head of {classes} classes "
+            f"(labels 0 .. {classes - 1})."
         )
     if target_accuracy is not None:
         target_accuracy = check_float(
@@ -195,6 +236,12 @@ def fit_head(
                 "fit_head was given target_accuracy but no validation=(features, labels) to "
                 "measure it on."
             )
+    if restore_best_weights and validation is None:
+        raise SolverConfigurationError(
+            "fit_head was given restore_best_weights=True but no validation=(features, "
+            "labels) to choose the best epoch on."
+        )
+    score_every_epoch = target_accuracy is not None or restore_best_weights
     validation_tensors = None
     if validation is not None:
         validation_tensors = _as_tensors(*validation, "validation", dtype, device)
@@ -203,10 +250,12 @@ def fit_head(
     generator = torch.Generator().manual_seed(seed)
     losses: list[float] = []
     head.train()
-    threads = default_threads(head.num_qubits, device) if num_threads is None else num_threads
+    qubits = head.num_qubits if isinstance(head, QuantumHead) else 0
+    threads = default_threads(qubits, device) if num_threads is None else num_threads
     curve: list[float] = []
     epoch_readings: list[MeterReading] = []
     reached: int | None = None
+    best: tuple[float, int, dict[str, torch.Tensor]] | None = None
     with cpu_threads(threads), Meter(device) as meter:
         for epoch in range(epochs):
             with Meter(device) as epoch_meter:
@@ -221,13 +270,17 @@ def fit_head(
                     optimizer.step()
                     total += float(loss.detach()) * batch.numel()
                 losses.append(total / x.shape[0])
-                if target_accuracy is not None:
+                if score_every_epoch:
                     assert validation_tensors is not None
                     head.eval()
                     curve.append(accuracy(head, *validation_tensors))
+                    if restore_best_weights and (best is None or curve[-1] > best[0]):
+                        best = (curve[-1], epoch, copy.deepcopy(head.state_dict()))
             epoch_readings.append(epoch_meter.reading)
             if reached is None and target_accuracy is not None and curve[-1] >= target_accuracy:
                 reached = epoch
+        if best is not None:
+            head.load_state_dict(best[2])
         head.eval()
         train_accuracy = accuracy(head, x, y)
         validation_accuracy = (
@@ -246,5 +299,6 @@ def fit_head(
         if reached is None
         else sum(r.wall_s for r in epoch_readings[: reached + 1]),
         energy_to_target=None if reached is None else _summed(epoch_readings[: reached + 1]),
+        best_epoch=None if best is None else best[1],
     )
     return head, record

@@ -159,3 +159,53 @@ def test_bad_configurations_are_refused() -> None:
         EstimatorExecutor(object())
     with pytest.raises(SolverConfigurationError, match="'max_jobs'"):
         EstimatorExecutor(StatevectorEstimator(), max_jobs=0)
+
+
+@pytest.fixture
+def ionq_backend(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Any:
+    """IonQ's cloud simulator backend from qiskit-ionq, kept offline: no token in the
+    environment or a ``.env`` file, and the API address on a closed loopback port."""
+    pytest.importorskip("qiskit_ionq")
+    from qiskit_ionq import IonQProvider
+
+    for name in ("IONQ_API_KEY", "QISKIT_IONQ_API_TOKEN", "IONQ_API_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("IONQ_API_URL", "http://127.0.0.1:9/v0.4")
+    monkeypatch.chdir(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "Failed to get qubits ... Using 4": offline
+        return IonQProvider().get_backend("simulator")
+
+
+def ionq_executor(estimator: Any, backend: Any) -> EstimatorExecutor:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # qiskit-ionq's transpile-level advice
+        pass_manager = generate_preset_pass_manager(
+            backend=backend, optimization_level=1, seed_transpiler=0
+        )
+    return EstimatorExecutor(estimator, pass_manager=pass_manager)
+
+
+def test_the_circuit_compiled_for_ionq_gives_the_simulators_values(ionq_backend: Any) -> None:
+    # qiskit-ionq has no local simulator: its "simulator" runs in IonQ's cloud. The circuit
+    # compiled to its gate set and layout runs here on Qiskit's exact estimator instead.
+    executor = ionq_executor(RecordingEstimator(), ionq_backend)
+    x = torch.randn(5, 5, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    got = loss_gradients(head_on(executor), x)
+    expected = loss_gradients(head_on(None), x)
+    for a, b in zip(got, expected, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-9, rtol=1e-9)
+    assert executor.jobs == 1 and executor.fallback is None
+
+
+def test_ionq_without_a_token_warns_and_training_goes_on_simulated(ionq_backend: Any) -> None:
+    executor = ionq_executor(BackendEstimatorV2(backend=ionq_backend), ionq_backend)
+    head = head_on(executor, shots=100)
+    x = torch.randn(4, 5, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    with pytest.warns(RuntimeWarning, match="IonQCredentialsError.*token.*simulator"):
+        logits, _, _ = loss_gradients(head, x)
+    assert executor.fallback is not None and "IonQCredentialsError" in executor.fallback
+    assert torch.isfinite(logits).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # warned once; the simulator carries on
+        loss_gradients(head, x)

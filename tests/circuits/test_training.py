@@ -109,3 +109,32 @@ def test_a_given_head_trains_further_and_bad_labels_are_refused() -> None:
     with pytest.raises(InvalidInputError, match="non-finite"):
         fit_head(bad, y, num_qubits=2, epochs=1)
     assert torch.isfinite(head.weights).all()
+
+
+def test_a_linear_probe_trains_by_the_same_loop_and_the_best_epoch_is_restored() -> None:
+    data = load_breast_cancer()
+    x_train, x_test, y_train, y_test = standardized_split(data.data, data.target, seed=2)
+    torch.manual_seed(0)
+    probe = torch.nn.Linear(x_train.shape[1], 2)
+    trained, record = fit_head(
+        x_train,
+        y_train,
+        head=probe,
+        validation=(x_test, y_test),
+        epochs=8,
+        learning_rate=0.5,  # large steps: the validation curve is not monotone
+        restore_best_weights=True,
+        seed=0,
+    )
+    assert trained is probe
+    assert len(record.validation_curve) == 8
+    best = max(record.validation_curve)
+    assert record.best_epoch == record.validation_curve.index(best)
+    assert record.validation_curve[-1] < best  # the last epoch was worse ...
+    assert record.validation_accuracy == best  # ... and the best epoch's weights came back
+    assert best >= 0.93
+    assert record.num_parameters == 31 * 2
+    with pytest.raises(SolverConfigurationError, match="restore_best_weights"):
+        fit_head(x_train, y_train, head=probe, restore_best_weights=True)
+    with pytest.raises(InvalidInputError, match="label 2 for a head of 2 classes"):
+        fit_head(x_train, np.where(y_train == 1, 2, 0), head=probe)

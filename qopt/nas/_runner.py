@@ -31,6 +31,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from qopt.exceptions import (
     FileFormatError,
+    InvalidInputError,
     InvalidProblemError,
     RunDirectoryBusyError,
     SolverConfigurationError,
@@ -948,7 +949,13 @@ def export(run_dir: str | Path, path: str | Path | None = None) -> list[dict[str
     """
     best = status(run_dir).best
     if path is not None:
-        Path(path).write_text(json.dumps(best, indent=2))
+        try:
+            Path(path).write_text(json.dumps(best, indent=2))
+        except OSError as error:
+            raise InvalidInputError(
+                f"The export cannot be written to '{path}' ({error.strerror or error}); give "
+                "a writable path."
+            ) from None
     return best
 
 

@@ -139,11 +139,23 @@ class ChoiceSection(Section):
                     "low={low} > high={high}: no values; swap them",
                     {"low": self.low, "high": self.high},
                 )
+            if self.low is not None and self.high is not None:
+                count = (self.high - self.low) // self.step + 1
+                if count > MAX_CHOICE_VALUES:  # each value is listed (and a bit in the QUBO)
+                    raise PydanticCustomError(
+                        "range_too_large",
+                        "the range has {count} values; at most {most}: raise 'step'",
+                        {"count": count, "most": MAX_CHOICE_VALUES},
+                    )
         elif self.type == "int" and not all(
             isinstance(v, int) and not isinstance(v, bool) for v in self.values
         ):
             raise PydanticCustomError("int_values", "a choice of type 'int' needs int values")
         return self
+
+
+#: Values an ``int`` choice's range may hold.
+MAX_CHOICE_VALUES = 1_000_000
 
 
 class PairSection(Section):

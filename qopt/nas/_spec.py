@@ -952,6 +952,21 @@ def _lines(node: Any, path: str = "", out: dict[str, int] | None = None) -> dict
     return out
 
 
+#: Values (keys, items, scalars) a spec file may stand for, its aliases expanded.
+MAX_SPEC_VALUES = 1_000_000
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """Values ``node`` stands for with its aliases expanded, counted once per node (a YAML
+    alias bomb is a few lines of text standing for billions of values)."""
+    if id(node) not in sizes:
+        sizes[id(node)] = 1  # a cycle counts once
+        items = node.value if isinstance(node.value, list) else []
+        children = [c for item in items for c in (item if isinstance(item, tuple) else (item,))]
+        sizes[id(node)] = 1 + sum(_expanded_size(c, sizes) for c in children)
+    return sizes[id(node)]
+
+
 def load_spec(path: str | Path) -> SearchSpace:
     """Read a search-space spec from a YAML or JSON file.
 
@@ -995,6 +1010,13 @@ def load_spec(path: str | Path) -> SearchSpace:
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
+        if node is not None and _expanded_size(node, {}) > MAX_SPEC_VALUES:
+            raise FileFormatError(
+                f"Spec file '{path}' stands for more than {MAX_SPEC_VALUES:,} values once its "
+                "YAML aliases (*name) are expanded; write the spec out without them."
+            )
+    except RecursionError:
+        raise FileFormatError(f"Spec file '{path}' nests too deeply to be a spec.") from None
     except yaml.YAMLError as error:
         try:
             data, node = json.loads(text), None

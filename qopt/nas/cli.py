@@ -104,6 +104,12 @@ def run_nas_command(args: argparse.Namespace, out: TextIO) -> int:
             f"qopt nas takes SPEC, 'status RUN', 'report RUN' or 'export RUN'; got {target}."
         )
     space = load_spec(target[0])
+    if args.run_dir is None and (Path(space.name).name != space.name or space.name == ".."):
+        # The default run directory must stay under runs/: a name is not a path.
+        raise InvalidProblemError(
+            f"The spec's name {space.name!r} is not a plain name, so it cannot name the run "
+            "directory runs/<name>; give --run-dir, or a name without '/' and '..'."
+        )
     run_dir = args.run_dir or str(Path("runs") / space.name)
     summary = run_search(
         space,

@@ -56,3 +56,23 @@ def test_an_export_to_a_path_that_cannot_be_written_is_a_clear_error(tmp_path: P
     run_search(space, run_dir=tmp_path, sampler="random", n_trials=2, seed=0, objective=float)
     with pytest.raises(InvalidInputError, match="cannot be written"):  # was FileNotFoundError
         export(tmp_path, tmp_path / "no" / "such" / "dir" / "best.json")
+
+
+@pytest.mark.parametrize("name", ["../../escaped", "a/b", ".."])
+def test_a_spec_name_that_is_a_path_never_places_the_run_outside_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    from qopt.cli import main
+
+    work = tmp_path / "a" / "b"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    spec = work / "s.yaml"
+    spec.write_text(
+        f"name: {name!r}\nchoices:\n  - {{name: w, type: int, low: 1, high: 4}}\n"
+        "evaluate: tests.nas._entry:build\n"
+    )
+    argv = ["nas", str(spec), "--trials", "1", "--sampler", "random", "--no-progress"]
+    assert main(argv) == 2  # was: the run written to ../../escaped
+    assert "--run-dir" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["a", "b", "s.yaml"]

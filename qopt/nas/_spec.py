@@ -237,8 +237,8 @@ class Budget:
             ``"benchmark:nbg-<dataset>:latency"`` (see
             :func:`qopt.nas.nas_bench_graph_space`), or ``"builder"`` (build and count each
             architecture); ``None``: the polynomial is exact.
-        probed: The costs come from (or were checked against) probe builds of the space's
-            builder; set by the space, so a saved spec is not probed again.
+        probed: The costs were derived from probe builds of the space's builder; set by the
+            space, so a saved spec is not probed again.
 
     Examples:
         >>> b = Budget("params", 100, costs={"op": {"conv": 80, "skip": 0}}, constant=10)
@@ -423,6 +423,8 @@ class SearchSpace:
         name: Study name.
         source: Spec key path to line number, for error messages (filled by :func:`load_spec`).
         base_dir: The spec file's folder, where entry points are also looked up.
+        check_costs: Check hand-written ``params``/``flops`` costs against probe builds of
+            the builder (``from_dict``, which reads saved specs, does not).
 
     Attributes:
         probes: Per budget derived from or checked against the builder, its fit
@@ -456,6 +458,7 @@ class SearchSpace:
         name: str = "qopt-nas",
         source: Mapping[str, int] | None = None,
         base_dir: str | Path | None = None,
+        check_costs: bool = True,
     ) -> None:
         self.source = dict(source or {})
         #: Directory of the spec file (set by :func:`load_spec`): entry points are looked up
@@ -529,7 +532,9 @@ class SearchSpace:
                 self._pair_matrices[(b_index, p_index)] = m
         #: Exact costs (budget index -> function of value positions); the polynomial of such a
         #: budget is a lower bound on it.
-        self.budgets = tuple(self._checked(i, b) for i, b in enumerate(self.budgets))
+        if check_costs:
+            for b_index, budget in enumerate(self.budgets):
+                self._check_costs(b_index, budget)
         self._exact: dict[int, Any] = {}
         for b_index, budget in enumerate(self.budgets):
             if budget.exact == "builder":
@@ -616,11 +621,11 @@ class SearchSpace:
             probed=True,
         )
 
-    def _checked(self, b_index: int, budget: Budget) -> Budget:
-        """``budget`` with hand-written costs checked against probe builds (when the space
-        has a builder and the budget is one it measures)."""
+    def _check_costs(self, b_index: int, budget: Budget) -> None:
+        """Check hand-written costs against probe builds (when the space has a builder and the
+        budget is one it measures)."""
         if budget.probed or not budget.is_measured or budget.exact or self.builder is None:
-            return budget
+            return
         from qopt.nas._builder import describe_disagreement, probe
 
         cost = self._builder_cost(b_index)
@@ -635,7 +640,6 @@ class SearchSpace:
                 f"builds: {problem}. Leave out 'costs', 'pairs' and 'constant' to have them "
                 "derived from the builder, or correct them."
             )
-        return dataclasses.replace(budget, probed=True)
 
     def _measured(self, b_index: int) -> Callable[[Mapping[str, int]], float]:
         """The exact cost of a ``exact: builder`` budget: build and count (on first use)."""
@@ -869,9 +873,14 @@ class SearchSpace:
         *,
         source: Mapping[str, int] | None = None,
         base_dir: str | Path | None = None,
+        check_costs: bool = False,
     ) -> SearchSpace:
-        """Build from plain data (the parsed YAML/JSON spec); see :func:`load_spec`."""
-        return _from_dict(data, source or {}, base_dir)
+        """Build from plain data (a saved spec, or the parsed YAML/JSON; see :func:`load_spec`).
+
+        Budgets given only a ``max`` are derived; hand-written costs are checked against the
+        builder only with ``check_costs`` (:func:`load_spec` checks them).
+        """
+        return _from_dict(data, source or {}, base_dir, check_costs=check_costs)
 
     def __repr__(self) -> str:
         return (
@@ -883,7 +892,11 @@ class SearchSpace:
 
 # ---------------------------------------------------------------------- parsing
 def _from_dict(
-    data: Any, source: Mapping[str, int], base_dir: str | Path | None = None
+    data: Any,
+    source: Mapping[str, int],
+    base_dir: str | Path | None = None,
+    *,
+    check_costs: bool = False,
 ) -> SearchSpace:
     """A space from the parsed spec: the schema first (an error names the key and its line),
     then the object model (budgets that name unknown choices or cannot be met, ...)."""
@@ -933,6 +946,7 @@ def _from_dict(
         name=document.name,
         source=source,
         base_dir=base_dir,
+        check_costs=check_costs,
     )
 
 
@@ -1026,6 +1040,6 @@ def load_spec(path: str | Path) -> SearchSpace:
             ) from error
     source = _lines(node) if node is not None else {}
     try:
-        return _from_dict(data, source, path.resolve().parent)
+        return _from_dict(data, source, path.resolve().parent, check_costs=True)
     except InvalidProblemError as error:
         raise type(error)(f"{path}: {error}") from error

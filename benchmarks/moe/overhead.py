@@ -1,6 +1,6 @@
 """Routing overhead from CPU seconds: one training step against one QUBO routing solve.
 
-The issue's goal is routing overhead <= 10% of step time at 1024 tokens x 8 experts on 2 CPU
+The goal is routing overhead <= 10% of step time at 1024 tokens x 8 experts on 2 CPU
 cores. Wall-clock step times (``benchmarks/moe/run.py``) are only meaningful on a quiet
 machine; this script measures process CPU seconds instead, single-threaded, which a busy
 machine disturbs far less:

@@ -24,7 +24,7 @@ Per arm and seed: validation loss with greedy routing at equal steps and at equa
 violation and dropped fraction over training, specialization NMI (Markov only), router and
 step time. Prints medians over seeds with [min, max] and writes every run to JSON.
 
-Routing overhead (the issue's goal: at most 10%) is measured from mean training-step times,
+Routing overhead (the goal: at most 10%) is measured from mean training-step times,
 evaluation excluded: (mean step of the arm - mean step of top1) / mean step of the arm, per
 seed, then the median. Mean, not median, because lazy schedules make most steps cheap and a
 few expensive. Wall-clock figures depend on the machine being quiet; "CPU overhead" is the
@@ -38,6 +38,7 @@ blind to what overlapping buys.
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import math
 import statistics
@@ -427,7 +428,8 @@ def main(argv: list[str] | None = None) -> int:
         nargs="+",
         type=Path,
         default=[],
-        help="raw results of earlier runs to include (their arms are not run again)",
+        help="raw results of earlier runs (.json or .json.gz) to include (their arms are not "
+        "run again; with nothing left to run, prints their tables)",
     )
     args = parser.parse_args(argv)
     args.seq_len = min(args.seq_len, args.tokens)
@@ -443,7 +445,8 @@ def main(argv: list[str] | None = None) -> int:
     runs: list[dict[str, Any]] = []
     done: set[tuple[Any, ...]] = set()
     for path in args.merge:
-        for r in json.loads(Path(path).read_text())["runs"]:
+        data = Path(path).read_bytes()
+        for r in json.loads(gzip.decompress(data) if path.suffix == ".gz" else data)["runs"]:
             key = (r["dataset"], r["top_k"], r["capacity_factor"], r["seed"], r["arm"])
             if key not in done:  # overlapping files: the first one listed wins
                 done.add(key)

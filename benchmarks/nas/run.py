@@ -20,6 +20,7 @@ off, ``target_transform='rank'``, ``surrogate='bocs'``) or ``startup=N`` (start 
     python benchmarks/nas/run.py --seeds 50 --evaluations 25 50 100 150
     python benchmarks/nas/run.py --benchmark nbg:pubmed --max-mparams 0.16 --seeds 20
     python benchmarks/nas/run.py --from a.json b.json   # tables of runs split by sampler
+    python benchmarks/nas/run.py --from benchmarks/nas/results/nb201-*.json.gz   # published
     python benchmarks/nas/run.py --from new.json old.json@qubo=qubo-before   # rename in one file
     python benchmarks/nas/run.py --seeds 50 --samplers qubo --agreement   # + ball-solve table
 """
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import gzip
 import json
 import time
 from collections.abc import Callable
@@ -92,8 +94,8 @@ def main() -> None:
         dest="sources",
         nargs="+",
         metavar="JSON",
-        help="print the tables of earlier runs' raw results (merged) instead of running; "
-        "FILE@OLD=NEW renames sampler OLD in that file",
+        help="print the tables of earlier runs' raw results (.json or .json.gz, merged) instead "
+        "of running; FILE@OLD=NEW renames sampler OLD in that file",
     )
     args = parser.parse_args()
     if args.sources:
@@ -102,7 +104,8 @@ def main() -> None:
             # FILE@OLD=NEW renames sampler OLD of that file (to compare two runs of one name).
             path, _, rename = source.partition("@")
             old, _, new = rename.rpartition("=")
-            for r in json.loads(Path(path).read_text())["results"]:
+            data = Path(path).read_bytes()
+            for r in json.loads(gzip.decompress(data) if path.endswith(".gz") else data)["results"]:
                 merged.append({**r, "sampler": new} if old and r["sampler"] == old else r)
         samplers = list(dict.fromkeys(r["sampler"] for r in merged))
         evaluations = sorted({r["evaluations"] for r in merged})

@@ -29,7 +29,16 @@ from typing import TYPE_CHECKING, Any
 from qopt._optional import import_optional
 from qopt.nas._benchmarks import nas_bench_201_space, nas_bench_graph_space
 from qopt.nas._objectives import resolve_evaluator
-from qopt.nas._spec import Budget, Choice, Objective, PairCost, SearchSpace, Training, load_spec
+from qopt.nas._spec import (
+    Budget,
+    Choice,
+    Objective,
+    PairCost,
+    QoptBudgetWarning,
+    SearchSpace,
+    Training,
+    load_spec,
+)
 from qopt.nas._tables import NB201_OPS, NBG_DATASETS, NBG_LINKS
 
 if TYPE_CHECKING:
@@ -43,6 +52,7 @@ __all__ = [
     "Choice",
     "Objective",
     "PairCost",
+    "QoptBudgetWarning",
     "SearchSpace",
     "Training",
     "demo",

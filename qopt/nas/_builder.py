@@ -8,7 +8,6 @@ reports progress of long probes, and says which probe build failed.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -87,8 +86,8 @@ def probe(cost: BuilderCost, sizes: Mapping[str, int], *, name: str) -> ChoiceCo
         if bar is None and planned >= PROGRESS_FROM:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=planned, desc=f"probing budget '{name}'", unit="build")
-            bar.disable = bar.disable or not sys.stderr.isatty()
+            # disable=None: shown on a terminal only
+            bar = tqdm(total=planned, desc=f"probing budget '{name}'", unit="build", disable=None)
         if bar is not None:
             bar.total = planned
             bar.n = done

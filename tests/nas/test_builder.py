@@ -15,10 +15,9 @@ from optuna.trial import TrialState
 
 from qopt.exceptions import BuilderError, InvalidProblemError
 from qopt.model_analysis import count_params_and_macs
-from qopt.nas import SearchSpace, load_spec, run_search
+from qopt.nas import QoptBudgetWarning, SearchSpace, load_spec, run_search
 from qopt.nas._runner import load_run
 from qopt.nas._samplers import trial_architecture
-from qopt.nas._spec import QoptBudgetWarning
 from qopt.nas.cli import add_nas_parser
 from tests.nas import _builders
 
@@ -281,3 +280,30 @@ def test_a_saved_measured_budget_finds_its_builder_once_base_dir_is_set(
     arch = {"c1": 16, "c2": 16, "k": 5}
     assert again.cost(arch, "params") == measured(again, "convs", arch)
     assert again.within_budget(again.anchor)
+
+
+def test_a_long_probe_reports_its_progress(tmp_path: Path) -> None:
+    # 1 + 99 + 99 + 1 single changes + 3 pair screens + 20 checks: a progress bar's worth
+    text = LINEAR.replace("values: [2, 4, 8, 16]", f"values: {list(range(1, 101))}").replace(
+        "values: [1, 3, 5]", f"values: {list(range(1, 101))}"
+    )
+    seen: list[tuple[int, int]] = []
+    from qopt.nas import _builder
+
+    original = _builder.fit_choice_cost
+
+    def recording(measure, sizes, *, progress=None, **options):  # type: ignore[no-untyped-def]
+        def both(done: int, planned: int) -> None:
+            seen.append((done, planned))
+            assert progress is not None
+            progress(done, planned)
+
+        return original(measure, sizes, progress=both, **options)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_builder, "fit_choice_cost", recording)
+        space = load_spec(write(tmp_path, text.replace("max: 90", "max: 2000")))
+    assert space.probes["params"].exact
+    assert seen[-1][0] == space.probes["params"].builds >= 200
+    assert all(done <= planned for done, planned in seen)
+    assert [d for d, _ in seen] == list(range(1, len(seen) + 1))

@@ -7,7 +7,6 @@ parameters, and its diagnostics into trial system attributes.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import threading
@@ -281,6 +280,7 @@ class QuboSampler(BaseSampler):
         # many); the spaces whose exhaustion was said; each proposed trial's space.
         self._feasible: dict[tuple[Any, ...], frozenset[tuple[int, ...]] | None] = {}
         self._said_exhausted: set[tuple[Any, ...]] = set()
+        self._said_cannot_stop: set[tuple[Any, ...]] = set()
         self._trial_spaces: dict[int, tuple[tuple[Any, ...], dict[str, BaseDistribution]]] = {}
         # Parameters whose independent sampling was warned about (once each).
         self._said_independent: set[str] = set()
@@ -430,8 +430,22 @@ class QuboSampler(BaseSampler):
             if not self._exhausted(key, space, taken):
                 return
             self._say_exhausted(key, space)
-        with contextlib.suppress(RuntimeError):  # outside study.optimize: no loop to stop
+        try:
             study.stop()
+        except RuntimeError:  # no study.optimize loop: ask/tell, e.g. Ray Tune's OptunaSearch
+            self._say_cannot_stop(key, n_points)
+
+    def _say_cannot_stop(self, key: tuple[Any, ...], n_points: int) -> None:
+        with self._lock:
+            if key in self._said_cannot_stop:
+                return
+            self._said_cannot_stop.add(key)
+        _logger.warning(
+            f"{type(self).__name__} cannot stop this study: it is driven by ask/tell (Ray "
+            "Tune's OptunaSearch among others), not study.optimize, so its next proposals "
+            f"repeat points already tried. End it after {n_points} trials (Ray Tune: "
+            f"TuneConfig(num_samples={n_points})), or refine the grid."
+        )
 
     def _n_points(self, key: tuple[Any, ...], space: SpaceEncoding) -> int | None:
         """The number of feasible points of a space (None: constrained and too large)."""

@@ -241,3 +241,18 @@ def test_multi_objective_search_finds_the_pareto_front() -> None:
     assert len(front & pareto) >= 5
     phases = [t.system_attrs.get("qopt:phase") for t in study.trials]
     assert phases.count("model") >= 15
+
+
+def test_an_exhausted_grid_says_once_how_many_trials_to_run(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # OptunaSearch asks and tells: the study has no optimize loop that QuboSampler could stop.
+    search = OptunaSearch(
+        {"x": IntDistribution(0, 3)}, sampler=fast_sampler(), metric="loss", mode="min"
+    )
+    with caplog.at_level("WARNING", logger="qopt.integrations.optuna._sampler"):
+        configs = run_trials(search, lambda c: {"loss": float(c["x"])}, n_trials=8, concurrent=1)
+    assert {c["x"] for c in configs[:4]} == {0, 1, 2, 3}
+    said = [r.getMessage() for r in caplog.records if "cannot stop this study" in r.getMessage()]
+    assert len(said) == 1
+    assert "num_samples=4" in said[0]

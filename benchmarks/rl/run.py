@@ -12,7 +12,9 @@ only its training steps are counted (its scoring episodes are free, which favour
 Per task and method the table gives how many seeds reached the threshold, the median steps to
 it with the [25 %, 75 %] spread (a seed that did not reach it counts as never: ``>budget``),
 the median wall and CPU seconds and joules per run (estimated unless a RAPL counter was read),
-the median best return at the end, and one-sided tests that ``qubo`` (``--reference``) needs fewer steps than each other method: Mann-Whitney U
+the evaluations (policies tried) to the threshold likewise, the median best return at the
+end, the median steps per evaluation (what one policy tried
+costs: a policy that balances longer costs more), and one-sided tests that ``qubo`` (``--reference``) needs fewer steps than each other method: Mann-Whitney U
 over seeds, and the paired Wilcoxon signed-rank test (seed k of one method against seed k of
 the other, same episodes; a run that never reached the threshold counts the steps it spent,
 which understates its cost). Raw runs, with each run's best-so-far return against steps, are
@@ -264,12 +266,13 @@ def steps_or_inf(row: Mapping[str, Any]) -> float:
     return math.inf if value is None else float(value)
 
 
-def spread(values: list[float], budget: int) -> str:
-    # Never (inf) as a huge number: quantiles that touch it come out above the budget.
+def spread(values: list[float], never_label: str) -> str:
+    """Median [25 %, 75 %] of values where inf means never; a quantile that touches a never
+    shows ``never_label``."""
     never = 1e18
 
     def show(v: float) -> str:
-        return f">{budget}" if v > budget * 10 else f"{v:.0f}"
+        return never_label if v > never / 10 else f"{v:.0f}"
 
     finite = np.minimum(np.asarray(values, dtype=float), never)
     q25, q50, q75 = np.quantile(finite, [0.25, 0.5, 0.75])
@@ -279,8 +282,9 @@ def spread(values: list[float], budget: int) -> str:
 def table(rows: list[dict[str, Any]], reference: str = "qubo") -> str:
     lines = []
     header = (
-        f"{'task':<20}{'method':<10}{'solved':<8}{'steps to threshold':<30}{'best return':<13}"
-        f"{'wall s':<9}{'CPU s':<9}{'joules':<10}{'MWU p':<9}{'Wilcoxon p':<10}"
+        f"{'task':<20}{'method':<10}{'solved':<8}{'steps to threshold':<30}"
+        f"{'evaluations to it':<22}{'best return':<13}"
+        f"{'steps/eval':<12}{'wall s':<9}{'CPU s':<9}{'joules':<10}{'MWU p':<9}{'Wilcoxon p':<10}"
     )
     lines += [header, "-" * len(header)]
     for task_name in dict.fromkeys(r["task"] for r in rows):
@@ -294,6 +298,10 @@ def table(rows: list[dict[str, Any]], reference: str = "qubo") -> str:
             runs = sorted(runs, key=lambda r: r["seed"])
             steps = [steps_or_inf(r) for r in runs]
             solved = sum(math.isfinite(s) for s in steps)
+            evaluations = [
+                r["evaluations"] if math.isfinite(s) else math.inf
+                for r, s in zip(runs, steps, strict=True)
+            ]
             mwu = wil = "-"
             if method != reference and qubo:
                 mwu = f"{test_mwu(qubo, runs):.3g}"
@@ -301,8 +309,10 @@ def table(rows: list[dict[str, Any]], reference: str = "qubo") -> str:
             joules = [r["joules"] for r in runs if r["joules"] is not None]
             lines.append(
                 f"{task_name:<20}{method:<10}{f'{solved}/{len(runs)}':<8}"
-                f"{spread(steps, task.budget):<30}"
+                f"{spread(steps, f'>{task.budget}'):<30}"
+                f"{spread(evaluations, 'never'):<22}"
                 f"{statistics.median(r['best_return'] for r in runs):<13.4g}"
+                f"{statistics.median(r['steps_spent'] / r['evaluations'] for r in runs):<12.0f}"
                 f"{statistics.median(r['wall_s'] for r in runs):<9.2f}"
                 f"{statistics.median(r['cpu_s'] for r in runs):<9.2f}"
                 f"{(statistics.median(joules) if joules else math.nan):<10.0f}"

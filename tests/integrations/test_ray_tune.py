@@ -164,12 +164,13 @@ def test_tuner_with_a_define_by_run_space(local_ray: Any, tmp_path: Path) -> Non
     assert model_trials
 
 
-def test_pending_trials_are_never_proposed_twice() -> None:
+@pytest.mark.parametrize("trust_region", [None, 2])
+def test_pending_trials_are_never_proposed_twice(trust_region: int | None) -> None:
     space = {f"b{i}": IntDistribution(0, 1) for i in range(N_BITS)}
     storage = optuna.storages.InMemoryStorage()
     search = OptunaSearch(
         space,
-        sampler=fast_sampler(),
+        sampler=fast_sampler(trust_region=trust_region),
         metric="energy",
         mode="min",
         storage=storage,
@@ -184,6 +185,9 @@ def test_pending_trials_are_never_proposed_twice() -> None:
     claimed = [t for t in study.trials if "qopt:claim" in t.system_attrs]
     assert len(claimed) >= 30
     assert min(c["energy"] for c in map(bits_objective, configs)) == OPTIMUM
+    if trust_region is not None:  # the model proposals came from the ball around the best
+        candidates = [str(t.system_attrs.get("qopt:candidate")) for t in study.trials]
+        assert sum(c.startswith("trust-region") for c in candidates) >= 15
 
 
 def test_searcher_restored_from_its_checkpoint_proposes_as_if_never_stopped(

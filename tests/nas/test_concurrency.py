@@ -5,10 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import optuna
 import pytest
+from optuna.storages import InMemoryStorage
+
+from qopt.nas._runner import STATUS_ATTR, SearchJob, open_study, run_worker
+from qopt.nas._samplers import make_sampler, trial_architecture
 
 from ._harness import (
     WorkersOutcome,
+    cell_score,
     cell_space,
     postgres_url,
     search_with_workers,
@@ -57,3 +63,21 @@ def test_workers_starting_together_never_take_one_queued_architecture(
         space, tmp_path, storage_url(storage, tmp_path), n_trials=N_TRIALS, workers=WORKERS
     )
     check_no_duplicates_lost_or_running(outcome)
+
+
+def test_a_queued_architecture_another_worker_holds_is_taken_not_evaluated() -> None:
+    space = cell_space("queued-claim")
+    study = open_study(space, InMemoryStorage(), "qubo", create=True)
+    _, codec = make_sampler("qubo", space, seed=0)
+    arch = {f"op{i}": "skip" for i in range(6)}
+    study.enqueue_trial(codec.params_of(arch))
+    rival = study.ask()  # another worker, evaluating `arch` right now
+    assert codec.suggest(rival) == arch
+    study.enqueue_trial(codec.params_of(arch))  # e.g. a repair that landed on the same one
+    job = SearchJob(space.to_dict(), None, None, "qubo", 0, 2, "sa", None)
+    told = run_worker(job, 0, space=space, study=study, evaluate=lambda a: {"score": cell_score(a)})
+    queued = study.trials[told[0]]
+    assert queued.user_attrs[STATUS_ATTR] == "taken" and queued.params == {}
+    assert queued.state == optuna.trial.TrialState.FAIL
+    evaluated = [trial_architecture(t) for t in study.trials if t.number in told[1:]]
+    assert evaluated and arch not in evaluated

@@ -118,8 +118,13 @@ class RunSummary:
 
 
 # ---------------------------------------------------------------------- storage
-def _open_storage(run_dir: Path | None, storage: str | None) -> BaseStorage:
-    """The database at ``storage``, else the run directory's journal file, else memory."""
+def _open_storage(
+    run_dir: Path | None, storage: str | None, *, workers: bool = True
+) -> BaseStorage:
+    """The database at ``storage``, else the run directory's journal file, else memory.
+
+    ``workers``: opened by a search (whose workers take queued trials), not only to read it.
+    """
     try:
         if storage is not None:
             with warnings.catch_warnings():
@@ -131,7 +136,7 @@ def _open_storage(run_dir: Path | None, storage: str | None) -> BaseStorage:
                     grace_period=GRACE_PERIOD_S,
                     engine_kwargs=_SQLITE_ENGINE if storage.startswith("sqlite") else None,
                 )
-            if database.engine.dialect.name == "sqlite":
+            if workers and database.engine.dialect.name == "sqlite":
                 _lock_when_beginning(database.engine)
             return database
         if run_dir is not None:
@@ -907,7 +912,7 @@ def load_run(run_dir: str | Path) -> tuple[optuna.Study, SearchSpace, str]:
     space = SearchSpace.from_dict(json.loads((path / "spec.json").read_text()))
     if config.get("base_dir"):
         space.base_dir = Path(config["base_dir"])
-    store = _open_storage(path, config.get("storage"))
+    store = _open_storage(path, config.get("storage"), workers=False)  # to read it
     try:
         study = optuna.load_study(study_name=config["study"], storage=store)
     except KeyError as error:

@@ -21,10 +21,10 @@ def storages() -> list[str]:
 
 
 def kill_cases(n_kills: int, per_run: int = 4, n_trials: int = 10) -> list[Case]:
-    """About ``n_kills`` SIGKILLs in all: runs of ``per_run`` kills, spread over the storages
-    and the QUBO and random samplers."""
+    """At least ``n_kills`` SIGKILLs in all: runs of ``per_run`` kills, spread over the
+    storages and the QUBO and random samplers."""
     kinds = storages()
-    n_runs = max(1, round(n_kills / per_run))
+    n_runs = max(1, -(-n_kills // per_run))
     found = []
     for i in range(n_runs):
         storage = kinds[i % len(kinds)]

@@ -116,3 +116,29 @@ def test_bad_arguments(kwargs: dict, match: str) -> None:
     options = {"budget_steps": 100} | kwargs
     with pytest.raises(SolverConfigurationError, match=match):
         search_policy(*cartpole(), **options)
+
+
+def lake_diagonal(observations: Any) -> Any:
+    """Row + column of each square of the 4x4 lake: 7 states."""
+    return (observations // 4 + observations % 4).reshape(-1)
+
+
+def lake_row(observations: Any) -> Any:
+    return (observations // 4).reshape(-1)
+
+
+def test_a_state_mapped_table_is_searched_and_its_log_names_the_map(tmp_path: Path) -> None:
+    episodes = EpisodeEvaluator("FrozenLake-v1", env_kwargs={"is_slippery": False})
+    space = (episodes.observation_space, episodes.action_space)
+    diagonal = TabularPolicy(*space, state_map=lake_diagonal, n_states=7)
+    # One action per diagonal: down, down, right, down, right, right reaches the goal.
+    assert episodes.evaluate(diagonal, diagonal.params_of([1, 1, 2, 1, 2, 2, 0])) == (1.0, 6)
+    log = tmp_path / "lake.jsonl"
+    first = search_policy(diagonal, episodes, budget_steps=500, log=log)
+    header = json.loads(log.read_text().splitlines()[0])["header"]
+    assert header["policy"]["state_map"].endswith(".lake_diagonal")
+    again = search_policy(diagonal, episodes, budget_steps=500, log=log)
+    assert again.replayed == len(first.returns) and again.returns == first.returns
+    by_row = TabularPolicy(*space, state_map=lake_row, n_states=4)
+    with pytest.raises(InvalidProblemError, match=r"different search.*\['policy'\]"):
+        search_policy(by_row, episodes, budget_steps=500, log=log)

@@ -298,10 +298,11 @@ COLUMNS = (
 def table(rows: list[dict[str, Any]], reference: str = "qubo", markdown: bool = False) -> str:
     """The steps-to-threshold table, as aligned text or (``markdown``) a Markdown table."""
     cells = []
-    for task_name in dict.fromkeys(r["task"] for r in rows):
+    order = [*ARMS, "ppo"]
+    for task_name in [t for t in TASKS if any(r["task"] == t for r in rows)]:
         task = TASKS[task_name]
         by_method: dict[str, list[dict[str, Any]]] = {}
-        for r in rows:
+        for r in sorted(rows, key=lambda r: order.index(r["method"])):
             if r["task"] == task_name:
                 by_method.setdefault(r["method"], []).append(r)
         qubo = sorted(by_method.get(reference, []), key=lambda r: r["seed"])
@@ -315,7 +316,8 @@ def table(rows: list[dict[str, Any]], reference: str = "qubo", markdown: bool = 
             ]
             mwu = wil = "-"
             if method != reference and qubo:
-                mwu = f"{test_mwu(qubo, runs):.3g}"
+                p = test_mwu(qubo, runs)
+                mwu = "n/a" if math.isnan(p) else f"{p:.3g}"
                 wil = test_wilcoxon(qubo, runs)
             joules = [r["joules"] for r in runs if r["joules"] is not None]
             cells.append(
@@ -377,12 +379,17 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    tasks = list(dict.fromkeys(r["task"] for r in rows))
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4.5 * len(tasks), 3.5), squeeze=False)
-    for ax, task_name in zip(axes[0], tasks, strict=True):
+    tasks = [t for t in TASKS if any(r["task"] == t for r in rows)]
+    n_cols = min(3, len(tasks))
+    n_rows = -(-len(tasks) // n_cols)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(4.5 * n_cols, 3.5 * n_rows), squeeze=False)
+    for ax in axes.flat[len(tasks) :]:
+        ax.set_visible(False)
+    for ax, task_name in zip(axes.flat, tasks, strict=False):
         budget = TASKS[task_name].budget
         grid = np.linspace(0, budget, 101)
-        for method in dict.fromkeys(r["method"] for r in rows if r["task"] == task_name):
+        present = {r["method"] for r in rows if r["task"] == task_name}
+        for method in [m for m in [*ARMS, "ppo"] if m in present]:
             curves = []
             for r in rows:
                 if r["task"] == task_name and r["method"] == method and r["curve"]:

@@ -150,6 +150,7 @@ class TabularPolicy(Policy):
         kind = _space_kind(observation_space)
         self.state_map = state_map
         self.observation_kind = kind
+        self.bins: tuple[int, ...]
         if state_map is not None:
             self.observation_kind = "mapped"
             self.n_states = check_int(n_states, "n_states", owner, low=1)
@@ -157,7 +158,7 @@ class TabularPolicy(Policy):
             self.low = self.high = None
         elif kind == "discrete":
             self.n_states = int(observation_space.n)
-            self.bins: tuple[int, ...] = (self.n_states,)
+            self.bins = (self.n_states,)
             self.low = self.high = None
         elif kind == "box":
             dims = int(np.prod(observation_space.shape))

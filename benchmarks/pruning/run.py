@@ -392,6 +392,8 @@ def paired(runs: list[dict[str, Any]], args: argparse.Namespace) -> None:
             for other in others:
                 theirs = by_seed(runs, kind, speedup, other)
                 seeds = sorted(set(qubo) & set(theirs))
+                if not seeds:
+                    continue  # an arm these raw results do not hold
                 diffs = [100 * (qubo[s] - theirs[s]) for s in seeds]
                 wins = sum(d > 1e-9 for d in diffs)
                 losses = sum(d < -1e-9 for d in diffs)

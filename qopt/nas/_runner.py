@@ -130,12 +130,7 @@ def _open_storage(
             with warnings.catch_warnings():
                 # Heartbeats are how a killed worker's trial is failed on a shared database.
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                database = RDBStorage(
-                    storage,
-                    heartbeat_interval=HEARTBEAT_INTERVAL_S,
-                    grace_period=GRACE_PERIOD_S,
-                    engine_kwargs=_SQLITE_ENGINE if storage.startswith("sqlite") else None,
-                )
+                database = _rdb_storage(storage)
             if workers and database.engine.dialect.name == "sqlite":
                 _lock_when_beginning(database.engine)
             return database
@@ -154,6 +149,30 @@ def _open_storage(
 
 #: SQLite waits this long for another worker's write lock (pysqlite's default is 5 s).
 _SQLITE_ENGINE = {"connect_args": {"timeout": 60.0}}
+
+
+def _rdb_storage(url: str, attempts: int = 5) -> RDBStorage:
+    """Optuna's database storage at ``url``, retried while another runner creates its tables.
+
+    Runners started together on an empty database race to create Optuna's tables (and, on
+    PostgreSQL, its enum types); the losers get an ``IntegrityError`` although the tables now
+    exist, so opening again succeeds.
+    """
+    for attempt in range(1, attempts):
+        try:
+            return _new_rdb_storage(url)
+        except sqlalchemy.exc.IntegrityError:
+            time.sleep(0.2 * attempt)
+    return _new_rdb_storage(url)
+
+
+def _new_rdb_storage(url: str) -> RDBStorage:
+    return RDBStorage(
+        url,
+        heartbeat_interval=HEARTBEAT_INTERVAL_S,
+        grace_period=GRACE_PERIOD_S,
+        engine_kwargs=_SQLITE_ENGINE if url.startswith("sqlite") else None,
+    )
 
 
 def _lock_when_beginning(engine: sqlalchemy.engine.Engine) -> None:
@@ -327,8 +346,9 @@ def open_study(
         )
         used = study.user_attrs.get("qopt_nas:sampler")
         if used is None:
-            study.set_user_attr("qopt_nas:sampler", sampler_name)
+            # The spec first: a runner that sees the sampler then finds the spec beside it.
             study.set_user_attr("qopt_nas:spec", space.to_dict())
+            study.set_user_attr("qopt_nas:sampler", sampler_name)
         elif used != sampler_name:
             raise SolverConfigurationError(
                 f"Study '{space.name}' was run with sampler '{used}'; resume it with "

@@ -294,6 +294,48 @@ def test_two_workers_on_postgresql(tmp_path: Path) -> None:
     assert status(tmp_path).n_evaluated == summary.n_evaluated
 
 
+def _open_together(url: str, barrier: Any, results: Any) -> None:
+    barrier.wait()
+    try:
+        runner._open_storage(None, url)
+        results.put("ok")
+    except Exception as error:  # reported to the test, which names it
+        results.put(f"{type(error).__name__}: {error}"[:300])
+
+
+@pytest.mark.skipif(
+    not os.environ.get("QOPT_TEST_POSTGRES_URL"), reason="set QOPT_TEST_POSTGRES_URL to run"
+)
+def test_runners_started_together_on_an_empty_database() -> None:
+    # Runners on several machines start at once on a fresh database: all of them race to
+    # create Optuna's tables and PostgreSQL enum types; the losers used to fail.
+    import multiprocessing
+
+    import sqlalchemy
+
+    server, _, _ = os.environ["QOPT_TEST_POSTGRES_URL"].rpartition("/")
+    name = f"qopt_race_{os.getpid()}_{time.time_ns()}"
+    admin = sqlalchemy.create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
+    try:
+        context = multiprocessing.get_context("fork")
+        barrier, results = context.Barrier(3), context.Queue()
+        workers = [
+            context.Process(target=_open_together, args=(f"{server}/{name}", barrier, results))
+            for _ in range(3)
+        ]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(timeout=120)
+        assert [results.get(timeout=5) for _ in workers] == ["ok"] * 3
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sqlalchemy.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
+
+
 def test_unreachable_storage_says_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(SolverUnavailableError, match="Check that the database server runs"):
         run_search(toy_space(), storage="postgresql://user:secret@127.0.0.1:1/none", n_trials=2)

@@ -673,9 +673,9 @@ def tuning_report(paths: list[Path]) -> str:
         for r in saved["rows"]:
             if r["part"] != "train":
                 continue
-            label = r["arm"]
+            label = f"{r['arm']} [{path.stem}]"  # a baseline's pattern may differ by run
             if r["arm"] in ("qubo-static", "greedy-static", "qubo", "greedy"):
-                label += (
+                label = r["arm"] + (
                     f" window {settings.get('window', '1')}, every {settings['every']}, "
                     f"weight {settings['redundancy_weight']}"
                 )

@@ -144,7 +144,9 @@ def block_sparse_attention(
     never with ``T x T``. Within the own (diagonal) block, attention is causal token by token.
 
     Args:
-        queries, keys, values: ``(B, H, T, d)``; ``T`` a multiple of ``block_size``.
+        queries: ``(B, H, T, d)``; ``T`` a multiple of ``block_size``.
+        keys: ``(B, H, T, d)``, as ``queries``.
+        values: ``(B, H, T, d)``, as ``queries``.
         selection: Boolean ``(H, N, N)`` or ``(B, H, N, N)``, causal, every diagonal kept.
         block_size: Tokens per block.
 

@@ -1093,8 +1093,9 @@ def solve_attention(
     """Select blocks with a QUBO solver: :func:`attention_problem` through :func:`qopt.pipeline.solve`.
 
     Args:
-        scores, budget, redundancy, redundancy_weight, min_blocks, max_blocks, window,
-            budget_encoding, penalty: As :func:`attention_problem`.
+        scores: As :func:`attention_problem`; so are ``budget``, ``redundancy``,
+            ``redundancy_weight``, ``min_blocks``, ``max_blocks``, ``window``,
+            ``budget_encoding`` and ``penalty``.
         solver: A registry name (``qopt solvers``) or a :class:`dimod.Sampler`.
         solver_options: Options of :func:`qopt.solvers.get_solver` for a named solver; where
             the backend has them and they are not set, ``num_reads=4`` and ``num_sweeps=200``

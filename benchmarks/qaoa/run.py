@@ -297,7 +297,6 @@ def gset_decomposition(
     polish: bool = False,
     initial: str = "sa",
     tabu_moves: int = 100,
-    time_limit: float | None = None,
     controls: Iterable[str] = (),
     log: Callable[[str], None] = print,
 ) -> list[Trial]:
@@ -324,7 +323,6 @@ def gset_decomposition(
             patience=patience,
             initial=initial,
             tabu_moves=tabu_moves,
-            time_limit=time_limit,
             repairs=child_repairs,
             seed=seed,
         )
@@ -438,9 +436,6 @@ def main() -> None:
         "--tabu-moves", type=int, default=100, help="one-flip tabu moves per iteration"
     )
     gset.add_argument(
-        "--time-limit", type=float, default=None, help="seconds per decomposition run"
-    )
-    gset.add_argument(
         "--controls",
         nargs="*",
         default=[],
@@ -517,7 +512,6 @@ def main() -> None:
             polish=args.polish,
             initial=args.initial,
             tabu_moves=args.tabu_moves,
-            time_limit=args.time_limit,
             controls=args.controls,
         )
         best_known = {

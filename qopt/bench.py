@@ -30,6 +30,7 @@ Examples:
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import os
@@ -545,6 +546,25 @@ def write_results(path: str | os.PathLike[str], payload: Mapping[str, Any]) -> P
     document = {"machine": payload.get("machine") or machine_info(), **payload}
     target.write_text(json.dumps(document, indent=2, default=default))
     return target
+
+
+def read_results(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A results file as :func:`write_results` writes it, plain or gzip-compressed (``.gz``,
+    as the published results under ``benchmarks/*/results/`` are committed).
+
+    Examples:
+        >>> import gzip, json, tempfile
+        >>> from pathlib import Path
+        >>> from qopt.bench import read_results
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     path = Path(folder) / "r.json.gz"
+        ...     _ = path.write_bytes(gzip.compress(json.dumps({"runs": [1, 2]}).encode()))
+        ...     read_results(path)["runs"]
+        [1, 2]
+    """
+    source = Path(path)
+    data = source.read_bytes()
+    return dict(json.loads(gzip.decompress(data) if source.suffix == ".gz" else data))
 
 
 def _matplotlib_figure(width: float, height: float) -> Figure:

@@ -38,7 +38,6 @@ blind to what overlapping buys.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import math
 import statistics
@@ -52,7 +51,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from qopt.bench import machine_info, results_path, write_results
+from qopt.bench import machine_info, read_results, results_path, write_results
 from qopt.moe import MarkovMixture, MoELanguageModel
 
 REPO = Path(__file__).resolve().parents[2]
@@ -445,8 +444,7 @@ def main(argv: list[str] | None = None) -> int:
     runs: list[dict[str, Any]] = []
     done: set[tuple[Any, ...]] = set()
     for path in args.merge:
-        data = Path(path).read_bytes()
-        for r in json.loads(gzip.decompress(data) if path.suffix == ".gz" else data)["runs"]:
+        for r in read_results(path)["runs"]:
             key = (r["dataset"], r["top_k"], r["capacity_factor"], r["seed"], r["arm"])
             if key not in done:  # overlapping files: the first one listed wins
                 done.add(key)

@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import gzip
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -38,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from qopt.bench import results_path, write_results
+from qopt.bench import read_results, results_path, write_results
 
 
 def parse_sampler(spec: str) -> tuple[str, int | None, dict[str, Any]]:
@@ -104,8 +102,7 @@ def main() -> None:
             # FILE@OLD=NEW renames sampler OLD of that file (to compare two runs of one name).
             path, _, rename = source.partition("@")
             old, _, new = rename.rpartition("=")
-            data = Path(path).read_bytes()
-            for r in json.loads(gzip.decompress(data) if path.endswith(".gz") else data)["results"]:
+            for r in read_results(path)["results"]:
                 merged.append({**r, "sampler": new} if old and r["sampler"] == old else r)
         samplers = list(dict.fromkeys(r["sampler"] for r in merged))
         evaluations = sorted({r["evaluations"] for r in merged})

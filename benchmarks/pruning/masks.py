@@ -52,13 +52,12 @@ from run import (
     global_greedy,
     magnitude_importance,
     make_model,
-    read_results,
     taylor_scores,
     top_masks,
     uniform_counts,
 )
 
-from qopt.bench import results_path, write_results
+from qopt.bench import read_results, results_path, write_results
 from qopt.model_analysis import model_pruning_groups
 
 VARIANTS: dict[str, dict[str, Any]] = {

@@ -45,8 +45,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import gzip
-import json
 import statistics
 import time
 import warnings
@@ -65,7 +63,7 @@ from sklearn.model_selection import train_test_split
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from qopt.bench import results_path, write_results
+from qopt.bench import read_results, results_path, write_results
 from qopt.model_analysis import ModelPruningGroups, count_params_and_macs, model_pruning_groups
 from qopt.problems.pruning import magnitude_importance, taylor_importance
 
@@ -428,13 +426,6 @@ def tables(runs: list[dict[str, Any]], args: argparse.Namespace) -> None:
                     f"{ratio:.3f} | {len(chosen)} |"
                 )
     paired(runs, args)
-
-
-def read_results(path: Path) -> dict[str, Any]:
-    """A raw-results file as written by this script, plain or gzip-compressed (.json.gz, as the
-    published ones in benchmarks/pruning/results/ are)."""
-    data = path.read_bytes()
-    return json.loads(gzip.decompress(data) if path.suffix == ".gz" else data)
 
 
 def main() -> None:

@@ -33,7 +33,6 @@ QuboSearch options (JSON) to the QUBO arms.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import math
 import statistics
@@ -45,7 +44,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from qopt.bench import machine_info, results_path, write_results
+from qopt.bench import machine_info, read_results, results_path, write_results
 from qopt.metering import Meter
 from qopt.policy_search import (
     EpisodeEvaluator,
@@ -369,8 +368,7 @@ def test_wilcoxon(qubo: list[dict[str, Any]], other: list[dict[str, Any]]) -> st
 
 def read_runs(path: Path) -> list[dict[str, Any]]:
     """The runs of a saved results file (``.json``, or ``.json.gz`` as committed)."""
-    data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    return list(json.loads(data)["runs"])
+    return list(read_results(path)["runs"])
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> None:

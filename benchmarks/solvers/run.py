@@ -15,8 +15,6 @@ Runs, tables, JSON and plots come from qopt.bench, the harness behind ``qopt ben
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
 import statistics
 import time
 from dataclasses import asdict
@@ -31,6 +29,7 @@ from qopt.bench import (
     machine_info,
     plot_quality_vs_time,
     plot_tts_vs_size,
+    read_results,
     write_results,
 )
 from qopt.io import ProblemFile, load_problem
@@ -139,8 +138,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.tables is not None:
-        data = args.tables.read_bytes()
-        print_tables(json.loads(gzip.decompress(data) if args.tables.suffix == ".gz" else data))
+        print_tables(read_results(args.tables))
         return
 
     edges = random_regular_graph(36, 3, seed=0)

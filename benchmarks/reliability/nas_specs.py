@@ -220,83 +220,46 @@ def cases() -> list[Case]:
     # Objectives that fail: the search reports why (exit 1 when nothing succeeded).
     for name in ("raises", "nan", "exits", "text", "other_metric"):
         found.append(nas_file(f"objective-{name}", spec_with(evaluate=f"hostile:{name}"), "error"))
+
     # Flags and storage URLs.
+    def in_run_dir(*flags: str) -> Callable[[Path, Path], list[str]]:
+        """``qopt nas SPEC --run-dir SCRATCH/r`` with ``flags`` (``{s}`` in a flag: the scratch)."""
+        return lambda s, p: [
+            "nas",
+            str(p),
+            "--run-dir",
+            str(s / "r"),
+            *(f.format(s=s) for f in flags),
+        ]
+
     argvs: dict[str, tuple[Callable[[Path, Path], list[str]], Expect]] = {
-        "trials-0": (
-            lambda s, p: ["nas", str(p), "--run-dir", str(s / "r"), "--trials", "0"],
-            "error",
-        ),
-        "trials-negative": (
-            lambda s, p: ["nas", str(p), "--run-dir", str(s / "r"), "--trials", "-1"],
-            "error",
-        ),
-        "trials-text": (
-            lambda s, p: ["nas", str(p), "--run-dir", str(s / "r"), "--trials", "x"],
-            "error",
-        ),
-        "workers-0": (
-            lambda s, p: ["nas", str(p), "--run-dir", str(s / "r"), "--workers", "0"],
-            "error",
-        ),
+        "trials-0": (in_run_dir("--trials", "0"), "error"),
+        "trials-negative": (in_run_dir("--trials", "-1"), "error"),
+        "trials-text": (in_run_dir("--trials", "x"), "error"),
+        "workers-0": (in_run_dir("--workers", "0"), "error"),
         "sampler-bogus": (lambda s, p: ["nas", str(p), "--sampler", "bogus"], "error"),
-        "solver-unknown": (
-            lambda s, p: ["nas", str(p), "--run-dir", str(s / "r"), "--solver", "nope"],
-            "error",
-        ),
-        "seed-negative": (
-            lambda s, p: ["nas", str(p), "--run-dir", str(s / "r"), "--seed", "-1"],
-            "error",
-        ),
+        "solver-unknown": (in_run_dir("--solver", "nope"), "error"),
+        "seed-negative": (in_run_dir("--seed", "-1"), "error"),
         "name-is-a-path": (lambda s, p: ["nas", str(_named(s, "../../escaped")), *RUN], "error"),
         "run-dir-is-a-file": (lambda s, p: ["nas", str(p), "--run-dir", str(p), *RUN], "error"),
         "run-dir-uncreatable": (
             lambda s, p: ["nas", str(p), "--run-dir", "/proc/qopt/run", *RUN],
             "error",
         ),
-        "storage-nonsense": (
-            lambda s, p: ["nas", str(p), "--run-dir", str(s / "r"), "--storage", "nonsense", *RUN],
-            "error",
-        ),
+        "storage-nonsense": (in_run_dir("--storage", "nonsense", *RUN), "error"),
         "storage-sqlite-missing-dir": (
-            lambda s, p: [
-                "nas",
-                str(p),
-                "--run-dir",
-                str(s / "r"),
-                "--storage",
-                f"sqlite:///{s}/no/dir/x.db",
-                *RUN,
-            ],
+            in_run_dir("--storage", "sqlite:///{s}/no/dir/x.db", *RUN),
             "error",
         ),
         "storage-postgres-unreachable": (
-            lambda s, p: [
-                "nas",
-                str(p),
-                "--run-dir",
-                str(s / "r"),
-                "--storage",
-                "postgresql://u:pw@127.0.0.1:1/db",
-                *RUN,
-            ],
+            in_run_dir("--storage", "postgresql://u:pw@127.0.0.1:1/db", *RUN),
             "error",
         ),
         "storage-mysql-no-driver": (
-            lambda s, p: [
-                "nas",
-                str(p),
-                "--run-dir",
-                str(s / "r"),
-                "--storage",
-                "mysql://u:pw@127.0.0.1:1/db",
-                *RUN,
-            ],
+            in_run_dir("--storage", "mysql://u:pw@127.0.0.1:1/db", *RUN),
             "error",
         ),
-        "storage-redis": (
-            lambda s, p: ["nas", str(p), "--run-dir", str(s / "r"), "--storage", "redis://x", *RUN],
-            "error",
-        ),
+        "storage-redis": (in_run_dir("--storage", "redis://x", *RUN), "error"),
         "status-missing-run": (lambda s, p: ["nas", "status", str(s / "nowhere")], "error"),
         "status-empty-dir": (lambda s, p: ["nas", "status", str(s)], "error"),
         "status-a-file": (lambda s, p: ["nas", "status", str(p)], "error"),

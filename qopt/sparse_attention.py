@@ -8,7 +8,10 @@ pluggable:
 - a fixed tensor, set with :meth:`BlockSparseAttention.set_selection` (what
   :class:`~qopt.integrations.lightning.QuboAttentionCallback` installs);
 - a callable ``selector(queries, keys) -> selection`` called at every forward on the layer's
-  queries and keys ``(B, H, T, d)`` (e.g. top-k of pooled scores per sequence, MoBA-style);
+  queries and keys ``(B, H, T, d)``, such as :class:`TopKSelector` (each sequence's own top-k
+  of pooled scores, MoBA-style);
+- both: each sequence attends the union, its selector's blocks and the fixed ones (how the
+  callback adds the budget a per-sequence top-k cannot spend);
 - neither: dense causal attention. ``forward(x, dense=True)`` takes the dense path whatever is
   set, for comparison.
 
@@ -21,6 +24,9 @@ Driving a layer that is not ours
 The callback drives any module that satisfies :class:`BlockSelectable`: ``num_heads`` and
 ``block_size`` (ints), ``pooled_statistics()`` returning the block-pooled queries and keys
 ``(B, H, N, d)`` of the last training forward (or ``None``), and ``set_selection(selection)``.
+A module whose own selector picks blocks per sequence may also have ``covered_blocks()``,
+returning that selector's boolean ``(B, H, N, N)`` choice of the last training forward: the
+callback then places only the rest of the budget, on the attention mass those blocks leave.
 
 Examples:
     >>> import torch
@@ -54,7 +60,9 @@ __all__ = [
     "BlockSelectable",
     "BlockSparseAttention",
     "Selector",
+    "TopKSelector",
     "block_sparse_attention",
+    "block_statistics",
     "dense_causal_attention",
 ]
 
@@ -89,6 +97,107 @@ def dense_causal_attention(
 ) -> torch.Tensor:
     """Causal softmax attention over ``(..., T, d)`` tensors (the reference path)."""
     return F.scaled_dot_product_attention(queries, keys, values, is_causal=True)
+
+
+def block_statistics(
+    pooled_queries: torch.Tensor,
+    pooled_keys: torch.Tensor,
+    covered: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Block scores and key redundancy of block-pooled queries and keys, averaged over sequences.
+
+    The torch counterpart of :func:`qopt.problems.attention.block_scores` and
+    :func:`~qopt.problems.attention.block_redundancy` on pooled inputs (blocks of one), computed
+    where the tensors live (float32, no copy to the host): what a selection callback gathers
+    after every training step, at a fraction of the numpy route's cost.
+
+    Args:
+        pooled_queries: ``(B, H, N, d)``, finite.
+        pooled_keys: ``(B, H, N, d)``, finite.
+        covered: Boolean ``(B, H, N, N)`` or None: blocks each sequence attends already (its
+            own selector's choice); their mass counts 0, so the scores are the mass those
+            blocks leave (the residual).
+
+    Returns:
+        ``(scores, redundancy)``, each ``(H, N, N)``: the pooled attention mass of each causal
+        key block per query block (outside ``covered``), and the cosine similarity of centred
+        pooled keys clipped to [0, 1] with a unit diagonal, both means over the ``B``
+        sequences.
+
+    Examples:
+        >>> import numpy as np, torch
+        >>> from qopt.problems.attention import block_redundancy, block_scores
+        >>> q, k = torch.randn(2, 3, 2, 8, 4)  # pooled: 3 sequences, 2 heads, 8 blocks, d=4
+        >>> scores, redundancy = block_statistics(q, k)
+        >>> bool(np.allclose(scores, block_scores(q.numpy(), k.numpy(), 1).mean(0), atol=1e-6))
+        True
+        >>> bool(np.allclose(redundancy, block_redundancy(k.numpy(), 1).mean(0), atol=1e-6))
+        True
+    """
+    with torch.no_grad():
+        queries, keys = pooled_queries.float(), pooled_keys.float()
+        blocks = queries.shape[-2]
+        logits = queries @ keys.transpose(-1, -2) / math.sqrt(queries.shape[-1])
+        causal = torch.ones(blocks, blocks, dtype=torch.bool, device=logits.device).tril()
+        scores = torch.softmax(logits.masked_fill(~causal, float("-inf")), dim=-1)
+        if covered is not None:
+            scores = scores.masked_fill(covered.to(scores.device), 0.0)
+        centred = keys - keys.mean(dim=-2, keepdim=True)
+        unit = centred / centred.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        redundancy = (unit @ unit.transpose(-1, -2)).clamp(0.0, 1.0)
+        redundancy.diagonal(dim1=-2, dim2=-1).fill_(1.0)
+        return scores.mean(dim=0), redundancy.mean(dim=0)
+
+
+class TopKSelector:
+    """Per-sequence top-k selection (MoBA), vectorized in torch: a ``selector`` for the layer.
+
+    Each query block keeps its own block and the ``k - 1`` earlier key blocks whose mean key
+    scores highest against its mean query (the ranking of
+    :func:`qopt.problems.attention.topk_selection`, for every sequence and head at once).
+    Query blocks with fewer than ``k`` causal blocks keep all of them.
+
+    Args:
+        k: Key blocks per query block, own block included, >= 1.
+        block_size: Tokens per block, as the layer's.
+
+    Raises:
+        SolverConfigurationError: ``k`` or ``block_size`` below 1.
+
+    Examples:
+        >>> import torch
+        >>> selector = TopKSelector(2, block_size=4)
+        >>> layer = BlockSparseAttention(16, 2, 4, selector=selector)
+        >>> layer(torch.randn(3, 32, 16)).shape
+        torch.Size([3, 32, 16])
+        >>> round(layer.last_attended_fraction, 4)  # 15 of 36 causal pairs per head
+        0.4167
+    """
+
+    def __init__(self, k: int, block_size: int) -> None:
+        owner = type(self).__name__
+        self.k = check_int(k, "k", owner, low=1)
+        self.block_size = check_int(block_size, "block_size", owner, low=1)
+
+    def __call__(self, queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        """Boolean ``(B, H, N, N)`` selection of ``(B, H, T, d)`` queries and keys."""
+        batch, heads, length, dim = queries.shape
+        blocks = length // self.block_size
+        shape = (batch, heads, blocks, self.block_size, dim)
+        with torch.no_grad():
+            logits = queries.reshape(shape).mean(dim=3) @ keys.reshape(shape).mean(dim=3).mT
+            own = torch.eye(blocks, dtype=torch.bool, device=logits.device)
+            earlier = torch.ones_like(own).tril(-1)
+            chosen = own.expand(batch, heads, blocks, blocks).clone()
+            others = min(self.k - 1, blocks - 1)
+            if others > 0:
+                best = logits.masked_fill(~earlier, float("-inf")).topk(others, dim=-1).indices
+                chosen.scatter_(-1, best, True)
+                chosen &= earlier | own  # rows with fewer earlier blocks picked future ones
+        return chosen
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(k={self.k}, block_size={self.block_size})"
 
 
 def _as_tensor(selection: Any) -> torch.Tensor:
@@ -200,9 +309,12 @@ class BlockSparseAttention(nn.Module):
         block_size: Tokens per block; sequence lengths must be multiples of it.
         selector: ``None`` (dense until a selection is set), a fixed boolean selection
             ``(H, N, N)`` or ``(B, H, N, N)`` (tensor or array), or a callable
-            ``selector(queries, keys) -> selection`` on ``(B, H, T, d)`` tensors (detached).
+            ``selector(queries, keys) -> selection`` on ``(B, H, T, d)`` tensors (detached),
+            such as :class:`TopKSelector`. A selection set later with :meth:`set_selection`
+            adds its blocks to the selector's.
         record_statistics: Keep the block-pooled queries and keys of each training forward
-            (detached) for :meth:`pooled_statistics` (what the selection callback reads).
+            (detached) for :meth:`pooled_statistics`, and the selector's choice for
+            :meth:`covered_blocks` (what the selection callback reads).
 
     Raises:
         SolverConfigurationError: ``num_heads`` does not divide ``d_model``, or an argument is
@@ -250,13 +362,18 @@ class BlockSparseAttention(nn.Module):
         #: Attended block pairs over causal block pairs in the last forward (1.0: dense).
         self.last_attended_fraction = 1.0
         self._pooled: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._covered: torch.Tensor | None = None
+        self._last_chosen: torch.Tensor | None = None
         if callable(selector):
             self.selector = selector
         elif selector is not None:
             self.set_selection(selector)
 
     def set_selection(self, selection: Any) -> None:
-        """Attend by this fixed selection from the next forward on (``None``: dense).
+        """Attend by this fixed selection from the next forward on (``None``: none).
+
+        With a ``selector``, each sequence attends the union of the selector's blocks and
+        these; without one, these alone (``None``: dense).
 
         Checked now where it can be (boolean, causal, every diagonal kept); its number of
         blocks is checked against each input.
@@ -273,6 +390,10 @@ class BlockSparseAttention(nn.Module):
     def pooled_statistics(self) -> tuple[torch.Tensor, torch.Tensor] | None:
         """Block-pooled queries and keys ``(B, H, N, d)`` of the last training forward."""
         return self._pooled
+
+    def covered_blocks(self) -> torch.Tensor | None:
+        """The selector's boolean ``(B, H, N, N)`` choice in the last training forward, or None."""
+        return self._covered
 
     def forward(self, x: torch.Tensor, *, dense: bool = False) -> torch.Tensor:
         """Attend; ``x`` is ``(B, T, d_model)`` with ``T`` a multiple of ``block_size``."""
@@ -296,6 +417,8 @@ class BlockSparseAttention(nn.Module):
             )
             self._pooled = (next(pooled), next(pooled))
         selection = None if dense else self._current_selection(q, k)
+        if self.training and self.record_statistics and not dense:
+            self._covered = self._last_chosen
         if selection is None:
             attended = dense_causal_attention(q, k, v)
             self.last_attended_fraction = 1.0
@@ -308,18 +431,22 @@ class BlockSparseAttention(nn.Module):
         return self.out(attended.transpose(1, 2).reshape(batch, length, self.d_model))
 
     def _current_selection(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor | None:
-        if self.selector is not None:
-            chosen = self.selector(q.detach(), k.detach())
-            tensor = _as_tensor(chosen)
-            return tensor.to(q.device)
-        return self.selection
+        self._last_chosen = None
+        if self.selector is None:
+            return self.selection
+        chosen = _as_tensor(self.selector(q.detach(), k.detach())).to(q.device)
+        if chosen.dim() == 3:
+            chosen = chosen.unsqueeze(0)
+        self._last_chosen = chosen.expand(q.shape[0], *chosen.shape[1:])
+        if self.selection is None:
+            return chosen
+        return chosen | self.selection.to(q.device)
 
     def extra_repr(self) -> str:
-        mode = (
-            "selector"
-            if self.selector is not None
-            else "fixed"
-            if self.selection is not None
-            else "dense"
-        )
+        parts = [
+            name
+            for name, present in (("selector", self.selector), ("fixed", self.selection))
+            if present is not None
+        ]
+        mode = "+".join(parts) or "dense"
         return f"d_model={self.d_model}, num_heads={self.num_heads}, block_size={self.block_size}, selection={mode}"

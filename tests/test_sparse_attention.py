@@ -9,11 +9,18 @@ import pytest
 import torch
 
 from qopt.exceptions import InvalidProblemError, SolverConfigurationError
-from qopt.problems.attention import bigbird_selection, block_scores, topk_selection
+from qopt.problems.attention import (
+    bigbird_selection,
+    block_redundancy,
+    block_scores,
+    topk_selection,
+)
 from qopt.sparse_attention import (
     BlockSelectable,
     BlockSparseAttention,
+    TopKSelector,
     block_sparse_attention,
+    block_statistics,
     dense_causal_attention,
 )
 
@@ -125,3 +132,54 @@ def test_bad_input_is_refused_with_what_to_do() -> None:
         layer(torch.randn(1, 8, 8))  # 2 blocks, the selection has 3
     with pytest.raises(SolverConfigurationError, match="must divide d_model=8"):
         BlockSparseAttention(8, 3, 4)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 8])
+def test_topk_selector_matches_the_numpy_ranking_for_every_sequence_and_head(k: int) -> None:
+    q, keys, _ = qkv(batch=3, heads=2, length=32, dim=4, seed=k)
+    chosen = TopKSelector(k, block_size=4)(q, keys)
+    assert chosen.shape == (3, 2, 8, 8) and chosen.dtype == torch.bool
+    for b in range(3):
+        expected = topk_selection(block_scores(q[b].numpy(), keys[b].numpy(), 4), k)
+        assert np.array_equal(chosen[b].numpy(), expected)
+
+
+def test_selector_and_fixed_selection_attend_their_union_and_record_the_selectors_part() -> None:
+    torch.manual_seed(0)
+    layer = BlockSparseAttention(8, num_heads=2, block_size=4, selector=TopKSelector(2, 4))
+    x = torch.randn(3, 32, 8)
+    fixed = torch.eye(8, dtype=torch.bool).repeat(2, 1, 1)
+    fixed[:, 7, 0] = True  # one far block, for every sequence
+    layer.set_selection(fixed)
+    layer(x)
+    covered = layer.covered_blocks()
+    assert covered is not None and covered.shape == (3, 2, 8, 8)
+    q, k, v = (
+        t.reshape(3, 32, 2, 4).transpose(1, 2) for t in layer.qkv(x).detach().chunk(3, dim=-1)
+    )
+    assert torch.equal(covered, TopKSelector(2, 4)(q, k))
+    union = covered | fixed
+    expected = layer.out(
+        block_sparse_attention(q, k, v, union, 4).transpose(1, 2).reshape(3, 32, 8)
+    )
+    assert torch.allclose(layer(x), expected, atol=1e-6)
+    assert "selector+fixed" in repr(layer)
+    layer.eval()
+    layer(x)  # evaluation forwards leave the recorded choice alone
+    assert torch.equal(layer.covered_blocks(), covered)
+
+
+def test_block_statistics_equal_the_numpy_scores_and_redundancy_and_leave_covered_mass_out() -> (
+    None
+):
+    q, k, _ = qkv(batch=4, heads=2, length=40, dim=6, seed=3)
+    pooled_q, pooled_k = (t.reshape(4, 2, 10, 4, 6).mean(dim=3) for t in (q, k))
+    scores, redundancy = block_statistics(pooled_q, pooled_k)
+    assert np.allclose(scores, block_scores(q.numpy(), k.numpy(), 4).mean(0), atol=1e-6)
+    assert np.allclose(redundancy, block_redundancy(k.numpy(), 4).mean(0), atol=1e-6)
+    covered = TopKSelector(2, 4)(q, k)
+    residual, same = block_statistics(pooled_q, pooled_k, covered)
+    per_sequence = block_scores(q.numpy(), k.numpy(), 4) * ~covered.numpy()
+    assert np.allclose(residual, per_sequence.mean(0), atol=1e-6)
+    assert torch.equal(same, redundancy)
+    assert float(residual.diagonal(dim1=-2, dim2=-1).abs().max()) == 0.0  # own blocks covered

@@ -68,13 +68,20 @@ from qopt.problems.attention import (
 )
 from qopt.sparse_attention import (
     BlockSparseAttention,
+    TopKSelector,
     block_sparse_attention,
+    block_statistics,
     dense_causal_attention,
 )
 
 REPO = Path(__file__).resolve().parents[2]
-SELECTORS = ("topk", "global-top", "bigbird", "greedy", "qubo")
-TRAIN_ARMS = ("dense", "topk", "global-top", "bigbird", "greedy", "greedy-static", "qubo-static")
+SELECTORS = ("topk", "global-top", "bigbird", "greedy", "qubo", "greedy-topk", "qubo-topk")
+TRAIN_ARMS = (
+    "dense", "topk", "global-top", "bigbird", "greedy", "greedy-static", "qubo-static",
+    "greedy-topk", "qubo-topk",
+)  # fmt: skip
+#: Arms whose per-sequence top-k share comes from TopKSelector and the rest from the callback.
+TOPK_PLUS = ("greedy-topk", "qubo-topk")
 #: Per-sequence greedy (and global-top, its sort) cost a selection per sequence and layer at
 #: every step, more than the step itself on CPU: not trained by default.
 DEFAULT_TRAIN_ARMS = ("dense", "topk", "bigbird", "greedy-static", "qubo-static")
@@ -219,6 +226,30 @@ def select(
     raise ValueError(name)
 
 
+def topk_plus(
+    name: str, q: torch.Tensor, k: torch.Tensor, budget: int, args: argparse.Namespace, seed: int
+) -> np.ndarray:
+    """Every sequence's top-k share plus one fixed set of blocks for the rest of the budget.
+
+    What ``QuboAttentionCallback`` installs beside a ``TopKSelector``: the fixed blocks are
+    chosen (greedy or QUBO) on the mean attention mass the top-k blocks leave over the batch
+    ``q, k`` ``(B, H, T, d)``, within the pairs top-k does not spend. Returns ``(B, H, N, N)``.
+    """
+    heads, blocks = q.shape[1], q.shape[2] // args.block_size
+    covered = TopKSelector(even_share(heads, blocks, budget), args.block_size)(q, k)
+    pooled = (t.reshape(*t.shape[:2], blocks, args.block_size, -1).mean(dim=3) for t in (q, k))
+    scores, redundancy = (t.double().numpy() for t in block_statistics(*pooled, covered))
+    rest = heads * blocks + budget - int(covered.sum(dim=(1, 2, 3)).max())
+    options = {"redundancy": redundancy, "redundancy_weight": args.redundancy_weight}
+    if name == "greedy-topk":
+        fixed = greedy_selection(scores, rest, **options)
+    else:
+        fixed = solve_attention(
+            scores, rest, solver=args.solver, solver_options={"seed": seed}, **options
+        ).value
+    return (covered.numpy() | fixed[None]).astype(bool)
+
+
 # ----------------------------------------------------------------------------- training
 
 
@@ -305,6 +336,19 @@ def train(
     }
 
 
+def timed_selector(selector: Any, clock: SelectionClock) -> Any:
+    """``selector`` with its seconds added to the clock (while training)."""
+
+    def timed(queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        started = time.perf_counter()
+        chosen = selector(queries, keys)
+        if clock.running:
+            clock.seconds += time.perf_counter() - started
+        return chosen
+
+    return timed
+
+
 def per_sequence_selector(
     name: str, fraction: float, args: argparse.Namespace, seed: int, clock: SelectionClock
 ) -> Any:
@@ -332,26 +376,32 @@ def run_training_arm(
     blocks = args.seq_len // args.block_size
     callbacks: list[Any] = []
     clock = SelectionClock()
+    budget = budget_of(fraction, args.heads, blocks)
     for module in model.attention_modules():
-        if arm in ("topk", "global-top", "greedy"):
+        if arm in ("topk", *TOPK_PLUS):  # vectorized: every sequence's own top-k share
+            share = even_share(args.heads, blocks, budget)
+            module.selector = timed_selector(TopKSelector(share, args.block_size), clock)
+        elif arm in ("global-top", "greedy"):
             module.selector = per_sequence_selector(arm, fraction, args, seed, clock)
         elif arm in ("bigbird", "qubo-static", "greedy-static"):
             # The static arms start from the BigBird pattern too, until their first selection:
             # dense steps before it would be a head start.
-            budget = budget_of(fraction, args.heads, blocks)
             module.set_selection(torch.from_numpy(bigbird_within(args.heads, blocks, budget, seed)))
-    if arm in ("qubo-static", "greedy-static"):
+    if arm in ("qubo-static", "greedy-static", *TOPK_PLUS):
+        # With a top-k selector the callback places only the budget top-k leaves: the own
+        # block is the only fixed one, no minimum per query block.
+        plus = arm in TOPK_PLUS
         callbacks.append(
             timed_callback(
                 clock,
                 attended_fraction=fraction,
                 every_n_steps=args.every,
-                method="qubo" if arm == "qubo-static" else "greedy",
+                method="qubo" if arm.startswith("qubo") else "greedy",
                 solver=args.solver,
                 solver_options={"seed": seed},
                 redundancy_weight=args.redundancy_weight,
-                min_blocks="even",
-                window=args.window,
+                min_blocks=1 if plus else "even",
+                window=1 if plus else args.window,
             )
         )
     started = time.perf_counter()
@@ -405,11 +455,19 @@ def run_error_seed(seed: int, corpus: np.ndarray, args: argparse.Namespace) -> l
             errors, values, fractions, seconds = [], [], [], []
             for q, k, v in layers:
                 reference = dense_causal_attention(q, k, v)
+                if name in TOPK_PLUS:  # one fixed part for the batch: time per sequence
+                    started = time.perf_counter()
+                    batch_selection = topk_plus(name, q, k, budget, args, seed)
+                    each = (time.perf_counter() - started) / q.shape[0]
                 for b in range(q.shape[0]):
                     qb, kb = q[b].numpy(), k[b].numpy()
                     started = time.perf_counter()
-                    selection = select(name, qb, kb, budget, args, seed)
-                    seconds.append(time.perf_counter() - started)
+                    if name in TOPK_PLUS:
+                        selection = batch_selection[b]
+                        seconds.append(each)
+                    else:
+                        selection = select(name, qb, kb, budget, args, seed)
+                        seconds.append(time.perf_counter() - started)
                     assert selection.sum() <= budget  # zero budget violations
                     out = block_sparse_attention(
                         q[b : b + 1], k[b : b + 1], v[b : b + 1],
@@ -618,6 +676,11 @@ def error_report(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
         paired(errors, "relative_error", "selector", "qubo", "topk"),
         paired(errors, "relative_error", "selector", "greedy", "topk"),
         paired(errors, "relative_error", "selector", "qubo", "greedy"),
+        *(
+            paired(errors, "relative_error", "selector", "qubo-topk", other)
+            for other in ("topk", "greedy-topk")
+            if any(r["selector"] == "qubo-topk" for r in errors)
+        ),
     ]
     step_times = [r["dense_step_s"] for r in errors if "dense_step_s" in r]
     if step_times:

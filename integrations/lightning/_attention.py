@@ -7,7 +7,7 @@ import time
 import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import dimod
 import lightning.pytorch as pl
@@ -20,8 +20,6 @@ from qopt.background import background_executor
 from qopt.exceptions import InvalidProblemError, SolverConfigurationError
 from qopt.problems.attention import (
     ATTENTION_SOLVER_DEFAULTS,
-    block_redundancy,
-    block_scores,
     even_share,
     greedy_selection,
     minimum_budget,
@@ -29,11 +27,20 @@ from qopt.problems.attention import (
     solve_attention,
 )
 from qopt.solvers import QoptFallbackWarning, resolve_solver
-from qopt.sparse_attention import BlockSelectable
+from qopt.sparse_attention import BlockSelectable, block_statistics
 
 __all__ = ["QuboAttentionCallback"]
 
 SelectionMethod = Literal["qubo", "greedy"]
+
+
+class _Statistics(NamedTuple):
+    """What one module's selection is made from: mean scores and redundancy ``(H, N, N)``."""
+
+    scores: np.ndarray
+    redundancy: np.ndarray
+    #: Most pairs the module's own selector attended in one sequence, or None (no selector).
+    spent: int | None
 
 
 @dataclass
@@ -198,7 +205,7 @@ class QuboAttentionCallback(Callback):
         #: The selection installed in each module, by module name: boolean ``(H, N, N)``.
         self.selections: dict[str, np.ndarray] = {}
         self._modules: dict[str, BlockSelectable] = {}
-        self._sums: dict[str, tuple[np.ndarray, np.ndarray, int]] = {}
+        self._sums: dict[str, tuple[torch.Tensor, torch.Tensor, int, int]] = {}
         self._pending: tuple[int, Future[dict[str, _Answer]]] | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._warned: set[str] = set()
@@ -297,59 +304,70 @@ class QuboAttentionCallback(Callback):
     # ------------------------------------------------------------------ statistics
 
     def _accumulate(self) -> None:
-        """Add this step's block scores and redundancy (means over the sequences)."""
+        """Add this step's block scores and redundancy (means over the sequences).
+
+        Summed in torch where the module's tensors live (:func:`block_statistics`); copied to
+        the host only when a selection is due.
+        """
         for name, module in self._modules.items():
             pooled = module.pooled_statistics()
             if pooled is None:
                 continue
-            queries, keys = (t.detach().float().cpu().numpy() for t in pooled)
-            if not (np.isfinite(queries).all() and np.isfinite(keys).all()):
+            queries, keys = (t.detach() for t in pooled)
+            if not bool(torch.isfinite(queries).all() & torch.isfinite(keys).all()):
                 self._warn("nonfinite", f"module '{name}' produced non-finite queries or keys")
                 continue
-            scores = block_scores(queries, keys, 1).mean(axis=0)  # pooled already: blocks of 1
-            redundancy = block_redundancy(keys, 1).mean(axis=0)
+            covered = getattr(module, "covered_blocks", lambda: None)()
+            scores, redundancy = block_statistics(queries, keys, covered)
+            # Pairs the module's own selector spends per sequence (own blocks included).
+            spent = -1
+            if covered is not None:
+                own = torch.eye(covered.shape[-1], dtype=torch.bool, device=covered.device)
+                spent = int((covered | own).sum(dim=(1, 2, 3)).max())
             previous = self._sums.get(name)
             if previous is not None and previous[0].shape == scores.shape:
                 scores, redundancy = scores + previous[0], redundancy + previous[1]
-                count = previous[2] + 1
+                count, spent = previous[2] + 1, max(spent, previous[3])
             else:  # first step, or the sequence length changed: start over
                 count = 1
-            self._sums[name] = (scores, redundancy, count)
+            self._sums[name] = (scores, redundancy, count, spent)
 
-    def _gathered(self, trainer: pl.Trainer) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    def _gathered(self, trainer: pl.Trainer) -> dict[str, _Statistics]:
         """Mean scores and redundancy per module since the last selection, across ranks."""
-        gathered: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        gathered: dict[str, _Statistics] = {}
         for name in self._modules:
             entry = self._sums.get(name)
+            spent = -1 if entry is None else entry[3]  # this rank's: same selector everywhere
             if trainer.world_size > 1:
                 # Every rank joins, one that saw nothing with weight 0.
                 packed = self._packed(entry, name)
                 reduced = trainer.strategy.reduce(
                     packed.to(trainer.strategy.root_device), reduce_op="sum"
                 )
-                entry = self._unpacked(reduced.cpu(), name)
+                entry = (*self._unpacked(reduced, name), spent)
             if entry is None or entry[2] == 0:
                 continue
-            scores, redundancy, count = entry
-            gathered[name] = (scores / count, redundancy / count)
+            count = entry[2]
+            scores, redundancy = (t.double().div(count).cpu().numpy() for t in entry[:2])
+            gathered[name] = _Statistics(scores, redundancy, None if spent < 0 else spent)
         return gathered
 
-    def _packed(self, entry: tuple[np.ndarray, np.ndarray, int] | None, name: str) -> torch.Tensor:
+    def _packed(
+        self, entry: tuple[torch.Tensor, torch.Tensor, int, int] | None, name: str
+    ) -> torch.Tensor:
         shape = self._shape(name)
-        if entry is None or entry[0].shape != shape:
-            size = int(np.prod(shape))
-            return torch.zeros(2 * size + 1, dtype=torch.float64)
-        scores, redundancy, count = entry
-        return torch.from_numpy(np.concatenate([scores.ravel(), redundancy.ravel(), [count]]))
+        if entry is None or tuple(entry[0].shape) != shape:
+            return torch.zeros(2 * math.prod(shape) + 1)
+        scores, redundancy, count, _ = entry
+        return torch.cat([scores.ravel(), redundancy.ravel(), scores.new_tensor([count])])
 
-    def _unpacked(self, packed: torch.Tensor, name: str) -> tuple[np.ndarray, np.ndarray, int]:
+    def _unpacked(self, packed: torch.Tensor, name: str) -> tuple[torch.Tensor, torch.Tensor, int]:
         shape = self._shape(name)
-        size = int(np.prod(shape))
-        values = packed.numpy()
+        size = math.prod(shape)
         return (
-            values[:size].reshape(shape),
-            values[size : 2 * size].reshape(shape),
-            round(float(values[-1])),
+            packed[:size].reshape(shape),
+            packed[size : 2 * size].reshape(shape),
+            round(float(packed[-1])),
         )
 
     def _shape(self, name: str) -> tuple[int, int, int]:
@@ -368,16 +386,17 @@ class QuboAttentionCallback(Callback):
         least = 1 if self.min_blocks == "even" else self.min_blocks
         return max(budget, minimum_budget(num_heads, num_blocks, max(least, self.window)))
 
-    def _select_all(
-        self, statistics: dict[str, tuple[np.ndarray, np.ndarray]]
-    ) -> dict[str, _Answer]:
+    def _select_all(self, statistics: dict[str, _Statistics]) -> dict[str, _Answer]:
         """One selection per module; touches no callback state, so it may run in a thread."""
-        return {name: self._select(name, *stats) for name, stats in statistics.items()}
+        return {name: self._select(name, stats) for name, stats in statistics.items()}
 
-    def _select(self, name: str, scores: np.ndarray, redundancy: np.ndarray) -> _Answer:
+    def _select(self, name: str, statistics: _Statistics) -> _Answer:
         started = time.perf_counter()
+        scores, redundancy, spent = statistics
         heads, blocks, _ = scores.shape
         budget = self.budget(heads, blocks)
+        if spent is not None:  # the module's selector spends part: place the rest
+            budget = heads * blocks + max(budget - spent, 0)
         least = even_share(heads, blocks, budget) if self.min_blocks == "even" else self.min_blocks
         options: dict[str, Any] = {
             "redundancy": redundancy,

@@ -16,7 +16,7 @@ from qopt.integrations.lightning import QuboAttentionCallback
 from qopt.exceptions import InvalidProblemError, SolverConfigurationError
 from qopt.problems.attention import check_selection, even_share
 from qopt.solvers import QoptFallbackWarning
-from qopt.sparse_attention import BlockSparseAttention
+from qopt.sparse_attention import BlockSparseAttention, TopKSelector
 
 OPTIONS = {"seed": 0, "num_reads": 2, "num_sweeps": 50}
 
@@ -145,6 +145,38 @@ def test_window_blocks_are_always_attended(method: str) -> None:
     selection = callback.selections["attention"]
     check_selection(selection, budget=budget, min_blocks=3, window=2)
     assert int(selection.sum()) == budget  # the rest of the budget is chosen beyond the window
+
+
+@pytest.mark.parametrize("method", ["qubo", "greedy"])
+def test_with_a_topk_selector_the_callback_places_only_the_rest_of_the_budget(method: str) -> None:
+    """Top-k's share per sequence, the fixed part on the mass it leaves: never over budget."""
+    model = TinyAttentionModel()
+    model.attention.selector = TopKSelector(2, block_size=4)  # 2 x 15 of 72 pairs
+    callback = QuboAttentionCallback(
+        attended_fraction=0.5,
+        every_n_steps=2,
+        method=method,  # type: ignore[arg-type]
+        solver_options=OPTIONS,
+    )
+    attended: list[torch.Tensor] = []
+    model.attention.register_forward_hook(
+        lambda module, inputs, output: attended.append(
+            (module.covered_blocks() | module.selection).sum(dim=(1, 2, 3))
+            if module.selection is not None
+            else module.covered_blocks().sum(dim=(1, 2, 3))
+        )
+    )
+    trainer = _trainer([callback], max_steps=5)
+    trainer.fit(model, _data())
+    budget = callback.budget(2, 8)
+    assert budget == 36 and callback.num_solves == 2
+    fixed = callback.selections["attention"]
+    # The own blocks and the 6 pairs top-k leaves: more would go over budget in some sequence.
+    check_selection(fixed, budget=16 + 36 - 30)
+    assert int(fixed.sum()) == 22
+    spent = torch.stack(attended)
+    assert int(spent.max()) <= budget and int(spent[-1].min()) > 30  # the rest is used
+    assert int(spent[0].max()) == 30  # top-k alone until the first selection
 
 
 def test_asynchronous_answer_is_installed_one_step_later() -> None:

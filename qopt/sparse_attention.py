@@ -163,6 +163,8 @@ class TopKSelector:
 
     Raises:
         SolverConfigurationError: ``k`` or ``block_size`` below 1.
+        InvalidProblemError: At a call, a sequence length that is not a multiple of
+            ``block_size``.
 
     Examples:
         >>> import torch
@@ -182,6 +184,13 @@ class TopKSelector:
     def __call__(self, queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
         """Boolean ``(B, H, N, N)`` selection of ``(B, H, T, d)`` queries and keys."""
         batch, heads, length, dim = queries.shape
+        if length % self.block_size:
+            raise InvalidProblemError(
+                f"{type(self).__name__}: the sequence length {length} is not a multiple of "
+                f"block_size={self.block_size}. Pad the sequence to "
+                f"{math.ceil(length / self.block_size) * self.block_size} tokens, or give the "
+                "selector the block_size of its layer."
+            )
         blocks = length // self.block_size
         shape = (batch, heads, blocks, self.block_size, dim)
         with torch.no_grad():

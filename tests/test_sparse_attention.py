@@ -183,3 +183,16 @@ def test_block_statistics_equal_the_numpy_scores_and_redundancy_and_leave_covere
     assert np.allclose(residual, per_sequence.mean(0), atol=1e-6)
     assert torch.equal(same, redundancy)
     assert float(residual.diagonal(dim1=-2, dim2=-1).abs().max()) == 0.0  # own blocks covered
+
+
+def test_topk_selector_refuses_bad_settings_and_lengths() -> None:
+    with pytest.raises(SolverConfigurationError, match="'k' parameter"):
+        TopKSelector(0, block_size=4)
+    with pytest.raises(SolverConfigurationError, match="'block_size' parameter"):
+        TopKSelector(2, block_size=0)
+    q, k, _ = qkv(length=30)
+    with pytest.raises(InvalidProblemError, match="not a multiple of block_size=4"):
+        TopKSelector(2, block_size=4)(q, k)
+    layer = BlockSparseAttention(8, num_heads=2, block_size=8, selector=TopKSelector(2, 4))
+    with pytest.raises(InvalidProblemError, match="must have shape"):
+        layer(torch.randn(1, 32, 8))  # the selector's blocks are not the layer's

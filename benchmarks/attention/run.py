@@ -14,21 +14,29 @@ included), every selector gets the same budget of block pairs per sequence and l
                  k of topk (min_blocks=even_share(...)), maximized greedily: the control for qubo
     qubo         the same objective as a QUBO (qopt.problems.attention.solve_attention) on
                  simulated annealing ("sa", 4 reads x 200 sweeps), repaired into the budget
+    greedy-topk  every sequence's own top-k blocks (TopKSelector) plus one set of extra blocks
+                 for the budget top-k leaves, chosen greedily on the mass top-k leaves
+    qubo-topk    the same, the extra blocks chosen by the QUBO (what QuboAttentionCallback
+                 installs beside a TopKSelector)
 
 Part "error": a dense model is trained per seed (--dense-steps) to get real activations; on
 held-out sequences, the attention output (per head, before the output projection) of each
 selector is compared with dense attention: relative Frobenius error per sequence and layer,
 averaged per seed; medians over seeds with [min, max]. The QUBO objective reached by greedy
-and qubo is printed beside it, and the selection time per sequence and layer.
+and qubo is printed beside it, and the selection time per sequence and layer. The -topk
+selectors take their extra blocks from the held-out batch's statistics.
 
 Part "train": the same model trained from scratch with each selector (--steps steps, the
-validation loss with the arm's own attention at the end). topk, global-top and greedy select
-per sequence at every step (selector callables on the layer); bigbird is fixed; qubo-static
-and greedy-static use QuboAttentionCallback: one selection for all sequences from the
-statistics of the last --every steps (method "qubo" or "greedy"), starting from the BigBird
-pattern. Per-sequence greedy and global-top are left out by default (--arms adds them): a
-selection per sequence and layer at every step costs more than the step. Step times against bigbird (the same sparse
-attention, nothing selected) give the selection overhead.
+validation loss with the arm's own attention at the end; --eval-every N also records it
+every N steps). topk selects per sequence at every step (TopKSelector, vectorized);
+global-top and greedy per sequence too (selector callables on the layer, slow); bigbird is
+fixed; greedy-topk and qubo-topk add QuboAttentionCallback to the top-k selector (method
+"greedy" or "qubo", every --every steps); qubo-static and greedy-static use the callback
+alone: one selection for all sequences from the statistics of the last --every steps,
+starting from the BigBird pattern, with --window. Per-sequence greedy and global-top are
+left out by default (--arms adds them): a selection per sequence and layer at every step
+costs more than the step. The selection time (selectors and callback, timed in the run) over
+the rest of the step gives the overhead.
 
     python benchmarks/attention/run.py                                     # both parts
     python benchmarks/attention/run.py --part error --seeds 2 --dense-steps 50 --sequences 2
@@ -84,7 +92,7 @@ TRAIN_ARMS = (
 TOPK_PLUS = ("greedy-topk", "qubo-topk")
 #: Per-sequence greedy (and global-top, its sort) cost a selection per sequence and layer at
 #: every step, more than the step itself on CPU: not trained by default.
-DEFAULT_TRAIN_ARMS = ("dense", "topk", "bigbird", "greedy-static", "qubo-static")
+DEFAULT_TRAIN_ARMS = ("dense", "topk", "bigbird", "greedy-topk", "qubo-topk")
 
 
 # ----------------------------------------------------------------------------- data and model
@@ -284,6 +292,21 @@ def train(
     data = batches(corpus, args.seq_len, steps * args.batch_size, seed, held_out=False)
     val = batches(corpus, args.seq_len, args.val_sequences, 10_000 + seed, held_out=True)
     times: list[float] = []
+    curve: list[tuple[int, float]] = []  # (step, validation loss) every --eval-every steps
+
+    def validation_loss() -> float:
+        running = clock is not None and clock.running
+        if clock is not None:
+            clock.running = False  # the validation forwards' selections are not training's
+        model.eval()
+        with torch.no_grad():
+            loss = float(
+                np.mean([loss_of(model, val[i : i + 8]).item() for i in range(0, len(val), 8)])
+            )
+        model.train()
+        if clock is not None:
+            clock.running = running
+        return loss
 
     class Module(pl.LightningModule):
         def __init__(self) -> None:
@@ -305,6 +328,12 @@ def train(
         def on_train_batch_end(self, *_: Any) -> None:
             times.append(time.perf_counter() - self.started)
 
+    class Evaluate(pl.Callback):  # after Clock: not part of the step time
+        def on_train_batch_end(self, trainer: pl.Trainer, *_: Any) -> None:
+            step = trainer.global_step
+            if args.eval_every and step % args.eval_every == 0 and step < steps:
+                curve.append((step, validation_loss()))
+
     loader: torch.utils.data.DataLoader[Any] = torch.utils.data.DataLoader(
         torch.utils.data.TensorDataset(data), batch_size=args.batch_size, shuffle=False
     )
@@ -315,17 +344,15 @@ def train(
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        callbacks=[*(callbacks or []), Clock()],  # Clock last: it times the other callbacks too
+        # Clock after the arm's callbacks: it times them too.
+        callbacks=[*(callbacks or []), Clock(), Evaluate()],
     )
     trainer.fit(Module(), loader)
     selecting = 0.0 if clock is None else clock.seconds / steps
     if clock is not None:
         clock.running = False
+    val_loss = validation_loss()
     model.eval()
-    with torch.no_grad():
-        val_loss = float(
-            np.mean([loss_of(model, val[i : i + 8]).item() for i in range(0, len(val), 8)])
-        )
     step = float(np.mean(times[1:] or times))
     # Selection's share of a step: its seconds over the rest of the step (what it adds).
     return {
@@ -333,6 +360,7 @@ def train(
         "step_s": step,
         "select_s": selecting,
         "overhead": selecting / max(step - selecting, 1e-12),
+        **({"curve": [*curve, (steps, val_loss)]} if curve else {}),
     }
 
 
@@ -513,7 +541,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--fractions", nargs="+", type=float, default=[0.125, 0.25])
     parser.add_argument("--dense-steps", type=int, default=400)
-    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument(
+        "--eval-every", type=int, default=0, help="also record the validation loss every N steps"
+    )
     parser.add_argument("--arms", nargs="+", choices=TRAIN_ARMS, default=list(DEFAULT_TRAIN_ARMS))
     parser.add_argument("--sequences", type=int, default=8, help="held-out sequences per seed")
     parser.add_argument("--val-sequences", type=int, default=32)
@@ -528,7 +559,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--window", type=int, default=2, help="nearest key blocks greedy and qubo always keep"
     )
-    parser.add_argument("--every", type=int, default=25, help="steps between static selections")
+    parser.add_argument(
+        "--every", type=int, default=50, help="steps between the callback's selections"
+    )
     parser.add_argument("--solver", default="sa")
     parser.add_argument("--stdlib-bytes", type=int, default=2_000_000)
     parser.add_argument(
@@ -734,7 +767,7 @@ def tuning_report(paths: list[Path]) -> str:
         saved = json.loads(path.read_text())
         settings = saved["args"]
         for r in saved["rows"]:
-            if r["part"] != "train":
+            if r["part"] != "train" or "curve" in r:
                 continue
             label = f"{r['arm']} [{path.stem}]"  # a baseline's pattern may differ by run
             if r["arm"] in ("qubo-static", "greedy-static", "qubo", "greedy"):
@@ -754,6 +787,36 @@ def tuning_report(paths: list[Path]) -> str:
         ]
         for (fraction, label), losses in sorted(table.items())
     ]
+    return "\n\n".join(part for part in (plain_table(header, lines), curves_report(paths)) if part)
+
+
+def curves_report(paths: list[Path]) -> str:
+    """Validation loss along training (rows recorded with --eval-every), one line per run."""
+    runs = []
+    for path in paths:
+        saved = json.loads(path.read_text())
+        for r in saved["rows"]:
+            if "curve" in r:
+                every = "" if r["arm"] in ("dense", "topk", "bigbird") else (
+                    f" (every {saved['args']['every']}, window {saved['args'].get('window', 1)})"
+                    if "static" in r["arm"] else f" (every {saved['args']['every']})"
+                )  # fmt: skip
+                runs.append((r["fraction"], f"{r['arm']}{every}", r["seed"], dict(r["curve"])))
+    if not runs:
+        return ""
+    steps = sorted({step for *_, curve in runs for step in curve})
+    header = ["fraction", "arm", "seed", *(f"step {s}" for s in steps)]
+    lines = [
+        [str(fraction), label, str(seed), *(f"{c[s]:.4f}" if s in c else "-" for s in steps)]
+        for fraction, label, seed, c in sorted(runs, key=lambda run: run[:3])
+    ]
+    return plain_table(header, lines)
+
+
+def plain_table(header: list[str], lines: list[list[str]]) -> str:
+    """Left-aligned columns under a rule."""
+    if not lines:
+        return ""
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
     body = ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
             for line in [header, *lines]]  # fmt: skip

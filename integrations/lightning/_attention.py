@@ -58,9 +58,10 @@ class QuboAttentionCallback(Callback):
     In :meth:`setup` the callback finds every submodule that satisfies
     :class:`qopt.sparse_attention.BlockSelectable` (such as
     :class:`qopt.sparse_attention.BlockSparseAttention`). After each training step it reads the
-    module's block-pooled queries and keys and accumulates the block scores
-    (:func:`qopt.problems.attention.block_scores`, pooled attention mass, averaged over the
-    sequences) and key redundancy (:func:`~qopt.problems.attention.block_redundancy`). Every
+    module's block-pooled queries and keys and accumulates the block scores (pooled attention
+    mass, as :func:`qopt.problems.attention.block_scores`, averaged over the sequences) and key
+    redundancy (as :func:`~qopt.problems.attention.block_redundancy`), in torch where the
+    module's tensors live (:func:`qopt.sparse_attention.block_statistics`). Every
     ``every_n_steps`` steps it selects blocks from what it gathered since the last selection
     (:func:`~qopt.problems.attention.solve_attention`: a shared budget of
     ``attended_fraction`` of the causal block pairs over all heads and query blocks,
@@ -70,8 +71,13 @@ class QuboAttentionCallback(Callback):
     (dense attention for a fresh :class:`~qopt.sparse_attention.BlockSparseAttention`).
 
     The selection is one pattern for all sequences, learned from the model's recent
-    attention; a per-sequence selector (top-k of each sequence's own scores) is set on the
-    module instead (``BlockSparseAttention(selector=...)``) and needs no callback.
+    attention. Beside a per-sequence selector on the module (such as
+    ``BlockSparseAttention(selector=TopKSelector(k, block_size))``, each sequence's own top-k)
+    the callback places only what that selector leaves: the module's ``covered_blocks()``
+    count against the budget (the most any sequence took since the last selection), the
+    scores are the attention mass they leave, and the installed selection adds its blocks to
+    the selector's in every sequence, so each sequence attends at most the budget.
+    ``min_blocks`` and ``window`` then apply to the added blocks.
 
     Schedule. ``asynchronous=True`` moves each solve to a background thread: the statistics
     are taken at the due step, training goes on, and the answer is installed at the end of
@@ -87,7 +93,8 @@ class QuboAttentionCallback(Callback):
     are not hidden. Steps with non-finite queries or keys are left out of
     the statistics, with a warning.
 
-    Logged with ``pl_module.log`` at each installation: ``attention/attended_fraction``,
+    Logged with ``pl_module.log`` at each installation: ``attention/attended_fraction`` (with a
+    selector, the most any sequence attends: the selector's pairs and the added ones),
     ``attention/objective`` (:func:`~qopt.problems.attention.selection_value` of the
     selection), ``attention/greedy_objective`` (the greedy selection's, the classical control),
     ``attention/solve_s`` and ``attention/fallbacks``.
@@ -424,7 +431,11 @@ class QuboAttentionCallback(Callback):
         }
         record = {
             **value,
-            "attended_fraction": float(selection.sum()) / (heads * blocks * (blocks + 1) / 2),
+            # With a selector: its most pairs in a sequence plus the added ones.
+            "attended_fraction": (
+                float(selection.sum()) + (0 if spent is None else spent - heads * blocks)
+            )
+            / (heads * blocks * (blocks + 1) / 2),
             "solve_s": time.perf_counter() - started,
         }
         return _Answer(selection, record, warning)

@@ -177,6 +177,7 @@ def test_with_a_topk_selector_the_callback_places_only_the_rest_of_the_budget(me
     spent = torch.stack(attended)
     assert int(spent.max()) <= budget and int(spent[-1].min()) > 30  # the rest is used
     assert int(spent[0].max()) == 30  # top-k alone until the first selection
+    assert float(trainer.callback_metrics["attention/attended_fraction"]) == 36 / 72
 
 
 def test_asynchronous_answer_is_installed_one_step_later() -> None:

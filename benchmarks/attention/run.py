@@ -741,8 +741,12 @@ def train_report(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
             r["vs_bigbird"] = r["step_s"] / fixed[(r["fraction"], r["seed"])] - 1
         r["select_ms"] = 1e3 * r.get("select_s", 0.0) if "select_s" in r else None
     arms = {r["arm"] for r in trained}
-    ours = "qubo-static" if "qubo-static" in arms else "qubo"
-    others = [a for a in ("topk", "bigbird", "greedy-static", "greedy", "global-top") if a in arms]
+    ours = next((a for a in ("qubo-topk", "qubo-static") if a in arms), "qubo")
+    others = [
+        a
+        for a in ("topk", "bigbird", "greedy-topk", "greedy-static", "greedy", "global-top")
+        if a in arms
+    ]
     return "\n".join(
         [
             f"\nValidation loss after {args.steps} steps from scratch (median [IQR] over "

@@ -403,6 +403,14 @@ class QuboAttentionCallback(Callback):
         heads, blocks, _ = scores.shape
         budget = self.budget(heads, blocks)
         if spent is not None:  # the module's selector spends part: place the rest
+            if spent > budget:
+                self._warn(
+                    f"over-{name}",
+                    f"module '{name}''s own selector attended {spent} block pairs in a "
+                    f"sequence, over the budget of {budget} (attended_fraction="
+                    f"{self.attended_fraction}); the callback adds no blocks to it. Lower the "
+                    "selector's k or raise attended_fraction",
+                )
             budget = heads * blocks + max(budget - spent, 0)
         least = even_share(heads, blocks, budget) if self.min_blocks == "even" else self.min_blocks
         options: dict[str, Any] = {

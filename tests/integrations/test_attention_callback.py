@@ -180,6 +180,16 @@ def test_with_a_topk_selector_the_callback_places_only_the_rest_of_the_budget(me
     assert float(trainer.callback_metrics["attention/attended_fraction"]) == 36 / 72
 
 
+def test_a_selector_over_the_budget_is_named_and_nothing_is_added() -> None:
+    model = TinyAttentionModel()
+    model.attention.selector = TopKSelector(4, block_size=4)  # 2 x 26 = 52 of 72 pairs
+    callback = QuboAttentionCallback(attended_fraction=0.5, every_n_steps=1, method="greedy")
+    with pytest.warns(QoptFallbackWarning, match="attended 52 block pairs.*budget of 36"):
+        _trainer([callback], max_steps=2).fit(model, _data())
+    fixed = callback.selections["attention"]
+    assert np.array_equal(fixed, np.broadcast_to(np.eye(8, dtype=bool), (2, 8, 8)))
+
+
 def test_asynchronous_answer_is_installed_one_step_later() -> None:
     callback = QuboAttentionCallback(
         attended_fraction=0.4, every_n_steps=2, solver_options=OPTIONS, asynchronous=True

@@ -124,6 +124,10 @@ def block_statistics(
         pooled keys clipped to [0, 1] with a unit diagonal, both means over the ``B``
         sequences.
 
+    Raises:
+        InvalidProblemError: Queries and keys not of one ``(B, H, N, d)`` shape, or
+            ``covered`` not ``(B, H, N, N)``.
+
     Examples:
         >>> import numpy as np, torch
         >>> from qopt.problems.attention import block_redundancy, block_scores
@@ -134,9 +138,21 @@ def block_statistics(
         >>> bool(np.allclose(redundancy, block_redundancy(k.numpy(), 1).mean(0), atol=1e-6))
         True
     """
+    if pooled_queries.dim() != 4 or pooled_queries.shape != pooled_keys.shape:
+        raise InvalidProblemError(
+            "block_statistics needs block-pooled queries and keys of one shape (B, H, N, d). Got "
+            f"{tuple(pooled_queries.shape)} and {tuple(pooled_keys.shape)}; pool them with "
+            "BlockSparseAttention.pooled_statistics() or a mean over each block's tokens."
+        )
+    batch, heads, blocks, _ = pooled_queries.shape
+    if covered is not None and tuple(covered.shape) != (batch, heads, blocks, blocks):
+        raise InvalidProblemError(
+            f"The 'covered' blocks of block_statistics must have shape ({batch}, {heads}, "
+            f"{blocks}, {blocks}), one boolean per sequence, head and block pair. Got "
+            f"{tuple(covered.shape)} instead."
+        )
     with torch.no_grad():
         queries, keys = pooled_queries.float(), pooled_keys.float()
-        blocks = queries.shape[-2]
         logits = queries @ keys.transpose(-1, -2) / math.sqrt(queries.shape[-1])
         causal = torch.ones(blocks, blocks, dtype=torch.bool, device=logits.device).tril()
         scores = torch.softmax(logits.masked_fill(~causal, float("-inf")), dim=-1)

@@ -196,3 +196,13 @@ def test_topk_selector_refuses_bad_settings_and_lengths() -> None:
     layer = BlockSparseAttention(8, num_heads=2, block_size=8, selector=TopKSelector(2, 4))
     with pytest.raises(InvalidProblemError, match="must have shape"):
         layer(torch.randn(1, 32, 8))  # the selector's blocks are not the layer's
+
+
+def test_block_statistics_refuses_mismatched_shapes_with_what_to_pass() -> None:
+    q, k = torch.randn(2, 3, 2, 8, 4)
+    with pytest.raises(InvalidProblemError, match=r"one shape \(B, H, N, d\)"):
+        block_statistics(q, k[:, :, :4])
+    with pytest.raises(InvalidProblemError, match=r"one shape"):
+        block_statistics(q[0], k[0])
+    with pytest.raises(InvalidProblemError, match=r"'covered' blocks .* \(3, 2, 8, 8\)"):
+        block_statistics(q, k, torch.ones(2, 8, 8, dtype=torch.bool))

@@ -70,6 +70,7 @@ from qopt.problems.attention import (
     block_scores,
     even_share,
     greedy_selection,
+    remaining_budget,
     selection_value,
     solve_attention,
     topk_selection,
@@ -247,7 +248,7 @@ def topk_plus(
     covered = TopKSelector(even_share(heads, blocks, budget), args.block_size)(q, k)
     pooled = (t.reshape(*t.shape[:2], blocks, args.block_size, -1).mean(dim=3) for t in (q, k))
     scores, redundancy = (t.double().numpy() for t in block_statistics(*pooled, covered))
-    rest = heads * blocks + budget - int(covered.sum(dim=(1, 2, 3)).max())
+    rest = remaining_budget(heads, blocks, budget, int(covered.sum(dim=(1, 2, 3)).max()))
     options = {"redundancy": redundancy, "redundancy_weight": args.redundancy_weight}
     if name == "greedy-topk":
         fixed = greedy_selection(scores, rest, **options)

@@ -27,6 +27,7 @@ import run
 from qopt.problems.attention import (
     even_share,
     greedy_selection,
+    remaining_budget,
     selection_value,
     solve_attention,
 )
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
                     if layer in sums
                     else list(stats)
                 )
-    rest = model_args.heads * blocks + budget - spent
+    rest = remaining_budget(model_args.heads, blocks, budget, spent)
     rows = []
     for layer, (score_sum, redundancy_sum) in sums.items():
         scores = (score_sum / args.batches).double().numpy()

@@ -23,6 +23,7 @@ from qopt.problems.attention import (
     even_share,
     greedy_selection,
     minimum_budget,
+    remaining_budget,
     selection_value,
     solve_attention,
 )
@@ -411,7 +412,7 @@ class QuboAttentionCallback(Callback):
                     f"{self.attended_fraction}); the callback adds no blocks to it. Lower the "
                     "selector's k or raise attended_fraction",
                 )
-            budget = heads * blocks + max(budget - spent, 0)
+            budget = remaining_budget(heads, blocks, budget, spent)
         least = even_share(heads, blocks, budget) if self.min_blocks == "even" else self.min_blocks
         options: dict[str, Any] = {
             "redundancy": redundancy,

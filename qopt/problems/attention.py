@@ -84,6 +84,7 @@ __all__ = [
     "greedy_selection",
     "minimum_budget",
     "pool_blocks",
+    "remaining_budget",
     "selection_value",
     "solve_attention",
     "topk_selection",
@@ -297,6 +298,24 @@ def minimum_budget(num_heads: int, num_blocks: int, min_blocks: int = 1) -> int:
     """
     per_head = int(np.minimum(min_blocks, np.arange(1, num_blocks + 1)).sum())
     return num_heads * per_head
+
+
+def remaining_budget(num_heads: int, num_blocks: int, budget: int, spent: int) -> int:
+    """The budget for blocks added to a per-sequence selection that attends ``spent`` pairs.
+
+    A per-sequence selector (top-k) spends ``spent`` of ``budget`` pairs in a sequence, own
+    blocks included; a selection added to it (its union, as
+    :class:`~qopt.sparse_attention.BlockSparseAttention` attends) keeps the own blocks too, so
+    it may have the own blocks plus what is left: ``num_heads x num_blocks + budget - spent``
+    (just the own blocks when nothing is left). The union then attends at most ``budget``.
+
+    Examples:
+        >>> remaining_budget(4, 32, 264, 252)  # 12.5% of 4 x 528 pairs; top-2 spends 252
+        140
+        >>> remaining_budget(4, 32, 264, 300)  # nothing left: the own blocks only
+        128
+    """
+    return num_heads * num_blocks + max(budget - spent, 0)
 
 
 def even_share(num_heads: int, num_blocks: int, budget: int) -> int:

@@ -436,6 +436,11 @@ def run_training_arm(
     started = time.perf_counter()
     result = train(model, corpus, args, seed, args.steps, callbacks, clock)
     fractions = [m.last_attended_fraction for m in model.attention_modules()]
+    # Per callback arm: selections installed, and how many scored above greedy's.
+    solves = {
+        "solves": sum(c.num_solves for c in callbacks),
+        "above_greedy": sum(c.num_above_greedy for c in callbacks),
+    }
     return {
         "part": "train",
         "arm": arm,
@@ -443,6 +448,7 @@ def run_training_arm(
         "seed": seed,
         **result,
         "attended": float(np.mean(fractions)),
+        **(solves if callbacks else {}),
         "wall_s": time.perf_counter() - started,
     }
 
@@ -666,9 +672,11 @@ def paired(rows: list[dict[str, Any]], key: str, by: str, ours: str, other: str)
     """Per fraction: on how many seeds ``ours`` is below ``other`` in ``key``, and the tests.
 
     Wilcoxon signed-rank (exact for small n) and the sign test, both two-sided, on the
-    per-seed differences; with n = 5 seeds neither can go below p = 0.0625.
+    per-seed differences (with n = 5 seeds neither can go below p = 0.0625), and a 95%
+    bootstrap interval of the median difference: where its upper end is below a margin,
+    ``ours`` is no worse than ``other`` by more than that margin.
     """
-    from scipy.stats import binomtest, wilcoxon
+    from scipy.stats import binomtest, bootstrap, wilcoxon
 
     parts = []
     for fraction in sorted({r["fraction"] for r in rows if r[by] == other}):
@@ -687,6 +695,11 @@ def paired(rows: list[dict[str, Any]], key: str, by: str, ours: str, other: str)
             w = float(wilcoxon(nonzero).pvalue)
             sign = float(binomtest(below, below + above, 0.5).pvalue)
             tests = f"Wilcoxon p={w:.3g}, sign test p={sign:.3g}"
+            if len(set(differences.tolist())) > 1:
+                interval = bootstrap(
+                    (differences,), np.median, method="percentile", random_state=0
+                ).confidence_interval
+                tests += f"; 95% CI of the median [{interval.low:+.4f}, {interval.high:+.4f}]"
         else:
             tests = "all equal"
         parts.append(
@@ -754,11 +767,13 @@ def train_report(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
             f"{seeds} seeds). Selection time per step (select_ms: the selectors' and the "
             "callback's own seconds, timed in the run) and its share of the rest of the step "
             "(overhead); step time's excess over the fixed BigBird pattern (vs_bigbird: the "
-            "same sparse attention, no selection; noisy on a shared machine)",
+            "same sparse attention, no selection; noisy on a shared machine); callback arms: "
+            "selections that scored above greedy's on the objective (above_greedy)",
             quartiles_table(
                 trained,
                 ["fraction", "arm"],
-                ["val_loss", "attended", "step_s", "select_ms", "overhead", "vs_bigbird"],
+                ["val_loss", "attended", "step_s", "select_ms", "overhead", "vs_bigbird"]
+                + (["above_greedy"] if any("above_greedy" in r for r in trained) else []),
             ),
             *(paired(trained, "val_loss", "arm", ours, other) for other in others if other != ours),
         ]

@@ -59,7 +59,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 import dimod
@@ -95,6 +95,7 @@ __all__ = [
 ATTENTION_SOLVER_DEFAULTS: dict[str, Any] = {"num_reads": 4, "num_sweeps": 200}
 
 BudgetEncoding = Literal["price", "penalty"]
+WarmStart = Literal["greedy"] | None
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -652,6 +653,11 @@ class _Objective:
             dimod.BINARY,
         )
 
+    def energy(self, x: np.ndarray) -> float:
+        """The energy of 0/1 vector ``x`` in :meth:`bqm` with no price: ``-gain . x + x^T Q x``."""
+        pairs = self.pair_cost * x[self.pair_rows] * x[self.pair_cols]
+        return float(-(self.gain @ x) + pairs.sum())
+
     def row_costs(self, head: int, row: int) -> np.ndarray:
         """``Q`` among the variables of one query block, dense ``(size, size)``."""
         size = int(self.layout.sizes[row])
@@ -1009,10 +1015,37 @@ def attention_problem(
         >>> solve(problem, "exact").value[0].astype(int).tolist()
         [[1, 0, 0], [0, 1, 0], [1, 0, 1]]
     """
+    return _formulation(
+        scores,
+        budget,
+        redundancy=redundancy,
+        redundancy_weight=redundancy_weight,
+        min_blocks=min_blocks,
+        max_blocks=max_blocks,
+        window=window,
+        budget_encoding=budget_encoding,
+        penalty=penalty,
+        owner="attention_problem",
+    )[0]
+
+
+def _formulation(
+    scores: Any,
+    budget: int,
+    *,
+    redundancy: Any,
+    redundancy_weight: float,
+    min_blocks: int,
+    max_blocks: int | None,
+    window: int,
+    budget_encoding: BudgetEncoding,
+    penalty: float | Literal["auto"],
+    owner: str,
+) -> tuple[Formulation[np.ndarray], _Objective, np.ndarray]:
+    """:func:`attention_problem`'s formulation, its objective and the greedy 0/1 vector."""
     from qopt.constraints import ConstrainedQUBO
     from qopt.pipeline import Formulation
 
-    owner = "attention_problem"
     values = _check_scores(scores, owner)
     heads, n, _ = values.shape
     if n < 2:
@@ -1061,9 +1094,9 @@ def attention_problem(
             every: dict[Hashable, float] = {v: 1.0 for v in range(layout.size)}
             model.add_inequality(every, ub=float(free), label="budget")
 
+    greedy, marginal, price = _greedy(objective, budget, low, high)
     bqm: dimod.BinaryQuadraticModel | None = None
     if budget_encoding == "price":
-        greedy, marginal, price = _greedy(objective, budget, low, high)
         bqm = objective.bqm(_prices(objective, greedy, marginal, price, low, high))
 
     row_of = layout.heads * n + layout.rows
@@ -1084,7 +1117,7 @@ def attention_problem(
         x = np.fromiter((sample[v] for v in range(layout.size)), dtype=np.int8, count=layout.size)
         return layout.selection(x)
 
-    return Formulation(
+    formulation = Formulation(
         model,
         decode=decode,
         penalty=penalty,
@@ -1092,6 +1125,7 @@ def attention_problem(
         feasible_rows=feasible_rows,
         repair_rows=repair_rows,
     )
+    return formulation, objective, greedy
 
 
 def solve_attention(
@@ -1105,16 +1139,28 @@ def solve_attention(
     window: int = 1,
     budget_encoding: BudgetEncoding = "price",
     penalty: float | Literal["auto"] = "auto",
+    warm_start: WarmStart = "greedy",
     solver: str | dimod.Sampler = "sa",
     solver_options: Mapping[str, Any] | None = None,
     **sample_params: Any,
 ) -> Solution[np.ndarray]:
     """Select blocks with a QUBO solver: :func:`attention_problem` through :func:`qopt.pipeline.solve`.
 
+    With ``warm_start="greedy"`` (the default) the answer is never worse on the objective
+    than :func:`greedy_selection`'s: the greedy selection is handed to the solver as its
+    initial state where the solver takes ``initial_states`` and the BQM has no slack bits
+    (the ``"price"`` encoding; :class:`~qopt.solvers.SimulatedAnnealingSolver` then anneals
+    only the cold end of its schedule, refining it), and it is returned instead of the
+    solver's answer when its objective is better. The objective here is close to separable
+    (redundancy only couples blocks of the same query block), and greedy often reaches the
+    optimum itself (``docs/benchmarks/attention.md`` gives how often): then the solver adds
+    time, not quality. ``warm_start=None`` gives the solver's own answer.
+
     Args:
         scores: As :func:`attention_problem`; so are ``budget``, ``redundancy``,
             ``redundancy_weight``, ``min_blocks``, ``max_blocks``, ``window``,
             ``budget_encoding`` and ``penalty``.
+        warm_start: ``"greedy"`` or ``None`` (see above).
         solver: A registry name (``qopt solvers``) or a :class:`dimod.Sampler`.
         solver_options: Options of :func:`qopt.solvers.get_solver` for a named solver; where
             the backend has them and they are not set, ``num_reads=4`` and ``num_sweeps=200``
@@ -1123,7 +1169,12 @@ def solve_attention(
 
     Returns:
         The pipeline's :class:`~qopt.pipeline.Solution`: ``value`` is the boolean selection
-        ``(H, N, N)``, feasible and within the budget (repaired if need be).
+        ``(H, N, N)``, feasible and within the budget (repaired if need be). When the warm
+        start won, ``sample`` and ``objective`` are its own and ``repaired`` is False.
+
+    Raises:
+        SolverConfigurationError: ``warm_start`` is not ``"greedy"`` or ``None``, or a
+            solver option is invalid.
 
     Examples:
         >>> import numpy as np
@@ -1134,7 +1185,13 @@ def solve_attention(
     from qopt.pipeline import solve
     from qopt.solvers import resolve_solver
 
-    problem = attention_problem(
+    owner = "solve_attention()"
+    if warm_start not in ("greedy", None):
+        raise SolverConfigurationError(
+            f"The 'warm_start' parameter of {owner} must be 'greedy' or None. Got "
+            f"{warm_start!r} instead."
+        )
+    problem, objective, greedy = _formulation(
         scores,
         budget,
         redundancy=redundancy,
@@ -1144,8 +1201,28 @@ def solve_attention(
         window=window,
         budget_encoding=budget_encoding,
         penalty=penalty,
+        owner=owner,
     )
     sampler = resolve_solver(
-        solver, solver_options, defaults=ATTENTION_SOLVER_DEFAULTS, owner="solve_attention()"
+        solver, solver_options, defaults=ATTENTION_SOLVER_DEFAULTS, owner=owner
     )
-    return solve(problem, sampler, **sample_params)
+    if (
+        warm_start == "greedy"
+        and budget_encoding == "price"  # the BQM's variables are 0..V-1 in order, no slack
+        and "initial_states" not in sample_params
+        and "initial_states" in sampler.parameters
+    ):
+        sample_params["initial_states"] = greedy[None, :]
+    solution = solve(problem, sampler, **sample_params)
+    if warm_start == "greedy":
+        energy = objective.energy(greedy)
+        if energy < solution.objective - 1e-9 * max(1.0, abs(energy)):
+            solution = replace(
+                solution,
+                value=objective.layout.selection(greedy),
+                sample={v: int(greedy[v]) for v in range(greedy.size)},
+                objective=energy,
+                feasible=True,
+                repaired=False,
+            )
+    return solution

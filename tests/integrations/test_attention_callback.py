@@ -106,6 +106,9 @@ def test_selects_on_schedule_within_budget_and_installs() -> None:
     assert float(metrics["attention/attended_fraction"]) <= 0.4
     assert float(metrics["attention/fallbacks"]) == 0.0
     assert float(metrics["attention/objective"]) > 0
+    # Warm-started from greedy: never below it on the objective.
+    assert float(metrics["attention/objective"]) >= float(metrics["attention/greedy_objective"])
+    assert 0 <= callback.num_above_greedy <= callback.num_solves
 
 
 def test_greedy_method_is_the_control_on_the_same_objective() -> None:
@@ -114,6 +117,7 @@ def test_greedy_method_is_the_control_on_the_same_objective() -> None:
     trainer.fit(TinyAttentionModel(), _data())
     metrics = trainer.callback_metrics
     assert float(metrics["attention/objective"]) == float(metrics["attention/greedy_objective"])
+    assert callback.num_solves == 2 and callback.num_above_greedy == 0
     check_selection(callback.selections["attention"], budget=callback.budget(2, 8))
 
 

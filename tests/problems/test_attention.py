@@ -279,6 +279,7 @@ def test_qubo_minimum_is_the_brute_force_optimum(
             redundancy=redundancy,
             redundancy_weight=weight,
             **limits,  # type: ignore[arg-type]
+            warm_start=None,  # the annealer alone
             solver_options={"num_reads": 20},
             seed=seed,
         )
@@ -389,6 +390,8 @@ def test_configuration_errors_are_qopt_errors() -> None:
         topk_selection(np.ones((2, 3)), 1)
     with pytest.raises(QoptError, match="solver_options"):
         solve_attention(scores, 6, solver_options={"sweeps": 3})
+    with pytest.raises(SolverConfigurationError, match="'greedy' or None"):
+        solve_attention(scores, 6, warm_start="topk")  # type: ignore[arg-type]
 
 
 def test_check_selection_refuses_what_is_not_a_selection() -> None:
@@ -440,3 +443,76 @@ def test_price_encoding_has_no_penalty_terms_and_greedy_is_a_local_minimum() -> 
         flipped = x.copy()
         flipped[v] = 1 - flipped[v]
         assert problem.bqm.energy(dict(enumerate(flipped.tolist()))) >= energy - 1e-12
+
+
+@settings(max_examples=40, deadline=None)
+@given(cases(), st.sampled_from(["price", "penalty"]))
+def test_warm_started_answer_is_never_worse_than_greedy(
+    case: dict[str, object], encoding: str
+) -> None:
+    scores, budget = case["scores"], case["budget"]
+    assert isinstance(scores, np.ndarray) and isinstance(budget, int)
+    options = {
+        "redundancy": case["redundancy"],
+        "redundancy_weight": case["redundancy_weight"],
+        **limits(case),
+    }
+    greedy = greedy_selection(scores, budget, **options)  # type: ignore[arg-type]
+    solution = solve_attention(
+        scores,
+        budget,
+        budget_encoding=encoding,  # type: ignore[arg-type]
+        solver_options={"num_sweeps": 5, "num_reads": 1},  # a poor anneal on purpose
+        seed=int(case["seed"]),  # type: ignore[call-overload]
+        **options,  # type: ignore[arg-type]
+    )
+    check_selection(solution.value, budget=budget, **limits(case))  # type: ignore[arg-type]
+    value = {
+        key: selection_value(
+            chosen,
+            scores,
+            redundancy=case["redundancy"],
+            redundancy_weight=case["redundancy_weight"],  # type: ignore[arg-type]
+        )
+        for key, chosen in (("solver", solution.value), ("greedy", greedy))
+    }
+    assert value["solver"] >= value["greedy"] - 1e-9
+    # The solution's own record agrees with what it returns.
+    problem = attention_problem(scores, budget, **options)  # type: ignore[arg-type]
+    assert solution.objective == pytest.approx(problem.model.objective.energy(solution.sample))
+
+
+class _Recording(dimod.Sampler):
+    """Takes initial states, remembers them and returns the empty selection (a bad answer)."""
+
+    def __init__(self) -> None:
+        self.seen: list[object] = []
+
+    @property
+    def parameters(self) -> dict[str, list[str]]:
+        return {"initial_states": []}
+
+    @property
+    def properties(self) -> dict[str, object]:
+        return {}
+
+    def sample(self, bqm: dimod.BinaryQuadraticModel, **parameters: object) -> dimod.SampleSet:
+        self.seen.append(parameters.get("initial_states"))
+        zeros = {v: 0 for v in bqm.variables}
+        return dimod.SampleSet.from_samples_bqm(zeros, bqm)
+
+
+def test_warm_start_reaches_the_solver_and_wins_over_a_worse_answer() -> None:
+    scores, redundancy = random_case(3, 2, 6)
+    budget = minimum_budget(2, 6) + 6
+    greedy = greedy_selection(scores, budget, redundancy=redundancy)
+    sampler = _Recording()
+    solution = solve_attention(scores, budget, redundancy=redundancy, solver=sampler)
+    (state,) = sampler.seen
+    i, j = np.tril_indices(6, -1)
+    expected = np.concatenate([greedy[h][i, j] for h in range(2)]).astype(np.int8)
+    assert np.array_equal(np.asarray(state)[0], expected)
+    assert np.array_equal(solution.value, greedy) and not solution.repaired
+    cold = solve_attention(scores, budget, redundancy=redundancy, solver=sampler, warm_start=None)
+    assert sampler.seen[-1] is None
+    assert int(cold.value.sum()) == 2 * 6  # the solver's own (empty) answer: diagonals only

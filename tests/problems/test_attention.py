@@ -10,7 +10,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qopt.exceptions import InvalidProblemError, QoptError, SolverConfigurationError
+from qopt.exceptions import (
+    InvalidProblemError,
+    QoptError,
+    SolverConfigurationError,
+    SolverUnavailableError,
+)
 from qopt.pipeline import solve
 from qopt.problems.attention import (
     attended_fraction,
@@ -22,6 +27,7 @@ from qopt.problems.attention import (
     check_selection,
     greedy_selection,
     minimum_budget,
+    optimal_selection,
     pool_blocks,
     selection_value,
     solve_attention,
@@ -285,6 +291,17 @@ def test_qubo_minimum_is_the_brute_force_optimum(
         )
         got = selection_value(solved.value, scores, redundancy=redundancy, redundancy_weight=weight)
         assert got == pytest.approx(best_value, abs=1e-9), seed
+        # The mixed-integer program proves the same optimum.
+        optimum = optimal_selection(
+            scores,
+            budget,
+            redundancy=redundancy,
+            redundancy_weight=weight,
+            **limits,  # type: ignore[arg-type]
+        )
+        check_selection(optimum, budget=budget, **limits)  # type: ignore[arg-type]
+        got = selection_value(optimum, scores, redundancy=redundancy, redundancy_weight=weight)
+        assert got == pytest.approx(best_value, abs=1e-9), seed
 
 
 @pytest.mark.parametrize("window", [1, 2, 3])
@@ -516,3 +533,37 @@ def test_warm_start_reaches_the_solver_and_wins_over_a_worse_answer() -> None:
     cold = solve_attention(scores, budget, redundancy=redundancy, solver=sampler, warm_start=None)
     assert sampler.seen[-1] is None
     assert int(cold.value.sum()) == 2 * 6  # the solver's own (empty) answer: diagonals only
+
+
+@settings(max_examples=40, deadline=None)
+@given(cases())
+def test_optimal_selection_is_feasible_and_at_least_greedy(case: dict[str, object]) -> None:
+    scores, budget = case["scores"], case["budget"]
+    assert isinstance(scores, np.ndarray) and isinstance(budget, int)
+    options = {
+        "redundancy": case["redundancy"],
+        "redundancy_weight": case["redundancy_weight"],
+        **limits(case),
+    }
+    optimum = optimal_selection(scores, budget, **options)  # type: ignore[arg-type]
+    check_selection(optimum, budget=budget, **limits(case))  # type: ignore[arg-type]
+    greedy = greedy_selection(scores, budget, **options)  # type: ignore[arg-type]
+    value = {
+        key: selection_value(
+            chosen,
+            scores,
+            redundancy=case["redundancy"],
+            redundancy_weight=case["redundancy_weight"],  # type: ignore[arg-type]
+        )
+        for key, chosen in (("optimum", optimum), ("greedy", greedy))
+    }
+    assert value["optimum"] >= value["greedy"] - 1e-9
+
+
+def test_optimal_selection_without_a_proof_in_time_says_so() -> None:
+    scores, redundancy = random_case(4, 4, 24)
+    budget = minimum_budget(4, 24) + 100
+    with pytest.raises(SolverUnavailableError, match="time_limit"):
+        optimal_selection(scores, budget, redundancy=redundancy, time_limit=1e-6)
+    with pytest.raises(SolverConfigurationError, match="time_limit"):
+        optimal_selection(scores, budget, time_limit=0)

@@ -16,8 +16,8 @@ included), every selector gets the same budget of block pairs per sequence and l
                  simulated annealing ("sa", 4 reads x 200 sweeps), repaired into the budget
     greedy-topk  every sequence's own top-k blocks (TopKSelector) plus one set of extra blocks
                  for the budget top-k leaves, chosen greedily on the mass top-k leaves
-    qubo-topk    the same, the extra blocks chosen by the QUBO (what QuboAttentionCallback
-                 installs beside a TopKSelector)
+    qubo-topk    the same, the extra blocks chosen by the QUBO, warm-started from greedy's
+                 (what QuboAttentionCallback installs beside a TopKSelector)
 
 Part "error": a dense model is trained per seed (--dense-steps) to get real activations; on
 held-out sequences, the attention output (per head, before the output projection) of each
@@ -576,7 +576,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument(
-        "--from-results", type=Path, default=None, help="print the tables of a raw results file"
+        "--from-results",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="print the tables of raw results files (a later file's row replaces an earlier "
+        "one of the same part, arm or selector, fraction and seed)",
     )
     parser.add_argument(
         "--tuning",
@@ -595,10 +600,16 @@ def main(argv: list[str] | None = None) -> int:
         print(tuning_report(args.tuning))
         return 0
     if args.from_results is not None:
-        saved = json.loads(args.from_results.read_text())
+        merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+        for path in args.from_results:
+            saved = json.loads(path.read_text())
+            for r in saved["rows"]:
+                name = r.get("arm", r.get("selector"))
+                merged[(r["part"], name, r["fraction"], r["seed"], r.get("layer"))] = r
+        saved = json.loads(args.from_results[0].read_text())
         for key in ("sequences", "layers", "batch_size", "seq_len", "every", "steps"):
             setattr(args, key, int(saved["args"][key]))  # the run's settings, for the captions
-        rows = saved["rows"]
+        rows = list(merged.values())
         print(error_report(rows, args) if any(r["part"] == "error" for r in rows) else "")
         print(train_report(rows, args) if any(r["part"] == "train" for r in rows) else "")
         return 0
@@ -776,6 +787,11 @@ def train_report(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
                 + (["above_greedy"] if any("above_greedy" in r for r in trained) else []),
             ),
             *(paired(trained, "val_loss", "arm", ours, other) for other in others if other != ours),
+            *(  # the control against plain top-k: what the extra blocks themselves are worth
+                [paired(trained, "val_loss", "arm", "greedy-topk", "topk")]
+                if {"greedy-topk", "topk"} <= arms
+                else []
+            ),
         ]
     )
 

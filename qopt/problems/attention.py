@@ -16,6 +16,8 @@ The classical selectors:
   blocks (Zaheer et al., "Big Bird: Transformers for Longer Sequences", NeurIPS 2020).
 - :func:`greedy_selection`: the QUBO's own objective maximized greedily under the same budget;
   the control that tells whether the annealer or the objective does the work.
+- :func:`optimal_selection`: the proven optimum of that objective (a mixed-integer program on
+  scipy's HiGHS), the reference any solver is measured against.
 
 :func:`attention_problem` builds the decision as a :class:`qopt.pipeline.Formulation` and adds
 what a per-query ranking cannot express:

@@ -775,17 +775,35 @@ def greedy_selection(
         >>> greedy_selection(scores, 4)[0].astype(int).tolist()
         [[1, 0, 0], [0, 1, 0], [1, 0, 1]]
     """
-    owner = "greedy_selection"
+    objective, budget, low, high = _checked_objective(
+        scores, budget, redundancy, redundancy_weight, min_blocks, max_blocks, window,
+        "greedy_selection",
+    )  # fmt: skip
+    return objective.layout.selection(_greedy(objective, budget, low, high)[0])
+
+
+def _checked_objective(
+    scores: Any,
+    budget: Any,
+    redundancy: Any,
+    redundancy_weight: Any,
+    min_blocks: Any,
+    max_blocks: Any,
+    window: Any,
+    owner: str,
+) -> tuple[_Objective, int, np.ndarray, np.ndarray]:
+    """The checked arguments of a selector as its objective, budget and per-query limits."""
     values = _check_scores(scores, owner)
     heads, n, _ = values.shape
     budget, min_blocks, max_blocks, window = _check_limits(
         heads, n, budget, min_blocks, max_blocks, window, owner
     )
     weight = check_float(redundancy_weight, "redundancy_weight", owner, low=0.0)
-    redundancy = _check_redundancy(redundancy, values.shape, owner)
-    objective = _Objective.of(values, redundancy, weight, window)
-    x = _greedy(objective, budget, *_row_limits(objective.layout, min_blocks, max_blocks))[0]
-    return objective.layout.selection(x)
+    objective = _Objective.of(
+        values, _check_redundancy(redundancy, values.shape, owner), weight, window
+    )
+    low, high = _row_limits(objective.layout, min_blocks, max_blocks)
+    return objective, budget, low, high
 
 
 def optimal_selection(
@@ -830,22 +848,16 @@ def optimal_selection(
     from scipy.sparse import coo_matrix
 
     owner = "optimal_selection"
-    values = _check_scores(scores, owner)
-    heads, n, _ = values.shape
-    budget, min_blocks, max_blocks, window = _check_limits(
-        heads, n, budget, min_blocks, max_blocks, window, owner
+    objective, budget, low, high = _checked_objective(
+        scores, budget, redundancy, redundancy_weight, min_blocks, max_blocks, window, owner
     )
-    weight = check_float(redundancy_weight, "redundancy_weight", owner, low=0.0)
     limit = check_float(time_limit, "time_limit", owner, low=0.0, low_inclusive=False)
-    objective = _Objective.of(
-        values, _check_redundancy(redundancy, values.shape, owner), weight, window
-    )
     layout = objective.layout
-    low, high = _row_limits(layout, min_blocks, max_blocks)
+    heads, n = layout.num_heads, layout.num_blocks
     v, m = layout.size, objective.pair_cost.size
     if v == 0:
         return layout.selection(np.zeros(0, dtype=np.int8))
-    pair, pair_x = np.arange(m), np.arange(v)
+    pair, variables = np.arange(m), np.arange(v)
     linking = coo_matrix(  # y - x_a - x_b >= -1
         (
             np.r_[np.ones(m), -np.ones(m), -np.ones(m)],
@@ -855,7 +867,10 @@ def optimal_selection(
     )
     row_of = layout.heads * n + layout.rows
     counts = coo_matrix(  # the budget (row 0), then each query block's count
-        (np.ones(2 * v), (np.r_[np.zeros(v, dtype=np.int64), 1 + row_of], np.r_[pair_x, pair_x])),
+        (
+            np.ones(2 * v),
+            (np.r_[np.zeros(v, dtype=np.int64), 1 + row_of], np.r_[variables, variables]),
+        ),
         shape=(1 + heads * n, v + m),
     )
     free = budget - layout.num_fixed

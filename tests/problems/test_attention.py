@@ -78,6 +78,24 @@ def limits(case: dict[str, object]) -> dict[str, object]:
     return {key: case[key] for key in ("min_blocks", "max_blocks", "window")}
 
 
+def objective_options(case: dict[str, object]) -> dict[str, object]:
+    """The case's redundancy, weight and per-query limits, as the selectors take them."""
+    return {
+        "redundancy": case["redundancy"],
+        "redundancy_weight": case["redundancy_weight"],
+        **limits(case),
+    }
+
+
+def value_of(selection: np.ndarray, case: dict[str, object]) -> float:
+    return selection_value(
+        selection,
+        case["scores"],
+        redundancy=case["redundancy"],
+        redundancy_weight=case["redundancy_weight"],  # type: ignore[arg-type]
+    )
+
+
 def brute_force(scores: np.ndarray, budget: int, **options: object) -> tuple[np.ndarray, float]:
     """Best feasible selection by enumerating every subset of off-diagonal causal pairs."""
     heads, n, _ = scores.shape
@@ -469,11 +487,7 @@ def test_warm_started_answer_is_never_worse_than_greedy(
 ) -> None:
     scores, budget = case["scores"], case["budget"]
     assert isinstance(scores, np.ndarray) and isinstance(budget, int)
-    options = {
-        "redundancy": case["redundancy"],
-        "redundancy_weight": case["redundancy_weight"],
-        **limits(case),
-    }
+    options = objective_options(case)
     greedy = greedy_selection(scores, budget, **options)  # type: ignore[arg-type]
     solution = solve_attention(
         scores,
@@ -484,16 +498,7 @@ def test_warm_started_answer_is_never_worse_than_greedy(
         **options,  # type: ignore[arg-type]
     )
     check_selection(solution.value, budget=budget, **limits(case))  # type: ignore[arg-type]
-    value = {
-        key: selection_value(
-            chosen,
-            scores,
-            redundancy=case["redundancy"],
-            redundancy_weight=case["redundancy_weight"],  # type: ignore[arg-type]
-        )
-        for key, chosen in (("solver", solution.value), ("greedy", greedy))
-    }
-    assert value["solver"] >= value["greedy"] - 1e-9
+    assert value_of(solution.value, case) >= value_of(greedy, case) - 1e-9
     # The solution's own record agrees with what it returns.
     problem = attention_problem(scores, budget, **options)  # type: ignore[arg-type]
     assert solution.objective == pytest.approx(problem.model.objective.energy(solution.sample))
@@ -540,24 +545,11 @@ def test_warm_start_reaches_the_solver_and_wins_over_a_worse_answer() -> None:
 def test_optimal_selection_is_feasible_and_at_least_greedy(case: dict[str, object]) -> None:
     scores, budget = case["scores"], case["budget"]
     assert isinstance(scores, np.ndarray) and isinstance(budget, int)
-    options = {
-        "redundancy": case["redundancy"],
-        "redundancy_weight": case["redundancy_weight"],
-        **limits(case),
-    }
+    options = objective_options(case)
     optimum = optimal_selection(scores, budget, **options)  # type: ignore[arg-type]
     check_selection(optimum, budget=budget, **limits(case))  # type: ignore[arg-type]
     greedy = greedy_selection(scores, budget, **options)  # type: ignore[arg-type]
-    value = {
-        key: selection_value(
-            chosen,
-            scores,
-            redundancy=case["redundancy"],
-            redundancy_weight=case["redundancy_weight"],  # type: ignore[arg-type]
-        )
-        for key, chosen in (("optimum", optimum), ("greedy", greedy))
-    }
-    assert value["optimum"] >= value["greedy"] - 1e-9
+    assert value_of(optimum, case) >= value_of(greedy, case) - 1e-9
 
 
 def test_optimal_selection_without_a_proof_in_time_says_so() -> None:

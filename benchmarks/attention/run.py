@@ -787,6 +787,11 @@ def train_report(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
                 + (["above_greedy"] if any("above_greedy" in r for r in trained) else []),
             ),
             *(paired(trained, "val_loss", "arm", ours, other) for other in others if other != ours),
+            *(  # every callback selection: how many the solver placed above greedy's
+                f"{arm} at {fraction}: {sum(r['above_greedy'] for r in group)} of "
+                f"{sum(r['solves'] for r in group)} selections scored above greedy's"
+                for (arm, fraction), group in _by_arm(trained, "above_greedy").items()
+            ),
             *(  # the control against plain top-k: what the extra blocks themselves are worth
                 [paired(trained, "val_loss", "arm", "greedy-topk", "topk")]
                 if {"greedy-topk", "topk"} <= arms
@@ -794,6 +799,15 @@ def train_report(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
             ),
         ]
     )
+
+
+def _by_arm(rows: list[dict[str, Any]], key: str) -> dict[tuple[str, float], list[dict[str, Any]]]:
+    """The rows that have ``key``, grouped by (arm, fraction)."""
+    groups: dict[tuple[str, float], list[dict[str, Any]]] = {}
+    for r in rows:
+        if key in r:
+            groups.setdefault((r["arm"], r["fraction"]), []).append(r)
+    return groups
 
 
 def tuning_report(paths: list[Path]) -> str:

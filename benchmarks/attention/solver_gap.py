@@ -137,8 +137,9 @@ def report(rows: list[dict[str, Any]]) -> str:
     lines = [
         f"{len(instances)} instances (seed x fraction x layer), optimum proven on {proven}. "
         "Objective against greedy's and the optimum: median [min, max]; instances where the "
-        "method reached the optimum (within 1e-9)",
-        f"{'method':<38}{'vs greedy':>32}{'vs optimum':>32}{'optimal':>9}{'differ':>8}{'s':>7}",
+        "method reached the optimum, and where it scored above and below greedy (within 1e-9)",
+        f"{'method':<38}{'vs greedy':>32}{'vs optimum':>32}{'optimal':>9}{'above':>7}"
+        f"{'below':>7}{'differ':>8}{'s':>7}",
     ]
     for method in dict.fromkeys(r["method"] for r in rows):
         mine = [r for r in rows if r["method"] == method]
@@ -148,9 +149,12 @@ def report(rows: list[dict[str, Any]]) -> str:
             return f"{np.median(v):+.3%} [{v.min():+.3%}, {v.max():+.3%}]"
 
         optimal = sum(abs(r["vs_optimum"]) <= 1e-9 for r in mine)
+        above = sum(r["vs_greedy"] > 1e-9 for r in mine)
+        below = sum(r["vs_greedy"] < -1e-9 for r in mine)
         lines.append(
             f"{method:<38}{summary('vs_greedy'):>32}{summary('vs_optimum'):>32}"
-            f"{optimal:>5}/{len(mine):<3}{np.median([r['differ'] for r in mine]):>8.0f}"
+            f"{optimal:>5}/{len(mine):<3}{above:>7}{below:>7}"
+            f"{np.median([r['differ'] for r in mine]):>8.0f}"
             f"{np.median([r['seconds'] for r in mine]):>7.2f}"
         )
     return "\n".join(lines)

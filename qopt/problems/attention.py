@@ -1155,32 +1155,26 @@ def _formulation(
     from qopt.constraints import ConstrainedQUBO
     from qopt.pipeline import Formulation
 
-    values = _check_scores(scores, owner)
-    heads, n, _ = values.shape
-    if n < 2:
-        raise InvalidProblemError(
-            f"{owner}: one block per sequence leaves nothing to select (the own block is always "
-            "kept). Use a smaller block_size or a longer sequence."
-        )
-    budget, min_blocks, max_blocks, window = _check_limits(
-        heads, n, budget, min_blocks, max_blocks, window, owner
-    )
-    if window >= n:
-        raise InvalidProblemError(
-            f"{owner}: window={window} keeps every causal block of {n}, leaving nothing to "
-            f"select. Use a window below {n}."
-        )
-    weight = check_float(redundancy_weight, "redundancy_weight", owner, low=0.0)
     if budget_encoding not in ("price", "penalty"):
         raise SolverConfigurationError(
             f"The 'budget_encoding' parameter of {owner} must be 'price' or 'penalty'. Got "
             f"{budget_encoding!r} instead."
         )
-    objective = _Objective.of(
-        values, _check_redundancy(redundancy, values.shape, owner), weight, window
+    objective, budget, low, high = _checked_objective(
+        scores, budget, redundancy, redundancy_weight, min_blocks, max_blocks, window, owner
     )
     layout = objective.layout
-    low, high = _row_limits(layout, min_blocks, max_blocks)
+    heads, n, window = layout.num_heads, layout.num_blocks, layout.window
+    if n < 2:
+        raise InvalidProblemError(
+            f"{owner}: one block per sequence leaves nothing to select (the own block is always "
+            "kept). Use a smaller block_size or a longer sequence."
+        )
+    if window >= n:
+        raise InvalidProblemError(
+            f"{owner}: window={window} keeps every causal block of {n}, leaving nothing to "
+            f"select. Use a window below {n}."
+        )
     free = budget - layout.num_fixed
 
     def add_row_limits(model: ConstrainedQUBO) -> None:
